@@ -1,0 +1,116 @@
+"""A model that speaks in messages: a text backend plus the dialect of its family.
+
+Mode loops, the CLI and the pages use this class only; they never touch a tokenizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.conversation import Message, Role
+from workbench.dialects import Dialect, dialect_for
+from workbench.errors import EmptyPromptError
+from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings
+from workbench.models.loading import ProgressCallback
+from workbench.models.local import LocalModel, ModelInfo
+from workbench.models.spec import ModelSpec
+
+
+class ChatModel:
+    """A loaded model with its dialect.
+
+    Attributes:
+        backend: What generates text (today always a :class:`LocalModel`).
+        dialect: How conversations are rendered and replies parsed.
+    """
+
+    def __init__(self, backend: LocalModel, dialect: Dialect | None = None) -> None:
+        self.backend = backend
+        self.dialect = dialect or dialect_for(backend.tokenizer)
+
+    @classmethod
+    def load(cls, spec: ModelSpec | None = None, progress: ProgressCallback | None = None) -> ChatModel:
+        """Load a model and pick its dialect.
+
+        Raises:
+            ModelError: If the model cannot be found, loaded or has no chat template.
+        """
+        backend = LocalModel.load(spec or ModelSpec.from_env(), progress)
+        return cls(backend)
+
+    @property
+    def info(self) -> ModelInfo:
+        """What is loaded, where, in which dtype."""
+        return self.backend.info
+
+    def default_settings(self) -> SamplingSettings:
+        """Sampling defaults suited to this model."""
+        return self.backend.default_settings()
+
+    def stream(
+        self,
+        messages: list[Message],
+        settings: SamplingSettings | None = None,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        prefix: str = "",
+        stop_strings: tuple[str, ...] = (),
+        json_schema: dict[str, Any] | None = None,
+        dialect: Dialect | None = None,
+    ) -> GenerationStream:
+        """Start the assistant's next turn and return its stream of text.
+
+        Args:
+            messages: The conversation so far.
+            settings: Sampling settings (the model's defaults if None).
+            tools: Tool schemas to render into the prompt.
+            prefix: Text forced at the start of the reply (already part of the prompt, not streamed).
+            stop_strings: Extra strings that end the turn.
+            json_schema: Constrain the generated text to this JSON schema.
+            dialect: Render with another dialect than the model's own (tool formats).
+
+        Raises:
+            PromptError: If the conversation cannot be rendered or does not fit the context.
+        """
+        use = dialect or self.dialect
+        prompt = use.render(messages, tools=tools) + prefix
+        request = GenerationRequest(
+            prompt=prompt,
+            settings=settings or self.default_settings(),
+            stop_strings=tuple(dict.fromkeys(use.stop_strings + stop_strings)),
+            json_schema=json_schema,
+        )
+        return self.backend.start(request)
+
+    def chat(
+        self,
+        query: str,
+        history: list[Message] | None = None,
+        *,
+        system: str | None = None,
+        settings: SamplingSettings | None = None,
+    ) -> tuple[str, list[Message]]:
+        """Run one chat turn and return the reply and the updated history (ChatGLM's ``model.chat``).
+
+        Args:
+            query: The user's message.
+            history: Earlier messages (not modified).
+            system: A system prompt, used when the history has none.
+            settings: Sampling settings.
+
+        Raises:
+            EmptyPromptError: If ``query`` is blank.
+            PromptTooLongError: If the conversation no longer fits the context.
+        """
+        if not query.strip():
+            raise EmptyPromptError("The message is empty; type something to send.")
+        messages = list(history or [])
+        if system and not any(m.role is Role.SYSTEM for m in messages):
+            messages.insert(0, Message(Role.SYSTEM, system))
+        messages.append(Message(Role.USER, query))
+        stream = self.stream(messages, settings)
+        text = stream.result()
+        reply = self.dialect.parse(text)
+        reply.metadata["stats"] = stream.stats.to_dict()
+        messages.append(reply)
+        return reply.content, messages

@@ -1,0 +1,200 @@
+"""Sampling settings, generation statistics and the stream a generation is read from.
+
+These types are shared by every backend (the local transformers model today; remote servers later),
+so the mode loops never depend on how the text is produced.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+from workbench.errors import GenerationError
+
+
+@dataclass
+class SamplingSettings:
+    """How to sample. ``temperature == 0`` means greedy decoding.
+
+    Attributes:
+        temperature: Softmax temperature; 0 for greedy.
+        top_p: Nucleus sampling mass, 0 < top_p <= 1.
+        max_new_tokens: Upper bound on generated tokens.
+        repetition_penalty: 1.0 for none.
+        seed: Seed for sampling, or None for a random one.
+    """
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 512
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    def with_(self, **changes: Any) -> SamplingSettings:
+        """Return a copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a plain dict."""
+        return asdict(self)
+
+
+@dataclass
+class GenerationRequest:
+    """One generation: a rendered prompt and how to continue it.
+
+    Attributes:
+        prompt: The full prompt text, as the dialect rendered it.
+        settings: Sampling settings.
+        stop_strings: Generation ends once the output contains one of these (it is cut off).
+        json_schema: If set, the output is constrained to JSON valid against this schema.
+    """
+
+    prompt: str
+    settings: SamplingSettings = field(default_factory=SamplingSettings)
+    stop_strings: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class GenerationStats:
+    """What a generation cost.
+
+    Attributes:
+        prompt_tokens: Tokens in the prompt.
+        new_tokens: Tokens generated.
+        seconds: Wall time from start of decoding to the end (excludes waiting for the model lock).
+        first_token_s: Time to the first token, from the start of decoding.
+        waited_s: Time spent waiting for another session's generation to finish.
+        finish_reason: ``eos``, ``length``, ``stop_string``, ``cancelled`` or ``error``.
+    """
+
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+    first_token_s: float | None = None
+    waited_s: float = 0.0
+    finish_reason: str = "eos"
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decode speed in tokens per second."""
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line for the UI: tokens, tokens/s and why it ended."""
+        line = f"{self.new_tokens} tokens · {self.tokens_per_s:.1f} tok/s"
+        if self.first_token_s is not None:
+            line += f" · first token {self.first_token_s:.2f} s"
+        if self.finish_reason == "cancelled":
+            line += " · stopped"
+        elif self.finish_reason == "length":
+            line += " · hit max new tokens"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stats as a plain dict (with tokens_per_s)."""
+        return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
+
+
+_DONE = object()
+
+
+class GenerationStream:
+    """Text chunks of one running generation, read from any thread.
+
+    The producer (a backend's worker thread) calls :meth:`put`, then :meth:`finish` once. The consumer
+    iterates over chunks; iteration never blocks forever. The full text and the stats are kept on the
+    stream itself, so they survive a consumer that went away (a stopped Streamlit script).
+    """
+
+    def __init__(self, poll_s: float = 0.1) -> None:
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._poll_s = poll_s
+        self.cancel_event = threading.Event()
+        self.done = threading.Event()
+        self.text = ""
+        self.stats = GenerationStats()
+        self.error: BaseException | None = None
+        self._callbacks: list[Callable[[GenerationStream], None]] = []
+
+    # --- producer side ------------------------------------------------------------------------
+    def put(self, chunk: str) -> None:
+        """Add a chunk of generated text."""
+        if chunk:
+            self.text += chunk
+            self._queue.put(chunk)
+
+    def finish(self, stats: GenerationStats, error: BaseException | None = None) -> None:
+        """Mark the generation as ended (normally, cancelled or failed) and wake the consumer."""
+        self.stats = stats
+        self.error = error
+        self.done.set()
+        self._queue.put(_DONE)
+
+    # --- consumer side ------------------------------------------------------------------------
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self.cancel_event.is_set()
+
+    def cancel(self) -> None:
+        """Ask the producer to stop after the current token."""
+        self.cancel_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the end of the generation; return whether it ended."""
+        return self.done.wait(timeout)
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._poll_s)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                if self.error is not None:
+                    raise GenerationError(
+                        f"Generation failed: {self.error}. Try again, or lower max new tokens."
+                    ) from self.error
+                return
+            assert isinstance(item, str)
+            yield item
+
+    def result(self, timeout: float | None = None) -> str:
+        """Wait for the end and return the whole text.
+
+        Raises:
+            GenerationError: If the generation failed or did not end within ``timeout``.
+        """
+        if not self.done.wait(timeout):
+            raise GenerationError(f"Generation did not finish within {timeout} s; it was cancelled.")
+        if self.error is not None:
+            raise GenerationError(f"Generation failed: {self.error}.") from self.error
+        return self.text
+
+
+class TextBackend(Protocol):
+    """Anything that continues a prompt: the local transformers model, later a remote server."""
+
+    def start(self, request: GenerationRequest) -> GenerationStream:
+        """Start generating in the background and return the stream to read."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Return the number of tokens of a text."""
+        ...
+
+    @property
+    def context_length(self) -> int:
+        """The model's context window in tokens."""
+        ...
+
+
+def elapsed_since(start: float) -> float:
+    """Seconds since a ``time.perf_counter()`` reading."""
+    return time.perf_counter() - start

