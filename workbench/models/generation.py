@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from workbench.errors import GenerationError
@@ -99,6 +99,12 @@ class GenerationStats:
     def to_dict(self) -> dict[str, Any]:
         """Return the stats as a plain dict (with tokens_per_s)."""
         return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationStats:
+        """Rebuild stats from :meth:`to_dict` output (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 _DONE = object()

@@ -1,0 +1,114 @@
+"""Streamlit pieces shared by the pages: the cached model, the model sidebar, sampling controls.
+
+UI only: every behaviour lives in ``workbench``. The model is cached with ``st.cache_resource`` so
+one copy per (model, device, dtype) serves every page and every browser session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message
+from workbench.errors import WorkbenchError
+from workbench.models.generation import GenerationStats, SamplingSettings
+from workbench.models.shared import SharedModel
+from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def model_slot(spec: ModelSpec) -> SharedModel:
+    """The process-wide slot of a model; loading happens in :func:`current_model`."""
+    return SharedModel(spec)
+
+
+def session_object(key: str, factory: Callable[[], T]) -> T:
+    """Return ``st.session_state[key]``, creating it with ``factory`` on first use."""
+    if key not in st.session_state:
+        st.session_state[key] = factory()
+    return st.session_state[key]  # type: ignore[no-any-return]
+
+
+def _model_form() -> None:
+    """The sidebar form that chooses another model; a failed load keeps the current one."""
+    current: ModelSpec = st.session_state["model_spec"]
+    with st.sidebar.expander("Change model"), st.form("model_form", border=False):
+        source = st.text_input(
+            "Model", value=current.source, help="'embedded', a Hugging Face model folder or a .gguf file"
+        )
+        device = st.selectbox("Device", DEVICES, index=DEVICES.index(current.device))
+        dtype = st.selectbox("Dtype", DTYPES, index=DTYPES.index(current.dtype))
+        trust = st.checkbox(
+            "Trust remote code", value=current.trust_remote_code,
+            help="Let the model folder's own Python code run (ChatGLM3 needs it). Only for models you trust.",
+        )
+        if st.form_submit_button("Load"):
+            wanted = ModelSpec(source.strip() or EMBEDDED, device, dtype, trust)
+            if wanted != current:
+                st.session_state["model_previous"] = current
+                st.session_state["model_spec"] = wanted
+
+
+def current_model() -> ChatModel:
+    """Show the model sidebar and return the loaded shared model (loading it with progress).
+
+    Stops the page with an error if no model can be loaded at all.
+    """
+    if "model_spec" not in st.session_state:
+        st.session_state["model_spec"] = ModelSpec.from_env()
+    _model_form()
+    spec: ModelSpec = st.session_state["model_spec"]
+    slot = model_slot(spec)
+    try:
+        if slot.loaded:
+            model = slot.get()
+        else:
+            with st.status(f"Loading {spec.label}...", expanded=True) as status:
+                model = slot.get(progress=status.write)
+                status.update(label=f"Loaded {spec.label} in {model.info.load_seconds:.1f} s", state="complete",
+                              expanded=False)
+    except WorkbenchError as exc:
+        previous = st.session_state.pop("model_previous", None)
+        st.sidebar.error(f"Could not load {spec.label}: {exc}")
+        if previous is not None and previous != spec:
+            st.session_state["model_spec"] = previous  # keep running with the model we had
+            st.sidebar.info(f"Still using {previous.label}.")
+            return model_slot(previous).get()
+        st.error(str(exc))
+        st.stop()
+    info = model.info
+    st.sidebar.caption(f"**{info.label}** · {info.device} · {info.dtype} · context {info.context_length}")
+    return model
+
+
+def sampling_controls(key: str, defaults: SamplingSettings) -> SamplingSettings:
+    """Sidebar sliders for sampling, keyed per page; start from the model's defaults."""
+    with st.sidebar.expander("Sampling", expanded=False):
+        temperature = st.slider("Temperature", 0.0, 2.0, defaults.temperature, 0.05, key=f"{key}_temperature",
+                                help="0 means greedy decoding")
+        top_p = st.slider("Top p", 0.05, 1.0, defaults.top_p, 0.05, key=f"{key}_top_p")
+        max_new = st.number_input("Max new tokens", 1, 8192, defaults.max_new_tokens, 32, key=f"{key}_max_new")
+        penalty = st.slider("Repetition penalty", 1.0, 2.0, defaults.repetition_penalty, 0.05,
+                            key=f"{key}_penalty")
+    return defaults.with_(temperature=temperature, top_p=top_p, max_new_tokens=int(max_new),
+                          repetition_penalty=penalty)
+
+
+def stats_caption(message: Message) -> None:
+    """A small line under an answer: tokens, tokens/s, and whether it was stopped."""
+    stats = message.metadata.get("stats")
+    if stats:
+        st.caption(GenerationStats.from_dict(stats).summary())
+
+
+def show_error(exc: Exception) -> None:
+    """Show a WorkbenchError as an error box (the page keeps running)."""
+    st.error(str(exc))
+
+
+__all__: list[Any] = ["current_model", "sampling_controls", "session_object", "show_error", "stats_caption"]

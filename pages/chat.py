@@ -1,0 +1,54 @@
+"""Chat: multi-turn chat with streaming, Stop, regenerate and clear."""
+
+from __future__ import annotations
+
+import streamlit as st
+from _common import current_model, sampling_controls, session_object, show_error, stats_caption
+
+from workbench.conversation import Role
+from workbench.errors import WorkbenchError
+from workbench.modes.chat import ChatSession, Turn
+
+st.title("Chat")
+model = current_model()
+session = session_object("chat_session", lambda: ChatSession(model))
+if session.model is not model:
+    session.model = model
+session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
+
+session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
+session.settings = sampling_controls("chat", model.default_settings())
+left, right = st.sidebar.columns(2)
+clear = left.button("Clear", use_container_width=True, key="chat_clear")
+regenerate = right.button("Regenerate", use_container_width=True, key="chat_regenerate",
+                          disabled=not session.messages)
+if clear:
+    session.clear()
+
+for message in session.messages:
+    with st.chat_message(message.role.value):
+        st.markdown(message.content or "*(no text)*")
+        if message.role is Role.ASSISTANT:
+            stats_caption(message)
+
+prompt = st.chat_input("Message the model", submit_mode="stop", key="chat_input")
+turn: Turn | None = None
+try:
+    if prompt is not None:
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        turn = session.send(prompt)
+    elif regenerate:
+        turn = session.regenerate()
+except WorkbenchError as exc:
+    show_error(exc)
+
+if turn is not None:
+    with st.chat_message("assistant"):
+        try:
+            st.write_stream(turn)
+        except WorkbenchError as exc:
+            show_error(exc)
+        finally:
+            reply = turn.close()  # also runs when Stop ends the script: the generation halts here
+        stats_caption(reply)
