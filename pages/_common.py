@@ -44,7 +44,8 @@ def _model_form() -> None:
         device = st.selectbox("Device", DEVICES, index=DEVICES.index(current.device))
         dtype = st.selectbox("Dtype", DTYPES, index=DTYPES.index(current.dtype))
         trust = st.checkbox(
-            "Trust remote code", value=current.trust_remote_code,
+            "Trust remote code",
+            value=current.trust_remote_code,
             help="Let the model folder's own Python code run (ChatGLM3 needs it). Only for models you trust.",
         )
         if st.form_submit_button("Load"):
@@ -70,8 +71,11 @@ def current_model() -> ChatModel:
         else:
             with st.status(f"Loading {spec.label}...", expanded=True) as status:
                 model = slot.get(progress=status.write)
-                status.update(label=f"Loaded {spec.label} in {model.info.load_seconds:.1f} s", state="complete",
-                              expanded=False)
+                status.update(
+                    label=f"Loaded {spec.label} in {model.info.load_seconds:.1f} s",
+                    state="complete",
+                    expanded=False,
+                )
     except WorkbenchError as exc:
         previous = st.session_state.pop("model_previous", None)
         st.sidebar.error(f"Could not load {spec.label}: {exc}")
@@ -89,14 +93,25 @@ def current_model() -> ChatModel:
 def sampling_controls(key: str, defaults: SamplingSettings) -> SamplingSettings:
     """Sidebar sliders for sampling, keyed per page; start from the model's defaults."""
     with st.sidebar.expander("Sampling", expanded=False):
-        temperature = st.slider("Temperature", 0.0, 2.0, defaults.temperature, 0.05, key=f"{key}_temperature",
-                                help="0 means greedy decoding")
+        temperature = st.slider(
+            "Temperature",
+            0.0,
+            2.0,
+            defaults.temperature,
+            0.05,
+            key=f"{key}_temperature",
+            help="0 means greedy decoding",
+        )
         top_p = st.slider("Top p", 0.05, 1.0, defaults.top_p, 0.05, key=f"{key}_top_p")
-        max_new = st.number_input("Max new tokens", 1, 8192, defaults.max_new_tokens, 32, key=f"{key}_max_new")
-        penalty = st.slider("Repetition penalty", 1.0, 2.0, defaults.repetition_penalty, 0.05,
-                            key=f"{key}_penalty")
-    return defaults.with_(temperature=temperature, top_p=top_p, max_new_tokens=int(max_new),
-                          repetition_penalty=penalty)
+        max_new = st.number_input(
+            "Max new tokens", 1, 8192, defaults.max_new_tokens, 32, key=f"{key}_max_new"
+        )
+        penalty = st.slider(
+            "Repetition penalty", 1.0, 2.0, defaults.repetition_penalty, 0.05, key=f"{key}_penalty"
+        )
+    return defaults.with_(
+        temperature=temperature, top_p=top_p, max_new_tokens=int(max_new), repetition_penalty=penalty
+    )
 
 
 def stats_caption(message: Message) -> None:

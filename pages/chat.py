@@ -20,8 +20,9 @@ session.system_prompt = st.sidebar.text_area("System prompt", value=session.syst
 session.settings = sampling_controls("chat", model.default_settings())
 left, right = st.sidebar.columns(2)
 clear = left.button("Clear", use_container_width=True, key="chat_clear")
-regenerate = right.button("Regenerate", use_container_width=True, key="chat_regenerate",
-                          disabled=not session.messages)
+regenerate = right.button(
+    "Regenerate", use_container_width=True, key="chat_regenerate", disabled=not session.messages
+)
 if clear:
     session.clear()
 

@@ -15,15 +15,23 @@ from workbench.modes.chat import ChatSession
 
 # Extra modes of `ask` register here: name -> runner(model, args, prompt) -> messages.
 AskRunner = Callable[[ChatModel, argparse.Namespace, str], list[Message]]
-ASK_MODES: dict[str, str] = {"chat": "", "tool": "workbench.modes.tool_cli", "code": "workbench.modes.code_cli"}
+ASK_MODES: dict[str, str] = {
+    "chat": "",
+    "tool": "workbench.modes.tool_cli",
+    "code": "workbench.modes.code_cli",
+}
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="embedded (default), a Hugging Face model folder or a .gguf file")
     parser.add_argument("--device", choices=DEVICES, help="where to run the model (default auto)")
     parser.add_argument("--dtype", choices=DTYPES, help="precision (default auto)")
-    parser.add_argument("--trust-remote-code", action="store_true", default=None,
-                        help="allow the model folder's own code to run (ChatGLM3 needs it)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=None,
+        help="allow the model folder's own code to run (ChatGLM3 needs it)",
+    )
     parser.add_argument("--system", help="system prompt")
     parser.add_argument("--max-new-tokens", type=int, help="upper bound on generated tokens")
     parser.add_argument("--temperature", type=float, help="0 for greedy decoding")
@@ -34,7 +42,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m workbench``."""
-    parser = argparse.ArgumentParser(prog="python -m workbench", description="Workbench: a local LLM workbench.")
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench", description="Workbench: a local LLM workbench."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     chat = sub.add_parser("chat", help="chat in the terminal ('clear' empties the history, 'stop' exits)")
     _add_model_options(chat)
@@ -43,14 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("prompt", help="the user's message ('-' reads standard input)")
     ask.add_argument("--json", action="store_true", help='print the transcript as {"messages": [...]}')
     ask.add_argument("--mode", choices=sorted(ASK_MODES), default="chat", help="chat (default), tool or code")
-    ask.add_argument("--tools-path", action="append", default=[], metavar="DIR",
-                     help="tool mode: a folder of tool files (repeatable; adds to WORKBENCH_TOOLS_PATH)")
-    ask.add_argument("--tool-choice", choices=("auto", "required", "none"), default="auto",
-                     help="tool mode: whether the model may, must or must not call a tool")
+    ask.add_argument(
+        "--tools-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="tool mode: a folder of tool files (repeatable; adds to WORKBENCH_TOOLS_PATH)",
+    )
+    ask.add_argument(
+        "--tool-choice",
+        choices=("auto", "required", "none"),
+        default="auto",
+        help="tool mode: whether the model may, must or must not call a tool",
+    )
     ask.add_argument("--max-rounds", type=int, default=5, help="tool/code mode: model turns per message")
     ask.add_argument("--timeout", type=float, default=30.0, help="code mode: seconds per code run")
-    ask.add_argument("--force-code", action=argparse.BooleanOptionalAction, default=None,
-                     help="code mode: make the first reply open a python block (default: on)")
+    ask.add_argument(
+        "--force-code",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="code mode: make the first reply open a python block (default: on)",
+    )
     run = sub.add_parser("exec", help="run Python in a fresh sandboxed kernel and print its outputs")
     run.add_argument("file", help="a .py file, or '-' for standard input")
     run.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is interrupted")
@@ -129,7 +152,7 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         if not args.json:
             print(file=out)
     else:
-        import importlib  # noqa: PLC0415
+        import importlib
 
         runner: AskRunner = importlib.import_module(ASK_MODES[args.mode]).run_ask
         messages = runner(model, args, prompt)
@@ -140,13 +163,17 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
 
 def run_exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     """Run code in a fresh sandboxed kernel (see ``workbench.modes.code_cli``)."""
-    from workbench.modes.code_cli import run_exec as runner  # noqa: PLC0415
+    from workbench.modes.code_cli import run_exec as runner
 
     return runner(args, stdin, out, err)
 
 
-def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+def main(
+    argv: list[str] | None = None,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     """Entry point; returns the exit status (1 for a user error, 130 for Ctrl-C)."""
     args = build_parser().parse_args(argv)
     handlers = {"chat": run_chat, "ask": run_ask, "exec": run_exec}

@@ -103,9 +103,7 @@ class Message:
             role = Role(data.get("role"))
         except ValueError:
             valid = ", ".join(r.value for r in Role)
-            raise TranscriptError(
-                f"Unknown role {data.get('role')!r}; use one of: {valid}."
-            ) from None
+            raise TranscriptError(f"Unknown role {data.get('role')!r}; use one of: {valid}.") from None
         content = data.get("content", "")
         if not isinstance(content, str):
             raise TranscriptError("A message's 'content' must be a string.")
@@ -132,7 +130,9 @@ class Message:
         )
 
 
-def transcript_to_json(messages: list[Message], *, include_images: bool = True, indent: int | None = 2) -> str:
+def transcript_to_json(
+    messages: list[Message], *, include_images: bool = True, indent: int | None = 2
+) -> str:
     """Serialise a conversation as ``{"messages": [...]}``."""
     payload = {"messages": [m.to_dict(include_images=include_images) for m in messages]}
     return json.dumps(payload, indent=indent, ensure_ascii=False)

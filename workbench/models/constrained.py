@@ -27,7 +27,7 @@ def json_schema_processor(model: Any, schema: dict[str, Any]) -> Any:
         GenerationError: If xgrammar is missing or the schema cannot be compiled.
     """
     try:
-        import xgrammar as xgr  # noqa: PLC0415
+        import xgrammar as xgr
     except ImportError as exc:  # pragma: no cover - a requirement
         raise GenerationError("Constrained decoding needs xgrammar: pip install xgrammar.") from exc
     with _lock:

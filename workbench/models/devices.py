@@ -23,7 +23,9 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not cuda:
         raise ModelLoadError("Device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'.")
     if device == "mps" and not mps:
-        raise ModelLoadError("Device 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'.")
+        raise ModelLoadError(
+            "Device 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'."
+        )
     return device
 
 

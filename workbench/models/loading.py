@@ -119,10 +119,7 @@ def load_tokenizer_and_model(
     """
     say = progress or (lambda _msg: None)
     source = resolve_source(spec)
-    if source.is_file():
-        folder = _cached_gguf_folder(source, say)
-    else:
-        folder = source
+    folder = _cached_gguf_folder(source, say) if source.is_file() else source
     say(f"Loading weights from {folder} onto {device}...")
     tokenizer, model = _from_pretrained(folder, spec, torch_dtype, gguf_file=None)
     model.to(device)
@@ -140,7 +137,7 @@ def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
         return folder
     say(f"Converting {gguf.name} to safetensors (first start only; later starts skip this)...")
     started = time.perf_counter()
-    import torch  # noqa: PLC0415 - heavy import, only when converting
+    import torch
 
     tokenizer, model = _from_pretrained(
         gguf.parent, ModelSpec(source=str(gguf)), torch.float32, gguf_file=gguf.name
@@ -155,7 +152,11 @@ def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        meta = {"gguf": str(gguf), "sha256_prefix": key, "converted_s": round(time.perf_counter() - started, 2)}
+        meta = {
+            "gguf": str(gguf),
+            "sha256_prefix": key,
+            "converted_s": round(time.perf_counter() - started, 2),
+        }
         (tmp / "workbench.json").write_text(json.dumps(meta, indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
@@ -169,9 +170,11 @@ def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
     return folder
 
 
-def _from_pretrained(folder: Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None) -> tuple[Any, Any]:
+def _from_pretrained(
+    folder: Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None
+) -> tuple[Any, Any]:
     """Call transformers' loaders and turn their exceptions into messages with a next step."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if gguf_file:

@@ -47,14 +47,16 @@ class _CancelCriterion(StoppingCriteria):
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> bool:  # type: ignore[override]
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> bool:
         return self.event.is_set()
 
 
 class _StreamWriter(TextStreamer):
     """Feeds decoded text into a :class:`GenerationStream` from the generating thread itself."""
 
-    def __init__(self, tokenizer: Any, target: GenerationStream, stats: GenerationStats, started: float) -> None:
+    def __init__(
+        self, tokenizer: Any, target: GenerationStream, stats: GenerationStats, started: float
+    ) -> None:
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.target = target
         self.stats = stats
@@ -160,7 +162,7 @@ class LocalModel:
     def _logits_processors(self, schema: dict[str, Any] | None) -> LogitsProcessorList:
         processors = LogitsProcessorList()
         if schema is not None:
-            from workbench.models.constrained import json_schema_processor  # noqa: PLC0415
+            from workbench.models.constrained import json_schema_processor
 
             processors.append(json_schema_processor(self, schema))
         return processors

