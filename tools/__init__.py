@@ -1,0 +1,31 @@
+"""Tools the model can call: write one with ``from tools import tool``; a ToolRegistry loads and calls them.
+
+See ``tools/registry.py`` for how a tool is written and found, and ``docs/tools.md`` for the user guide.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from tools.calling import ToolResult, truncate_for_model
+from tools.registry import LoadError, ToolRegistry, ToolSpec, tool, tool_from_schema
+
+__all__ = [
+    "LoadError",
+    "ToolRegistry",
+    "ToolResult",
+    "ToolSpec",
+    "default_registry",
+    "tool",
+    "tool_from_schema",
+    "truncate_for_model",
+]
+
+
+def default_registry(extra_paths: Iterable[str | os.PathLike[str]] = ()) -> ToolRegistry:
+    """Return a new registry with the built-ins, ``extra_paths``, ``WORKBENCH_TOOLS_PATH`` and entry points.
+
+    Each call loads afresh; share one per process (``st.cache_resource``) and call ``reload()`` on it.
+    """
+    return ToolRegistry.from_env(extra_paths=extra_paths)

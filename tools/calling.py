@@ -1,0 +1,153 @@
+"""Running one tool call: check it, run the function under a time limit, turn the outcome into text.
+
+Nothing here raises for a bad call. Every failure becomes a :class:`ToolResult` with ``error=True``
+and a message the model can act on, because the model, not the user, has to fix its next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import difflib
+import inspect
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tools.arguments import prepare_arguments
+from tools.errors import ToolDisabledError, ToolRaisedError, ToolTimeoutError, UnknownToolError
+from workbench.conversation import Message, Role, ToolCall
+from workbench.errors import ToolError
+
+if TYPE_CHECKING:
+    from tools.registry import ToolSpec
+
+logger = logging.getLogger(__name__)
+
+NO_RESULT = "(no result)"
+"""What the model sees when a tool returns None."""
+
+
+@dataclass
+class ToolResult:
+    """The outcome of one call, fed back to the model as an observation.
+
+    Attributes:
+        name: The tool the model called.
+        arguments: The arguments the tool ran with (after coercion), or as sent when they were invalid.
+        content: The result as text, or the error message.
+        error: Whether the call failed.
+        error_type: For a failed call, the error class name (``UnknownToolError``, ``ToolDisabledError``,
+            ``InvalidArgumentsError``, ``ToolRaisedError``, ``ToolTimeoutError``).
+        duration_s: Seconds from receiving the call to having the result.
+    """
+
+    name: str
+    arguments: Any
+    content: str
+    error: bool = False
+    error_type: str | None = None
+    duration_s: float = 0.0
+
+    def to_message(self) -> Message:
+        """Return the observation message for the conversation."""
+        return Message(role=Role.OBSERVATION, content=self.content, name=self.name, error=self.error)
+
+
+def call_tool(
+    specs: Mapping[str, ToolSpec], call: ToolCall, *, enabled: set[str] | None, timeout: float
+) -> ToolResult:
+    """Check and run ``call`` against ``specs``; see :meth:`ToolRegistry.call`."""
+    started = time.perf_counter()
+    arguments: Any = call.arguments
+    try:
+        spec = _find(specs, call.name, enabled)
+        arguments = prepare_arguments(spec.name, spec.parameters, call.arguments)
+        content = run_with_timeout(spec, arguments, spec.timeout or timeout)
+    except ToolError as exc:
+        return ToolResult(
+            call.name, arguments, str(exc), True, type(exc).__name__, time.perf_counter() - started
+        )
+    return ToolResult(call.name, arguments, content, False, None, time.perf_counter() - started)
+
+
+def _find(specs: Mapping[str, ToolSpec], name: Any, enabled: set[str] | None) -> ToolSpec:
+    usable = [n for n in specs if enabled is None or n in enabled]
+    listing = ", ".join(usable) if usable else "(none: no tool is switched on)"
+    spec = specs.get(name) if isinstance(name, str) else None
+    if spec is None:
+        close = difflib.get_close_matches(str(name), usable, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownToolError(
+            f"There is no tool named {name!r}.{hint} The tools you can call are: {listing}."
+        )
+    if enabled is not None and name not in enabled:
+        raise ToolDisabledError(
+            f"The tool {name!r} is switched off in this conversation, so it cannot be called. "
+            f"The tools you can call are: {listing}."
+        )
+    return spec
+
+
+def run_with_timeout(spec: ToolSpec, arguments: dict[str, Any], timeout: float) -> str:
+    """Run the tool in a worker thread and return its result as text.
+
+    A Python thread cannot be killed: a tool past its limit is abandoned, not stopped, and keeps running
+    in the background until it returns. The thread is a daemon so it never keeps the process alive.
+
+    Raises:
+        ToolRaisedError: If the tool raised (the message gives the type and text).
+        ToolTimeoutError: If it did not finish within ``timeout`` seconds.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            value = spec.function(**arguments)
+            if inspect.iscoroutine(value):
+                value = asyncio.run(value)
+            outcome["text"] = result_to_text(value)
+        except BaseException as exc:  # the tool's own error is the result; SystemExit included
+            outcome["error"] = exc
+
+    context = contextvars.copy_context()  # the tool sees the caller's context variables
+    worker = threading.Thread(target=context.run, args=(work,), name=f"tool-{spec.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ToolTimeoutError(
+            f"The tool {spec.name!r} did not finish within its limit of {timeout:g} seconds and was "
+            "abandoned. Try simpler arguments, or answer without this tool."
+        )
+    if "error" in outcome:
+        exc = outcome["error"]
+        logger.info("Tool %r raised", spec.name, exc_info=exc)
+        detail = str(exc) or "(no message)"
+        raise ToolRaisedError(f"The tool {spec.name!r} failed with {type(exc).__name__}: {detail}")
+    return str(outcome["text"])
+
+
+def result_to_text(value: Any) -> str:
+    """Return a tool's value as text: strings as they are, dicts and lists as JSON, others by ``str``."""
+    if value is None:
+        return NO_RESULT
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list | tuple):
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # keys JSON cannot hold, or a circular reference
+            return str(value)
+    return str(value)
+
+
+def truncate_for_model(text: str, max_chars: int) -> str:
+    """Return ``text`` cut to ``max_chars`` characters, with a visible marker saying how much was cut."""
+    if len(text) <= max_chars:
+        return text
+    cut = len(text) - max(max_chars, 0)
+    return f"{text[: max(max_chars, 0)]}\n[... {cut} more characters cut ...]"
