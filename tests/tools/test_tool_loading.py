@@ -269,3 +269,52 @@ def test_entry_points_modules_and_functions(fake_entry_points):
     assert "Reinstall the package" in messages["entry point gone = wb_ep_not_installed"]
     assert "names a module with no @tool functions" in messages["entry point empty = wb_ep_empty"]
     assert "must name a module or a function, not 1" in messages["entry point number = wb_ep_empty:X"]
+
+
+def test_the_documented_examples_load(tmp_path):
+    write(
+        tmp_path,
+        "temperature.py",
+        '''
+        from typing import Literal
+
+        from tools import tool, tool_from_schema
+
+
+        @tool
+        def convert_temperature(value: float, to: Literal["celsius", "fahrenheit"]) -> float:
+            """Convert a temperature between Celsius and Fahrenheit.
+
+            Args:
+                value: The temperature to convert.
+                to: The unit to convert into.
+            """
+            return (value - 32) * 5 / 9 if to == "celsius" else value * 9 / 5 + 32
+
+
+        def search(query, limit=5):
+            return [query] * limit
+
+
+        search_tool = tool_from_schema(
+            {"type": "function", "function": {
+                "name": "search", "description": "Search my notes.",
+                "parameters": {"type": "object", "properties": {
+                    "query": {"type": "string"}, "limit": {"type": "integer", "minimum": 1}},
+                    "required": ["query"]}}},
+            search,
+        )
+        ''',
+    )
+    registry = ToolRegistry()
+    registry.load_path(tmp_path)
+    assert registry.errors == []
+    assert registry.names() == ["convert_temperature", "search"]
+    assert registry.get("search").source == str(tmp_path / "temperature.py")
+    result = registry.call(ToolCall("convert_temperature", {"value": "212", "to": "Celsius"}))
+    assert result.content == "100.0"
+    assert registry.call(ToolCall("search", {"query": "x", "limit": 2})).content == '["x", "x"]'
+    assert (
+        "argument 'limit': 0 is less than the minimum of 1"
+        in registry.call(ToolCall("search", {"query": "x", "limit": 0})).content
+    )
