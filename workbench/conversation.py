@@ -107,8 +107,18 @@ class Message:
         content = data.get("content", "")
         if not isinstance(content, str):
             raise TranscriptError("A message's 'content' must be a string.")
+        name = data.get("name")
+        if name is not None and not isinstance(name, str):
+            raise TranscriptError("A message's 'name' must be a string.")
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise TranscriptError("A message's 'metadata' must be an object.")
+        raw_calls = data.get("tool_calls") or []
+        raw_images = data.get("images") or []
+        if not isinstance(raw_calls, list) or not isinstance(raw_images, list):
+            raise TranscriptError("A message's 'tool_calls' and 'images' must be lists.")
         calls = []
-        for raw in data.get("tool_calls") or []:
+        for raw in raw_calls:
             if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
                 raise TranscriptError("Each tool call needs a string 'name'.")
             args = raw.get("arguments") or {}
@@ -116,15 +126,15 @@ class Message:
                 raise TranscriptError(f"Arguments of tool call {raw['name']!r} must be an object.")
             calls.append(ToolCall(raw["name"], args))
         try:
-            images = [base64.b64decode(img) for img in data.get("images") or []]
+            images = [base64.b64decode(img, validate=True) for img in raw_images]
         except (ValueError, TypeError) as exc:
             raise TranscriptError(f"An image is not valid base64: {exc}.") from None
         return cls(
             role=role,
             content=content,
-            name=data.get("name"),
+            name=name,
             tool_calls=calls,
-            metadata=dict(data.get("metadata") or {}),
+            metadata=dict(metadata),
             error=bool(data.get("error", False)),
             images=images,
         )
