@@ -8,6 +8,7 @@ history when the turn is closed, and the generation itself is halted.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 from workbench.chat_model import ChatModel
@@ -30,6 +31,8 @@ class Turn:
         self.session = session
         self.stream = stream
         self.message: Message | None = None
+        # A stopped Streamlit script and the next run may both close the turn: record it once.
+        self._close_lock = threading.Lock()
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -54,6 +57,10 @@ class Turn:
 
     def close(self) -> Message:
         """Stop the generation if it still runs and add the reply to the history (once)."""
+        with self._close_lock:
+            return self._close()
+
+    def _close(self) -> Message:
         if self.message is not None:
             return self.message
         if not self.stream.done.is_set():
