@@ -1,0 +1,203 @@
+"""The chat loop (send, stop, regenerate, clear, failures) driven by a small scripted backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role
+from workbench.dialects import Dialect
+from workbench.errors import EmptyPromptError, GenerationError, PromptTooLongError
+from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
+from workbench.modes.chat import ChatSession
+
+
+class PlainDialect(Dialect):
+    """``role: content`` lines; enough for the loop logic."""
+
+    name = "plain"
+
+    def render(
+        self, messages: list[Message], *, tools: Any = None, add_generation_prompt: bool = True
+    ) -> str:
+        return "".join(f"{m.role.value}: {m.content}\n" for m in messages) + "assistant:"
+
+
+class ScriptedBackend:
+    """Writes scripted replies word by word in a worker thread, honouring cancel like the real one.
+
+    A reply that is an exception instance makes the generation fail after its first word.
+    """
+
+    context_length = 200
+
+    def __init__(self, *replies: str | BaseException, delay_s: float = 0.0) -> None:
+        self.replies = list(replies)
+        self.delay_s = delay_s
+        self.prompts: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def default_settings(self) -> SamplingSettings:
+        return SamplingSettings(max_new_tokens=50)
+
+    def start(self, request: GenerationRequest) -> GenerationStream:
+        if self.count_tokens(request.prompt) >= self.context_length:
+            raise PromptTooLongError("too long for the scripted model")
+        self.prompts.append(request.prompt)
+        reply = self.replies.pop(0)
+        stream = GenerationStream(poll_s=0.01)
+        threading.Thread(target=self._write, args=(reply, stream), daemon=True).start()
+        return stream
+
+    def _write(self, reply: str | BaseException, stream: GenerationStream) -> None:
+        stats = GenerationStats(finish_reason="eos")
+        words = ["Partial"] if isinstance(reply, BaseException) else reply.split(" ")
+        for index, word in enumerate(words):
+            if stream.cancelled:
+                stats.finish_reason = "cancelled"
+                break
+            stream.put(word if index == 0 else " " + word)
+            stats.new_tokens += 1
+            time.sleep(self.delay_s)
+        stream.finish(stats, reply if isinstance(reply, BaseException) else None)
+
+
+def session_with(*replies: str | BaseException, delay_s: float = 0.0, system: str = "") -> ChatSession:
+    backend = ScriptedBackend(*replies, delay_s=delay_s)
+    return ChatSession(ChatModel(backend, dialect=PlainDialect()), system_prompt=system)  # type: ignore[arg-type]
+
+
+def pairs(session: ChatSession) -> list[tuple[str, str]]:
+    return [(m.role.value, m.content) for m in session.messages]
+
+
+def test_send_streams_the_reply_and_records_both_messages():
+    session = session_with("Paris is the capital.")
+    turn = session.send("Capital of France?")
+    assert session.busy
+    assert "".join(turn) == "Paris is the capital."
+    assert not session.busy
+    assert pairs(session) == [("user", "Capital of France?"), ("assistant", "Paris is the capital.")]
+    stats = session.messages[-1].metadata["stats"]
+    assert stats["new_tokens"] == 4 and stats["finish_reason"] == "eos"
+    assert "stopped" not in session.messages[-1].metadata
+
+
+def test_system_prompt_goes_first_and_history_follows():
+    session = session_with("One.", "Two.", system="Be brief.")
+    list(session.send("first"))
+    list(session.send("second"))
+    backend = session.model.backend
+    assert backend.prompts[1] == "system: Be brief.\nuser: first\nassistant: One.\nuser: second\nassistant:"
+    roles = [m.role for m in session.conversation()]
+    assert roles == [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+def test_empty_message_is_refused_and_nothing_recorded(text):
+    session = session_with("unused")
+    with pytest.raises(EmptyPromptError) as info:
+        session.send(text)
+    assert str(info.value) == "The message is empty; type something to send."
+    assert session.messages == []
+
+
+def test_stop_keeps_the_partial_reply():
+    session = session_with(" ".join(f"w{i}" for i in range(200)), delay_s=0.01)
+    turn = session.send("Tell me a long story")
+    seen = []
+    for chunk in turn:
+        seen.append(chunk)
+        if len(seen) == 3:
+            turn.stop()
+    reply = session.messages[-1]
+    assert reply.metadata["stopped"] is True
+    assert reply.metadata["stats"]["finish_reason"] == "cancelled"
+    assert reply.content.startswith("w0 w1 w2")
+    assert len(reply.content.split()) < 20
+
+
+def test_a_turn_nobody_reads_is_stopped_and_kept_when_closed():
+    """A Streamlit script stopped by the user: the next run calls session.stop()."""
+    session = session_with(" ".join(f"w{i}" for i in range(500)), delay_s=0.01)
+    turn = session.send("Tell me a long story")
+    time.sleep(0.1)
+    session.stop()
+    assert turn.message is not None and turn.message.metadata["stopped"] is True
+    assert pairs(session)[0] == ("user", "Tell me a long story")
+    assert 0 < len(session.messages[-1].content.split()) < 500
+    assert session.stop() is None  # idempotent
+
+
+def test_sending_while_a_reply_runs_stops_it_first():
+    session = session_with(" ".join(["word"] * 500), "Second answer.", delay_s=0.01)
+    first = session.send("first")
+    second = session.send("second")
+    assert first.message is not None and first.message.metadata["stopped"] is True
+    assert "".join(second) == "Second answer."
+    assert [role for role, _ in pairs(session)] == ["user", "assistant", "user", "assistant"]
+
+
+def test_regenerate_replaces_the_last_reply():
+    session = session_with("First try.", "Second try.")
+    list(session.send("hello"))
+    turn = session.regenerate()
+    assert "".join(turn) == "Second try."
+    assert pairs(session) == [("user", "hello"), ("assistant", "Second try.")]
+    prompts = session.model.backend.prompts
+    assert prompts[0] == prompts[1] == "user: hello\nassistant:"
+
+
+def test_regenerate_with_nothing_sent():
+    session = session_with()
+    with pytest.raises(EmptyPromptError) as info:
+        session.regenerate()
+    assert str(info.value) == "Nothing to regenerate yet: send a message first."
+
+
+def test_clear_empties_history_but_keeps_system_prompt_and_settings():
+    session = session_with("Hi.", " ".join(["word"] * 500), delay_s=0.01, system="Be brief.")
+    session.settings = session.settings.with_(temperature=0.0)
+    list(session.send("hello"))
+    running = session.send("tell me more")
+    session.clear()
+    assert session.messages == [] and not session.busy
+    assert running.message is not None  # the running reply was stopped, not left generating
+    assert running.stream.done.is_set()
+    assert session.system_prompt == "Be brief." and session.settings.temperature == 0.0
+
+
+def test_a_failed_generation_leaves_the_history_usable():
+    session = session_with("Fine.", RuntimeError("CUDA out of memory"), "Still here.")
+    list(session.send("one"))
+    with pytest.raises(GenerationError) as info:
+        list(session.send("two"))
+    assert str(info.value) == "Generation failed: CUDA out of memory. Try again, or lower max new tokens."
+    failed = session.messages[-1]
+    assert failed.metadata["error"] == "CUDA out of memory"
+    assert "".join(session.send("three")) == "Still here."
+    assert pairs(session)[:2] == [("user", "one"), ("assistant", "Fine.")]
+    assert pairs(session)[-2:] == [("user", "three"), ("assistant", "Still here.")]
+
+
+def test_a_prompt_too_long_is_taken_back():
+    session = session_with("Fine.")
+    list(session.send("short"))
+    with pytest.raises(PromptTooLongError):
+        session.send("word " * 300)
+    assert pairs(session) == [("user", "short"), ("assistant", "Fine.")]
+    assert not session.busy
+
+
+def test_turn_as_context_manager_records_once():
+    session = session_with("Done.")
+    with session.send("hi") as turn:
+        assert "".join(turn) == "Done."
+    assert turn.close() is turn.message
+    assert len(session.messages) == 2
