@@ -1,0 +1,130 @@
+"""The real embedded model: greedy answers, Stop, two sessions at once, prompts that do not fit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from workbench.conversation import Message, Role
+from workbench.errors import EmptyPromptError, PromptTooLongError
+from workbench.models.generation import SamplingSettings
+from workbench.modes.chat import ChatSession
+
+pytestmark = pytest.mark.model
+
+GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=24)
+STORY = "Write a very long story about a dragon who learns to bake bread. Use many chapters."
+
+
+def test_model_info(chat_model):
+    info = chat_model.info
+    assert (info.device, info.dtype, info.context_length) == ("cpu", "float32", 8192)
+    assert info.architecture == "LlamaForCausalLM"
+    assert info.label == "SmolLM2-135M-Instruct (embedded)"
+
+
+def test_greedy_answer_mentions_paris(chat_model):
+    reply, history = chat_model.chat("What is the capital of France?", settings=GREEDY)
+    assert "Paris" in reply
+    assert [m.role for m in history] == [Role.USER, Role.ASSISTANT]
+    stats = history[-1].metadata["stats"]
+    assert stats["finish_reason"] == "eos"
+    assert 0 < stats["new_tokens"] < GREEDY.max_new_tokens
+    assert stats["first_token_s"] is not None
+
+
+def test_greedy_decoding_is_deterministic(chat_model):
+    first, _ = chat_model.chat("Name a colour.", settings=GREEDY.with_(max_new_tokens=8))
+    second, _ = chat_model.chat("Name a colour.", settings=GREEDY.with_(max_new_tokens=8))
+    assert first == second
+
+
+def test_max_new_tokens_bounds_the_reply(chat_model):
+    stream = chat_model.stream([Message(Role.USER, STORY)], GREEDY.with_(max_new_tokens=5))
+    stream.result(timeout=120)
+    assert stream.stats.new_tokens == 5
+    assert stream.stats.finish_reason == "length"
+
+
+def test_stop_ends_a_long_generation_within_a_token_or_two(chat_model):
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=2000)
+    stream = chat_model.stream([Message(Role.USER, STORY)], settings)
+    for count, _chunk in enumerate(stream, start=1):
+        if count == 10:
+            break
+    stopped_at = time.perf_counter()
+    stream.cancel()
+    assert stream.wait(timeout=30)
+    took = time.perf_counter() - stopped_at
+    assert stream.stats.finish_reason == "cancelled"
+    assert stream.stats.new_tokens < 40
+    # A token takes well under a second here; leave room for a busy two-core machine.
+    assert took < 3, f"the generation went on for {took:.1f} s after stop()"
+
+
+def test_two_threads_generating_at_once_both_get_their_own_answer(chat_model):
+    questions = {"France": "Paris", "Germany": "Berlin"}
+    results: dict[str, tuple[str, list[Message]]] = {}
+
+    def ask(country: str) -> None:
+        results[country] = chat_model.chat(f"What is the capital of {country}?", settings=GREEDY)
+
+    threads = [threading.Thread(target=ask, args=(country,)) for country in questions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert set(results) == set(questions)
+    for country, city in questions.items():
+        reply, history = results[country]
+        assert city in reply, (country, reply)
+        assert history[-1].metadata["stats"]["finish_reason"] == "eos"
+    waits = sorted(results[c][1][-1].metadata["stats"]["waited_s"] for c in questions)
+    assert waits[1] > 0, "the second generation should have waited for the first (the model lock)"
+
+
+def test_a_prompt_longer_than_the_context(chat_model):
+    message = "word " * 9000
+    with pytest.raises(PromptTooLongError) as info:
+        chat_model.chat(message, settings=GREEDY)
+    text = str(info.value)
+    assert text.startswith("The conversation is ")
+    assert text.endswith(
+        "tokens long but the model's context holds 8192. Clear the chat, shorten the message or the system prompt."
+    )
+    assert int(text.split()[3]) > 9000
+
+
+def test_a_prompt_too_long_leaves_the_session_as_it_was(chat_model):
+    session = ChatSession(chat_model, settings=GREEDY.with_(max_new_tokens=4))
+    with session.send("Hi") as turn:
+        list(turn)
+    before = list(session.messages)
+    with pytest.raises(PromptTooLongError):
+        session.send("word " * 9000)
+    assert session.messages == before
+    with session.send("Hello again") as turn:
+        assert "".join(turn)
+    assert len(session.messages) == 4
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n"])
+def test_an_empty_prompt(chat_model, query):
+    with pytest.raises(EmptyPromptError) as info:
+        chat_model.chat(query)
+    assert str(info.value) == "The message is empty; type something to send."
+
+
+def test_history_is_not_modified_and_system_prompt_is_used(chat_model):
+    history = [Message(Role.USER, "My name is Ada."), Message(Role.ASSISTANT, "Hello Ada!")]
+    reply, updated = chat_model.chat(
+        "What is my name?", history, system="You are a helpful assistant.", settings=GREEDY
+    )
+    assert len(history) == 2
+    assert [m.role for m in updated] == [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
+    assert updated[-1].content == reply
+    prompt = chat_model.dialect.render(updated[:-1])
+    assert prompt.index("You are a helpful assistant.") < prompt.index("My name is Ada.")
+    assert prompt.index("Hello Ada!") < prompt.index("What is my name?")
