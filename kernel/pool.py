@@ -1,0 +1,152 @@
+"""One kernel per browser session, a warm spare, a cap and an idle limit: :class:`KernelPool`."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from kernel.sandbox import SandboxLimits
+from kernel.session import KernelSession
+from workbench.errors import KernelError, KernelLimitError
+
+
+class KernelPool:
+    """Hands each session id its own :class:`KernelSession`, created on first use.
+
+    One spare kernel is kept started in the background so that a new session's first run does
+    not wait for a kernel to start. At most ``max_kernels`` kernels run at once, the spare
+    included; a spare is only kept while there is room for another session.
+
+    Args:
+        max_kernels: The most sessions with a kernel at once.
+        idle_timeout: Seconds without use after which :meth:`reap_idle` shuts a kernel down.
+        warm_spare: Keep one kernel started ahead of need.
+        limits: Resource limits for every kernel.
+        session_factory: Builds a session (tests and the CLI may pass their own options).
+    """
+
+    def __init__(
+        self,
+        max_kernels: int = 4,
+        idle_timeout: float = 1800,
+        warm_spare: bool = True,
+        limits: SandboxLimits | None = None,
+        session_factory: Callable[[], KernelSession] | None = None,
+    ) -> None:
+        if max_kernels < 1:
+            raise KernelError(f"max_kernels must be at least 1, not {max_kernels}.")
+        self.max_kernels = max_kernels
+        self.idle_timeout = idle_timeout
+        self.warm_spare = warm_spare
+        self.limits = limits or SandboxLimits()
+        self._factory = session_factory or (lambda: KernelSession(limits=self.limits))
+        self._lock = threading.Lock()
+        self._create_lock = threading.Lock()
+        self._sessions: dict[str, KernelSession] = {}
+        self._spare: KernelSession | None = None
+        self._spare_thread: threading.Thread | None = None
+        self._closed = False
+        atexit.register(self.shutdown_all)
+        self._start_spare()
+
+    @property
+    def sessions(self) -> list[str]:
+        """The ids of the sessions that have a kernel."""
+        with self._lock:
+            return list(self._sessions)
+
+    def get(self, session_id: str) -> KernelSession:
+        """The kernel of ``session_id``, started (or taken from the spare) on first use.
+
+        Raises:
+            KernelLimitError: If ``max_kernels`` sessions already have a kernel.
+            KernelStartError: If a new kernel cannot start.
+        """
+        self.reap_idle()
+        with self._create_lock:  # one creation at a time keeps the count under the cap
+            with self._lock:
+                if self._closed:
+                    raise KernelError("The kernel pool was shut down; restart the app to run code.")
+                session = self._sessions.get(session_id)
+                if session is not None:
+                    session.last_used = time.monotonic()
+                    return session
+                if len(self._sessions) >= self.max_kernels:
+                    raise KernelLimitError(
+                        f"All {self.max_kernels} kernels are in use by other sessions. Close another "
+                        f"session, wait until an idle kernel is stopped (after {self.idle_timeout:g} s "
+                        "without use), or raise the kernel limit in the settings."
+                    )
+                thread = self._spare_thread
+            if thread is not None:
+                thread.join()  # a spare being started is still sooner than a new start
+            with self._lock:
+                session, self._spare = self._spare, None
+            if session is None or not session.alive:
+                if session is not None:
+                    session.shutdown()
+                session = self._factory()
+            session.last_used = time.monotonic()
+            with self._lock:
+                self._sessions[session_id] = session
+        self._start_spare()
+        return session
+
+    def release(self, session_id: str) -> None:
+        """Shut down the kernel of ``session_id`` (for example when the browser session ends)."""
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.shutdown()
+        self._start_spare()
+
+    def reap_idle(self) -> list[str]:
+        """Shut down kernels unused for ``idle_timeout`` seconds; return their session ids."""
+        limit = time.monotonic() - self.idle_timeout
+        with self._lock:
+            idle = [sid for sid, session in self._sessions.items() if session.last_used < limit]
+            stopped = [self._sessions.pop(sid) for sid in idle]
+        for session in stopped:
+            session.shutdown()
+        return idle
+
+    def shutdown_all(self) -> None:
+        """Shut down every kernel, the spare included; the pool then refuses new sessions."""
+        with self._lock:
+            self._closed = True
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+            thread = self._spare_thread
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            spare, self._spare = self._spare, None
+        for session in [*sessions, *([spare] if spare else [])]:
+            with contextlib.suppress(Exception):
+                session.shutdown()
+        atexit.unregister(self.shutdown_all)
+
+    def _start_spare(self) -> None:
+        """Start a spare kernel in the background if there is none and room for one."""
+        with self._lock:
+            busy = self._spare_thread is not None and self._spare_thread.is_alive()
+            room = len(self._sessions) < self.max_kernels
+            if self._closed or not self.warm_spare or self._spare is not None or busy or not room:
+                return
+            self._spare_thread = threading.Thread(target=self._make_spare, name="kernel-spare", daemon=True)
+            self._spare_thread.start()
+
+    def _make_spare(self) -> None:
+        try:
+            spare = self._factory()
+        except KernelError:
+            return  # get() starts its own kernel and reports the error
+        with self._lock:
+            keep = not self._closed and self._spare is None and len(self._sessions) < self.max_kernels
+            if keep:
+                self._spare = spare
+        if not keep:
+            spare.shutdown()

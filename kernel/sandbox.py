@@ -1,0 +1,342 @@
+"""Launching ipykernel inside bubblewrap: the limits, the command line and the kernel manager.
+
+The kernel process tree is::
+
+    app (jupyter_client KernelManager)
+    └── bwrap                      as an unprivileged uid when the app is root (Popen user=)
+        └── bwrap (pid 1)          new user, pid, net, ipc, uts, cgroup and mount namespaces
+            └── python -c LAUNCH   sets the rlimits, then runs ipykernel (pid 2)
+
+Choices forced by the traps listed in issue 4:
+
+- interrupts go as ``interrupt_request`` messages (kernelspec ``interrupt_mode: "message"``):
+  jupyter_client's SIGINT to the process group would kill bwrap;
+- ``--clearenv`` keeps ``JPY_PARENT_PID`` (and every host secret) out: inside a PID namespace
+  ipykernel would see a foreign parent and exit;
+- the network namespace has no route to the app, so ZeroMQ uses the ``ipc`` transport with the
+  runtime folder bound in, and the connection file is given to the sandbox user;
+- ``--tmpfs /tmp`` comes before the binds of the runtime and work folders, which often lie in
+  ``/tmp`` and would otherwise be hidden;
+- no ``preexec_fn``: the uid switch is Popen's ``user=``/``group=``/``extra_groups=`` and the
+  rlimits are set by the launch code inside the sandbox. RLIMIT_NPROC set there counts per user
+  namespace, so each kernel has its own process budget.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import KernelManager
+from traitlets import Instance
+
+from kernel.folders import SessionFolders, reachable_by, shared_readonly_bind
+from workbench.errors import KernelStartError
+
+_T = TypeVar("_T")
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+#: The user the kernel runs as when the app is root; created by the setup script if wanted.
+SANDBOX_USER = "workbench-kernel"
+#: ``nobody``/``nogroup``, the fallback when :data:`SANDBOX_USER` does not exist.
+NOBODY = (65534, 65534)
+#: Host files the kernel may read; /etc/shadow, /etc/passwd and the rest stay out.
+_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "mime.types", "fonts")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one kernel.
+
+    Attributes:
+        memory_bytes: Address space per process (RLIMIT_AS). Counts reservations, not use: numpy
+            with one BLAS thread starts at ~0.6 GiB of address space.
+        cpu_seconds: CPU time per process over the kernel's whole life (RLIMIT_CPU); beyond it
+            the kernel is killed and restarted.
+        processes: Processes and threads of the sandbox user inside this kernel (RLIMIT_NPROC).
+        file_bytes: Size of any one file written (RLIMIT_FSIZE).
+        open_files: Open file descriptors per process (RLIMIT_NOFILE).
+        workdir_bytes: Size of the work folder (a tmpfs cap when the app is root).
+        workdir_files: Files and folders in the work folder (same condition).
+        tmp_bytes: Size of the sandbox's private /tmp and /dev/shm (each, in memory).
+    """
+
+    memory_bytes: int = 2 * GIB
+    cpu_seconds: int = 3600
+    processes: int = 64
+    file_bytes: int = 64 * MIB
+    open_files: int = 512
+    workdir_bytes: int = 256 * MIB
+    workdir_files: int = 20_000
+    tmp_bytes: int = 64 * MIB
+
+    def rlimits(self, with_nproc: bool) -> list[tuple[str, int]]:
+        """The ``resource`` limits to set, as ``(RLIMIT_NAME, value)`` pairs."""
+        pairs = [
+            ("RLIMIT_AS", self.memory_bytes),
+            ("RLIMIT_CPU", self.cpu_seconds),
+            ("RLIMIT_FSIZE", self.file_bytes),
+            ("RLIMIT_NOFILE", self.open_files),
+            ("RLIMIT_CORE", 0),
+        ]
+        return [*pairs, ("RLIMIT_NPROC", self.processes)] if with_nproc else pairs
+
+
+_launcher: ThreadPoolExecutor | None = None
+_launcher_lock = threading.Lock()
+
+
+def in_launcher_thread(function: Callable[[], _T]) -> _T:
+    """Run ``function`` in the one long-lived thread that starts every kernel process.
+
+    bwrap's ``--die-with-parent`` is PR_SET_PDEATHSIG, which fires when the *thread* that
+    forked it ends, not the process. Streamlit runs each script run in a short-lived thread,
+    and the pool starts spares in one, so kernels are forked from this thread, which lives as
+    long as the app.
+    """
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None:
+            _launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-launcher")
+        launcher = _launcher
+    return launcher.submit(function).result()
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> tuple[bool, str, bool]:
+    """Run bubblewrap once: (works, version or reason, supports --disable-userns)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False, "bubblewrap is not installed (apt-get install bubblewrap)", False
+    try:
+        version = subprocess.run(
+            [bwrap, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+        base = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/"]
+        failure = ""
+        for extra in (["--disable-userns"], []):
+            probe = subprocess.run(
+                [*base, *extra, "true"], capture_output=True, text=True, timeout=10, check=False,
+                **_user_kwargs(sandbox_owner()),
+            )  # fmt: skip
+            if probe.returncode == 0:
+                return True, version or "bubblewrap", bool(extra)
+            failure = failure or probe.stderr.strip()
+    except (OSError, subprocess.SubprocessError) as error:
+        return False, f"bubblewrap could not run: {error}", False
+    return False, f"bubblewrap cannot create namespaces here: {failure or 'unknown error'}", False
+
+
+def sandbox_available() -> tuple[bool, str]:
+    """Whether kernels can run under bubblewrap here.
+
+    Returns:
+        ``(True, "bubblewrap 0.8.0")``, or ``(False, reason)``; then kernels run NOT sandboxed.
+    """
+    works, text, _ = _probe()
+    return works, text
+
+
+def sandbox_owner() -> tuple[int, int] | None:
+    """``(uid, gid)`` the kernel runs as when the app is root, else None (the app's own user)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        return NOBODY
+    return entry.pw_uid, entry.pw_gid
+
+
+def _user_kwargs(owner: tuple[int, int] | None) -> dict[str, Any]:
+    """Popen arguments that switch to ``owner`` without a preexec_fn."""
+    if owner is None:
+        return {}
+    return {"user": owner[0], "group": owner[1], "extra_groups": []}
+
+
+def python_roots() -> list[Path]:
+    """Folders holding the interpreter and its packages that are not under /usr."""
+    candidates = [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(os.path.realpath(sys.executable)).parent.parent,
+    ]
+    roots: list[Path] = []
+    for path in candidates:
+        if path.parts[:2] == ("/", "usr") or path in roots:
+            continue
+        if not any(path.is_relative_to(root) for root in roots):
+            roots = [root for root in roots if not root.is_relative_to(path)] + [path]
+    return roots
+
+
+def kernel_env(home: str, workdir: Path) -> dict[str, str]:
+    """The whole environment of the kernel: nothing comes from the app."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "USER": "sandbox",
+        "LOGNAME": "sandbox",
+        "PWD": str(workdir),
+        "VIRTUAL_ENV": sys.prefix,
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "MPLCONFIGDIR": f"{home}/.matplotlib",
+        "IPYTHONDIR": f"{home}/.ipython",
+        # One BLAS/OpenMP thread: each thread costs address space and a process slot.
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MALLOC_ARENA_MAX": "2",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def launch_code(limits: SandboxLimits, with_nproc: bool) -> str:
+    """Python source run as ``python -c`` in the sandbox: set the rlimits, then start ipykernel."""
+    return (
+        "import resource, sys\n"
+        f"for name, value in {limits.rlimits(with_nproc)!r}:\n"
+        "    resource.setrlimit(getattr(resource, name), (value, value))\n"
+        "if sys.path and sys.path[0] == '':\n"
+        "    del sys.path[0]\n"
+        "from ipykernel import kernelapp\n"
+        "kernelapp.launch_new_instance()\n"
+    )
+
+
+#: ipykernel options: no history database (HOME is a small tmpfs), no output colours.
+KERNEL_ARGS = ["-f", "{connection_file}", "--HistoryManager.enabled=False", "--colors=nocolor"]
+
+
+def bwrap_argv(
+    folders: SessionFolders, limits: SandboxLimits, owner: tuple[int, int] | None, env: dict[str, str]
+) -> list[str]:
+    """The bubblewrap command line up to and including ``--`` (the command follows)."""
+    works, reason, disable_userns = _probe()
+    if not works:
+        raise KernelStartError(f"The sandbox cannot start: {reason}.")
+    argv = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
+    argv += ["--disable-userns"] if disable_userns else []
+    # --setenv acts in order, so it must follow --clearenv.
+    argv += ["--hostname", "sandbox", "--clearenv"]
+    for name, value in env.items():
+        argv += ["--setenv", name, value]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            argv += ["--ro-bind", str(path), str(path)]
+    for name in _ETC_FILES:
+        argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    argv += ["--ro-bind", str(folders.run / "passwd"), "/etc/passwd"]
+    argv += ["--ro-bind", str(folders.run / "group"), "/etc/group"]
+    tmp_size = str(limits.tmp_bytes)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", tmp_size, "--tmpfs", "/dev/shm"]
+    argv += ["--remount-ro", "/dev", "--size", tmp_size, "--tmpfs", "/tmp"]
+    for root in python_roots():
+        source = root
+        if owner is not None and not reachable_by(root, *owner):
+            source = shared_readonly_bind(root)
+        argv += ["--ro-bind", str(source), str(root)]
+    # After --tmpfs /tmp: these folders often live in /tmp.
+    argv += ["--bind", str(folders.run), str(folders.run)]
+    argv += ["--bind", str(folders.work), str(folders.work), "--chdir", str(folders.work)]
+    return [*argv, "--remount-ro", "/", "--"]
+
+
+def write_identity_files(folders: SessionFolders, owner: tuple[int, int] | None) -> None:
+    """Write the sandbox's /etc/passwd and /etc/group (one user, ``sandbox``)."""
+    uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
+    (folders.run / "passwd").write_text(f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n")
+    (folders.run / "group").write_text(f"sandbox:x:{gid}:\n")
+    for name in ("passwd", "group"):
+        os.chmod(folders.run / name, 0o644)
+
+
+class FixedSpecManager(KernelSpecManager):
+    """A kernelspec manager that knows exactly one spec, built in code (no kernel.json on disk)."""
+
+    spec = Instance(KernelSpec)
+
+    def get_kernel_spec(self, kernel_name: str, *args: Any, **kwargs: Any) -> KernelSpec:
+        """Return the one spec, whatever the name."""
+        return self.spec
+
+    def find_kernel_specs(self) -> dict[str, str]:
+        """No spec folders on disk."""
+        return {}
+
+
+class SandboxKernelManager(KernelManager):
+    """A KernelManager that gives its connection file to the sandbox user."""
+
+    owner = Instance(tuple, allow_none=True)
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        """Write the connection file, then make it readable by the kernel's user."""
+        super().write_connection_file(**kwargs)
+        if self.owner is not None and os.path.exists(self.connection_file):
+            os.chown(self.connection_file, *self.owner)
+
+
+def make_manager(
+    folders: SessionFolders, limits: SandboxLimits, sandboxed: bool, owner: tuple[int, int] | None
+) -> tuple[SandboxKernelManager, dict[str, Any]]:
+    """Build the kernel manager and the keyword arguments for its ``start_kernel``.
+
+    The arguments hold an open log file (the kernel's own stdout and stderr) under
+    ``folders.run``; the caller closes ``kwargs["stdout"]`` when the session ends.
+    """
+    home = "/tmp" if sandboxed else str(folders.run / "home")
+    env = kernel_env(home, folders.work)
+    python = [sys.executable, "-c", launch_code(limits, with_nproc=sandboxed), *KERNEL_ARGS]
+    if sandboxed:
+        write_identity_files(folders, owner)
+        argv = [*bwrap_argv(folders, limits, owner, env), *python]
+    else:
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        argv = python
+    spec = KernelSpec(
+        argv=argv,
+        env={},
+        display_name="Workbench (sandboxed)" if sandboxed else "Workbench (NOT sandboxed)",
+        language="python",
+        interrupt_mode="message",
+        metadata={},
+    )
+    manager = SandboxKernelManager(
+        kernel_spec_manager=FixedSpecManager(spec=spec),
+        kernel_name="workbench",
+        transport="ipc",
+        connection_file=str(folders.run / "kernel.json"),
+        owner=owner if sandboxed else None,
+    )
+    manager.shutdown_wait_time = 1.0
+    log = open(folders.run / "kernel.log", "ab")  # noqa: SIM115 - open for the session's life
+    start_kwargs: dict[str, Any] = {
+        # Outside the sandbox bwrap needs only PATH; inside, --clearenv/--setenv decide.
+        "env": {"PATH": "/usr/bin:/bin"} if sandboxed else env,
+        "cwd": str(folders.work),
+        "stdout": log,
+        "stderr": subprocess.STDOUT,
+        **(_user_kwargs(owner) if sandboxed else {}),
+    }
+    return manager, start_kwargs

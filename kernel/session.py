@@ -1,0 +1,385 @@
+"""One kernel and the code it runs: :class:`KernelSession`.
+
+``execute`` never blocks for long: it polls IOPub in short slices and, between slices, checks
+the wall clock, whether the kernel process is still alive, and whether another thread asked for
+a restart or a shutdown. Only messages whose parent is this execution's request are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import zmq
+from jupyter_client.blocking.client import BlockingKernelClient
+
+from kernel.files import folder_usage
+from kernel.folders import SessionFolders, prepare_folders
+from kernel.outputs import Execution, OutputCollector
+from kernel.processes import REAP_CHILDREN, sandbox_processes, stop_strays
+from kernel.sandbox import SandboxLimits, in_launcher_thread, make_manager, sandbox_available, sandbox_owner
+from workbench.errors import KernelDiedError, KernelError, KernelStartError
+
+STATE_LOST = "its variables and imports are lost; files in the work folder were kept"
+#: Seconds between liveness checks of the kernel process while code runs.
+_ALIVE_EVERY = 0.2
+#: Seconds between usage checks of a work folder that no tmpfs caps.
+_USAGE_EVERY = 1.0
+
+
+class KernelSession:
+    """A sandboxed IPython kernel, its work folder, and the code run in it.
+
+    Use as a context manager, or call :meth:`shutdown`.
+
+    Args:
+        workdir: The folder the code runs in (bound read-write into the sandbox). None creates
+            a fresh folder owned by the session, size-capped and deleted at shutdown.
+        limits: Resource limits; the defaults of :class:`SandboxLimits` when None.
+        sandbox: True requires bubblewrap, False runs the kernel NOT sandboxed, None (default)
+            uses bubblewrap when it works here.
+        start_timeout: Seconds to wait for a new kernel to answer.
+        interrupt_grace: Seconds an interrupted run gets to stop before the kernel is restarted.
+        max_output_chars: Characters of text output kept per execution (the rest is counted).
+        max_image_bytes: Bytes of images kept per execution.
+
+    Raises:
+        KernelStartError: If the kernel (or the sandbox, when required) cannot start.
+    """
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        limits: SandboxLimits | None = None,
+        *,
+        sandbox: bool | None = None,
+        start_timeout: float = 30.0,
+        interrupt_grace: float = 2.0,
+        max_output_chars: int = 2_000_000,
+        max_image_bytes: int = 50 * 1024 * 1024,
+    ) -> None:
+        available, reason = sandbox_available()
+        if sandbox and not available:
+            raise KernelStartError(f"The sandbox is required but cannot run: {reason}.")
+        self.limits = limits or SandboxLimits()
+        self.sandboxed: bool = available if sandbox is None else sandbox
+        #: Why the kernel is NOT sandboxed ("" when it is), for the page and the CLI.
+        self.sandbox_reason = "" if self.sandboxed else (reason if not available else "sandbox=False")
+        self.start_timeout = start_timeout
+        self.interrupt_grace = interrupt_grace
+        self.max_output_chars = max_output_chars
+        self.max_image_bytes = max_image_bytes
+        self.last_used = time.monotonic()
+        #: Seconds the last (re)start took, until the kernel answered.
+        self.start_seconds = 0.0
+        self._lock = threading.RLock()  # one execute/restart/shutdown at a time
+        self._control_lock = threading.Lock()  # interrupts may come from another thread
+        self._restart_requested = threading.Event()
+        self._stop_requested = threading.Event()
+        self._closed = False
+        self._client: BlockingKernelClient | None = None
+        self._context: zmq.Context[Any] | None = None
+        owner = sandbox_owner() if self.sandboxed else None
+        self._folders: SessionFolders = prepare_folders(
+            workdir, owner, self.limits.workdir_bytes, self.limits.workdir_files
+        )
+        try:
+            self._manager, self._start_kwargs = make_manager(
+                self._folders, self.limits, self.sandboxed, owner
+            )
+            self._start()
+        except BaseException:
+            if "_manager" in self.__dict__:
+                with contextlib.suppress(Exception):
+                    self._manager.shutdown_kernel(now=True)
+            self._release_resources()
+            raise
+
+    # --- public API -------------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path:
+        """The folder the code runs in (the same path inside and outside the sandbox)."""
+        return self._folders.work
+
+    @property
+    def alive(self) -> bool:
+        """True while the kernel process runs."""
+        return not self._closed and bool(self._manager.is_alive())
+
+    def execute(self, code: str, timeout: float = 30.0) -> Execution:
+        """Run ``code`` and collect every output until it finishes or ``timeout`` seconds pass.
+
+        On time-out the run is interrupted; if it does not stop within ``interrupt_grace``
+        seconds, or the kernel dies, the kernel is restarted and the result says so.
+
+        Args:
+            code: Python (IPython) source.
+            timeout: Wall-clock limit in seconds.
+
+        Raises:
+            KernelError: If the session was shut down or ``timeout`` is not positive.
+            KernelDiedError: If the kernel died and could not be restarted.
+        """
+        if not timeout > 0:
+            raise KernelError(f"The time limit must be a positive number of seconds, not {timeout!r}.")
+        with self._lock:
+            self._check_open()
+            started = time.monotonic()
+            execution = Execution(code=code)
+            collector = OutputCollector(execution, self.max_output_chars, self.max_image_bytes)
+            notes: list[str] = []
+            if not self._manager.is_alive():
+                self._restart()
+                execution.restarted = True
+                notes.append(f"The kernel had stopped since the last run and was restarted, so {STATE_LOST}.")
+            outcome = self._run(code, timeout, collector)
+            mib = self.limits.workdir_bytes // (1024 * 1024)
+            notes += {
+                "done": [f"The run was interrupted because it exceeded the {timeout:g} s time limit."]
+                if execution.timed_out
+                else [],
+                "workdir_full": [
+                    f"The run was interrupted because the work folder went over its cap of {mib} MiB "
+                    f"or {self.limits.workdir_files} files; delete files to free space."
+                ],
+                "unresponsive": [
+                    "The run was interrupted "
+                    + (f"after the {timeout:g} s time limit " if execution.timed_out else "")
+                    + f"but did not stop, so the kernel was restarted: {STATE_LOST}."
+                ],
+                "died": [f"The kernel {self._exit_description()} and was restarted, so {STATE_LOST}."],
+                "restart": [f"The kernel was restarted on request, so {STATE_LOST}."],
+                "stopped": ["The kernel was shut down while the code ran."],
+            }[outcome]
+            if outcome in ("unresponsive", "died", "restart"):
+                self._restart()
+                execution.restarted = True
+            elif outcome != "stopped":
+                notes.extend(self._stop_process_flood())
+            execution.note = " ".join(notes)
+            collector.finish()
+            execution.duration = time.monotonic() - started
+            self.last_used = time.monotonic()
+            return execution
+
+    def interrupt(self) -> None:
+        """Interrupt the running code, as Ctrl-C would (safe to call from any thread)."""
+        if self._closed:
+            return
+        with self._control_lock:
+            self._manager.interrupt_kernel()
+
+    def restart(self) -> None:
+        """Restart the kernel (its state is lost; the work folder is kept).
+
+        A run in progress in another thread stops and reports the restart.
+        """
+        self._restart_requested.set()
+        with self._lock:
+            if self._restart_requested.is_set():  # no run took the request over
+                self._check_open()
+                self._restart()
+
+    def shutdown(self) -> None:
+        """Stop the kernel and delete the session's folders (a given work folder is kept)."""
+        self._stop_requested.set()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._close_client()
+                with contextlib.suppress(Exception):
+                    self._manager.shutdown_kernel(now=not self._manager.is_alive())
+            finally:
+                self._release_resources()
+
+    def __enter__(self) -> KernelSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    def kernel_log(self, max_bytes: int = 4000) -> str:
+        """The end of the kernel process's own output (bubblewrap errors, crash messages)."""
+        try:
+            with open(self._folders.run / "kernel.log", "rb") as log:
+                log.seek(0, 2)
+                log.seek(max(log.tell() - max_bytes, 0))
+                return log.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+
+    # --- internals --------------------------------------------------------------------------
+    def _run(self, code: str, timeout: float, collector: OutputCollector) -> str:
+        """Send one execute request and poll until it ends; return how it ended."""
+        assert self._client is not None
+        client = self._client
+        msg_id = client.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
+        now = time.monotonic()
+        deadline, interrupted_at, over_cap = now + timeout, 0.0, False
+        next_alive, next_usage = now + _ALIVE_EVERY, now + _USAGE_EVERY
+        check_usage = self._folders.owns_work and not self._folders.size_capped
+        while True:
+            now = time.monotonic()
+            if self._stop_requested.is_set():
+                return "stopped"
+            if self._restart_requested.is_set():
+                return "restart"
+            if now >= next_alive:
+                if not self._manager.is_alive():
+                    return "died"
+                next_alive = now + _ALIVE_EVERY
+            if interrupted_at and now >= interrupted_at + self.interrupt_grace:
+                return "unresponsive"
+            if not interrupted_at and now >= deadline:
+                collector.execution.timed_out = True
+                interrupted_at = now
+                self.interrupt()
+            if check_usage and not interrupted_at and now >= next_usage:
+                size, count = folder_usage(self.workdir, self.limits.workdir_files + 1)
+                if size > self.limits.workdir_bytes or count > self.limits.workdir_files:
+                    interrupted_at, over_cap = now, True
+                    self.interrupt()
+                next_usage = now + _USAGE_EVERY
+            try:
+                msg = client.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] != "status":
+                collector.add(msg)
+            elif msg["content"].get("execution_state") == "idle":
+                self._discard_reply(client, msg_id)
+                return "workdir_full" if over_cap else "done"
+
+    @staticmethod
+    def _discard_reply(client: BlockingKernelClient, msg_id: str) -> None:
+        """Read the execute reply (sent before the idle status) so replies do not pile up."""
+        with contextlib.suppress(queue.Empty):
+            for _ in range(10):
+                if client.get_shell_msg(timeout=0.5).get("parent_header", {}).get("msg_id") == msg_id:
+                    return
+
+    def _start(self) -> None:
+        """Start the kernel process and connect a client to it."""
+        started = time.monotonic()
+        try:
+            in_launcher_thread(lambda: self._manager.start_kernel(**self._start_kwargs))
+        except Exception as error:
+            raise KernelStartError(
+                f"The kernel could not be launched: {error}. Check that bubblewrap and ipykernel "
+                "are installed, or run without the sandbox."
+            ) from error
+        self._connect()
+        self.start_seconds = time.monotonic() - started
+
+    def _connect(self) -> None:
+        context: zmq.Context[Any] = zmq.Context()
+        # Bound what a flood of output can queue in the app: few messages, none huge.
+        context.setsockopt(zmq.RCVHWM, 100)
+        context.setsockopt(zmq.MAXMSGSIZE, 256 * 1024 * 1024)
+        client = self._manager.client(context=context)
+        client.start_channels()
+        self._context, self._client = context, client
+        try:
+            client.wait_for_ready(timeout=self.start_timeout)
+        except RuntimeError as error:
+            log = self.kernel_log()
+            raise KernelStartError(
+                f"The kernel did not answer within {self.start_timeout:g} s ({error}). "
+                f"Its log ends with: {log or '(empty)'}. Check the sandbox setup, or run without it."
+            ) from error
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.stop_channels()
+            self._client = None
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
+
+    def _restart(self) -> None:
+        """Kill the whole sandbox (its PID namespace with it) and start a fresh kernel."""
+        self._restart_requested.clear()
+        self._close_client()
+        try:
+            with self._control_lock:
+                in_launcher_thread(lambda: self._manager.restart_kernel(now=True))
+            started = time.monotonic()
+            self._connect()
+            self.start_seconds = time.monotonic() - started
+        except Exception as error:
+            raise KernelDiedError(
+                f"The kernel stopped and could not be restarted: {error}. Start a new session."
+            ) from error
+
+    def _exit_description(self) -> str:
+        """How the kernel process ended, in words ("crashed with a segmentation fault")."""
+        process = getattr(self._manager.provisioner, "process", None)
+        code = process.poll() if process is not None else None
+        if code is None:
+            return "died"
+        number = -code if code < 0 else code - 128 if self.sandboxed and code > 128 else 0
+        if number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT):
+            return f"crashed ({signal.Signals(number).name})"
+        if number == signal.SIGXCPU:
+            return f"used up its CPU time limit of {self.limits.cpu_seconds} s"
+        if number == signal.SIGKILL:
+            return "was killed (SIGKILL, for example out of memory)"
+        if number > 0:
+            return f"died from signal {number}"
+        return f"exited with code {code}"
+
+    def _stop_process_flood(self) -> list[str]:
+        """Kill leftover processes if they use up most of the process budget (a fork bomb)."""
+        process = getattr(self._manager.provisioner, "process", None)
+        if not self.sandboxed or process is None:
+            return []
+        tasks = sum(p.threads for p in sandbox_processes(process.pid) if p.ns_pid != 1)
+        if tasks < self.limits.processes * 3 // 4:
+            return []
+        stopped = stop_strays(process.pid)
+        if not stopped:
+            return []
+        self._run_silent(REAP_CHILDREN, timeout=3.0)
+        return [
+            f"{stopped} leftover processes had used up the limit of {self.limits.processes} "
+            "processes and threads, so they were stopped; the kernel's state is kept."
+        ]
+
+    def _run_silent(self, code: str, timeout: float) -> None:
+        """Run housekeeping code that leaves no trace in the history or the outputs."""
+        assert self._client is not None
+        msg_id = self._client.execute(code, silent=True, store_history=False, allow_stdin=False)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                msg = self._client.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
+            parent = msg.get("parent_header", {}).get("msg_id")
+            if parent == msg_id and msg["content"].get("execution_state") == "idle":
+                self._discard_reply(self._client, msg_id)
+                return
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise KernelError("This kernel session was shut down; start a new session to run code.")
+
+    def _release_resources(self) -> None:
+        self._close_client()
+        log = self.__dict__.get("_start_kwargs", {}).get("stdout")
+        if log is not None:
+            log.close()
+        self._folders.cleanup()
