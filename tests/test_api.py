@@ -1,0 +1,54 @@
+"""The Python API of the README: ``load_model().chat(query, history)``."""
+
+from __future__ import annotations
+
+import pytest
+
+import workbench
+from workbench import Message, Role, WorkbenchError, load_model
+from workbench.errors import ModelNotFoundError
+from workbench.models.generation import SamplingSettings
+
+
+@pytest.mark.model
+def test_load_model_and_chat_two_turns():
+    bot = load_model(device="cpu")
+    assert bot.info.device == "cpu"
+    greedy = SamplingSettings(temperature=0.0, max_new_tokens=24)
+
+    reply, history = bot.chat("What is the capital of France?", settings=greedy)
+    assert "Paris" in reply
+    assert [(m.role, m.content) for m in history] == [
+        (Role.USER, "What is the capital of France?"),
+        (Role.ASSISTANT, reply),
+    ]
+
+    second, longer = bot.chat("And of Germany?", history, settings=greedy)
+    assert len(history) == 2, "the history passed in is not modified"
+    assert [m.role for m in longer] == [Role.USER, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
+    assert longer[:2] == history and longer[-1].content == second
+    assert all(isinstance(m, Message) for m in longer)
+
+
+def test_load_model_names_a_missing_path(tmp_path):
+    with pytest.raises(ModelNotFoundError) as info:
+        load_model(str(tmp_path / "chatglm3-6b"))
+    assert str(info.value).startswith(f"Model path {str(tmp_path / 'chatglm3-6b')!r} does not exist.")
+    assert isinstance(info.value, WorkbenchError)
+
+
+def test_load_model_reads_workbench_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_MODEL", str(tmp_path / "from-env"))
+    with pytest.raises(ModelNotFoundError, match="from-env' does not exist"):
+        load_model()
+
+
+def test_load_model_rejects_an_unknown_device():
+    with pytest.raises(WorkbenchError) as info:
+        load_model(device="tpu")
+    assert str(info.value) == "Unknown device 'tpu'; choose one of auto, cpu, cuda, mps."
+
+
+def test_the_package_exports_the_api():
+    assert workbench.Workbench is workbench.ChatModel
+    assert {"load_model", "Message", "Role", "WorkbenchError"} <= set(workbench.__all__)
