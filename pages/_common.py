@@ -79,12 +79,12 @@ def current_model() -> ChatModel:
     except WorkbenchError as exc:
         previous = st.session_state.pop("model_previous", None)
         st.sidebar.error(f"Could not load {spec.label}: {exc}")
-        if previous is not None and previous != spec:
-            st.session_state["model_spec"] = previous  # keep running with the model we had
-            st.sidebar.info(f"Still using {previous.label}.")
-            return model_slot(previous).get()
-        st.error(str(exc))
-        st.stop()
+        if previous is None or previous == spec:
+            st.error(str(exc))
+            st.stop()
+        st.session_state["model_spec"] = previous  # keep running with the model we had
+        st.sidebar.info(f"Still using {previous.label}.")
+        model = model_slot(previous).get()
     info = model.info
     st.sidebar.caption(f"**{info.label}** · {info.device} · {info.dtype} · context {info.context_length}")
     return model

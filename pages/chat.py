@@ -20,11 +20,17 @@ session.system_prompt = st.sidebar.text_area("System prompt", value=session.syst
 session.settings = sampling_controls("chat", model.default_settings())
 left, right = st.sidebar.columns(2)
 clear = left.button("Clear", use_container_width=True, key="chat_clear")
-regenerate = right.button(
-    "Regenerate", use_container_width=True, key="chat_regenerate", disabled=not session.messages
-)
+# Never disabled: the flag would be computed before this run's reply exists and grey the button out
+# after the first answer. With nothing to regenerate, the session says so.
+regenerate = right.button("Regenerate", use_container_width=True, key="chat_regenerate")
 if clear:
     session.clear()
+turn: Turn | None = None
+if regenerate:
+    try:
+        turn = session.regenerate()  # before the history is drawn, so the dropped answer is not shown
+    except WorkbenchError as exc:
+        show_error(exc)
 
 for message in session.messages:
     with st.chat_message(message.role.value):
@@ -33,16 +39,13 @@ for message in session.messages:
             stats_caption(message)
 
 prompt = st.chat_input("Message the model", submit_mode="stop", key="chat_input")
-turn: Turn | None = None
-try:
-    if prompt is not None:
-        with st.chat_message("user"):
-            st.markdown(prompt)
+if prompt is not None:
+    with st.chat_message("user"):
+        st.markdown(prompt)
+    try:
         turn = session.send(prompt)
-    elif regenerate:
-        turn = session.regenerate()
-except WorkbenchError as exc:
-    show_error(exc)
+    except WorkbenchError as exc:
+        show_error(exc)
 
 if turn is not None:
     with st.chat_message("assistant"):

@@ -1,0 +1,126 @@
+"""The Chat page under Streamlit's AppTest, with the real embedded model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.model
+
+MAIN = str(Path(__file__).resolve().parent.parent / "main.py")
+MODEL_CAPTION = "**SmolLM2-135M-Instruct (embedded)** · cpu · float32 · context 8192"
+
+
+@pytest.fixture
+def app(monkeypatch) -> AppTest:
+    """The app with the Chat page loaded, greedy and short replies."""
+    for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run()
+    assert not at.exception
+    at.sidebar.slider(key="chat_temperature").set_value(0.0)
+    at.sidebar.number_input(key="chat_max_new").set_value(24)
+    return at.run()
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input(key="chat_input").set_value(text)
+    return at.run()
+
+
+def conversation(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.name, m.markdown[0].value) for m in at.chat_message]
+
+
+def load_other_model(at: AppTest, source: str) -> AppTest:
+    at.sidebar.text_input[0].set_value(source)
+    next(b for b in at.sidebar.button if b.label == "Load").click()
+    return at.run()
+
+
+def test_page_loads_the_model_and_shows_it_in_the_sidebar(app):
+    assert [t.value for t in app.title] == ["Chat"]
+    assert MODEL_CAPTION in [c.value for c in app.sidebar.caption]
+    assert not app.error and not app.chat_message
+
+
+def test_regenerate_on_an_empty_chat_says_why_not(app):
+    app.sidebar.button(key="chat_regenerate").click().run()
+    assert [e.value for e in app.main.error] == ["Nothing to regenerate yet: send a message first."]
+
+
+def test_a_message_gets_a_streamed_answer_with_stats(app):
+    send(app, "What is the capital of France?")
+    assert not app.exception and not app.error
+    assert conversation(app)[0] == ("user", "What is the capital of France?")
+    role, answer = conversation(app)[1]
+    assert role == "assistant" and "Paris" in answer
+    stats = app.chat_message[1].caption[0].value
+    assert " tokens · " in stats and " tok/s" in stats
+
+
+def test_history_survives_reruns_and_clear_empties_it(app):
+    send(app, "What is the capital of France?")
+    send(app, "And of Germany?")
+    assert [role for role, _ in conversation(app)] == ["user", "assistant", "user", "assistant"]
+    app.run()
+    assert len(app.chat_message) == 4
+    app.sidebar.button(key="chat_clear").click().run()
+    assert not app.chat_message
+    assert app.session_state["chat_session"].messages == []
+
+
+def test_regenerate_replaces_the_last_answer(app):
+    send(app, "What is the capital of France?")
+    first = conversation(app)
+    app.sidebar.button(key="chat_regenerate").click().run()
+    assert conversation(app) == first  # greedy: the same answer again, not a second one
+
+
+def test_a_bad_model_path_shows_an_error_and_keeps_the_old_model(app, tmp_path):
+    send(app, "What is the capital of France?")
+    missing = tmp_path / "no-such-model"
+    load_other_model(app, str(missing))
+    assert not app.exception
+    errors = [e.value for e in app.sidebar.error]
+    assert errors == [
+        f"Could not load no-such-model: Model path {str(missing)!r} does not exist. Give a Hugging Face model "
+        "folder or a .gguf file (models cannot be downloaded here), or use 'embedded'."
+    ]
+    assert [i.value for i in app.sidebar.info] == ["Still using SmolLM2-135M-Instruct (embedded)."]
+    assert MODEL_CAPTION in [c.value for c in app.sidebar.caption]
+    assert len(app.chat_message) == 2, "the conversation is kept"
+    send(app, "What is the capital of Germany?")
+    assert not app.error
+    assert "Berlin" in conversation(app)[-1][1]
+
+
+def test_a_corrupt_gguf_in_the_sidebar_keeps_the_old_model(app, tmp_path):
+    corrupt = tmp_path / "broken.gguf"
+    corrupt.write_bytes(b"GGUF" + b"\0" * 12)
+    load_other_model(app, str(corrupt))
+    assert not app.exception
+    assert app.sidebar.error[0].value.startswith(
+        f"Could not load broken.gguf: Could not load the model from {corrupt}"
+    )
+    assert MODEL_CAPTION in [c.value for c in app.sidebar.caption]
+
+
+def test_a_prompt_longer_than_the_context_shows_an_error(app):
+    send(app, "What is the capital of France?")
+    send(app, "word " * 9000)
+    assert not app.exception
+    assert "tokens long but the model's context holds 8192" in app.error[0].value
+    assert [role for role, _ in conversation(app)][:2] == ["user", "assistant"]
+    assert len(app.session_state["chat_session"].messages) == 2, "the too-long message is not recorded"
+
+
+def test_a_bad_model_at_start_stops_the_page_with_the_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_MODEL", str(tmp_path / "missing"))
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    assert not at.exception
+    assert f"{str(tmp_path / 'missing')!r} does not exist" in at.main.error[0].value
+    assert not at.chat_input
