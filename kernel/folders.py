@@ -42,6 +42,8 @@ _MNT_DETACH = 2
 
 #: Room on the session tmpfs beyond the work folder's cap: connection file, sockets, log.
 RUN_BYTES = 8 * 1024 * 1024
+#: Inodes on the session tmpfs beyond the work folder's cap (the runtime folder's few files).
+RUN_INODES = 16
 #: Where unreachable Python folders are made reachable (see the module docstring).
 _SHARED_BINDS = Path("/run/workbench-kernel")
 
@@ -57,6 +59,8 @@ class SessionFolders:
         owns_work: The work folder was created here and is removed with the session.
         size_capped: The work folder lies on a size-capped tmpfs.
         mounts: Mounts made for this session, innermost last.
+        work_source: Where bubblewrap binds the work folder from: ``work`` itself, or a bind
+            mount of it under ``base`` when the sandbox user cannot reach a given folder.
     """
 
     base: Path
@@ -65,6 +69,7 @@ class SessionFolders:
     owns_work: bool
     size_capped: bool = False
     mounts: list[Path] = field(default_factory=list)
+    work_source: Path | None = None
 
     def cleanup(self) -> None:
         """Unmount what was mounted and delete the session folder (never a given work folder)."""
@@ -101,7 +106,7 @@ def prepare_folders(
     try:
         if owner is not None:
             size = RUN_BYTES + (workdir_bytes if workdir is None else 0)
-            options = f"size={size},nr_inodes={workdir_files + 64},mode=0711,uid=0,gid=0"
+            options = f"size={size},nr_inodes={workdir_files + RUN_INODES},mode=0711,uid=0,gid=0"
             try:
                 _mount("tmpfs", base, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
                 folders.mounts.append(base)
@@ -119,6 +124,12 @@ def prepare_folders(
             os.chown(folders.run, *owner)
             if workdir is None:
                 os.chown(folders.work, *owner)
+            elif not reachable_by(folders.work, *owner):
+                # e.g. a folder under a private home: reach it through a bind mount in ``base``.
+                (base / "given").mkdir(mode=0o755)
+                _mount(str(folders.work), base / "given", None, _MS_BIND | _MS_NOSUID | _MS_NODEV, None)
+                folders.mounts.append(base / "given")
+                folders.work_source = base / "given"
     except BaseException:
         folders.cleanup()
         raise

@@ -28,12 +28,14 @@ class SandboxProcess:
         ns_pid: Its pid inside the sandbox.
         threads: Its number of threads (each counts against RLIMIT_NPROC).
         name: Its command name.
+        state: Its state letter (``R`` running, ``S`` sleeping, ``Z`` zombie, ...).
     """
 
     pid: int
     ns_pid: int
     threads: int
     name: str
+    state: str = "?"
 
 
 def _status(pid: str) -> dict[str, str]:
@@ -94,29 +96,36 @@ while time.monotonic() < end:
 ''', {})"""
 
 
-def stop_strays(bwrap_pid: int, wait: float = 1.0) -> int:
+def stop_strays(bwrap_pid: int, wait: float = 2.0) -> int:
     """Kill every process of the sandbox but its init and the kernel; return how many.
 
     Each process is pinned with a pidfd and its namespace checked again before the signal, so
-    a pid reused meanwhile by a host process is never hit. Waits up to ``wait`` seconds for
-    them to end.
+    a pid reused meanwhile by a host process is never hit. Processes may fork while being
+    killed, so this repeats until none is left or ``wait`` seconds have passed.
     """
-    processes = sandbox_processes(bwrap_pid)
-    kernel = [p for p in processes if p.ns_pid == 2]
-    namespace = _pid_namespace(kernel[0].pid) if kernel else None
+    end = time.monotonic() + wait
+    stopped = 0
+    while time.monotonic() < end:
+        strays = [p for p in sandbox_processes(bwrap_pid) if p.ns_pid not in _KEPT and p.state != "Z"]
+        kernel = [p for p in sandbox_processes(bwrap_pid) if p.ns_pid == 2]
+        if not strays or not kernel:
+            break
+        stopped += _kill_and_wait(strays, _pid_namespace(kernel[0].pid), end)
+    return stopped
+
+
+def _kill_and_wait(processes: list[SandboxProcess], namespace: str | None, end: float) -> int:
+    """SIGKILL ``processes`` if still in ``namespace``; wait until they end or ``end``."""
     pidfds: list[int] = []
     for process in processes:
-        if process.ns_pid in _KEPT or namespace is None:
-            continue
         try:
             pidfd = os.pidfd_open(process.pid)
         except OSError:
             continue  # already gone
         pidfds.append(pidfd)
-        if _pid_namespace(process.pid) == namespace:
+        if namespace is not None and _pid_namespace(process.pid) == namespace:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    end = time.monotonic() + wait
     try:
         poller = select.poll()
         for pidfd in pidfds:

@@ -258,7 +258,8 @@ def bwrap_argv(
         argv += ["--ro-bind", str(source), str(root)]
     # After --tmpfs /tmp: these folders often live in /tmp.
     argv += ["--bind", str(folders.run), str(folders.run)]
-    argv += ["--bind", str(folders.work), str(folders.work), "--chdir", str(folders.work)]
+    work_source = folders.work_source or folders.work
+    argv += ["--bind", str(work_source), str(folders.work), "--chdir", str(folders.work)]
     return [*argv, "--remount-ro", "/", "--"]
 
 

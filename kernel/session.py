@@ -22,7 +22,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from kernel.files import folder_usage
 from kernel.folders import SessionFolders, prepare_folders
 from kernel.outputs import Execution, OutputCollector
-from kernel.processes import REAP_CHILDREN, sandbox_processes, stop_strays
+from kernel.processes import REAP_CHILDREN, SandboxProcess, sandbox_processes, stop_strays
 from kernel.sandbox import SandboxLimits, in_launcher_thread, make_manager, sandbox_available, sandbox_owner
 from workbench.errors import KernelDiedError, KernelError, KernelStartError
 
@@ -208,6 +208,13 @@ class KernelSession:
     ) -> None:
         self.shutdown()
 
+    def processes(self) -> list[SandboxProcess]:
+        """The processes inside the sandbox, kernel included (empty when not sandboxed)."""
+        process = getattr(self._manager.provisioner, "process", None)
+        if not self.sandboxed or process is None or self._closed:
+            return []
+        return sandbox_processes(process.pid)
+
     def kernel_log(self, max_bytes: int = 4000) -> str:
         """The end of the kernel process's own output (bubblewrap errors, crash messages)."""
         try:
@@ -344,10 +351,8 @@ class KernelSession:
     def _stop_process_flood(self) -> list[str]:
         """Kill leftover processes if they use up most of the process budget (a fork bomb)."""
         process = getattr(self._manager.provisioner, "process", None)
-        if not self.sandboxed or process is None:
-            return []
-        tasks = sum(p.threads for p in sandbox_processes(process.pid) if p.ns_pid != 1)
-        if tasks < self.limits.processes * 3 // 4:
+        tasks = sum(p.threads for p in self.processes() if p.ns_pid != 1)
+        if process is None or tasks < self.limits.processes * 3 // 4:
             return []
         stopped = stop_strays(process.pid)
         if not stopped:

@@ -1,0 +1,56 @@
+"""Fixtures for the kernel tests: real ipykernels in the real bubblewrap sandbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kernel import KernelSession
+
+
+@pytest.fixture(scope="module")
+def kernel_session() -> Iterator[KernelSession]:
+    """One sandboxed session shared by a test module (tests must leave it usable)."""
+    with KernelSession(sandbox=True, interrupt_grace=1.0) as session:
+        yield session
+
+
+@pytest.fixture
+def fresh_session() -> Iterator[KernelSession]:
+    """A sandboxed session of its own, for tests that break or inspect a kernel."""
+    with KernelSession(sandbox=True, interrupt_grace=1.0) as session:
+        yield session
+
+
+def assert_usable(session: KernelSession) -> None:
+    """The session still runs code and answers correctly."""
+    execution = session.execute("6 * 7", timeout=10)
+    assert execution.result == "42", execution.for_model()
+    assert session.alive
+
+
+def host_processes_with(marker: str) -> list[int]:
+    """Host pids whose command line contains ``marker`` (this test process excluded)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if marker.encode() in cmdline and is_running(int(name)):
+            found.append(int(name))
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie (this VM's PID 1 reaps orphans lazily)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
