@@ -18,6 +18,12 @@ class Dialect(ABC):
     name: str = "base"
     #: Strings that end the assistant's turn (besides the tokenizer's end-of-sequence token).
     stop_strings: tuple[str, ...] = ()
+    #: Text that opens one tool call written as JSON (``"<tool_call>\n"``), or None when this format's
+    #: calls are not JSON. The tool loop writes it, decodes the call under a JSON schema, then appends
+    #: :attr:`tool_call_close`; :meth:`parse` must read the result back.
+    tool_call_open: str | None = None
+    #: Text that closes one JSON tool call.
+    tool_call_close: str = ""
 
     @abstractmethod
     def render(
@@ -38,7 +44,9 @@ class Dialect(ABC):
     def parse(self, text: str) -> Message:
         """Turn the model's raw output for one turn into an assistant message.
 
-        The base dialect keeps the text as it is (minus any stop string left at the end).
+        Dialects that know tool calls fill ``tool_calls`` and record unreadable calls with
+        :func:`workbench.dialects.calls.assistant_message`. The base dialect keeps the text as it is
+        (minus any stop string left at the end).
         """
         return Message(Role.ASSISTANT, strip_stop_strings(text, self.stop_strings).strip())
 

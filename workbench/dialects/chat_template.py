@@ -1,13 +1,28 @@
-"""The generic dialect: the tokenizer's own chat template (``apply_chat_template``)."""
+"""The generic dialect: the tokenizer's own chat template (``apply_chat_template``).
+
+Templates that know tools (Qwen2.5, Hermes, SmolLM3, ...) render the tool list themselves; their calls
+come back as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks, or in whatever form
+the tokenizer's ``response_template`` describes, read with transformers' ``parse_response``.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jinja2 import TemplateError
 
-from workbench.conversation import Message, Role
-from workbench.dialects.base import Dialect
+from workbench.conversation import Message, Role, ToolCall
+from workbench.dialects.base import Dialect, strip_stop_strings
+from workbench.dialects.calls import (
+    CALL_CLOSE_TAG,
+    CALL_OPEN_TAG,
+    InvalidCall,
+    assistant_message,
+    call_from_data,
+    invalid_calls,
+    split_tagged_calls,
+)
 from workbench.errors import ChatTemplateError, PromptError
 
 
@@ -28,11 +43,21 @@ class ChatTemplateDialect(Dialect):
             )
         self.tokenizer = tokenizer
         self.template: str = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+        if CALL_OPEN_TAG in self.template:
+            # Hermes-style templates: a call is one JSON object between the tags, so it can be constrained.
+            self.tool_call_open = CALL_OPEN_TAG + "\n"
+            self.tool_call_close = "\n" + CALL_CLOSE_TAG
 
     @property
     def supports_tools(self) -> bool:
         """Whether the template renders a ``tools`` list itself."""
         return "tools" in self.template
+
+    @property
+    def response_template(self) -> dict[str, Any] | None:
+        """The tokenizer's response template for ``parse_response``, if it has one."""
+        template = getattr(self.tokenizer, "response_template", None)
+        return template if isinstance(template, dict) else None
 
     def to_template_messages(self, messages: list[Message]) -> list[dict[str, Any]]:
         """Convert messages into the dicts chat templates expect."""
@@ -47,6 +72,11 @@ class ChatTemplateDialect(Dialect):
                 item["tool_calls"] = [
                     {"type": "function", "function": call.to_dict()} for call in message.tool_calls
                 ]
+            unreadable = invalid_calls(message)
+            if unreadable:
+                # The model should see what it wrote, next to the error observations that answer it.
+                raw = "\n".join(f"{CALL_OPEN_TAG}\n{call.text}\n{CALL_CLOSE_TAG}" for call in unreadable)
+                item["content"] = f"{message.content}\n{raw}".strip()
             out.append(item)
         return out
 
@@ -74,3 +104,35 @@ class ChatTemplateDialect(Dialect):
                 f"The model's chat template rejected this conversation: {exc}. Clear the chat and try again."
             ) from exc
         return str(text)
+
+    def parse(self, text: str) -> Message:
+        """Read the reply: its text and its tool calls.
+
+        With a ``response_template`` on the tokenizer, transformers' ``parse_response`` reads it;
+        otherwise ``<tool_call>`` blocks are read as JSON calls.
+        """
+        text = strip_stop_strings(text, self.stop_strings)
+        if self.response_template is not None:
+            return self._parse_with_response_template(text)
+        if CALL_OPEN_TAG not in text:
+            return Message(Role.ASSISTANT, text.strip())
+        return assistant_message(*split_tagged_calls(text))
+
+    def _parse_with_response_template(self, text: str) -> Message:
+        try:
+            parsed = self.tokenizer.parse_response(text, prefix="")
+        except Exception as exc:  # a template or JSON error in the reply: report it to the model
+            if CALL_OPEN_TAG in text:
+                return assistant_message(*split_tagged_calls(text))
+            error = f"Your reply could not be read as this model's format ({exc}); write the call again."
+            return assistant_message("", [], [InvalidCall(text.strip(), error)])
+        content = parsed.get("content") or ""
+        calls: list[ToolCall] = []
+        invalid: list[InvalidCall] = []
+        for item in parsed.get("tool_calls") or []:
+            result = call_from_data(item, json.dumps(item, ensure_ascii=False, default=str))
+            if isinstance(result, ToolCall):
+                calls.append(result)
+            else:
+                invalid.append(result)
+        return assistant_message(content if isinstance(content, str) else str(content), calls, invalid)
