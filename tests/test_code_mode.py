@@ -1,0 +1,496 @@
+"""The code-interpreter loop with a scripted model, on a fake kernel (fast) and on the real sandboxed one."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from kernel import Execution, ExecutionError, KernelSession, Output
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role
+from workbench.dialects import ChatGLM3Dialect, Dialect
+from workbench.errors import EmptyPromptError, KernelError, KernelLimitError
+from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
+from workbench.modes.code import CodeSession, CodeSettings
+from workbench.modes.code_format import find_code_block, mark_code_turn, split_code
+from workbench.modes.code_runs import CodeRunning
+from workbench.modes.events import MessageDone, Notice, TextDelta
+
+
+# --- fakes ----------------------------------------------------------------------------------------
+class PlainDialect(Dialect):
+    """``role: content`` lines; enough for the loop logic."""
+
+    name = "plain"
+
+    def render(
+        self, messages: list[Message], *, tools: Any = None, add_generation_prompt: bool = True
+    ) -> str:
+        return "".join(f"{m.role.value}: {m.content}\n" for m in messages) + "assistant:"
+
+
+class ScriptedBackend:
+    """Writes scripted replies a few characters at a time, honouring stop strings and cancel like the real one."""
+
+    context_length = 100_000
+
+    def __init__(self, *replies: str, delay_s: float = 0.0) -> None:
+        self.replies = list(replies)
+        self.delay_s = delay_s
+        self.prompts: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def default_settings(self) -> SamplingSettings:
+        return SamplingSettings(max_new_tokens=50)
+
+    def start(self, request: GenerationRequest) -> GenerationStream:
+        self.prompts.append(request.prompt)
+        reply = self.replies.pop(0) if self.replies else "(no more replies)"
+        stream = GenerationStream(poll_s=0.01)
+        threading.Thread(target=self._write, args=(reply, request.stop_strings, stream), daemon=True).start()
+        return stream
+
+    def _write(self, reply: str, stops: tuple[str, ...], stream: GenerationStream) -> None:
+        stats = GenerationStats(finish_reason="eos")
+        for index in range(0, len(reply), 4):
+            if stream.cancelled:
+                stats.finish_reason = "cancelled"
+                break
+            stream.put(reply[index : index + 4])
+            stats.new_tokens += 1
+            hit = [stream.text.find(s) for s in stops if s in stream.text]
+            if hit:
+                stats.finish_reason = "stop_string"
+                break
+            time.sleep(self.delay_s)
+        stream.finish(stats)
+
+
+def tiny_png(width: int = 4, height: int = 3) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class FakeKernel:
+    """Runs code with ``exec`` in one namespace (trusted test code only), like a kernel keeps state.
+
+    ``sleep`` in the code waits for an interrupt; ``DIE`` reports a death and restart; ``PLOT`` shows an image.
+    """
+
+    sandboxed = True
+    sandbox_reason = ""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.alive = True
+        self.codes: list[str] = []
+        self.namespace: dict[str, Any] = {}
+        self.interrupted = threading.Event()
+        self.restarts = 0
+
+    def execute(self, code: str, timeout: float = 30.0) -> Execution:
+        self.codes.append(code)
+        self.interrupted.clear()
+        execution = Execution(code=code)
+        if "sleep" in code:
+            stopped = self.interrupted.wait(timeout)
+            execution.timed_out = not stopped
+            execution.error = ExecutionError("KeyboardInterrupt", "", "KeyboardInterrupt")
+            execution.outputs.append(Output("error", {"text/plain": "KeyboardInterrupt"}))
+            if execution.timed_out:
+                execution.note = f"The run was interrupted because it exceeded the {timeout:g} s time limit."
+            return execution
+        if "DIE" in code:
+            self.namespace.clear()
+            execution.restarted = True
+            execution.note = "The kernel crashed (SIGSEGV) and was restarted, so its variables are lost."
+            return execution
+        if "PLOT" in code:
+            png = tiny_png()
+            execution.outputs.append(Output("display", {"image/png": png, "text/plain": "<Figure>"}))
+            execution.images.append(png)
+            return execution
+        buffer = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buffer):
+                exec(code, self.namespace)
+        except Exception as exc:
+            execution.error = ExecutionError(type(exc).__name__, str(exc), f"{type(exc).__name__}: {exc}")
+        execution.stdout = buffer.getvalue()
+        if execution.stdout:
+            execution.outputs.insert(0, Output("stream", {"text/plain": execution.stdout}, "stdout"))
+        if execution.error:
+            execution.outputs.append(Output("error", {"text/plain": execution.error.traceback}))
+        return execution
+
+    def interrupt(self) -> None:
+        self.interrupted.set()
+
+    def restart(self) -> None:
+        self.restarts += 1
+        self.namespace.clear()
+
+
+class FakePool:
+    """Hands out one FakeKernel per session id; ``replace`` simulates an idle kernel reaped and restarted."""
+
+    def __init__(self, workdir: Path, max_kernels: int = 2) -> None:
+        self.workdir = workdir
+        self.max_kernels = max_kernels
+        self.kernels: dict[str, FakeKernel] = {}
+        self.released: list[str] = []
+
+    def get(self, session_id: str) -> FakeKernel:
+        if session_id not in self.kernels:
+            if len(self.kernels) >= self.max_kernels:
+                raise KernelLimitError(f"All {self.max_kernels} kernels are in use by other sessions.")
+            folder = self.workdir / session_id
+            folder.mkdir(exist_ok=True)
+            self.kernels[session_id] = FakeKernel(folder)
+        return self.kernels[session_id]
+
+    def release(self, session_id: str) -> None:
+        self.released.append(session_id)
+        self.kernels.pop(session_id, None)
+
+
+def make_session(
+    kernel: Any, *replies: str, delay_s: float = 0.0, dialect: Dialect | None = None, **code: Any
+) -> tuple[CodeSession, ScriptedBackend]:
+    backend = ScriptedBackend(*replies, delay_s=delay_s)
+    model = ChatModel(backend, dialect=dialect or PlainDialect())  # type: ignore[arg-type]
+    settings = CodeSettings(**{"worked_example": False, **code})
+    return CodeSession(model, kernel, code_settings=settings), backend
+
+
+def roles(session: CodeSession) -> list[str]:
+    return [m.role.value for m in session.messages]
+
+
+def drain(turn: Any) -> list[Any]:
+    return [event for event in turn if not isinstance(event, CodeRunning)]
+
+
+@pytest.fixture
+def fake_kernel(tmp_path: Path) -> FakeKernel:
+    return FakeKernel(tmp_path)
+
+
+# --- the loop, on the fake kernel -----------------------------------------------------------------
+def test_forced_code_runs_and_the_answer_streams(fake_kernel: FakeKernel) -> None:
+    session, backend = make_session(fake_kernel, "print(2**20)\n```", "2**20 is 1048576.")
+    events = drain(session.send("What is 2**20?"))
+
+    assert backend.prompts[0].endswith("assistant:```python\n")  # the forced opening fence
+    assert fake_kernel.codes == ["print(2**20)"]
+    assert roles(session) == ["user", "assistant", "observation", "assistant"]
+    code_turn, observation, answer = session.messages[1:]
+    assert code_turn.metadata["interpreter"] is True
+    assert split_code(code_turn) == ("", "print(2**20)")
+    assert observation.name == "interpreter" and observation.content == "1048576"
+    assert not observation.error and observation.metadata["run"] == 0
+    assert answer.content == "2**20 is 1048576." and "interpreter" not in answer.metadata
+    assert "observation: 1048576" in backend.prompts[1]
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text.startswith("```python\nprint(2**20)\n```") and text.endswith("1048576.")
+    assert [e.message.role.value for e in events if isinstance(e, MessageDone)] == [
+        "assistant",
+        "observation",
+        "assistant",
+    ]
+    assert session.runs[0].source == "model" and not session.busy and session.active is None
+
+
+def test_unforced_reply_is_cut_after_the_block_and_the_guessed_output_dropped(
+    fake_kernel: FakeKernel,
+) -> None:
+    reply = (
+        "Let me compute.\n```python\nx = 6 * 7\nprint(x)\n```\nOutput: 41 (a guess the model should not make)"
+    )
+    session, backend = make_session(fake_kernel, reply, "It is 42.", force_code=False)
+    events = drain(session.send("6 times 7?"))
+
+    assert not backend.prompts[0].endswith("```python\n")
+    code_turn = session.messages[1]
+    assert code_turn.content == "Let me compute.\n```python\nx = 6 * 7\nprint(x)\n```"
+    assert split_code(code_turn) == ("Let me compute.", "x = 6 * 7\nprint(x)")
+    assert session.messages[2].content == "42"
+    streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "guess" not in streamed
+
+
+def test_a_plain_answer_runs_nothing(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "Hello there.", force_code=False)
+    drain(session.send("Hi"))
+    assert roles(session) == ["user", "assistant"] and fake_kernel.codes == []
+
+
+def test_an_exception_becomes_an_error_observation_and_the_model_sees_it(fake_kernel: FakeKernel) -> None:
+    session, backend = make_session(fake_kernel, "1/0\n```", "Dividing by zero fails.")
+    drain(session.send("Divide 1 by 0"))
+    observation = session.messages[2]
+    assert observation.error and "ZeroDivisionError: division by zero" in observation.content
+    assert "ZeroDivisionError" in backend.prompts[1]
+
+
+def test_rounds_are_capped_with_a_notice_and_a_not_run_observation(fake_kernel: FakeKernel) -> None:
+    again = "```python\nprint('again')\n```"
+    session, _ = make_session(fake_kernel, "print('again')\n```", again, again, max_rounds=2, force_code=True)
+    events = drain(session.send("Loop forever"))
+
+    assert len(fake_kernel.codes) == 2
+    assert roles(session) == [
+        "user",
+        "assistant",
+        "observation",
+        "assistant",
+        "observation",
+        "assistant",
+        "observation",
+    ]
+    assert session.messages[-1].content == "[not run: the limit of 2 code runs for one message was reached]"
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "not run" in notices[0].text and "Max code runs" in notices[0].text
+
+
+def test_a_timeout_is_told_to_the_model_and_the_user(fake_kernel: FakeKernel) -> None:
+    session, backend = make_session(
+        fake_kernel, "import time; time.sleep(100)\n```", "It took too long.", timeout=0.2
+    )
+    events = drain(session.send("Sleep"))
+    observation = session.messages[2]
+    assert observation.error and observation.metadata["timed_out"] is True
+    assert "exceeded the 0.2 s time limit" in observation.content
+    assert "exceeded the 0.2 s time limit" in backend.prompts[1]
+    assert any(isinstance(e, Notice) and "time limit" in e.text for e in events)
+
+
+def test_a_death_says_the_state_was_lost(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "DIE\n```", "The kernel crashed.")
+    events = drain(session.send("Crash"))
+    observation = session.messages[2]
+    assert observation.metadata["restarted"] is True and "variables are lost" in observation.content
+    assert any(isinstance(e, Notice) and "variables are lost" in e.text for e in events)
+
+
+def test_images_go_into_the_observation_as_placeholders_and_bytes(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "PLOT\n```", "Here is the plot.")
+    drain(session.send("Plot"))
+    observation = session.messages[2]
+    assert observation.content == "[image 1: 4x3]"
+    assert observation.images == [tiny_png()]
+    assert observation.to_dict(include_images=False)["image_count"] == 1
+
+
+def test_user_cells_share_state_with_the_model_but_stay_out_of_the_conversation(
+    fake_kernel: FakeKernel,
+) -> None:
+    session, backend = make_session(fake_kernel, "print(x + 1)\n```", "x + 1 is 42.")
+    cell = session.run_user_cell("x = 41")
+    assert cell.ok
+    drain(session.send("What is x + 1?"))
+    assert session.messages[2].content == "42"
+    assert "x = 41" not in backend.prompts[0]
+    assert [(run.source, run.code) for run in session.runs] == [("user", "x = 41"), ("model", "print(x + 1)")]
+
+
+def test_uploaded_file_names_are_told_to_the_model(fake_kernel: FakeKernel) -> None:
+    code = f"print(open('{fake_kernel.workdir}/data.csv').read())\n```"  # the fake runs in the test's folder
+    session, backend = make_session(fake_kernel, code, "It has a and b.")
+    session.upload("data.csv", b"a,b\n1,2\n")
+    assert [f.name for f in session.files()] == ["data.csv"]
+    assert session.read_file("data.csv") == b"a,b\n1,2\n"
+    drain(session.send("What columns does data.csv have?"))
+    assert "Files in the current folder (open them by name): data.csv." in backend.prompts[0]
+    assert session.messages[2].content == "a,b\n1,2"
+
+
+def test_a_restart_is_told_to_the_model_once(fake_kernel: FakeKernel) -> None:
+    session, backend = make_session(fake_kernel, "Nothing to run.", "Still nothing.", force_code=False)
+    session.run_user_cell("y = 1")
+    message = session.restart()
+    assert "restarted" in message and "variables" in message and fake_kernel.restarts == 1
+    drain(session.send("Is y defined?"))
+    assert "The user restarted the kernel" in backend.prompts[0]
+    drain(session.send("And now?"))
+    assert "restarted" not in backend.prompts[1]
+
+
+def test_closing_a_turn_while_code_runs_interrupts_it_and_records_the_run(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "import time; time.sleep(100)\n```", "never")
+    turn = session.send("Sleep")
+    for event in turn:
+        if isinstance(event, CodeRunning):
+            break  # the page's script stopped here
+    turn.close()
+    assert fake_kernel.interrupted.is_set()
+    assert roles(session) == ["user", "assistant", "observation"]
+    assert "KeyboardInterrupt" in session.messages[2].content
+    assert not session.busy and session.active is None
+
+
+def test_stop_during_generation_keeps_the_partial_reply(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "A long answer " * 50, delay_s=0.01, force_code=False)
+    turn = session.send("Talk")
+    for event in turn:
+        if isinstance(event, TextDelta) and len(event.text) > 0:
+            turn.stop()
+    reply = session.messages[-1]
+    assert reply.metadata["stopped"] is True and reply.content.startswith("A lo")
+    assert len(reply.content) < len("A long answer " * 50)
+    assert fake_kernel.codes == []
+
+
+def test_send_refuses_blank_text_and_a_busy_kernel(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "unused")
+    with pytest.raises(EmptyPromptError, match="empty"):
+        session.send("  ")
+    run = session.start_user_cell("import time; time.sleep(100)")
+    with pytest.raises(KernelError, match="still running"):
+        session.send("Hello")
+    with pytest.raises(KernelError, match="busy"):
+        session.run_user_cell("1")
+    assert session.status().state == "busy"
+    assert session.interrupt() is True
+    assert run.result(timeout=5).execution is not None
+    assert session.status().state == "idle" and session.messages == []
+
+
+def test_status_label_says_sandboxed_or_not(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "unused")
+    assert session.status().label == "Kernel: idle · sandboxed"
+    fake_kernel.sandboxed = False
+    fake_kernel.sandbox_reason = "no user namespaces"
+    status = session.status()
+    assert status.label == "Kernel: idle · NOT sandboxed" and status.reason == "no user namespaces"
+    fake_kernel.alive = False
+    assert session.status().state == "dead"
+
+
+def test_chatglm3_code_turns_use_its_interpreter_format(fake_kernel: FakeKernel) -> None:
+    session, backend = make_session(
+        fake_kernel, "print(6 * 7)\n```", "The answer is 42.", dialect=ChatGLM3Dialect()
+    )
+    drain(session.send("What is 6*7?"))
+    assert backend.prompts[0].endswith("<|assistant|>interpreter\n```python\n")
+    code_turn = session.messages[1]
+    assert code_turn.metadata == {**code_turn.metadata, "interpreter": True, "code": "print(6 * 7)"}
+    assert (
+        "<|assistant|>interpreter\n```python\nprint(6 * 7)\n```<|observation|>\n```result\n42\n```"
+        in (backend.prompts[1])
+    )
+
+
+def test_the_worked_example_precedes_the_conversation(fake_kernel: FakeKernel) -> None:
+    session, backend = make_session(fake_kernel, "print(1)\n```", "1.", worked_example=True)
+    drain(session.send("Print one"))
+    assert (
+        "user: What is 3**4?\nassistant: ```python\nprint(3**4)\n```\nobservation: 81\n" in backend.prompts[0]
+    )
+    assert roles(session) == ["user", "assistant", "observation", "assistant"]
+
+
+# --- kernels from a pool ----------------------------------------------------------------------------
+def test_pool_sessions_get_their_own_kernel_and_a_clear_limit(tmp_path: Path) -> None:
+    pool = FakePool(tmp_path, max_kernels=2)
+    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())  # type: ignore[arg-type]
+    first, second, third = (CodeSession(model, pool=pool, session_id=sid) for sid in ("a", "b", "c"))  # type: ignore[arg-type]
+    assert first.status().state == "not started" and not first.kernel_started
+    first.run_user_cell("secret = 1")
+    second.run_user_cell("x = 2")
+    with pytest.raises(NameError):
+        exec("secret", pool.kernels["b"].namespace)
+    with pytest.raises(KernelLimitError, match="in use"):
+        third.run_user_cell("1")
+    first.close()
+    assert pool.released == ["a"]
+    assert third.run_user_cell("print('now there is room')").stdout == "now there is room\n"
+
+
+def test_a_kernel_replaced_by_the_pool_is_reported(tmp_path: Path) -> None:
+    pool = FakePool(tmp_path)
+    model = ChatModel(ScriptedBackend("Nothing.", "Nothing."), dialect=PlainDialect())  # type: ignore[arg-type]
+    session = CodeSession(model, pool=pool, session_id="a", code_settings=CodeSettings(force_code=False))  # type: ignore[arg-type]
+    session.run_user_cell("z = 1")
+    pool.kernels.pop("a")  # reaped after the idle limit
+    events = drain(session.send("Is z there?"))
+    assert any(isinstance(e, Notice) and "idle too long" in e.text for e in events)
+    assert "idle too long" in model.backend.prompts[0]  # type: ignore[attr-defined]
+
+
+def test_a_session_without_kernel_or_pool_is_refused() -> None:
+    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())  # type: ignore[arg-type]
+    with pytest.raises(KernelError, match="kernel or a kernel pool"):
+        CodeSession(model)
+
+
+# --- reading code blocks ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "code", "closed"),
+    [
+        ("```python\nprint(1)\n```", "print(1)", True),
+        ("Sure:\n```py\nx = 1\n```\nmore", "x = 1", True),
+        ("```Python3 \nprint(2)", "print(2)", False),
+        ("```\nnot python\n```", None, None),
+        ("no code at all", None, None),
+    ],
+)
+def test_find_code_block(text: str, code: str | None, closed: bool | None) -> None:
+    block = find_code_block(text)
+    assert (block.code if block else None) == code
+    assert (block.closed if block else None) == closed
+
+
+def test_mark_code_turn_closes_an_unclosed_block_and_drops_an_empty_one() -> None:
+    unclosed = mark_code_turn(Message(Role.ASSISTANT, "```python\nprint(1)"))
+    assert unclosed.content == "```python\nprint(1)\n```" and unclosed.metadata["interpreter"]
+    empty = mark_code_turn(Message(Role.ASSISTANT, "Nothing to run ```python\n```"))
+    assert empty.content == "Nothing to run" and "interpreter" not in empty.metadata
+
+
+# --- the real sandboxed kernel, scripted model ------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_kernel() -> Any:
+    with KernelSession(sandbox=True, interrupt_grace=1.0) as session:
+        yield session
+
+
+@pytest.mark.kernel
+def test_real_kernel_plot_and_shared_state(real_kernel: KernelSession) -> None:
+    plot = "import matplotlib.pyplot as plt\nplt.plot(values)\nplt.title('t')\n```"
+    session, backend = make_session(real_kernel, plot, "A line plot.")
+    session.run_user_cell("values = [1, 4, 9]")
+    drain(session.send("Plot values"))
+    observation = session.messages[2]
+    assert len(observation.images) == 1 and observation.images[0].startswith(b"\x89PNG")
+    assert "[image 1: " in observation.content and "[image 1: " in backend.prompts[1]
+
+
+@pytest.mark.kernel
+def test_real_kernel_timeout_and_a_dead_kernel_are_reported(real_kernel: KernelSession) -> None:
+    session, _ = make_session(
+        real_kernel,
+        "while True:\n    pass\n```",
+        "Too slow.",
+        "import os; os._exit(3)\n```",
+        "It died.",
+        timeout=1.0,
+    )
+    events = drain(session.send("Loop"))
+    assert session.messages[2].metadata["timed_out"] is True
+    assert any(isinstance(e, Notice) and "1 s time limit" in e.text for e in events)
+    events = drain(session.send("Exit"))
+    observation = session.messages[-2]
+    assert observation.metadata["restarted"] is True and "lost" in observation.content
+    assert any(isinstance(e, Notice) and "restarted" in e.text for e in events)
+    assert session.run_user_cell("6 * 7").result == "42"

@@ -1,0 +1,292 @@
+"""The code-interpreter loop: the model writes Python, the session's kernel runs it, the outputs go back.
+
+A :class:`CodeSession` belongs to one browser session (or one CLI run) and holds its kernel, taken
+from a :class:`kernel.KernelPool` on first use or given ready-made. :meth:`CodeSession.send`
+returns a :class:`CodeTurn`, an iterator of events:
+
+- :class:`TextDelta` while the model writes (code included: the page shows it as it comes);
+- :class:`MessageDone` for each finished message: the code turn, the observation, the answer;
+- :class:`CodeRunning` while the code runs (the page's checkpoint to stay stoppable);
+- :class:`Notice` for time-outs, restarts, deaths and the round limit.
+
+At most ``max_rounds`` code runs happen per user message. The user's own cells
+(:meth:`CodeSession.run_user_cell`) run in the same kernel, so they share its variables, but they
+are kept in :attr:`CodeSession.runs` only, not in the model's conversation: the model hears of them
+only when they restarted the kernel. Whatever ends a turn (the end, Stop, a closed tab), what the
+model wrote and what ran is recorded once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+
+from kernel import KernelPool
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role
+from workbench.errors import EmptyPromptError, KernelError, WorkbenchError
+from workbench.models.generation import GenerationStream, SamplingSettings
+from workbench.modes.code_format import (
+    CODE_FENCE,
+    DEFAULT_SYSTEM_PROMPT,
+    code_prefix,
+    complete_block_end,
+    context_lines,
+    mark_code_turn,
+    not_run_message,
+    observation_message,
+    split_code,
+    worked_example,
+)
+from workbench.modes.code_runs import BackgroundRun, CodeKernel, CodeRun, CodeRunning, CodeSettings
+from workbench.modes.code_workspace import Workspace, create_pool
+from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+
+CodeEvent = Event | CodeRunning
+# How long closing a turn waits for the generation (a token or two) or an interrupted run to end.
+_STOP_WAIT_S = 30.0
+_INTERRUPT_WAIT_S = 5.0
+
+
+class CodeTurn:
+    """The events of one user message; closing the turn stops the model and interrupts its code."""
+
+    def __init__(self, session: CodeSession) -> None:
+        self.session = session
+        self.stopped = False
+        self.closed = False
+        self.stream: GenerationStream | None = None
+        self.run: BackgroundRun | None = None
+        self._events = session._loop(self)
+
+    def __iter__(self) -> Iterator[CodeEvent]:
+        try:
+            yield from self._events
+        finally:
+            self.close()
+
+    def __enter__(self) -> CodeTurn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        """Stop the model after its current token, or interrupt the code it is running."""
+        self.stopped = True
+        if self.stream is not None:
+            self.stream.cancel()
+        if self.run is not None and not self.run.done.is_set():
+            self.run.kernel.interrupt()
+
+    def close(self) -> None:
+        """Stop whatever still runs and record it (once); safe from any thread."""
+        if self.closed:
+            return
+        self.closed = True
+        if not (self.stream is None or self.stream.done.is_set()) or not (
+            self.run is None or self.run.done.is_set()
+        ):
+            self.stop()
+        with contextlib.suppress(ValueError):  # running in another thread, which sees `stopped` and ends
+            self._events.close()
+        self.session._finish(self)
+
+
+class CodeSession(Workspace):
+    """A code-interpreter conversation on top of a :class:`Workspace` (kernel, files, cells).
+
+    Args:
+        model: The shared model.
+        kernel: A kernel to use (the caller shuts it down), or None to take one from ``pool``.
+        pool: Where the session's kernel comes from (one per ``session_id``).
+        session_id: This session's key in ``pool``.
+        system_prompt: The instructions; the work folder's files are appended when sent.
+        settings: Sampling settings.
+        code_settings: Loop settings (rounds, time-out, forcing code).
+
+    Attributes:
+        messages: The user, assistant and observation messages (no system prompt).
+        active: The turn being answered, if any.
+
+    Raises:
+        KernelError: If neither a kernel nor a pool is given.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        kernel: CodeKernel | None = None,
+        *,
+        pool: KernelPool | None = None,
+        session_id: str = "default",
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        settings: SamplingSettings | None = None,
+        code_settings: CodeSettings | None = None,
+    ) -> None:
+        super().__init__(kernel, pool=pool, session_id=session_id, code_settings=code_settings)
+        self.model = model
+        self.system_prompt = system_prompt
+        self.settings = settings or model.default_settings()
+        self.messages: list[Message] = []
+        self.active: CodeTurn | None = None
+
+    def close(self) -> None:
+        """Stop any turn and give the kernel back to the pool (a given kernel is left running)."""
+        self.stop()
+        self.release()
+
+    # --- the model's turns --------------------------------------------------------------------
+    def conversation(self) -> list[Message]:
+        """The messages as sent to the model: system prompt (with files and notes), example, history."""
+        files = [f.name for f in self.files()] if self._kernel is not None else []
+        extra = context_lines(files, self._model_notes)
+        system = "\n\n".join(part for part in (self.system_prompt.strip(), extra) if part)
+        head = [Message(Role.SYSTEM, system)] if system else []
+        example = worked_example() if self.code.worked_example else []
+        return head + example + self.messages
+
+    def send(self, text: str) -> CodeTurn:
+        """Add the user's message and return the turn that answers it (iterate it for events).
+
+        Raises:
+            EmptyPromptError: If ``text`` is blank.
+            KernelError: If code from an earlier turn or cell is still running.
+        """
+        if not text or not text.strip():
+            raise EmptyPromptError("The message is empty; type something to send.")
+        self.stop()
+        if self.busy:
+            raise KernelError(
+                "Code is still running; wait for it, press Interrupt or Restart, then send again."
+            )
+        if self._kernel is not None:
+            _ = self.kernel  # notices a kernel the pool replaced, before the model is told of the files
+        self.messages.append(Message(Role.USER, text))
+        self.active = CodeTurn(self)
+        return self.active
+
+    def stop(self) -> None:
+        """Close the turn in progress, if any, keeping what it wrote and ran."""
+        if self.active is not None:
+            self.active.close()
+
+    def clear(self) -> None:
+        """Stop any turn and empty the conversation (the kernel, its state and the cells stay)."""
+        self.stop()
+        self.messages.clear()
+
+    # --- internals ----------------------------------------------------------------------------
+    def _run_recorded(self, run: BackgroundRun, record: CodeRun) -> None:
+        """The model's run ended: its observation joins the conversation (from the worker thread)."""
+        if run.source != "model":
+            return
+        if record.execution is not None:
+            run.observation = observation_message(
+                record.execution, record.number, self.code.observation_chars
+            )
+        else:
+            run.observation = not_run_message(record.error)
+        self.messages.append(run.observation)
+
+    def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
+        for note in self.pop_notices():
+            yield Notice(note, "warning")
+        runs, forced = 0, self.code.force_code
+        try:
+            while not turn.stopped:
+                message = yield from self._generate(turn, forced)
+                forced = False
+                code = split_code(message)[1]
+                if code is None or turn.stopped or "error" in message.metadata:
+                    return
+                if runs >= self.code.max_rounds:
+                    yield from self._refuse(
+                        f"the limit of {self.code.max_rounds} code runs for one message was reached",
+                        f"The model wanted to run code again after {runs} runs for this message; that code was "
+                        "not run. Send another message to let it continue, or raise 'Max code runs'.",
+                    )
+                    return
+                runs += 1
+                try:
+                    run = self.start_run(code, "model")
+                except WorkbenchError as exc:
+                    yield from self._refuse(str(exc), f"The code could not run: {exc}", "error")
+                    return
+                yield from self._wait_for(turn, run)
+        finally:
+            self._model_notes.clear()  # the model has been told; they are not part of the history
+
+    def _refuse(self, reason: str, notice: str, level: str = "warning") -> Generator[CodeEvent, None, None]:
+        observation = not_run_message(reason)
+        self.messages.append(observation)
+        yield MessageDone(observation)
+        yield Notice(notice, level)
+
+    def _wait_for(self, turn: CodeTurn, run: BackgroundRun) -> Generator[CodeEvent, None, None]:
+        turn.run = run
+        try:
+            yield CodeRunning(run.code, 0.0)
+            for seconds in run.progress():
+                yield CodeRunning(run.code, seconds)
+        finally:
+            if not run.done.is_set():  # the consumer went away: interrupt, and let the run record itself
+                run.kernel.interrupt()
+                run.done.wait(_INTERRUPT_WAIT_S)
+        if run.observation is not None:
+            yield MessageDone(run.observation)
+        record = run.record
+        if record is not None and record.execution is not None and record.execution.note:
+            yield Notice(record.execution.note, "warning")
+        if record is not None and record.error:
+            yield Notice(record.error, "error")
+            turn.stopped = True
+
+    def _generate(self, turn: CodeTurn, forced: bool) -> Generator[CodeEvent, None, Message]:
+        """Stream one reply; record it (partial if stopped) and return it."""
+        prefix = code_prefix(self.model.dialect) if forced else ""
+        # With the fence forced open, the next ``` closes it; otherwise a complete block is cut below.
+        stream = self.model.stream(
+            self.conversation(), self.settings, prefix=prefix, stop_strings=("```",) if forced else ()
+        )
+        turn.stream = stream
+        received, ended = "", False
+        try:
+            if forced:
+                yield TextDelta(CODE_FENCE)
+            for chunk in stream:
+                end = None if forced else complete_block_end(received + chunk)
+                if end is not None:
+                    chunk = (received + chunk)[len(received) : end]
+                    stream.cancel()
+                received += chunk
+                if chunk:
+                    yield TextDelta(chunk)
+                if end is not None or turn.stopped:
+                    break
+            ended = not turn.stopped
+        finally:
+            if not stream.done.is_set():
+                stream.cancel()
+            stream.wait(_STOP_WAIT_S)
+            message = self._record_reply(prefix + stream.text, stream, stopped=not ended)
+        yield MessageDone(message)
+        return message
+
+    def _record_reply(self, text: str, stream: GenerationStream, stopped: bool) -> Message:
+        message = mark_code_turn(self.model.dialect.parse(text))
+        message.metadata["stats"] = stream.stats.to_dict()
+        if stream.error is not None:
+            message.metadata["error"] = str(stream.error)
+        elif stopped:
+            message.metadata["stopped"] = True
+        if message.content or split_code(message)[1] is not None or not stopped:
+            self.messages.append(message)
+        return message
+
+    def _finish(self, turn: CodeTurn) -> None:
+        if self.active is turn:
+            self.active = None
+
+
+__all__ = ["CodeEvent", "CodeRun", "CodeRunning", "CodeSession", "CodeSettings", "CodeTurn", "create_pool"]

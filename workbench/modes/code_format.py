@@ -1,0 +1,157 @@
+"""How code turns are written and read: the system prompt, fenced python blocks, observations.
+
+A code turn is an assistant message with ``metadata["interpreter"]``. Two shapes exist, one per
+dialect family, and :func:`split_code` reads both:
+
+- ChatGLM3 (its dialect parses ``<|assistant|>interpreter``): the prose in ``content`` and the code
+  in ``metadata["code"]``; the dialect renders the fenced block and wraps the observation in a
+  ```` ```result ```` block.
+- Every other model: the fenced ```` ```python ```` block stays in ``content``, as the model wrote
+  it, so the chat template shows the model its own code; nothing after the block is kept.
+
+The observation is ``Message(role=OBSERVATION, name="interpreter")`` holding the run's text for
+the model (:meth:`kernel.Execution.for_model`) and its images.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kernel import Execution
+from workbench.conversation import Message, Role
+from workbench.dialects import Dialect
+
+INTERPRETER = "interpreter"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant with a Python interpreter (a Jupyter kernel with numpy, pandas and "
+    "matplotlib). When a question needs computing, data or a plot, reply with one ```python code block "
+    "and nothing after it. The code runs and you see its output; print the values you need. Then answer "
+    "the user in plain words."
+)
+
+#: The opening fence the page and the CLI show when the first reply is forced to be code.
+CODE_FENCE = "```python\n"
+
+# An opening fence for Python (```python, ```py, ```python3, ```ipython); plain ``` is not code to run.
+_OPEN = re.compile(r"```[ \t]*(?:python3?|py|ipython3?)[ \t]*\n", re.IGNORECASE)
+_CLOSE = "```"
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """A fenced python block found in a text.
+
+    Attributes:
+        code: The code between the fences.
+        start: Index of the opening fence.
+        end: Index just after the closing fence (the text's length when unclosed).
+        closed: Whether the closing fence was written.
+    """
+
+    code: str
+    start: int
+    end: int
+    closed: bool
+
+
+def find_code_block(text: str) -> CodeBlock | None:
+    """Return the first fenced python block of ``text`` (closed or not), or None."""
+    opening = _OPEN.search(text)
+    if opening is None:
+        return None
+    close = text.find(_CLOSE, opening.end())
+    body = text[opening.end() : close if close != -1 else len(text)]
+    end = close + len(_CLOSE) if close != -1 else len(text)
+    return CodeBlock(body.rstrip(), opening.start(), end, close != -1)
+
+
+def complete_block_end(text: str) -> int | None:
+    """Index just after the closing fence of the first complete python block, or None."""
+    block = find_code_block(text)
+    return block.end if block is not None and block.closed else None
+
+
+def code_prefix(dialect: Dialect) -> str:
+    """The text that forces a reply to open a python block, in the dialect's own format."""
+    # ChatGLM3 writes a metadata line after <|assistant|>; its interpreter turns start "interpreter\n".
+    return f"{INTERPRETER}\n{CODE_FENCE}" if dialect.name == "chatglm3" else CODE_FENCE
+
+
+def mark_code_turn(message: Message) -> Message:
+    """Mark an assistant message as a code turn if it holds python code (in place; returned).
+
+    A message the dialect already marked (ChatGLM3) is left as it is. Otherwise the first fenced
+    python block is found in the content, anything after it is dropped (the model's guesses at the
+    output), and an unclosed block is closed. A block with no code in it is removed.
+    """
+    if message.metadata.get(INTERPRETER):
+        return message
+    block = find_code_block(message.content)
+    if block is None:
+        return message
+    if not block.code.strip():
+        message.content = (message.content[: block.start] + message.content[block.end :]).strip()
+        return message
+    message.content = message.content[: block.end] + ("" if block.closed else "\n" + _CLOSE)
+    message.metadata[INTERPRETER] = True
+    return message
+
+
+def split_code(message: Message) -> tuple[str, str | None]:
+    """The prose and the code of an assistant message; the code is None for a plain answer."""
+    if not message.metadata.get(INTERPRETER):
+        return message.content, None
+    code = message.metadata.get("code")
+    if isinstance(code, str):
+        return message.content, code
+    block = find_code_block(message.content)
+    if block is None:
+        return message.content, None
+    return message.content[: block.start].strip(), block.code
+
+
+def observation_message(execution: Execution, run_index: int, max_chars: int) -> Message:
+    """The interpreter's observation of one run, for the model (text capped, images attached)."""
+    metadata: dict[str, object] = {"run": run_index}
+    if execution.timed_out:
+        metadata["timed_out"] = True
+    if execution.restarted:
+        metadata["restarted"] = True
+    return Message(
+        Role.OBSERVATION,
+        execution.for_model(max_chars=max_chars),
+        name=INTERPRETER,
+        images=list(execution.images),
+        error=bool(execution.error or execution.timed_out),
+        metadata=metadata,
+    )
+
+
+def not_run_message(reason: str) -> Message:
+    """An observation saying why a code block was not run (keeps the conversation well formed)."""
+    return Message(
+        Role.OBSERVATION, f"[not run: {reason}]", name=INTERPRETER, error=True, metadata={"not_run": True}
+    )
+
+
+def worked_example() -> list[Message]:
+    """A short solved exchange shown before the conversation: small models copy its shape."""
+    return [
+        Message(Role.USER, "What is 3**4?"),
+        Message(Role.ASSISTANT, f"{CODE_FENCE}print(3**4)\n{_CLOSE}", metadata={INTERPRETER: True}),
+        Message(Role.OBSERVATION, "81", name=INTERPRETER),
+        Message(Role.ASSISTANT, "3**4 is 81."),
+    ]
+
+
+def context_lines(files: list[str], notes: list[str], max_names: int = 30) -> str:
+    """Lines appended to the system prompt: the work folder's files and what happened to the kernel."""
+    lines = []
+    if files:
+        shown = ", ".join(files[:max_names])
+        more = f" and {len(files) - max_names} more" if len(files) > max_names else ""
+        lines.append(f"Files in the current folder (open them by name): {shown}{more}.")
+    lines += [f"Note: {note}" for note in notes]
+    return "\n".join(lines)
