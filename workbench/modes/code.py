@@ -225,14 +225,8 @@ class CodeSession(Workspace):
 
     def _wait_for(self, turn: CodeTurn, run: BackgroundRun) -> Generator[CodeEvent, None, None]:
         turn.run = run
-        try:
-            yield CodeRunning(run.code, 0.0)
-            for seconds in run.progress():
-                yield CodeRunning(run.code, seconds)
-        finally:
-            if not run.done.is_set():  # the consumer went away: interrupt, and let the run record itself
-                run.kernel.interrupt()
-                run.done.wait(_INTERRUPT_WAIT_S)
+        for seconds in run.watch(grace=_INTERRUPT_WAIT_S):  # a closed turn interrupts the run
+            yield CodeRunning(run.code, seconds)
         if run.observation is not None:
             yield MessageDone(run.observation)
         record = run.record

@@ -122,6 +122,21 @@ class BackgroundRun:
         while not self.done.wait(every):
             yield self.seconds
 
+    def watch(self, every: float = 0.25, grace: float = 5.0) -> Iterator[float]:
+        """Yield 0.0, then as :meth:`progress`; a consumer that goes away (a stopped script) interrupts the run.
+
+        Args:
+            every: Seconds between yields.
+            grace: Seconds to wait, after the interrupt, for the run to end and be recorded.
+        """
+        try:
+            yield 0.0
+            yield from self.progress(every)
+        finally:
+            if not self.done.is_set():
+                self.kernel.interrupt()
+                self.done.wait(grace)
+
     def result(self, timeout: float | None = None) -> CodeRun:
         """Wait for the end and return the run's record.
 

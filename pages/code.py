@@ -1,0 +1,222 @@
+"""Code interpreter: the model writes Python that runs in this browser session's sandboxed kernel.
+
+UI only: the loop, the kernel, files and cells live in ``workbench.modes.code``. One kernel per browser
+session, from the process-wide pool; the user's own cells run in the same kernel as the model's code.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import Any
+
+import streamlit as st
+from _common import current_model, sampling_controls, session_object, show_error, stats_caption
+
+from workbench.conversation import Message, Role
+from workbench.errors import WorkbenchError
+from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
+from workbench.modes.code_format import split_code
+from workbench.modes.code_runs import CodeRun
+from workbench.modes.events import MessageDone, Notice, TextDelta
+
+
+@st.cache_resource(show_spinner=False)
+def kernel_pool() -> Any:
+    """The process-wide pool: one kernel per browser session, a warm spare, an idle limit."""
+    return create_pool()
+
+
+def show_execution(record: CodeRun) -> None:
+    """Every output of a run in order: text, tables, images; errors in red."""
+    execution = record.execution
+    if execution is None:
+        st.error(record.error)
+        return
+    for output in execution.outputs:
+        html = output.data.get("text/html")
+        if output.kind == "error":
+            st.error(f"```\n{output.text}\n```")
+        elif output.image is not None:
+            st.image(output.image)
+        elif isinstance(html, str) and "dataframe" in html:
+            st.html(html)
+        elif output.text:
+            st.code(output.text, language=None)
+            if output.name == "stderr":
+                st.caption("standard error")
+    if execution.note:
+        st.warning(execution.note)
+    count = f"In [{execution.execution_count}] · " if execution.execution_count else ""
+    st.caption(f"{count}{execution.duration:.2f} s" + ("" if execution.outputs else " · no output"))
+
+
+def show_message(message: Message) -> None:
+    """One message of the conversation; an observation shows its run in full when it is known."""
+    if message.role is Role.OBSERVATION:
+        with st.chat_message("interpreter", avatar=":material/terminal:"):
+            number = message.metadata.get("run")
+            if isinstance(number, int) and number < len(session.runs):
+                show_execution(session.runs[number])
+            else:
+                st.code(message.content, language=None)
+                for image in message.images:
+                    st.image(image)
+        return
+    with st.chat_message(message.role.value):
+        prose, code = split_code(message) if message.role is Role.ASSISTANT else (message.content, None)
+        if prose:
+            st.markdown(prose)
+        if code is not None:
+            st.code(code, language="python")
+        if not prose and code is None:
+            st.markdown("*(no text)*")
+        if message.role is Role.ASSISTANT:
+            stats_caption(message)
+
+
+def show_turn(turn: CodeTurn) -> None:
+    """Render a turn's events as they come: streamed text, runs with a timer, notices."""
+    slot, text = st.empty(), ""
+    for event in turn:
+        if isinstance(event, TextDelta):
+            text += event.text
+            with slot.container(), st.chat_message("assistant"):
+                st.markdown(text)
+        elif isinstance(event, CodeRunning):
+            slot.caption(f"Running the code… {event.seconds:.0f} s (Interrupt stops it)")
+        elif isinstance(event, MessageDone):
+            with slot.container():
+                show_message(event.message)
+            slot, text = st.empty(), ""
+        elif isinstance(event, Notice):
+            {"error": st.error, "warning": st.warning}.get(event.level, st.info)(event.text)
+
+
+def show_status() -> None:
+    status = session.status()
+    status_slot.markdown(f"**{status.label}**")
+
+
+st.title("Code interpreter")
+model = current_model()
+try:
+    pool = kernel_pool()
+except WorkbenchError as exc:
+    st.error(str(exc))
+    st.stop()
+session_id = session_object("code_session_id", lambda: uuid.uuid4().hex)
+session = session_object("code_session", lambda: CodeSession(model, pool=pool, session_id=session_id))
+if session.model is not model:
+    session.model = model
+session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
+
+# --- sidebar: settings, kernel, files -------------------------------------------------------------
+session.settings = sampling_controls("code", model.default_settings())
+with st.sidebar.expander("Code settings", expanded=False):
+    session.code.max_rounds = int(
+        st.number_input("Max code runs per message", 1, 20, 5, key="code_max_rounds")
+    )
+    session.code.timeout = float(st.number_input("Time limit per run (s)", 1, 600, 30, key="code_timeout"))
+    session.code.force_code = st.checkbox(
+        "Force code in the first reply",
+        True,
+        key="code_force",
+        help="Start each reply with ```python so even a small model writes code.",
+    )
+    session.code.worked_example = st.checkbox("Show the model a worked example", True, key="code_example")
+    session.system_prompt = st.text_area("System prompt", session.system_prompt, key="code_system")
+
+status_slot = st.sidebar.empty()
+show_status()
+status = session.status()
+if not status.sandboxed:
+    st.sidebar.warning(
+        f"Code runs NOT sandboxed ({status.reason}): it can read and change this machine's "
+        "files and use the network. Install bubblewrap with user namespaces enabled to sandbox it."
+    )
+left, right = st.sidebar.columns(2)
+if left.button("Interrupt", use_container_width=True, key="code_interrupt"):
+    st.sidebar.info("Interrupted." if session.interrupt() else "Nothing was running.")
+if right.button("Restart", use_container_width=True, key="code_restart"):
+    try:
+        st.sidebar.info(session.restart())
+    except WorkbenchError as exc:
+        st.sidebar.error(str(exc))
+if st.sidebar.button("Clear chat", use_container_width=True, key="code_clear"):
+    session.clear()
+
+for note in session.pop_notices():
+    st.warning(note)
+
+# --- main: the model's conversation and the user's own cells ----------------------------------------
+chat_tab, cells_tab = st.tabs(["Chat with the model", "Your cells"])
+with cells_tab:
+    cell = st.text_area(
+        "Python",
+        key="code_cell",
+        height=160,
+        placeholder="import pandas as pd\npd.DataFrame({'x': [1, 2, 3]})",
+    )
+    if st.button("Run", type="primary", key="code_run"):
+        try:
+            background = session.start_user_cell(cell)
+        except WorkbenchError as exc:
+            show_error(exc)
+        else:
+            show_status()
+            timer = st.empty()
+            for seconds in background.watch():  # a stopped script (Interrupt, any click) interrupts the cell
+                timer.caption(f"Running… {seconds:.0f} s")
+            timer.empty()
+            show_status()
+    for record in reversed([r for r in session.runs if r.source == "user"]):
+        with st.container(border=True):
+            st.code(record.code, language="python")
+            show_execution(record)
+
+with chat_tab:
+    for message in session.messages:
+        show_message(message)
+    prompt = st.chat_input("Ask for something to compute, analyse or plot", key="code_input")
+    turn: CodeTurn | None = None
+    if prompt is not None:
+        with st.chat_message("user"):
+            st.markdown(prompt)
+        try:
+            turn = session.send(prompt)
+        except WorkbenchError as exc:
+            show_error(exc)
+    if turn is not None:
+        try:
+            show_turn(turn)
+        except WorkbenchError as exc:
+            show_error(exc)
+        finally:
+            turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted
+        show_status()
+
+# Files last, so that files written by the code that just ran are listed.
+with st.sidebar.expander("Files", expanded=True):
+    saved: set[str] = session_object("code_saved_uploads", set)
+    for upload in (
+        st.file_uploader("Upload into the work folder", accept_multiple_files=True, key="code_upload") or []
+    ):
+        if upload.file_id not in saved:
+            try:
+                session.upload(upload.name, upload.getvalue())
+                saved.add(upload.file_id)
+            except WorkbenchError as exc:
+                st.error(str(exc))
+    files = session.files()
+    if not files:
+        st.caption("No files yet. Uploads and files your code writes appear here.")
+    for info in files:
+        st.download_button(
+            f"{info.name} · {info.size:,} bytes",
+            functools.partial(session.read_file, info.name),
+            file_name=info.name.rsplit("/", 1)[-1],
+            key=f"code_download_{info.name}",
+            on_click="ignore",
+            use_container_width=True,
+        )

@@ -1,0 +1,100 @@
+"""The Code interpreter page under Streamlit's AppTest: the real embedded model and the real sandboxed kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = [pytest.mark.model, pytest.mark.kernel]
+
+MAIN = str(Path(__file__).resolve().parent.parent / "main.py")
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    """The app switched to the Code page, greedy and short replies; its kernel is shut down afterwards."""
+    for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_MAX_KERNELS", "2")
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run()
+    at.switch_page("pages/code.py").run()
+    assert not at.exception, at.exception
+    at.sidebar.slider(key="code_temperature").set_value(0.0)
+    at.sidebar.number_input(key="code_max_new").set_value(40)
+    at.sidebar.number_input(key="code_max_rounds").set_value(1)
+    at.run()
+    yield at
+    session = at.session_state["code_session"]
+    session.close()
+
+
+def run_cell(at: AppTest, code: str) -> AppTest:
+    at.text_area(key="code_cell").set_value(code)
+    at.button(key="code_run").click()
+    return at.run()
+
+
+def test_page_loads_with_a_kernel_indicator(app: AppTest) -> None:
+    assert [t.value for t in app.title] == ["Code interpreter"]
+    assert "**Kernel: not started · sandboxed**" in [m.value for m in app.sidebar.markdown]
+    assert not app.sidebar.warning, "the sandbox works here, so no NOT sandboxed warning"
+    assert not app.chat_message and not app.error
+
+
+def test_a_user_cell_shows_its_output_and_the_kernel_is_idle(app: AppTest) -> None:
+    run_cell(app, "x = 6 * 7\nprint('the answer is', x)\nx")
+    assert not app.exception and not app.error
+    texts = [c.value for c in app.code]
+    assert "x = 6 * 7\nprint('the answer is', x)\nx" in texts
+    assert "the answer is 42" in texts and "42" in texts
+    assert "**Kernel: idle · sandboxed**" in [m.value for m in app.sidebar.markdown]
+    run_cell(app, "1/0")
+    assert any("ZeroDivisionError" in e.value for e in app.error), "errors show in red"
+    assert [r.source for r in app.session_state["code_session"].runs] == ["user", "user"]
+
+
+def test_restart_loses_the_state_and_says_so(app: AppTest) -> None:
+    run_cell(app, "y = 1")
+    app.sidebar.button(key="code_restart").click().run()
+    assert any("restarted" in i.value and "gone" in i.value for i in app.sidebar.info)
+    run_cell(app, "y")
+    assert any("NameError" in e.value for e in app.error)
+
+
+def test_the_model_answers_with_code_that_runs(app: AppTest) -> None:
+    app.chat_input(key="code_input").set_value("What is 2**20?").run()
+    assert not app.exception
+    session = app.session_state["code_session"]
+    assert [m.role.value for m in session.messages][:3] == ["user", "assistant", "observation"]
+    assert session.messages[2].name == "interpreter"
+    names = [m.name for m in app.chat_message]
+    assert names[:3] == ["user", "assistant", "interpreter"]
+    assert session.messages[1].metadata["interpreter"] is True
+
+
+def elements(at: AppTest, kind: str) -> list[object]:
+    return [element for element in at.main if type(element).__name__ == kind]
+
+
+def test_plots_tables_and_written_files_show_up(app: AppTest) -> None:
+    run_cell(
+        app,
+        "import matplotlib.pyplot as plt\nimport pandas as pd\nplt.plot([1, 4, 9])\n"
+        "display(pd.DataFrame({'a': [1, 2]}))\nopen('out.txt', 'w').write('hello')",
+    )
+    assert not app.exception and not app.error
+    assert len(elements(app, "Image")) == 1, "the plot shows without plt.show()"
+    assert len(elements(app, "Html")) == 1, "the DataFrame shows as a table"
+    downloads = [b.label for b in app.sidebar.get("download_button")]
+    assert downloads == ["out.txt · 5 bytes"]
+    session = app.session_state["code_session"]
+    session.upload("data.csv", b"a,b\n1,2\n")  # what the uploader does (AppTest cannot upload)
+    app.run()
+    assert [b.label for b in app.sidebar.get("download_button")] == [
+        "data.csv · 8 bytes",
+        "out.txt · 5 bytes",
+    ]
