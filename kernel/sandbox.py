@@ -207,17 +207,16 @@ def kernel_env(home: str, workdir: Path) -> dict[str, str]:
     }
 
 
+#: Characters of stream output the kernel sends per flush (0.2 s); the rest is counted and
+#: replaced by a marker, so code printing forever neither fills the kernel's memory nor
+#: floods the app, and an interrupt gets through at once.
+STREAM_MESSAGE_CHARS = 1024 * 1024
+
+
 def launch_code(limits: SandboxLimits, with_nproc: bool) -> str:
-    """Python source run as ``python -c`` in the sandbox: set the rlimits, then start ipykernel."""
-    return (
-        "import resource, sys\n"
-        f"for name, value in {limits.rlimits(with_nproc)!r}:\n"
-        "    resource.setrlimit(getattr(resource, name), (value, value))\n"
-        "if sys.path and sys.path[0] == '':\n"
-        "    del sys.path[0]\n"
-        "from ipykernel import kernelapp\n"
-        "kernelapp.launch_new_instance()\n"
-    )
+    """Python run as ``python -c`` in the sandbox: :mod:`kernel.inside` and a call to its main."""
+    source = Path(__file__).with_name("inside.py").read_text(encoding="utf-8")
+    return f"{source}\nmain({limits.rlimits(with_nproc)!r}, {STREAM_MESSAGE_CHARS})\n"
 
 
 #: ipykernel options: no history database (HOME is a small tmpfs), no output colours.

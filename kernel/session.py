@@ -22,7 +22,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from kernel.files import folder_usage
 from kernel.folders import SessionFolders, prepare_folders
 from kernel.outputs import Execution, OutputCollector
-from kernel.processes import REAP_CHILDREN, SandboxProcess, sandbox_processes, stop_strays
+from kernel.processes import SandboxProcess, sandbox_processes
 from kernel.sandbox import SandboxLimits, in_launcher_thread, make_manager, sandbox_available, sandbox_owner
 from workbench.errors import KernelDiedError, KernelError, KernelStartError
 
@@ -31,6 +31,10 @@ STATE_LOST = "its variables and imports are lost; files in the work folder were 
 _ALIVE_EVERY = 0.2
 #: Seconds between usage checks of a work folder that no tmpfs caps.
 _USAGE_EVERY = 1.0
+#: Seconds to wait for the idle status once the execute reply came (IOPub may drop it).
+_IDLE_AFTER_REPLY = 1.0
+#: The largest IOPub message the app accepts (an image, a long stream chunk), in bytes.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 class KernelSession:
@@ -157,11 +161,15 @@ class KernelSession:
                 "restart": [f"The kernel was restarted on request, so {STATE_LOST}."],
                 "stopped": ["The kernel was shut down while the code ran."],
             }[outcome]
+            if outcome not in ("unresponsive", "died", "restart", "stopped") and self._process_flood():
+                notes.append(
+                    f"The processes and threads it left running used up the limit of "
+                    f"{self.limits.processes}, so the kernel was restarted: {STATE_LOST}."
+                )
+                outcome = "restart"
             if outcome in ("unresponsive", "died", "restart"):
                 self._restart()
                 execution.restarted = True
-            elif outcome != "stopped":
-                notes.extend(self._stop_process_flood())
             execution.note = " ".join(notes)
             collector.finish()
             execution.duration = time.monotonic() - started
@@ -235,6 +243,7 @@ class KernelSession:
         deadline, interrupted_at, over_cap = now + timeout, 0.0, False
         next_alive, next_usage = now + _ALIVE_EVERY, now + _USAGE_EVERY
         check_usage = self._folders.owns_work and not self._folders.size_capped
+        replied_at = 0.0
         while True:
             now = time.monotonic()
             if self._stop_requested.is_set():
@@ -245,6 +254,8 @@ class KernelSession:
                 if not self._manager.is_alive():
                     return "died"
                 next_alive = now + _ALIVE_EVERY
+            if replied_at and now >= replied_at + _IDLE_AFTER_REPLY:
+                return "workdir_full" if over_cap else "done"  # the idle status was dropped
             if interrupted_at and now >= interrupted_at + self.interrupt_grace:
                 return "unresponsive"
             if not interrupted_at and now >= deadline:
@@ -257,6 +268,11 @@ class KernelSession:
                     interrupted_at, over_cap = now, True
                     self.interrupt()
                 next_usage = now + _USAGE_EVERY
+            if not replied_at:
+                with contextlib.suppress(queue.Empty):
+                    reply = client.get_shell_msg(timeout=0)
+                    if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                        replied_at = now
             try:
                 msg = client.get_iopub_msg(timeout=0.05)
             except queue.Empty:
@@ -266,7 +282,8 @@ class KernelSession:
             if msg["msg_type"] != "status":
                 collector.add(msg)
             elif msg["content"].get("execution_state") == "idle":
-                self._discard_reply(client, msg_id)
+                if not replied_at:
+                    self._discard_reply(client, msg_id)
                 return "workdir_full" if over_cap else "done"
 
     @staticmethod
@@ -292,9 +309,11 @@ class KernelSession:
 
     def _connect(self) -> None:
         context: zmq.Context[Any] = zmq.Context()
-        # Bound what a flood of output can queue in the app: few messages, none huge.
-        context.setsockopt(zmq.RCVHWM, 100)
-        context.setsockopt(zmq.MAXMSGSIZE, 256 * 1024 * 1024)
+        # Bound what a flood of output can queue in the app: 8 messages of at most 32 MiB. A
+        # bigger message drops the connection (ZeroMQ reconnects); the reply on the shell
+        # channel, which is never dropped, still tells when the run ended.
+        context.setsockopt(zmq.RCVHWM, 8)
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         client = self._manager.client(context=context)
         client.start_channels()
         self._context, self._client = context, client
@@ -348,35 +367,10 @@ class KernelSession:
             return f"died from signal {number}"
         return f"exited with code {code}"
 
-    def _stop_process_flood(self) -> list[str]:
-        """Kill leftover processes if they use up most of the process budget (a fork bomb)."""
-        process = getattr(self._manager.provisioner, "process", None)
-        tasks = sum(p.threads for p in self.processes() if p.ns_pid != 1)
-        if process is None or tasks < self.limits.processes * 3 // 4:
-            return []
-        stopped = stop_strays(process.pid)
-        if not stopped:
-            return []
-        self._run_silent(REAP_CHILDREN, timeout=3.0)
-        return [
-            f"{stopped} leftover processes had used up the limit of {self.limits.processes} "
-            "processes and threads, so they were stopped; the kernel's state is kept."
-        ]
-
-    def _run_silent(self, code: str, timeout: float) -> None:
-        """Run housekeeping code that leaves no trace in the history or the outputs."""
-        assert self._client is not None
-        msg_id = self._client.execute(code, silent=True, store_history=False, allow_stdin=False)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                msg = self._client.get_iopub_msg(timeout=0.05)
-            except queue.Empty:
-                continue
-            parent = msg.get("parent_header", {}).get("msg_id")
-            if parent == msg_id and msg["content"].get("execution_state") == "idle":
-                self._discard_reply(self._client, msg_id)
-                return
+    def _process_flood(self) -> bool:
+        """True if the processes and threads left running use most of the budget (a fork bomb)."""
+        tasks = sum(p.threads for p in self.processes() if p.ns_pid != 1 and p.state != "Z")
+        return tasks >= self.limits.processes * 3 // 4
 
     def _check_open(self) -> None:
         if self._closed:

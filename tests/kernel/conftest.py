@@ -33,7 +33,7 @@ def assert_usable(session: KernelSession) -> None:
 
 
 def host_processes_with(marker: str) -> list[int]:
-    """Host pids whose command line contains ``marker`` (this test process excluded)."""
+    """Running host pids whose command line starts with ``marker`` (this process excluded)."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -42,7 +42,7 @@ def host_processes_with(marker: str) -> list[int]:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if marker.encode() in cmdline and is_running(int(name)):
+        if cmdline.startswith(marker.encode()) and is_running(int(name)):
             found.append(int(name))
     return found
 

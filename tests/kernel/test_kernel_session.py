@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kernel import KernelSession, SandboxLimits, sandbox_available
+from kernel import KernelSession, SandboxLimits, sandbox, sandbox_available
 from tests.kernel.conftest import assert_usable, is_running
-from workbench.errors import KernelError
+from workbench.errors import KernelError, KernelStartError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -219,3 +219,19 @@ def test_without_a_tmpfs_the_work_folder_cap_is_checked_while_running() -> None:
         assert "went over its cap of 5 MiB" in execution.note
         assert len(list(session.workdir.iterdir())) < 50
         assert_usable(session)
+
+
+def test_without_bubblewrap_sessions_run_unsandboxed_and_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox._probe.cache_clear()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    try:
+        available, reason = sandbox_available()
+        assert not available and "bubblewrap is not installed" in reason
+        with pytest.raises(KernelStartError, match="required but cannot run"):
+            KernelSession(sandbox=True)
+        with KernelSession() as session:
+            assert not session.sandboxed
+            assert "bubblewrap is not installed" in session.sandbox_reason
+            assert session.execute("1 + 1").result == "2"
+    finally:
+        sandbox._probe.cache_clear()  # the real probe runs again once `which` is restored
