@@ -1,0 +1,369 @@
+"""The tool loop: the model calls tools, the registry runs them, the results go back as observations.
+
+A :class:`ToolSession` belongs to one page of one browser session (or one CLI run). ``send(text)``
+answers one user message and yields :mod:`events <workbench.modes.events>` while it works: the model
+writes, each call it makes is validated and run by the registry, each result is appended as an
+``observation`` message, and the model writes again, at most ``max_rounds`` times. The final answer
+streams as :class:`TextDelta`.
+
+Every call is decoded under a JSON schema built from the enabled tools (xgrammar, see
+:mod:`workbench.models.constrained`), so it names a real tool with arguments of the right shape:
+
+* ``required``: the first reply of the turn starts with the dialect's call opener (``<tool_call>``)
+  and continues as constrained JSON;
+* ``auto``: the model writes freely until it writes the opener itself, then the call is constrained;
+* ``none``: no tools are shown to the model.
+
+A bad call never raises: the registry turns it into an error result, and a call the dialect could not
+read becomes an error observation, so the model sees what went wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from tools import ToolRegistry, truncate_for_model
+from tools.arguments import validation_schema
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role, ToolCall
+from workbench.dialects.base import Dialect, strip_stop_strings
+from workbench.dialects.calls import InvalidCall, invalid_calls
+from workbench.errors import EmptyPromptError, WorkbenchError
+from workbench.models.generation import GenerationStream, SamplingSettings
+from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+
+# How long stopping waits for the generating thread to notice (a token or two).
+_STOP_WAIT_S = 30.0
+MALFORMED_CALL = "MalformedCallError"
+"""``error_type`` of the observation answering a call the dialect could not read."""
+
+
+class ToolChoice(str, Enum):
+    """Whether the model may (auto), must (required) or must not (none) call a tool."""
+
+    AUTO = "auto"
+    REQUIRED = "required"
+    NONE = "none"
+
+
+@dataclass
+class ToolOptions:
+    """How the loop runs.
+
+    Attributes:
+        tool_choice: auto, required (the first reply of each user turn is a call) or none.
+        max_rounds: Replies the model may write per user message, calls included.
+        call_timeout_s: Seconds a tool may run, for tools that set none; None for the registry's default.
+        max_result_chars: A result longer than this is cut, with a visible marker, before the model sees it.
+    """
+
+    tool_choice: ToolChoice = ToolChoice.AUTO
+    max_rounds: int = 5
+    call_timeout_s: float | None = None
+    max_result_chars: int = 4000
+
+    def __post_init__(self) -> None:
+        self.tool_choice = ToolChoice(self.tool_choice)
+
+
+def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the JSON schema of one call to any of ``tools``.
+
+    Each tool gives ``{"name": <const>, "arguments": <its parameters>}``; several tools are ``anyOf``.
+    The parameters are spelled as the registry validates them (``Optional`` as ``null`` allowed, no
+    extra arguments), so a constrained call also passes validation.
+    """
+    variants = []
+    for tool in tools:
+        function = tool.get("function", tool)
+        variants.append(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": function["name"]},
+                    "arguments": validation_schema(function.get("parameters") or {"type": "object"}),
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+
+class _HeldBackText:
+    """Passes text on as it streams, but never a marker (a call opener, a stop string) or its start."""
+
+    def __init__(self, markers: Iterable[str]) -> None:
+        self.markers = [m for m in markers if m]
+        self.text = ""
+        self.sent = 0
+        self.cut: int | None = None
+
+    def feed(self, chunk: str) -> str:
+        self.text += chunk
+        if self.cut is not None:
+            return ""
+        found = [i for i in (self.text.find(m) for m in self.markers) if i != -1]
+        if found:
+            self.cut = min(found)
+            return self._send(self.cut)
+        hold = max(
+            (k for m in self.markers for k in range(1, len(m)) if self.text.endswith(m[:k])), default=0
+        )
+        return self._send(len(self.text) - hold)
+
+    def flush(self) -> str:
+        return "" if self.cut is not None else self._send(len(self.text))
+
+    def _send(self, end: int) -> str:
+        out = self.text[self.sent : end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return out
+
+
+class ToolSession:
+    """A Tool-mode conversation: history, enabled tools, sampling settings and loop options.
+
+    Attributes:
+        model: The shared model.
+        registry: The tools that can be called (shared; switching tools is per session).
+        system_prompt: Sent first when not empty (the dialect appends the tool list to it).
+        settings: Sampling settings.
+        options: tool_choice, max rounds, time limit, result size.
+        enabled: Names of the tools switched on here; None means every tool of the registry.
+        messages: The conversation so far: user, assistant (with calls) and observation messages.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        registry: ToolRegistry,
+        *,
+        system_prompt: str = "",
+        settings: SamplingSettings | None = None,
+        options: ToolOptions | None = None,
+    ) -> None:
+        self.model = model
+        self.registry = registry
+        self.system_prompt = system_prompt
+        self.settings = settings or model.default_settings()
+        self.options = options or ToolOptions()
+        self.enabled: set[str] | None = None
+        self.messages: list[Message] = []
+        self._stream: GenerationStream | None = None
+        self._events: Generator[Event, None, None] | None = None
+        self._stop = threading.Event()
+        self._busy = False
+
+    # --- tools ----------------------------------------------------------------------------------
+    def is_enabled(self, name: str) -> bool:
+        """Whether a tool is switched on in this conversation."""
+        return self.enabled is None or name in self.enabled
+
+    def set_enabled(self, name: str, on: bool) -> None:
+        """Switch one tool on or off for this conversation."""
+        current = set(self.registry.names()) if self.enabled is None else set(self.enabled)
+        current = current | {name} if on else current - {name}
+        self.enabled = current
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """The schemas of the enabled tools, as the model is shown them."""
+        return self.registry.schemas(self.enabled)
+
+    # --- conversation ---------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether a user message is being answered."""
+        return self._busy
+
+    def conversation(self) -> list[Message]:
+        """The messages as sent to the model: the system prompt, then the history."""
+        head = [Message(Role.SYSTEM, self.system_prompt)] if self.system_prompt.strip() else []
+        return head + self.messages
+
+    def send(self, text: str) -> Generator[Event, None, None]:
+        """Add the user's message and return the events of the answer (iterate to run it).
+
+        Raises:
+            EmptyPromptError: If ``text`` is blank.
+        """
+        if not text or not text.strip():
+            raise EmptyPromptError("The message is empty; type something to send.")
+        self.stop()
+        self.messages.append(Message(Role.USER, text))
+        self._stop.clear()
+        self._events = self._turn()
+        return self._events
+
+    def stop(self) -> None:
+        """Stop the answer being written (from any thread); what was written so far is kept."""
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
+        events, self._events = self._events, None
+        if events is not None:
+            # A turn left half-read by a stopped script ends here, recording its partial answer.
+            with contextlib.suppress(ValueError):  # still running in another thread: the cancel ends it
+                events.close()
+
+    def clear(self) -> None:
+        """Stop any answer and empty the history (system prompt, tools and settings stay)."""
+        self.stop()
+        self.messages.clear()
+
+    # --- the loop -------------------------------------------------------------------------------
+    def _turn(self) -> Generator[Event, None, None]:
+        self._busy = True
+        asked = self.messages[-1]
+        try:
+            choice = self.options.tool_choice
+            tools = self.tool_schemas() if choice is not ToolChoice.NONE else []
+            force = choice is ToolChoice.REQUIRED
+            if force and not tools:
+                force = False
+                yield Notice(
+                    "Tool choice is 'required' but no tool is switched on; answering without tools.",
+                    "warning",
+                )
+            elif force and self.model.dialect.tool_call_open is None:
+                yield Notice(
+                    f"The {self.model.dialect.name} call format cannot be constrained, so 'required' is asked "
+                    "for but not enforced: the model may still answer without a call.",
+                    "warning",
+                )
+            rounds = max(1, self.options.max_rounds)
+            for number in range(1, rounds + 1):
+                try:
+                    reply = yield from self._reply(tools, force=force and number == 1)
+                except WorkbenchError:
+                    if number == 1 and self.messages and self.messages[-1] is asked:
+                        self.messages.pop()  # nothing was answered: take the message back, as chat does
+                    raise
+                if reply is None:  # stopped
+                    return
+                self.messages.append(reply)
+                yield MessageDone(reply)
+                pending: list[ToolCall | InvalidCall] = [*reply.tool_calls, *invalid_calls(reply)]
+                if not pending:
+                    return
+                for call in pending:
+                    if self._stop.is_set():
+                        return
+                    observation = self._observe(call)
+                    self.messages.append(observation)
+                    yield MessageDone(observation)
+            yield Notice(
+                f"Stopped after {rounds} rounds: the model kept calling tools without giving an answer. "
+                "Ask again, or allow more rounds (the Max rounds setting, --max-rounds on the CLI).",
+                "warning",
+            )
+        finally:
+            self._busy = False
+
+    def _reply(self, tools: list[dict[str, Any]], *, force: bool) -> Generator[Event, None, Message | None]:
+        """Generate one assistant message; None if it was stopped before writing anything."""
+        dialect = self.model.dialect
+        opener = dialect.tool_call_open if tools else None
+        before = ""
+        if not (force and opener):
+            marker = opener.strip() if opener else ""
+            held = _HeldBackText([marker, *dialect.stop_strings])
+            stream = self._start(tools, stop_strings=(marker,) if marker else ())
+            recorded = False
+            try:
+                for chunk in stream:
+                    delta = held.feed(chunk)
+                    if delta:
+                        yield TextDelta(delta)
+                if not (marker and marker in stream.text) or self._stop.is_set():
+                    tail = held.flush()
+                    if tail:
+                        yield TextDelta(tail)
+                    recorded = True
+                    return self._finish(dialect, stream, stream.text, tools)
+                before = stream.text[: stream.text.index(marker)]
+                recorded = True
+            finally:
+                if not recorded:  # the consumer went away (a stopped script): keep the partial text
+                    self._keep_partial(stream)
+        assert opener is not None
+        # No repetition penalty inside a call: JSON repeats its punctuation, and arguments copy the question.
+        settings = self.settings.with_(repetition_penalty=1.0)
+        stream = self._start(tools, settings, prefix=before + opener, json_schema=call_schema(tools))
+        try:
+            stream.result()
+        finally:
+            self._stream = None
+        if stream.cancelled:
+            return self._stopped_message(before, stream)
+        return self._finish(dialect, stream, before + opener + stream.text + dialect.tool_call_close, tools)
+
+    def _start(
+        self, tools: list[dict[str, Any]], settings: SamplingSettings | None = None, **kwargs: Any
+    ) -> GenerationStream:
+        stream = self.model.stream(
+            self.conversation(), settings or self.settings, tools=tools or None, **kwargs
+        )
+        self._stream = stream
+        if self._stop.is_set():
+            stream.cancel()
+        return stream
+
+    def _finish(
+        self, dialect: Dialect, stream: GenerationStream, text: str, tools: list[dict[str, Any]]
+    ) -> Message | None:
+        self._stream = None
+        if stream.cancelled:
+            return self._stopped_message(text, stream)
+        if tools:
+            message = dialect.parse(text)
+        else:  # tools are off: whatever looks like a call is just text
+            message = Message(Role.ASSISTANT, strip_stop_strings(text, dialect.stop_strings).strip())
+        message.metadata["stats"] = stream.stats.to_dict()
+        if stream.stats.finish_reason == "length" and invalid_calls(message):
+            message.metadata["note"] = "The call was cut off by the max new tokens limit."
+        return message
+
+    def _stopped_message(self, text: str, stream: GenerationStream) -> Message | None:
+        """The message kept when the user stops: the text so far, never a half-written call."""
+        opener = (self.model.dialect.tool_call_open or "").strip()
+        if opener and opener in text:
+            text = text[: text.index(opener)]
+        text = strip_stop_strings(text, self.model.dialect.stop_strings).strip()
+        if not text:
+            return None
+        return Message(Role.ASSISTANT, text, metadata={"stopped": True, "stats": stream.stats.to_dict()})
+
+    def _keep_partial(self, stream: GenerationStream) -> None:
+        stream.cancel()
+        stream.wait(_STOP_WAIT_S)
+        self._stream = None
+        message = self._stopped_message(stream.text, stream)
+        if message is not None:
+            message.metadata["stopped"] = True
+            self.messages.append(message)
+
+    def _observe(self, call: ToolCall | InvalidCall) -> Message:
+        """Run one call and return its observation message (never raises)."""
+        if isinstance(call, InvalidCall):
+            return Message(
+                Role.OBSERVATION,
+                call.error,
+                name=call.name or "unknown",
+                error=True,
+                metadata={"error_type": MALFORMED_CALL, "call_text": call.text},
+            )
+        result = self.registry.call(call, enabled=self.enabled, timeout=self.options.call_timeout_s)
+        content = truncate_for_model(result.content, self.options.max_result_chars)
+        metadata: dict[str, Any] = {"arguments": result.arguments, "duration_s": round(result.duration_s, 3)}
+        if result.error_type:
+            metadata["error_type"] = result.error_type
+        if len(content) != len(result.content):
+            metadata["full_length"] = len(result.content)
+        return Message(Role.OBSERVATION, content, name=call.name, error=result.error, metadata=metadata)

@@ -1,0 +1,86 @@
+"""A Tool-mode history grouped for display: each user message, then the model's texts and calls.
+
+The page shows one assistant bubble per user message; inside it, the text the model wrote and one
+status block per call with its arguments and result. Calls and observations are paired in order:
+an assistant message's calls (readable first, then unreadable), then the observations that follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.conversation import Message, Role
+from workbench.dialects.calls import invalid_calls
+
+
+@dataclass
+class CallStep:
+    """One call and what came back.
+
+    Attributes:
+        name: The tool called (``unknown`` when it could not be read).
+        arguments: The arguments as the model sent them (None for an unreadable call).
+        observation: The result message, or None while the call runs (or if the turn was stopped).
+        raw: For an unreadable call, what the model wrote.
+    """
+
+    name: str
+    arguments: Any
+    observation: Message | None = None
+    raw: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the call failed (an error result or an unreadable call)."""
+        return self.raw is not None or (self.observation is not None and self.observation.error)
+
+
+@dataclass
+class Reply:
+    """One assistant message: its text and its calls."""
+
+    message: Message
+    calls: list[CallStep] = field(default_factory=list)
+
+
+@dataclass
+class Exchange:
+    """One user message and everything the model did to answer it."""
+
+    user: Message | None
+    replies: list[Reply] = field(default_factory=list)
+
+
+def call_steps(message: Message) -> list[CallStep]:
+    """The calls of an assistant message, without results yet."""
+    steps = [CallStep(call.name, call.arguments) for call in message.tool_calls]
+    steps += [CallStep(bad.name or "unknown", None, raw=bad.text) for bad in invalid_calls(message)]
+    return steps
+
+
+def group_exchanges(messages: list[Message]) -> list[Exchange]:
+    """Group a history (system messages left out) into exchanges for display."""
+    exchanges: list[Exchange] = []
+    waiting: list[CallStep] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            continue
+        if message.role is Role.USER:
+            exchanges.append(Exchange(message))
+            waiting = []
+            continue
+        if not exchanges:
+            exchanges.append(Exchange(None))
+        current = exchanges[-1]
+        if message.role is Role.ASSISTANT:
+            reply = Reply(message, call_steps(message))
+            current.replies.append(reply)
+            waiting = list(reply.calls)
+        elif waiting:
+            waiting.pop(0).observation = message
+        else:  # an observation with no call before it (a hand-edited transcript): show it on its own
+            current.replies.append(
+                Reply(Message(Role.ASSISTANT), [CallStep(message.name or "unknown", None, message)])
+            )
+    return exchanges
