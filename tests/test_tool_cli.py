@@ -1,0 +1,76 @@
+"""``ask --mode tool`` in process, with a scripted model: options, load errors on stderr, the JSON transcript."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from test_tool_loop import ScriptedBackend, call, hermes
+
+from workbench import cli
+from workbench.chat_model import ChatModel
+
+BROKEN = "def oops(:\n"
+GOOD = '''from tools import tool
+
+
+@tool
+def echo(text: str) -> str:
+    """Say the text back.
+
+    Args:
+        text: What to say.
+    """
+    return text
+'''
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    backend = ScriptedBackend()
+    monkeypatch.setattr(cli, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))
+    monkeypatch.delenv("WORKBENCH_TOOLS_PATH", raising=False)
+    return backend
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["ask", "--mode", "tool", *argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path, capsys):
+    (tmp_path / "good.py").write_text(GOOD)
+    (tmp_path / "broken.py").write_text(BROKEN)
+    scripted.replies += [call("echo", text="hi"), "It said hi."]
+    code, out, _ = run("--tools-path", str(tmp_path), "--tool-choice", "required", "--json", "Echo hi")
+    captured = capsys.readouterr()  # the tool runner writes to the process's own streams
+    assert code == 0
+    assert "Tool not loaded from" in captured.err and "broken.py" in captured.err
+    assert "[tool] echo" in captured.err
+    messages = json.loads(out)["messages"]
+    assert messages[1]["tool_calls"] == [{"name": "echo", "arguments": {"text": "hi"}}]
+    assert messages[2] == {**messages[2], "role": "observation", "name": "echo", "content": "hi"}
+    assert messages[3]["content"] == "It said hi."
+    assert '"name": "echo"' in scripted.requests[0].prompt  # the folder's tool was offered
+
+
+def test_plain_output_streams_the_answer_and_a_failed_call_is_reported(scripted, tmp_path, capsys):
+    scripted.replies += [call("calculator", expression="1/0"), "Cannot divide by zero."]
+    code, _, _ = run("--tool-choice", "required", "Divide 1 by 0")
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out == "Cannot divide by zero.\n"
+    assert "[tool] calculator failed:" in captured.err
+
+
+def test_tool_choice_none_and_max_rounds_reach_the_loop(scripted):
+    scripted.replies += ["No tools here."]
+    code, out, _ = run("--tool-choice", "none", "--max-rounds", "1", "--json", "Hi")
+    assert code == 0 and "<tools>" not in scripted.requests[0].prompt
+    assert json.loads(out)["messages"][-1]["content"] == "No tools here."
+
+
+def test_an_empty_prompt_is_refused(scripted):
+    code, _, err = run("  ")
+    assert code == 1 and "prompt is empty" in err

@@ -1,0 +1,76 @@
+"""``python -m workbench ask --mode tool``: one prompt answered with tools, in the terminal.
+
+Tools come from the built-ins, every ``--tools-path DIR``, the folders in ``WORKBENCH_TOOLS_PATH`` and
+the ``workbench.tools`` entry points. A tool file that fails to load is reported on stderr and the
+others still run. The answer streams to stdout; each call and its result is reported on stderr, so
+stdout holds only the answer (or, with ``--json``, the transcript printed by :mod:`workbench.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from tools import default_registry
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message
+from workbench.modes.events import MessageDone, Notice, TextDelta
+from workbench.modes.tool import ToolOptions, ToolSession
+
+
+def run_ask(
+    model: ChatModel,
+    args: argparse.Namespace,
+    prompt: str,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> list[Message]:
+    """Answer ``prompt`` in Tool mode and return the conversation (calls and observations included).
+
+    Raises:
+        WorkbenchError: If the prompt is empty or the conversation does not fit the model.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    registry = default_registry(extra_paths=args.tools_path or [])
+    for problem in registry.errors:
+        print(f"[workbench] Tool not loaded from {problem.source}: {problem.message}", file=err)
+    settings = model.default_settings().with_(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    )
+    options = ToolOptions(tool_choice=args.tool_choice, max_rounds=args.max_rounds)
+    session = ToolSession(
+        model, registry, system_prompt=args.system or "", settings=settings, options=options
+    )
+    printed = False
+    try:
+        for event in session.send(prompt):
+            if isinstance(event, TextDelta) and not args.json:
+                print(event.text, end="", file=out, flush=True)
+                printed = True
+            elif isinstance(event, MessageDone):
+                report_message(event.message, err)
+            elif isinstance(event, Notice):
+                print(f"[workbench] {event.text}", file=err)
+    except KeyboardInterrupt:
+        session.stop()
+        raise
+    if printed:
+        print(file=out)
+    return session.conversation()
+
+
+def report_message(message: Message, err: TextIO) -> None:
+    """One stderr line per call made and per result received."""
+    for call in message.tool_calls:
+        print(f"[tool] {call.name}({json.dumps(call.arguments, ensure_ascii=False)})", file=err)
+    if message.role.value == "observation":
+        status = "failed" if message.error else "returned"
+        text = message.content if len(message.content) <= 300 else message.content[:300] + "..."
+        print(f"[tool] {message.name} {status}: {text}", file=err)
