@@ -1,0 +1,147 @@
+"""Streamlit pieces of the Tool page: the shared registry, the session, call blocks, the tools panel.
+
+UI only: the loop is :mod:`workbench.modes.tool`, the registry is :mod:`tools`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Generator
+from typing import Any
+
+import streamlit as st
+from _common import session_object, show_error, stats_caption
+
+from tools import ToolRegistry, default_registry
+from tools.registry import PATH_VARIABLE
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role
+from workbench.errors import WorkbenchError
+from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+from workbench.modes.tool import ToolSession
+from workbench.modes.tool_steps import CallStep, call_steps
+
+SESSION_KEY = "tool_session"
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(tools_path: str) -> ToolRegistry:
+    """One registry per process and tool path (the path is the cache key, so a changed one reloads)."""
+    return default_registry()
+
+
+def tool_registry() -> ToolRegistry:
+    """The registry shared by every browser session."""
+    return _registry(os.environ.get(PATH_VARIABLE, ""))
+
+
+def tool_session(model: ChatModel) -> ToolSession:
+    """This browser session's Tool-mode conversation (its own history, apart from the Chat page's)."""
+    registry = tool_registry()
+    session = session_object(SESSION_KEY, lambda: ToolSession(model, registry))
+    session.model = model
+    session.registry = registry
+    return session
+
+
+def call_label(step: CallStep) -> str:
+    """The status block's title: the tool's name and how the call went."""
+    if step.observation is None:
+        return f"Calling {step.name}…"
+    if step.raw is not None:
+        return f"{step.name}: the call could not be read"
+    return f"{step.name} failed" if step.failed else f"Called {step.name}"
+
+
+def call_body(step: CallStep) -> None:
+    """Inside a status block: the arguments, then the result or the error."""
+    if step.raw is not None:
+        st.caption("What the model wrote")
+        st.code(step.raw, language="json")
+    else:
+        st.json(step.arguments if step.arguments is not None else {}, expanded=True)
+    if step.observation is not None:
+        result_body(step.observation)
+
+
+def result_body(observation: Message) -> None:
+    """A call's result, or its error in red."""
+    if observation.error:
+        st.error(observation.content)
+    else:
+        st.caption(f"Result · {observation.metadata.get('duration_s', 0):.2f} s")
+        st.code(observation.content, language=None, wrap_lines=True)
+
+
+def show_call(step: CallStep) -> None:
+    """A finished call as a status block (error state when it failed)."""
+    state = "error" if step.failed else "complete"
+    with st.status(call_label(step), state=state, expanded=False):
+        call_body(step)
+
+
+def live_turn(events: Generator[Event, None, None]) -> None:
+    """Show a turn as it runs: text as it streams, a running status block per call, completed on its result."""
+    text, area = "", st.empty()
+    running: list[tuple[CallStep, Any]] = []
+    try:
+        for event in events:
+            if isinstance(event, TextDelta):
+                text += event.text
+                area.markdown(text + "▌")
+            elif isinstance(event, Notice):
+                (st.error if event.level == "error" else st.warning)(event.text)
+            elif isinstance(event, MessageDone) and event.message.role is Role.ASSISTANT:
+                if event.message.content:
+                    area.markdown(event.message.content)
+                else:
+                    area.empty()
+                for step in call_steps(event.message):
+                    block = st.status(call_label(step), state="running", expanded=True)
+                    with block:
+                        call_body(step)
+                    running.append((step, block))
+                if not event.message.tool_calls and not running:
+                    stats_caption(event.message)
+                text, area = "", st.empty()
+            elif isinstance(event, MessageDone) and running:
+                step, block = running.pop(0)
+                step.observation = event.message
+                with block:
+                    result_body(event.message)
+                block.update(
+                    label=call_label(step), state="error" if step.failed else "complete", expanded=False
+                )
+    except WorkbenchError as exc:
+        show_error(exc)
+    finally:
+        events.close()  # also runs when Stop ends the script: the generation halts, the partial text is kept
+
+
+def tools_panel(session: ToolSession, key: str) -> None:
+    """Every tool with its source and schema, an on/off switch for this conversation, load errors, Reload."""
+    registry = session.registry
+    top = st.columns([3, 1])
+    summary = top[0].empty()  # filled in after the switches, so the count includes this run's changes
+    if top[1].button("Reload", key=f"{key}_reload", help="Load the tool files again (new and changed ones)"):
+        registry.reload()
+        st.rerun()
+    for problem in registry.errors:
+        st.error(f"**{problem.source}**: {problem.message}")
+    for spec in registry.specs():
+        row = st.columns([1, 4])
+        on = row[0].toggle(spec.name, value=session.is_enabled(spec.name), key=f"{key}_on_{spec.name}")
+        if on != session.is_enabled(spec.name):
+            session.set_enabled(spec.name, on)
+        with row[1].expander(spec.description):
+            st.caption(f"Source: {spec.source}")
+            st.json(_shown_schema(spec.schema()), expanded=True)
+    enabled = sum(session.is_enabled(name) for name in registry.names())
+    summary.caption(
+        f"{enabled} of {len(registry)} tools on in this conversation · add yours in a folder named by {PATH_VARIABLE}"
+    )
+
+
+def _shown_schema(schema: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(schema, default=str))

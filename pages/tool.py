@@ -1,0 +1,74 @@
+"""Tool: the model calls tools; each call shows as a status block with its arguments and result."""
+
+from __future__ import annotations
+
+import streamlit as st
+from _common import current_model, sampling_controls, show_error, stats_caption
+from _tool_ui import live_turn, show_call, tool_session, tools_panel
+
+from workbench.errors import WorkbenchError
+from workbench.modes.tool import ToolChoice
+from workbench.modes.tool_steps import group_exchanges
+
+st.title("Tool")
+model = current_model()
+session = tool_session(model)
+session.stop()  # a turn left running by a stopped script ends here, its partial answer kept
+
+session.system_prompt = st.sidebar.text_area(
+    "System prompt",
+    value=session.system_prompt,
+    key="tool_system",
+    help="The tool list and the call format are added after it.",
+)
+choices = [c.value for c in ToolChoice]
+session.options.tool_choice = ToolChoice(
+    st.sidebar.selectbox(
+        "Tool choice",
+        choices,
+        index=choices.index(session.options.tool_choice.value),
+        key="tool_choice",
+        help="auto: the model decides · required: its first reply must be a call · none: no tools shown",
+    )
+)
+session.options.max_rounds = int(
+    st.sidebar.number_input(
+        "Max rounds",
+        1,
+        20,
+        session.options.max_rounds,
+        key="tool_max_rounds",
+        help="Replies the model may write per message, calls included",
+    )
+)
+session.settings = sampling_controls("tool", model.default_settings())
+if st.sidebar.button("Clear", use_container_width=True, key="tool_clear"):
+    session.clear()
+
+with st.expander("Tools", expanded=False):
+    tools_panel(session, "tool_panel")
+
+for exchange in group_exchanges(session.messages):
+    if exchange.user is not None:
+        with st.chat_message("user"):
+            st.markdown(exchange.user.content)
+    if exchange.replies:
+        with st.chat_message("assistant"):
+            for reply in exchange.replies:
+                if reply.message.content:
+                    st.markdown(reply.message.content)
+                for step in reply.calls:
+                    show_call(step)
+            stats_caption(exchange.replies[-1].message)
+
+prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
+if prompt is not None:
+    with st.chat_message("user"):
+        st.markdown(prompt)
+    try:
+        events = session.send(prompt)
+    except WorkbenchError as exc:
+        show_error(exc)
+    else:
+        with st.chat_message("assistant"):
+            live_turn(events)
