@@ -146,6 +146,10 @@ class CodeSession(Workspace):
         example = worked_example() if self.code.worked_example else []
         return head + example + self.messages
 
+    def transcript(self) -> list[Message]:
+        """The system prompt and the history, without the worked example (for ``--json`` and saving)."""
+        return [m for m in self.conversation() if m.role is Role.SYSTEM][:1] + self.messages
+
     def send(self, text: str) -> CodeTurn:
         """Add the user's message and return the turn that answers it (iterate it for events).
 

@@ -1,0 +1,164 @@
+"""``python -m workbench exec`` and ``ask --mode code``: as a user runs them (subprocesses), and in-process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel import KernelSession
+from workbench.cli import main
+from workbench.modes import code_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, stdin: str = "", timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def run_main(*args: str, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(args), stdin=io.StringIO(stdin), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.kernel
+def test_exec_runs_a_file_and_prints_its_outputs(tmp_path: Path) -> None:
+    script = tmp_path / "hello.py"
+    script.write_text("import sys\nprint('hello')\nprint('oops', file=sys.stderr)\n6 * 7\n")
+    result = run_cli("exec", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello\n42\n"
+    assert result.stderr == "oops\n", "no NOT sandboxed warning: the sandbox works here"
+
+
+@pytest.mark.kernel
+def test_exec_reads_standard_input() -> None:
+    result = run_cli("exec", "-", stdin="print(sum(range(101)))\n")
+    assert (result.returncode, result.stdout) == (0, "5050\n"), result.stderr
+
+
+@pytest.mark.kernel
+def test_exec_exits_1_when_the_code_raises() -> None:
+    result = run_cli("exec", "-", stdin="print('before')\n1 / 0\n")
+    assert result.returncode == 1
+    assert result.stdout == "before\n"
+    assert "ZeroDivisionError: division by zero" in result.stderr
+
+
+@pytest.mark.kernel
+def test_exec_exits_124_on_a_timeout_and_says_why() -> None:
+    result = run_cli(
+        "exec", "--timeout", "1", "-", stdin="import time\nprint('start', flush=True)\ntime.sleep(1000)\n"
+    )
+    assert result.returncode == 124, result.stderr
+    assert result.stdout == "start\n"
+    assert "KeyboardInterrupt" in result.stderr
+    assert "[workbench] The run was interrupted because it exceeded the 1 s time limit." in result.stderr
+
+
+@pytest.mark.kernel
+def test_exec_exits_125_when_the_kernel_dies() -> None:
+    result = run_cli("exec", "-", stdin="import os\nos._exit(3)\n")
+    assert result.returncode == 125, result.stderr
+    assert "exited with code 3" in result.stderr and "lost" in result.stderr
+
+
+@pytest.mark.kernel
+def test_exec_json_has_every_output_and_the_images() -> None:
+    code = "import matplotlib.pyplot as plt\nprint('x')\nplt.plot([1, 2])\nplt.figure()\nplt.plot([2, 1])\n'done'\n"
+    result = run_cli("exec", "--json", "-", stdin=code)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["sandboxed"] is True and data["stdout"] == "x\n" and data["result"] == "'done'"
+    assert data["error"] is None and data["timed_out"] is False and data["exit_status"] == 0
+    assert data["image_count"] == 2
+    assert all(base64.b64decode(png).startswith(b"\x89PNG") for png in data["images"])
+
+
+@pytest.mark.kernel
+def test_exec_text_output_counts_images() -> None:
+    result = run_cli("exec", "-", stdin="import matplotlib.pyplot as plt\nplt.plot([1, 2]);\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[image 1: ") and "PNG" in result.stdout
+
+
+def test_exec_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    status, out, err = run_main("exec", str(tmp_path / "missing.py"))
+    assert status == 1 and out == ""
+    assert err == (
+        f"Error: There is no file {str(tmp_path / 'missing.py')!r}; give the path of a Python file, "
+        "or '-' for stdin.\n"
+    )
+
+
+@pytest.mark.kernel
+def test_exec_warns_when_not_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(code_cli, "KernelSession", lambda: KernelSession(sandbox=False))
+    status, out, err = run_main("exec", "-", stdin="print(1 + 1)\n")
+    assert (status, out) == (0, "2\n")
+    assert err.startswith("Warning: the code runs NOT sandboxed (sandbox=False)")
+
+
+@pytest.mark.model
+@pytest.mark.kernel
+def test_ask_code_json_shows_code_turns_and_observations() -> None:
+    result = run_cli(
+        "ask",
+        "--mode",
+        "code",
+        "--json",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "40",
+        "--max-rounds",
+        "1",
+        "What is 2**20?",
+    )
+    assert result.returncode == 0, result.stderr
+    messages = json.loads(result.stdout)["messages"]
+    assert [m["role"] for m in messages][:4] == ["system", "user", "assistant", "observation"]
+    code_turn, observation = messages[2], messages[3]
+    assert code_turn["metadata"]["interpreter"] is True and "```python" in code_turn["content"]
+    assert observation["name"] == "interpreter"
+    assert "1048576" in observation["content"]
+    assert "What is 3**4?" not in result.stdout, "the worked example is not part of the transcript"
+
+
+@pytest.mark.model
+@pytest.mark.kernel
+def test_ask_code_prints_the_code_and_its_output() -> None:
+    result = run_cli(
+        "ask",
+        "--mode",
+        "code",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "40",
+        "--max-rounds",
+        "1",
+        "Plot the squares of 1 to 5 with matplotlib.",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("```python\n")
+    assert "[interpreter" in result.stdout
