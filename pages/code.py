@@ -20,6 +20,12 @@ from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
 
+TABLE_STYLE = (
+    "<style>table.dataframe{border-collapse:collapse;font-size:0.9rem}"
+    "table.dataframe th,table.dataframe td{border:1px solid rgba(128,128,128,.3);padding:2px 8px;text-align:right}"
+    "table.dataframe thead th{background:rgba(128,128,128,.1)}</style>"
+)
+
 
 @st.cache_resource(show_spinner=False)
 def kernel_pool() -> Any:
@@ -40,7 +46,7 @@ def show_execution(record: CodeRun) -> None:
         elif output.image is not None:
             st.image(output.image)
         elif isinstance(html, str) and "dataframe" in html:
-            st.html(html)
+            st.html(TABLE_STYLE + html)  # sanitised by Streamlit: the HTML comes from untrusted code
         elif output.text:
             st.code(output.text, language=None)
             if output.name == "stderr":
@@ -176,25 +182,27 @@ with cells_tab:
             show_execution(record)
 
 with chat_tab:
-    for message in session.messages:
-        show_message(message)
+    conversation = st.container()  # above the input, which a tab shows inline
     prompt = st.chat_input("Ask for something to compute, analyse or plot", key="code_input")
-    turn: CodeTurn | None = None
-    if prompt is not None:
-        with st.chat_message("user"):
-            st.markdown(prompt)
-        try:
-            turn = session.send(prompt)
-        except WorkbenchError as exc:
-            show_error(exc)
-    if turn is not None:
-        try:
-            show_turn(turn)
-        except WorkbenchError as exc:
-            show_error(exc)
-        finally:
-            turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted
-        show_status()
+    with conversation:
+        for message in session.messages:
+            show_message(message)
+        turn: CodeTurn | None = None
+        if prompt is not None:
+            with st.chat_message("user"):
+                st.markdown(prompt)
+            try:
+                turn = session.send(prompt)
+            except WorkbenchError as exc:
+                show_error(exc)
+        if turn is not None:
+            try:
+                show_turn(turn)
+            except WorkbenchError as exc:
+                show_error(exc)
+            finally:
+                turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted
+            show_status()
 
 # Files last, so that files written by the code that just ran are listed.
 with st.sidebar.expander("Files", expanded=True):
