@@ -32,43 +32,42 @@ class SandboxProcess:
     state: str = "?"
 
 
-def _status(pid: str) -> dict[str, str]:
+def _status(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
         return dict(line.split(":\t", 1) for line in status.read().splitlines() if ":\t" in line)
 
 
-def _pid_namespace(pid: int) -> str | None:
+def _children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (orphans in the sandbox go to its init)."""
+    found: list[int] = []
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return None
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                found += [int(child) for child in children.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 def sandbox_processes(bwrap_pid: int) -> list[SandboxProcess]:
-    """The processes in the PID namespace of the sandbox launched as ``bwrap_pid``."""
-    nested: list[tuple[dict[str, str], int]] = []
-    init_pid = None
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    """The processes in the sandbox launched as ``bwrap_pid``: its init and all descendants."""
+    found: list[SandboxProcess] = []
+    pending = _children(bwrap_pid)  # bubblewrap's init, the namespace's pid 1
+    while pending:
+        pid = pending.pop()
         try:
-            fields = _status(name)
+            fields = _status(pid)
         except OSError:
-            continue
+            continue  # ended meanwhile
         ns_pids = fields.get("NSpid", "").split()
         if len(ns_pids) < 2:
-            continue  # not in a child PID namespace
-        nested.append((fields, int(ns_pids[-1])))
-        if fields.get("PPid", "").strip() == str(bwrap_pid) and ns_pids[-1] == "1":
-            init_pid = int(name)
-    if init_pid is None:
-        return []
-    namespace = _pid_namespace(init_pid)
-    found = []
-    for fields, ns_pid in nested:
-        pid = int(fields["Pid"])
-        if namespace is not None and _pid_namespace(pid) == namespace:
-            found.append(
-                SandboxProcess(pid, ns_pid, int(fields.get("Threads", "1")), fields.get("Name", "").strip())
-            )
-    return found
+            continue  # not inside the sandbox's PID namespace
+        threads = int(fields.get("Threads", "1"))
+        state = fields.get("State", "?").strip()[:1]
+        found.append(SandboxProcess(pid, int(ns_pids[-1]), threads, fields.get("Name", "").strip(), state))
+        pending += _children(pid)
+    return sorted(found, key=lambda process: process.ns_pid)

@@ -112,6 +112,11 @@ class KernelSession:
         return self._folders.work
 
     @property
+    def connection_file(self) -> Path:
+        """The kernel's connection file (e.g. for ``jupyter console --existing``, as root)."""
+        return Path(self._manager.connection_file)
+
+    @property
     def alive(self) -> bool:
         """True while the kernel process runs."""
         return not self._closed and bool(self._manager.is_alive())
