@@ -143,7 +143,7 @@ if not status.sandboxed:
     )
 left, right = st.sidebar.columns(2)
 if left.button("Interrupt", use_container_width=True, key="code_interrupt"):
-    st.sidebar.info("Interrupted." if session.interrupt() else "Nothing was running.")
+    st.sidebar.info("Interrupted the running code." if session.interrupt() else "Nothing is running now.")
 if right.button("Restart", use_container_width=True, key="code_restart"):
     try:
         st.sidebar.info(session.restart())
