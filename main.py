@@ -7,22 +7,16 @@ from pathlib import Path
 
 import streamlit as st
 
-# Pages import the core and their shared helpers by name; make both importable however we are started.
+# Pages import the core (workbench, tools, kernel) and their helpers (pages._common) from the repo root.
 _ROOT = Path(__file__).resolve().parent
-for _path in (str(_ROOT), str(_ROOT / "pages")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
 
 st.set_page_config(page_title="Workbench", page_icon="🛠️", layout="wide")
 
 pages = [
     st.Page("pages/chat.py", title="Chat", icon="💬", default=True),
+    st.Page("pages/tool.py", title="Tool", icon="🧰"),
+    st.Page("pages/code.py", title="Code interpreter", icon="🐍"),
 ]
-for _file, _title, _icon in (
-    ("pages/tool.py", "Tool", "🧰"),
-    ("pages/tools.py", "Tools", "📚"),
-    ("pages/code.py", "Code interpreter", "🐍"),
-):
-    if (_ROOT / _file).is_file():
-        pages.append(st.Page(_file, title=_title, icon=_icon))
 st.navigation(pages).run()

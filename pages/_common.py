@@ -21,6 +21,25 @@ from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 T = TypeVar("T")
 
 
+def _leave_pages_folder_mode() -> None:
+    """Hand a deep link on a fresh server back to main.py's ``st.navigation``.
+
+    Until main.py has run once in the process, Streamlit treats ``pages/`` as a folder of pages and
+    runs a page opened by URL (``/tool``) without main.py's frame. Switching that mode off and
+    rerunning lets main.py build the navigation and run the page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without this internal: nothing to undo
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_folder_mode()
+
+
 @st.cache_resource(show_spinner=False, max_entries=3)
 def model_slot(spec: ModelSpec) -> SharedModel:
     """The process-wide slot of a model; loading happens in :func:`current_model`."""

@@ -11,8 +11,8 @@ from collections.abc import Generator
 from typing import Any
 
 import streamlit as st
-from _common import session_object, show_error, stats_caption
 
+from pages._common import session_object, show_error, stats_caption
 from tools import ToolRegistry, default_registry
 from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel

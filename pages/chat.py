@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-from _common import current_model, sampling_controls, session_object, show_error, stats_caption
 
+from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
 from workbench.conversation import Role
 from workbench.errors import WorkbenchError
 from workbench.modes.chat import ChatSession, Turn

@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 import streamlit as st
-from _common import current_model, sampling_controls, session_object, show_error, stats_caption
 
+from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
 from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
-from _common import current_model, sampling_controls, show_error, stats_caption
-from _tool_ui import live_turn, show_call, tool_session, tools_panel
 
+from pages._common import current_model, sampling_controls, show_error, stats_caption
+from pages._tool_ui import live_turn, show_call, tool_session, tools_panel
 from workbench.errors import WorkbenchError
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges

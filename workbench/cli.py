@@ -13,8 +13,8 @@ from workbench.errors import WorkbenchError
 from workbench.models.spec import DEVICES, DTYPES, ModelSpec
 from workbench.modes.chat import ChatSession
 
-# Extra modes of `ask` register here: name -> runner(model, args, prompt) -> messages.
-AskRunner = Callable[[ChatModel, argparse.Namespace, str], list[Message]]
+# Extra modes of `ask` register here: name -> module whose run_ask(model, args, prompt, out=, err=) -> messages.
+AskRunner = Callable[..., list[Message]]
 ASK_MODES: dict[str, str] = {
     "chat": "",
     "tool": "workbench.modes.tool_cli",
@@ -155,7 +155,7 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         import importlib
 
         runner: AskRunner = importlib.import_module(ASK_MODES[args.mode]).run_ask
-        messages = runner(model, args, prompt)
+        messages = runner(model, args, prompt, out=out, err=err)
     if args.json:
         print(transcript_to_json(messages, include_images=False), file=out)
     return 0
