@@ -34,6 +34,12 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   fi
 fi
 
+# A user of its own for sandboxed kernels when the app runs as root (otherwise they run as nobody).
+if [ "$(id -u)" -eq 0 ] && ! id workbench-kernel >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin workbench-kernel 2>/dev/null \
+    || say "WARNING: could not create the user workbench-kernel; kernels will run as nobody."
+fi
+
 # --- Python -------------------------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating the virtual environment in $VENV"
