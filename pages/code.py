@@ -90,11 +90,13 @@ def show_turn(turn: CodeTurn) -> None:
             with slot.container(), st.chat_message("assistant"):
                 st.markdown(text)
         elif isinstance(event, CodeRunning):
-            slot.caption(f"Running the code… {event.seconds:.0f} s (Interrupt stops it)")
+            slot.caption(f"Running the code… {event.seconds:.0f} s (Stop or Interrupt ends it)")
+            show_status()
         elif isinstance(event, MessageDone):
             with slot.container():
                 show_message(event.message)
             slot, text = st.empty(), ""
+            show_status()
         elif isinstance(event, Notice):
             {"error": st.error, "warning": st.warning}.get(event.level, st.info)(event.text)
 
@@ -183,7 +185,9 @@ with cells_tab:
 
 with chat_tab:
     conversation = st.container()  # above the input, which a tab shows inline
-    prompt = st.chat_input("Ask for something to compute, analyse or plot", key="code_input")
+    prompt = st.chat_input(
+        "Ask for something to compute, analyse or plot", key="code_input", submit_mode="stop"
+    )
     with conversation:
         for message in session.messages:
             show_message(message)
