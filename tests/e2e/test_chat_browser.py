@@ -19,7 +19,9 @@ STORY = "Write a very long story about a dragon who learns to bake bread, with m
 def set_sampling(page: Any, *, temperature: float | None = None, max_new_tokens: int | None = None) -> None:
     """Change the sidebar's sampling controls the way a user does (keyboard on the slider, typing)."""
     sidebar = page.locator("[data-testid='stSidebar']")
-    sidebar.get_by_text("Sampling", exact=True).click()
+    expander = sidebar.locator("[data-testid='stExpander']").filter(has_text="Sampling").locator("details")
+    if expander.get_attribute("open") is None:
+        sidebar.get_by_text("Sampling", exact=True).click()
     if temperature == 0:
         slider = sidebar.get_by_role("slider", name="Temperature")
         slider.focus()
