@@ -172,3 +172,12 @@ def test_chat_keeps_going_after_a_message_that_is_too_long():
     assert code == 0
     assert "tokens long but the model's context holds 8192" in err
     assert out.count("Assistant: ") == 1
+
+
+def test_main_writes_to_the_streams_of_the_moment(capsys):
+    """Not to the ones of import time: redirecting sys.stdout/sys.stderr (capsys here) must work."""
+    assert main(["ask", "   "]) == 1
+    assert (
+        capsys.readouterr().err
+        == "Error: The prompt is empty; pass some text (or '-' to read standard input).\n"
+    )

@@ -170,11 +170,16 @@ def run_exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
 
 def main(
     argv: list[str] | None = None,
-    stdin: TextIO = sys.stdin,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Entry point; returns the exit status (1 for a user error, 130 for Ctrl-C)."""
+    """Entry point; returns the exit status (1 for a user error, 130 for Ctrl-C).
+
+    The streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr`` as they are at call time, so a
+    caller that redirects them (``contextlib.redirect_stdout``, pytest's capsys) gets the output.
+    """
+    stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
     handlers = {"chat": run_chat, "ask": run_ask, "exec": run_exec}
     try:
