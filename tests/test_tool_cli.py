@@ -40,15 +40,14 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path, capsys):
+def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path):
     (tmp_path / "good.py").write_text(GOOD)
     (tmp_path / "broken.py").write_text(BROKEN)
     scripted.replies += [call("echo", text="hi"), "It said hi."]
-    code, out, _ = run("--tools-path", str(tmp_path), "--tool-choice", "required", "--json", "Echo hi")
-    captured = capsys.readouterr()  # the tool runner writes to the process's own streams
+    code, out, err = run("--tools-path", str(tmp_path), "--tool-choice", "required", "--json", "Echo hi")
     assert code == 0
-    assert "Tool not loaded from" in captured.err and "broken.py" in captured.err
-    assert "[tool] echo" in captured.err
+    assert "Tool not loaded from" in err and "broken.py" in err
+    assert "[tool] echo" in err
     messages = json.loads(out)["messages"]
     assert messages[1]["tool_calls"] == [{"name": "echo", "arguments": {"text": "hi"}}]
     assert messages[2] == {**messages[2], "role": "observation", "name": "echo", "content": "hi"}
@@ -56,12 +55,11 @@ def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path, capsys):
     assert '"name": "echo"' in scripted.requests[0].prompt  # the folder's tool was offered
 
 
-def test_plain_output_streams_the_answer_and_a_failed_call_is_reported(scripted, tmp_path, capsys):
+def test_plain_output_streams_the_answer_and_a_failed_call_is_reported(scripted):
     scripted.replies += [call("calculator", expression="1/0"), "Cannot divide by zero."]
-    code, _, _ = run("--tool-choice", "required", "Divide 1 by 0")
-    captured = capsys.readouterr()
-    assert code == 0 and captured.out == "Cannot divide by zero.\n"
-    assert "[tool] calculator failed:" in captured.err
+    code, out, err = run("--tool-choice", "required", "Divide 1 by 0")
+    assert code == 0 and out == "Cannot divide by zero.\n"
+    assert "[tool] calculator failed:" in err
 
 
 def test_tool_choice_none_and_max_rounds_reach_the_loop(scripted):
