@@ -10,6 +10,7 @@ from typing import TextIO
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role, transcript_to_json
 from workbench.errors import WorkbenchError
+from workbench.models.generation import SamplingSettings
 from workbench.models.spec import DEVICES, DTYPES, ModelSpec
 from workbench.modes.chat import ChatSession
 
@@ -89,16 +90,20 @@ def load_chat_model(args: argparse.Namespace, err: TextIO) -> ChatModel:
     return ChatModel.load(spec, progress=lambda msg: print(f"[workbench] {msg}", file=err, flush=True))
 
 
-def session_for(model: ChatModel, args: argparse.Namespace) -> ChatSession:
-    """A chat session with the options' system prompt and sampling settings."""
-    settings = model.default_settings().with_(
+def settings_from_args(model: ChatModel, args: argparse.Namespace) -> SamplingSettings:
+    """The model's default sampling settings, with the options given on the command line."""
+    return model.default_settings().with_(
         temperature=args.temperature,
         top_p=args.top_p,
         max_new_tokens=args.max_new_tokens,
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
-    return ChatSession(model, system_prompt=args.system or "", settings=settings)
+
+
+def session_for(model: ChatModel, args: argparse.Namespace) -> ChatSession:
+    """A chat session with the options' system prompt and sampling settings."""
+    return ChatSession(model, system_prompt=args.system or "", settings=settings_from_args(model, args))
 
 
 def run_chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from kernel import Execution, KernelSession
 from kernel.outputs import image_size
 from workbench.chat_model import ChatModel
+from workbench.cli import settings_from_args
 from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
 from workbench.modes.code import CodeSession, CodeSettings
@@ -53,13 +54,7 @@ def run_ask(
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = model.default_settings().with_(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-    )
+    settings = settings_from_args(model, args)
     code_settings = CodeSettings(
         max_rounds=args.max_rounds,
         timeout=args.timeout,

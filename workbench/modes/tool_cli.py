@@ -15,6 +15,7 @@ from typing import TextIO
 
 from tools import default_registry
 from workbench.chat_model import ChatModel
+from workbench.cli import settings_from_args
 from workbench.conversation import Message
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession
@@ -37,13 +38,7 @@ def run_ask(
     registry = default_registry(extra_paths=args.tools_path or [])
     for problem in registry.errors:
         print(f"[workbench] Tool not loaded from {problem.source}: {problem.message}", file=err)
-    settings = model.default_settings().with_(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-    )
+    settings = settings_from_args(model, args)
     options = ToolOptions(tool_choice=args.tool_choice, max_rounds=args.max_rounds)
     session = ToolSession(
         model, registry, system_prompt=args.system or "", settings=settings, options=options
