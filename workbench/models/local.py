@@ -170,21 +170,29 @@ class LocalModel:
     def _run(self, request: GenerationRequest, inputs: Any, max_new: int, stream: GenerationStream) -> None:
         stats = stream.stats
         queued = time.perf_counter()
-        error: BaseException | None = None
-        with self._lock:
-            stats.waited_s = round(time.perf_counter() - queued, 3)
+        # Wait for another session's generation to end, but give up at once if this one is stopped.
+        while not self._lock.acquire(timeout=0.1):
             if stream.cancelled:
-                stats.finish_reason = "cancelled"
-                stream.finish(stats)
-                return
-            started = time.perf_counter()
+                break
+        else:
+            error: BaseException | None = None
             try:
-                self._generate(request, inputs, max_new, stream, stats, started)
-            except Exception as exc:  # reported to the consumer through the stream
-                error = exc
-                stats.finish_reason = "error"
-            stats.seconds = round(time.perf_counter() - started, 3)
-        stream.finish(stats, error)
+                stats.waited_s = round(time.perf_counter() - queued, 3)
+                if not stream.cancelled:
+                    started = time.perf_counter()
+                    try:
+                        self._generate(request, inputs, max_new, stream, stats, started)
+                    except Exception as exc:  # reported to the consumer through the stream
+                        error = exc
+                        stats.finish_reason = "error"
+                    stats.seconds = round(time.perf_counter() - started, 3)
+                    stream.finish(stats, error)
+                    return
+            finally:
+                self._lock.release()
+        stats.waited_s = round(time.perf_counter() - queued, 3)
+        stats.finish_reason = "cancelled"
+        stream.finish(stats)
 
     def _generate(
         self,
