@@ -2,74 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
 
 import pytest
 
+from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
-from workbench.dialects import Dialect
+from workbench.conversation import Role
 from workbench.errors import EmptyPromptError, GenerationError, PromptTooLongError
-from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
 from workbench.modes.chat import ChatSession
 
 
-class PlainDialect(Dialect):
-    """``role: content`` lines; enough for the loop logic."""
-
-    name = "plain"
-
-    def render(
-        self, messages: list[Message], *, tools: Any = None, add_generation_prompt: bool = True
-    ) -> str:
-        return "".join(f"{m.role.value}: {m.content}\n" for m in messages) + "assistant:"
-
-
-class ScriptedBackend:
-    """Writes scripted replies word by word in a worker thread, honouring cancel like the real one.
-
-    A reply that is an exception instance makes the generation fail after its first word.
-    """
-
-    context_length = 200
-
-    def __init__(self, *replies: str | BaseException, delay_s: float = 0.0) -> None:
-        self.replies = list(replies)
-        self.delay_s = delay_s
-        self.prompts: list[str] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def default_settings(self) -> SamplingSettings:
-        return SamplingSettings(max_new_tokens=50)
-
-    def start(self, request: GenerationRequest) -> GenerationStream:
-        if self.count_tokens(request.prompt) >= self.context_length:
-            raise PromptTooLongError("too long for the scripted model")
-        self.prompts.append(request.prompt)
-        reply = self.replies.pop(0)
-        stream = GenerationStream(poll_s=0.01)
-        threading.Thread(target=self._write, args=(reply, stream), daemon=True).start()
-        return stream
-
-    def _write(self, reply: str | BaseException, stream: GenerationStream) -> None:
-        stats = GenerationStats(finish_reason="eos")
-        words = ["Partial"] if isinstance(reply, BaseException) else reply.split(" ")
-        for index, word in enumerate(words):
-            if stream.cancelled:
-                stats.finish_reason = "cancelled"
-                break
-            stream.put(word if index == 0 else " " + word)
-            stats.new_tokens += 1
-            time.sleep(self.delay_s)
-        stream.finish(stats, reply if isinstance(reply, BaseException) else None)
-
-
 def session_with(*replies: str | BaseException, delay_s: float = 0.0, system: str = "") -> ChatSession:
-    backend = ScriptedBackend(*replies, delay_s=delay_s)
+    backend = ScriptedBackend(*replies, delay_s=delay_s, chunk_chars=None, context_length=1000)
     return ChatSession(ChatModel(backend, dialect=PlainDialect()), system_prompt=system)  # type: ignore[arg-type]
 
 

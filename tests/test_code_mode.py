@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,11 @@ import pytest
 from PIL import Image
 
 from kernel import Execution, ExecutionError, KernelSession, Output
+from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
 from workbench.dialects import ChatGLM3Dialect, Dialect
 from workbench.errors import EmptyPromptError, KernelError, KernelLimitError
-from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import find_code_block, mark_code_turn, split_code
 from workbench.modes.code_runs import CodeRunning
@@ -25,56 +24,6 @@ from workbench.modes.events import MessageDone, Notice, TextDelta
 
 
 # --- fakes ----------------------------------------------------------------------------------------
-class PlainDialect(Dialect):
-    """``role: content`` lines; enough for the loop logic."""
-
-    name = "plain"
-
-    def render(
-        self, messages: list[Message], *, tools: Any = None, add_generation_prompt: bool = True
-    ) -> str:
-        return "".join(f"{m.role.value}: {m.content}\n" for m in messages) + "assistant:"
-
-
-class ScriptedBackend:
-    """Writes scripted replies a few characters at a time, honouring stop strings and cancel like the real one."""
-
-    context_length = 100_000
-
-    def __init__(self, *replies: str, delay_s: float = 0.0) -> None:
-        self.replies = list(replies)
-        self.delay_s = delay_s
-        self.prompts: list[str] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def default_settings(self) -> SamplingSettings:
-        return SamplingSettings(max_new_tokens=50)
-
-    def start(self, request: GenerationRequest) -> GenerationStream:
-        self.prompts.append(request.prompt)
-        reply = self.replies.pop(0) if self.replies else "(no more replies)"
-        stream = GenerationStream(poll_s=0.01)
-        threading.Thread(target=self._write, args=(reply, request.stop_strings, stream), daemon=True).start()
-        return stream
-
-    def _write(self, reply: str, stops: tuple[str, ...], stream: GenerationStream) -> None:
-        stats = GenerationStats(finish_reason="eos")
-        for index in range(0, len(reply), 4):
-            if stream.cancelled:
-                stats.finish_reason = "cancelled"
-                break
-            stream.put(reply[index : index + 4])
-            stats.new_tokens += 1
-            hit = [stream.text.find(s) for s in stops if s in stream.text]
-            if hit:
-                stats.finish_reason = "stop_string"
-                break
-            time.sleep(self.delay_s)
-        stream.finish(stats)
-
-
 def tiny_png(width: int = 4, height: int = 3) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "red").save(buffer, format="PNG")
@@ -167,7 +116,7 @@ class FakePool:
 def make_session(
     kernel: Any, *replies: str, delay_s: float = 0.0, dialect: Dialect | None = None, **code: Any
 ) -> tuple[CodeSession, ScriptedBackend]:
-    backend = ScriptedBackend(*replies, delay_s=delay_s)
+    backend = ScriptedBackend(*replies, delay_s=delay_s, chunk_chars=4)
     model = ChatModel(backend, dialect=dialect or PlainDialect())  # type: ignore[arg-type]
     settings = CodeSettings(**{"worked_example": False, **code})
     return CodeSession(model, kernel, code_settings=settings), backend
@@ -419,7 +368,7 @@ def test_pool_sessions_get_their_own_kernel_and_a_clear_limit(tmp_path: Path) ->
 
 def test_a_kernel_replaced_by_the_pool_is_reported(tmp_path: Path) -> None:
     pool = FakePool(tmp_path)
-    model = ChatModel(ScriptedBackend("Nothing.", "Nothing."), dialect=PlainDialect())  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend("Nothing.", "Nothing.", chunk_chars=4), dialect=PlainDialect())  # type: ignore[arg-type]
     session = CodeSession(model, pool=pool, session_id="a", code_settings=CodeSettings(force_code=False))  # type: ignore[arg-type]
     session.run_user_cell("z = 1")
     pool.kernels.pop("a")  # reaped after the idle limit

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from transformers.utils.chat_template_utils import render_jinja_template
 
+from tests.template_tokenizer import TemplateTokenizer
 from workbench.conversation import Message, Role, ToolCall
 from workbench.dialects import HermesDialect, dialect_for
 from workbench.dialects.calls import invalid_calls
@@ -32,28 +30,6 @@ CALCULATOR = {
         },
     },
 }
-
-
-class TemplateTokenizer:
-    """A tokenizer reduced to its chat template, rendered by transformers' own renderer."""
-
-    def __init__(self, template: str) -> None:
-        self.chat_template = template
-
-    def apply_chat_template(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Any = None,
-        tokenize: bool = False,
-        add_generation_prompt: bool = True,
-    ) -> str:
-        rendered, _ = render_jinja_template(
-            [messages],
-            tools=tools,
-            chat_template=self.chat_template,
-            add_generation_prompt=add_generation_prompt,
-        )
-        return rendered[0]
 
 
 @pytest.fixture

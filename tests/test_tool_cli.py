@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
-from test_tool_loop import ScriptedBackend, call, hermes
+from test_tool_loop import call, hermes
 
+from tests.cli_helpers import run_main
+from tests.scripted import ScriptedBackend
 from workbench import cli
 from workbench.chat_model import ChatModel
 
@@ -35,9 +36,7 @@ def scripted(monkeypatch):
 
 
 def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(["ask", "--mode", "tool", *argv], out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return run_main("ask", "--mode", "tool", *argv)
 
 
 def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path):

@@ -9,61 +9,19 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_dialect_hermes import SMOLLM2_TEMPLATE, TemplateTokenizer
+from test_dialect_hermes import SMOLLM2_TEMPLATE
 
+from tests.scripted import ScriptedBackend
+from tests.template_tokenizer import TemplateTokenizer
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role, ToolCall, transcript_to_json
 from workbench.dialects import ChatGLM3Dialect, Dialect, HermesDialect
 from workbench.errors import EmptyPromptError, PromptTooLongError
-from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import MALFORMED_CALL, ToolOptions, ToolSession, call_schema
 
 CALL = '{{"name":"{name}","arguments":{args}}}'
-
-
-class ScriptedBackend:
-    """Writes scripted replies a few characters at a time, honouring stop strings and cancel.
-
-    A stop string ends the reply right after it, as transformers' ``stop_strings`` does.
-    """
-
-    context_length = 20_000
-
-    def __init__(self, *replies: str, delay_s: float = 0.0) -> None:
-        self.replies = list(replies)
-        self.delay_s = delay_s
-        self.requests: list[GenerationRequest] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text)
-
-    def default_settings(self) -> SamplingSettings:
-        return SamplingSettings(max_new_tokens=64)
-
-    def start(self, request: GenerationRequest) -> GenerationStream:
-        if len(request.prompt) >= self.context_length:
-            raise PromptTooLongError("The conversation is too long for the scripted model.")
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        ends = [reply.find(s) + len(s) for s in request.stop_strings if s and s in reply]
-        stopped = bool(ends)
-        reply = reply[: min(ends)] if ends else reply
-        stream = GenerationStream(poll_s=0.01)
-        threading.Thread(target=self._write, args=(reply, stopped, stream), daemon=True).start()
-        return stream
-
-    def _write(self, reply: str, stopped: bool, stream: GenerationStream) -> None:
-        stats = GenerationStats(finish_reason="stop_string" if stopped else "eos")
-        for index in range(0, len(reply), 3):
-            if stream.cancelled:
-                stats.finish_reason = "cancelled"
-                break
-            stream.put(reply[index : index + 3])
-            stats.new_tokens += 1
-            time.sleep(self.delay_s)
-        stream.finish(stats)
 
 
 def add(a: int, b: int) -> int:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import run_cli
 from tools import default_registry
 from workbench.conversation import ToolCall
 from workbench.models.generation import SamplingSettings
@@ -18,7 +15,6 @@ from workbench.modes.tool import ToolOptions, ToolSession
 
 pytestmark = pytest.mark.model
 
-ROOT = Path(__file__).resolve().parent.parent
 GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=40, repetition_penalty=1.1)
 
 CUSTOM_TOOL = '''from typing import Literal
@@ -61,12 +57,7 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
     (folder / "temperature.py").write_text(CUSTOM_TOOL)
     (folder / "broken.py").write_text("import not_a_module_anywhere\n")
     (folder / "no_docstring.py").write_text("from tools import tool\n\n\n@tool\ndef bad(x):\n    return x\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_MODEL", "MODEL_PATH")}
-    env.update(WORKBENCH_TOOLS_PATH=str(folder), WORKBENCH_DEVICE="cpu")
-    command = [
-        sys.executable,
-        "-m",
-        "workbench",
+    done = run_cli(
         "ask",
         "--mode",
         "tool",
@@ -80,8 +71,9 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
         "--max-rounds",
         "1",
         "Convert 100 degrees Fahrenheit to Celsius.",
-    ]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        env={"WORKBENCH_TOOLS_PATH": str(folder), "WORKBENCH_DEVICE": "cpu"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert "broken.py" in done.stderr and "not_a_module_anywhere" in done.stderr
     assert "no_docstring.py" in done.stderr and "docstring" in done.stderr
