@@ -12,11 +12,11 @@ _ROOT = Path(__file__).resolve().parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-st.set_page_config(page_title="Workbench", page_icon="🛠️", layout="wide")
+st.set_page_config(page_title="Workbench", page_icon=":material/handyman:", layout="wide")
 
 pages = [
-    st.Page("pages/chat.py", title="Chat", icon="💬", default=True),
-    st.Page("pages/tool.py", title="Tool", icon="🧰"),
-    st.Page("pages/code.py", title="Code interpreter", icon="🐍"),
+    st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page("pages/tool.py", title="Tool", icon=":material/build:"),
+    st.Page("pages/code.py", title="Code interpreter", icon=":material/terminal:"),
 ]
 st.navigation(pages).run()

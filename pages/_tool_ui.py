@@ -19,7 +19,7 @@ from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
-from workbench.modes.tool import ToolSession
+from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 from workbench.modes.tool_steps import CallStep, call_steps
 
 SESSION_KEY = "tool_session"
@@ -39,7 +39,10 @@ def tool_registry() -> ToolRegistry:
 def tool_session(model: ChatModel) -> ToolSession:
     """This browser session's Tool-mode conversation (its own history, apart from the Chat page's)."""
     registry = tool_registry()
-    session = session_object(SESSION_KEY, lambda: ToolSession(model, registry))
+    session = session_object(
+        SESSION_KEY,
+        lambda: ToolSession(model, registry, options=ToolOptions(tool_choice=default_tool_choice(model))),
+    )
     session.model = model
     session.registry = registry
     return session

@@ -7,11 +7,14 @@ import json
 import pytest
 
 from tests.cli_helpers import run_cli
+from tests.scripted import ScriptedBackend
 from tools import default_registry
+from workbench.chat_model import ChatModel
 from workbench.conversation import ToolCall
+from workbench.dialects import HermesDialect
 from workbench.models.generation import SamplingSettings
 from workbench.modes.events import MessageDone, TextDelta
-from workbench.modes.tool import ToolOptions, ToolSession
+from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession, default_tool_choice
 
 pytestmark = pytest.mark.model
 
@@ -88,3 +91,10 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
     }
     assert "error" not in messages[2]
     assert "Stopped after 1 rounds" in done.stderr
+
+
+@pytest.mark.model
+def test_the_embedded_model_is_made_to_call_by_default_other_models_choose(chat_model):
+    assert default_tool_choice(chat_model) is ToolChoice.REQUIRED  # it never opens a call on its own
+    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.tokenizer))  # type: ignore[arg-type]
+    assert default_tool_choice(other) is ToolChoice.AUTO

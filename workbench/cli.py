@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--tool-choice",
         choices=("auto", "required", "none"),
-        default="auto",
-        help="tool mode: whether the model may, must or must not call a tool",
+        default=None,
+        help="tool mode: whether the model may, must or must not call a tool "
+        "(default: required for the embedded model, which never calls on its own; auto for others)",
     )
     ask.add_argument("--max-rounds", type=int, default=5, help="tool/code mode: model turns per message")
     ask.add_argument("--timeout", type=float, default=30.0, help="code mode: seconds per code run")

@@ -35,6 +35,7 @@ from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.models.generation import GenerationStream, SamplingSettings
+from workbench.models.spec import EMBEDDED
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
 # How long stopping waits for the generating thread to notice (a token or two).
@@ -69,6 +70,12 @@ class ToolOptions:
 
     def __post_init__(self) -> None:
         self.tool_choice = ToolChoice(self.tool_choice)
+
+
+def default_tool_choice(model: ChatModel) -> ToolChoice:
+    """``required`` for the embedded SmolLM2-135M, which never opens a call on its own; else ``auto``."""
+    spec = getattr(model.backend, "spec", None)
+    return ToolChoice.REQUIRED if spec is not None and spec.source == EMBEDDED else ToolChoice.AUTO
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from workbench.chat_model import ChatModel
 from workbench.cli import settings_from_args
 from workbench.conversation import Message
 from workbench.modes.events import MessageDone, Notice, TextDelta
-from workbench.modes.tool import ToolOptions, ToolSession
+from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 
 
 def run_ask(
@@ -39,7 +39,8 @@ def run_ask(
     for problem in registry.errors:
         print(f"[workbench] Tool not loaded from {problem.source}: {problem.message}", file=err)
     settings = settings_from_args(model, args)
-    options = ToolOptions(tool_choice=args.tool_choice, max_rounds=args.max_rounds)
+    choice = args.tool_choice or default_tool_choice(model)
+    options = ToolOptions(tool_choice=choice, max_rounds=args.max_rounds)
     session = ToolSession(
         model, registry, system_prompt=args.system or "", settings=settings, options=options
     )
