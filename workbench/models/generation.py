@@ -108,6 +108,8 @@ class GenerationStats:
 
 
 _DONE = object()
+# How long stopping waits for the generating thread to notice (it checks after every token).
+STOP_WAIT_S = 30.0
 
 
 class GenerationStream:
@@ -155,6 +157,16 @@ class GenerationStream:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the end of the generation; return whether it ended."""
         return self.done.wait(timeout)
+
+    def halt(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Cancel the generation if it still runs and wait for the producer to notice (a token or two).
+
+        Returns:
+            Whether the generation has ended.
+        """
+        if not self.done.is_set():
+            self.cancel()
+        return self.wait(timeout)
 
     def __iter__(self) -> Iterator[str]:
         while True:

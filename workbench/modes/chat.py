@@ -16,9 +16,6 @@ from workbench.conversation import Message, Role
 from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
 
-# How long closing a turn waits for the generating thread to notice the stop (a token or two).
-_STOP_WAIT_S = 30.0
-
 
 class Turn:
     """One assistant reply being generated; iterate to get its text as it is written.
@@ -63,9 +60,7 @@ class Turn:
     def _close(self) -> Message:
         if self.message is not None:
             return self.message
-        if not self.stream.done.is_set():
-            self.stream.cancel()
-        self.stream.wait(_STOP_WAIT_S)
+        self.stream.halt()
         message = self.session.model.dialect.parse(self.stream.text)
         stats = self.stream.stats
         message.metadata["stats"] = stats.to_dict()

@@ -43,8 +43,7 @@ from workbench.modes.code_workspace import Workspace, create_pool
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
 CodeEvent = Event | CodeRunning
-# How long closing a turn waits for the generation (a token or two) or an interrupted run to end.
-_STOP_WAIT_S = 30.0
+# How long closing a turn waits for an interrupted run to end.
 _INTERRUPT_WAIT_S = 5.0
 
 
@@ -264,9 +263,7 @@ class CodeSession(Workspace):
                     break
             ended = not turn.stopped
         finally:
-            if not stream.done.is_set():
-                stream.cancel()
-            stream.wait(_STOP_WAIT_S)
+            stream.halt()
             message = self._record_reply(prefix + stream.text, stream, stopped=not ended)
         yield MessageDone(message)
         return message

@@ -38,8 +38,6 @@ from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.models.spec import EMBEDDED
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
-# How long stopping waits for the generating thread to notice (a token or two).
-_STOP_WAIT_S = 30.0
 MALFORMED_CALL = "MalformedCallError"
 """``error_type`` of the observation answering a call the dialect could not read."""
 
@@ -348,8 +346,7 @@ class ToolSession:
         return Message(Role.ASSISTANT, text, metadata={"stopped": True, "stats": stream.stats.to_dict()})
 
     def _keep_partial(self, stream: GenerationStream) -> None:
-        stream.cancel()
-        stream.wait(_STOP_WAIT_S)
+        stream.halt()
         self._stream = None
         message = self._stopped_message(stream.text, stream)
         if message is not None:
