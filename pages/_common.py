@@ -7,7 +7,7 @@ one copy per (model, device, dtype) serves every page and every browser session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import streamlit as st
 
@@ -145,4 +145,4 @@ def show_error(exc: Exception) -> None:
     st.error(str(exc))
 
 
-__all__: list[Any] = ["current_model", "sampling_controls", "session_object", "show_error", "stats_caption"]
+__all__ = ["current_model", "sampling_controls", "session_object", "show_error", "stats_caption"]
