@@ -144,7 +144,9 @@ def test_the_transcript_shows_calls_and_observations_in_the_issue_format(registr
     list(session.send("Again"))
     data = json.loads(transcript_to_json(session.messages))["messages"]
     assert [m["role"] for m in data] == ["user", "assistant", "observation", "assistant"] * 2
-    assert data[1]["tool_calls"] == [{"name": "add", "arguments": {"a": 2, "b": 3}}]
+    call_id = session.messages[1].tool_calls[0].id
+    assert data[1]["tool_calls"] == [{"id": call_id, "name": "add", "arguments": {"a": 2, "b": 3}}]
+    assert data[2]["tool_call_id"] == call_id and call_id.startswith("call_")
     assert {k: data[2][k] for k in ("role", "name", "content")} == {
         "role": "observation",
         "name": "add",
@@ -289,7 +291,7 @@ def test_closing_the_events_mid_answer_keeps_the_partial_text(registry):
             break
     events.close()  # what a stopped Streamlit script does through session.stop()
     last = session.messages[-1]
-    assert last.role is Role.ASSISTANT and last.metadata["stopped"] is True
+    assert last.role is Role.ASSISTANT and last.stopped is True
     assert last.content.startswith("One tw") and not session.busy
 
 

@@ -130,7 +130,7 @@ def run_chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
             turn = session.send(text)
             print("Assistant: ", end="", file=out, flush=True)
             try:
-                for chunk in turn:
+                for chunk in turn.text():
                     print(chunk, end="", file=out, flush=True)
             except KeyboardInterrupt:
                 turn.stop()
@@ -151,7 +151,7 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     if args.mode == "chat":
         session = session_for(model, args)
         with session.send(prompt) as turn:
-            for chunk in turn:
+            for chunk in turn.text():
                 if not args.json:
                     print(chunk, end="", file=out, flush=True)
         messages = session.conversation()
