@@ -187,7 +187,12 @@ def test_an_old_transcript_with_free_keys_and_no_ids_still_loads():
                     "tool": "f",
                 },
             },
-            {"role": "observation", "content": "1", "name": "interpreter", "metadata": {"run": 0, "timed_out": True}},
+            {
+                "role": "observation",
+                "content": "1",
+                "name": "interpreter",
+                "metadata": {"run": 0, "timed_out": True},
+            },
         ]
     }
     call, observation, reply, run = transcript_from_json(json.dumps(old))
@@ -203,16 +208,31 @@ def test_an_old_transcript_with_free_keys_and_no_ids_still_loads():
     [
         ({"role": "user", "stats": [1]}, "A message's 'stats' must be an object."),
         ({"role": "user", "failure": 3}, "A message's 'failure' must be a string."),
-        ({"role": "tool" and "observation", "tool_call_id": 7}, "A message's 'tool_call_id' must be a string."),
+        (
+            {"role": "tool" and "observation", "tool_call_id": 7},
+            "A message's 'tool_call_id' must be a string.",
+        ),
         ({"role": "assistant", "code": ["x"]}, "A message's 'code' must be a string."),
-        ({"role": "assistant", "tool_calls": [{"name": "f", "id": 5}]}, "The id of tool call 'f' must be a string."),
+        (
+            {"role": "assistant", "tool_calls": [{"name": "f", "id": 5}]},
+            "The id of tool call 'f' must be a string.",
+        ),
         ({"role": "assistant", "invalid_calls": "x"}, "must be lists"),
         ({"role": "assistant", "invalid_calls": ["x"]}, "Each unreadable tool call must be an object"),
         ({"role": "observation", "execution": []}, "'execution' must be an object"),
         ({"role": "observation", "execution": {"outputs": [1]}}, "Each output of a run must be an object"),
-        ({"role": "observation", "execution": {"outputs": [{"kind": "display", "png": "!!"}]}}, "not valid base64"),
-        ({"role": "observation", "execution": {"outputs": [], "duration": "1"}}, "'duration' must be a number"),
-        ({"role": "observation", "execution": {"outputs": [], "execution_count": True}}, "must be an integer"),
+        (
+            {"role": "observation", "execution": {"outputs": [{"kind": "display", "png": "!!"}]}},
+            "not valid base64",
+        ),
+        (
+            {"role": "observation", "execution": {"outputs": [], "duration": "1"}},
+            "'duration' must be a number",
+        ),
+        (
+            {"role": "observation", "execution": {"outputs": [], "execution_count": True}},
+            "must be an integer",
+        ),
     ],
 )
 def test_hostile_typed_fields_are_refused_with_a_clear_message(message, error):

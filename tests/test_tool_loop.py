@@ -20,6 +20,7 @@ from workbench.dialects import ChatGLM3Dialect, Dialect, HermesDialect
 from workbench.errors import EmptyPromptError, PromptTooLongError
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import MALFORMED_CALL, ToolOptions, ToolSession, call_schema
+from workbench.modes.tool_steps import group_exchanges
 
 CALL = '{{"name":"{name}","arguments":{args}}}'
 
@@ -343,3 +344,27 @@ def test_the_call_schema_accepts_exactly_the_calls_validation_accepts(registry):
     single = call_schema(registry.schemas(["random_number"]))
     assert "anyOf" not in single
     jsonschema.validate({"name": "random_number", "arguments": {"low": 1, "high": 2, "seed": None}}, single)
+
+
+def test_each_observation_names_the_call_it_answers_and_the_page_pairs_them_by_id(registry):
+    reply = "\nBoth.<|assistant|>add\n```python\ntool_call(a=1, b=2)\n```<|assistant|>add\n```python\ntool_call(a=3, b=4)\n```"
+    session, _ = session_with(registry, reply, "3 and 7.", dialect=ChatGLM3Dialect())
+    list(session.send("Two sums"))
+    assistant, first, second = session.messages[1:4]
+    assert [first.tool_call_id, second.tool_call_id] == [c.id for c in assistant.tool_calls]
+    # Shuffled observations (as a server may return them) still pair by id; old ones without ids by position.
+    steps = group_exchanges([session.messages[0], assistant, second, first])[0].replies[0].calls
+    assert [s.observation for s in steps] == [first, second]
+    old = [
+        Message(m.role, m.content, name=m.name, tool_calls=m.tool_calls) for m in (assistant, first, second)
+    ]
+    steps = group_exchanges(old)[0].replies[0].calls
+    assert [s.observation.content if s.observation else None for s in steps] == ["3", "7"]
+
+
+def test_an_unreadable_call_is_answered_by_an_observation_with_its_id(registry):
+    reply = "<|assistant|>add\n```python\ntool_call(1, 2)\n```"
+    session, _ = session_with(registry, reply, "Sorry.", dialect=ChatGLM3Dialect())
+    list(session.send("Go"))
+    bad = session.messages[1].invalid_calls[0]
+    assert session.messages[2].tool_call_id == bad.id and session.messages[2].error
