@@ -10,7 +10,7 @@ from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.conversation import Role
 from workbench.errors import EmptyPromptError, GenerationError, PromptTooLongError
-from workbench.history import Appended, Mode, TitleChanged, Truncated
+from workbench.history import Appended, HistoryChange, Mode, TitleChanged, Truncated
 from workbench.modes.chat import ChatSession
 from workbench.modes.events import MessageDone, TextDelta
 
@@ -174,7 +174,7 @@ def test_an_empty_stopped_reply_is_not_announced_or_recorded():
 
 def test_every_history_change_goes_through_the_conversation():
     session = session_with("First try.", "Second try.", "x" * 5)
-    changes = []
+    changes: list[HistoryChange] = []
     session.history.subscribe(changes.append)
     list(session.send("Hello there\nsecond line"))
     session.regenerate().close()

@@ -184,9 +184,7 @@ def test_the_code_interpreter_examples_round_trip():
     assert loading.content.startswith("Firstly, I will read the file") and loading.content.endswith(
         "loading the file:"
     )
-    assert loading.code.startswith("import json\n") and loading.code.endswith(
-        "data[:5]"
-    )
+    assert loading.code.startswith("import json\n") and loading.code.endswith("data[:5]")
     user = Message(
         Role.USER,
         "#File: /mnt/data/metadata.jsonl\n#Size: 35380\n#File uploaded\n"

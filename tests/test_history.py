@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from workbench.conversation import Message, Role
-from workbench.history import Appended, Cleared, Conversation, Mode, TitleChanged, Truncated, title_from
+from workbench.history import (
+    Appended,
+    Cleared,
+    Conversation,
+    HistoryChange,
+    Mode,
+    TitleChanged,
+    Truncated,
+    title_from,
+)
 
 
 def test_a_new_conversation_has_an_id_a_mode_and_utc_times():
@@ -24,7 +33,7 @@ def test_a_new_conversation_has_an_id_a_mode_and_utc_times():
 
 def test_every_change_is_announced_in_order():
     conversation = Conversation()
-    changes = []
+    changes: list[HistoryChange] = []
     unsubscribe = conversation.subscribe(changes.append)
     hello, reply = Message(Role.USER, "Hello"), Message(Role.ASSISTANT, "Hi")
     assert conversation.append(hello) == 0 and conversation.append(reply) == 1
