@@ -8,9 +8,9 @@ import torch
 from workbench.errors import GenerationError, ModelLoadError
 from workbench.models.devices import resolve_device, resolve_dtype
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
-from workbench.models.spec import EMBEDDED, ModelSpec
+from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec
 
-ENV = ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE", "WORKBENCH_TRUST_REMOTE_CODE")
+ENV = [name for option in SPEC_OPTIONS for name in option.env]
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def clean_env(monkeypatch):
 
 
 def test_spec_defaults_to_the_embedded_model(clean_env):
-    assert ModelSpec.from_env() == ModelSpec(EMBEDDED, "auto", "auto", False)
+    assert ModelSpec.from_env() == ModelSpec(source=EMBEDDED, device="auto", dtype="auto", trust_remote_code=False)
 
 
 def test_workbench_model_wins_over_model_path(clean_env):
@@ -36,9 +36,9 @@ def test_environment_fills_device_dtype_and_trust_unless_overridden(clean_env):
     clean_env.setenv("WORKBENCH_DEVICE", "cpu")
     clean_env.setenv("WORKBENCH_DTYPE", "bfloat16")
     clean_env.setenv("WORKBENCH_TRUST_REMOTE_CODE", "1")
-    assert ModelSpec.from_env() == ModelSpec(EMBEDDED, "cpu", "bfloat16", True)
+    assert ModelSpec.from_env() == ModelSpec(source=EMBEDDED, device="cpu", dtype="bfloat16", trust_remote_code=True)
     overridden = ModelSpec.from_env(device="auto", dtype=None, trust_remote_code=False)
-    assert overridden == ModelSpec(EMBEDDED, "auto", "bfloat16", False)
+    assert overridden == ModelSpec(source=EMBEDDED, device="auto", dtype="bfloat16", trust_remote_code=False)
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_specs_are_hashable_cache_keys():
     ],
 )
 def test_label_is_short(source, label):
-    assert ModelSpec(source).label == label
+    assert ModelSpec(source=source).label == label
 
 
 def test_auto_device_is_cpu_without_a_gpu():

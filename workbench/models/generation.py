@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Protocol
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import GenerationError
+
+if TYPE_CHECKING:
+    from workbench.conversation import Message
+
+
+class FinishReason(str, Enum):
+    """Why a generation ended (the values are what transcripts and the API show)."""
+
+    EOS = "eos"
+    LENGTH = "length"
+    STOP_STRING = "stop_string"
+    CANCELLED = "cancelled"
+    ERROR = "error"
 
 
 @dataclass
@@ -45,19 +58,25 @@ class SamplingSettings:
 
 @dataclass
 class GenerationRequest:
-    """One generation: a rendered prompt and how to continue it.
+    """One generation: a rendered prompt (or, for chat servers, the messages) and how to continue it.
 
     Attributes:
-        prompt: The full prompt text, as the dialect rendered it.
+        prompt: The full prompt text, as the dialect rendered it (the prefix included).
         settings: Sampling settings.
         stop_strings: Generation ends once the output contains one of these (it is cut off).
         json_schema: If set, the output is constrained to JSON valid against this schema.
+        messages: The conversation the prompt was rendered from (backends that take messages use it).
+        tools: The tool schemas shown to the model, if any.
+        prefix: Text forced at the start of the reply (already at the end of ``prompt``).
     """
 
     prompt: str
     settings: SamplingSettings = field(default_factory=SamplingSettings)
     stop_strings: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None
+    messages: list[Message] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+    prefix: str = ""
 
 
 @dataclass
@@ -78,7 +97,7 @@ class GenerationStats:
     seconds: float = 0.0
     first_token_s: float | None = None
     waited_s: float = 0.0
-    finish_reason: str = "eos"
+    finish_reason: str = FinishReason.EOS
 
     @property
     def tokens_per_s(self) -> float:
@@ -90,15 +109,17 @@ class GenerationStats:
         line = f"{self.new_tokens} tokens · {self.tokens_per_s:.1f} tok/s"
         if self.first_token_s is not None:
             line += f" · first token {self.first_token_s:.2f} s"
-        if self.finish_reason == "cancelled":
+        if self.finish_reason == FinishReason.CANCELLED:
             line += " · stopped"
-        elif self.finish_reason == "length":
+        elif self.finish_reason == FinishReason.LENGTH:
             line += " · hit max new tokens"
         return line
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stats as a plain dict (with tokens_per_s)."""
-        return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
+        data = asdict(self)
+        data["finish_reason"] = str(FinishReason(self.finish_reason).value)
+        return {**data, "tokens_per_s": round(self.tokens_per_s, 2)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationStats:
@@ -194,25 +215,3 @@ class GenerationStream:
         if self.error is not None:
             raise GenerationError(f"Generation failed: {self.error}.") from self.error
         return self.text
-
-
-class TextBackend(Protocol):
-    """Anything that continues a prompt: the local transformers model, later a remote server."""
-
-    def start(self, request: GenerationRequest) -> GenerationStream:
-        """Start generating in the background and return the stream to read."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Return the number of tokens of a text."""
-        ...
-
-    @property
-    def context_length(self) -> int:
-        """The model's context window in tokens."""
-        ...
-
-
-def elapsed_since(start: float) -> float:
-    """Seconds since a ``time.perf_counter()`` reading."""
-    return time.perf_counter() - start
