@@ -137,8 +137,8 @@ def main() -> int:
     from workbench.conversation import Message, Role
     from workbench.dialects import ChatTemplateDialect
     from workbench.models.loading import embedded_gguf_path
-    from workbench.models.local import LocalModel
     from workbench.models.spec import ModelSpec
+    from workbench.models.transformers_backend import TransformersBackend
 
     import_s = time.perf_counter() - started
     transformers.utils.logging.disable_progress_bar()
@@ -165,10 +165,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as cache:
         os.environ["WORKBENCH_CACHE_DIR"] = cache
         t0 = time.perf_counter()
-        LocalModel.load(spec)
+        TransformersBackend.load(spec)
         cold_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        backend = LocalModel.load(spec)
+        backend = TransformersBackend.load(spec)
         cached_s = time.perf_counter() - t0
     llm = None
     if llama_cpp is not None:

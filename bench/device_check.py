@@ -13,8 +13,8 @@ import time
 import torch
 
 from workbench.models.generation import GenerationRequest, SamplingSettings
-from workbench.models.shared import shared_model
 from workbench.models.spec import ModelSpec
+from workbench.shared import shared_model
 
 
 def main() -> int:

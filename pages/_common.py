@@ -15,8 +15,8 @@ from workbench.chat_model import ChatModel
 from workbench.conversation import Message
 from workbench.errors import WorkbenchError
 from workbench.models.generation import GenerationStats, SamplingSettings
-from workbench.models.shared import SharedModel
-from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
+from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec, convert_option
+from workbench.shared import SharedModel
 
 T = TypeVar("T")
 
@@ -54,21 +54,30 @@ def session_object(key: str, factory: Callable[[], T]) -> T:
 
 
 def _model_form() -> None:
-    """The sidebar form that chooses another model; a failed load keeps the current one."""
+    """The sidebar form that chooses another model; a failed load keeps the current one.
+
+    One input per :data:`~workbench.models.spec.SPEC_OPTIONS` entry: a choice, a switch or a text.
+    """
     current: ModelSpec = st.session_state["model_spec"]
+    values: dict[str, object] = {}
     with st.sidebar.expander("Change model"), st.form("model_form", border=False):
-        source = st.text_input(
-            "Model", value=current.source, help="'embedded', a Hugging Face model folder or a .gguf file"
-        )
-        device = st.selectbox("Device", DEVICES, index=DEVICES.index(current.device))
-        dtype = st.selectbox("Dtype", DTYPES, index=DTYPES.index(current.dtype))
-        trust = st.checkbox(
-            "Trust remote code",
-            value=current.trust_remote_code,
-            help="Let the model folder's own Python code run (ChatGLM3 needs it). Only for models you trust.",
-        )
+        for option in SPEC_OPTIONS:
+            value = getattr(current, option.field)
+            label = option.field.replace("_", " ").capitalize()
+            if option.field == "source":
+                values[option.field] = st.text_input("Model", value=value, help=option.help)
+            elif option.choices is not None:
+                values[option.field] = st.selectbox(
+                    label, option.choices, index=option.choices.index(value), help=option.help
+                )
+            elif isinstance(value, bool):
+                values[option.field] = st.checkbox(label, value=value, help=option.help)
+            else:
+                text = st.text_input(label, value=str(value), help=option.help)
+                values[option.field] = convert_option(option.field, text)
         if st.form_submit_button("Load"):
-            wanted = ModelSpec(source.strip() or EMBEDDED, device, dtype, trust)
+            values["source"] = str(values["source"]).strip() or EMBEDDED
+            wanted = current.replace(**values)
             if wanted != current:
                 st.session_state["model_previous"] = current
                 st.session_state["model_spec"] = wanted
@@ -105,7 +114,7 @@ def current_model() -> ChatModel:
         st.sidebar.info(f"Still using {previous.label}.")
         model = model_slot(previous).get()
     info = model.info
-    st.sidebar.caption(f"**{info.label}** · {info.device} · {info.dtype} · context {info.context_length}")
+    st.sidebar.caption(info.summary())
     return model
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from workbench.chat_model import ChatModel
-from workbench.models.shared import shared_model
 from workbench.models.spec import ModelSpec
+from workbench.shared import shared_model
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.errors import GenerationError, ModelLoadError
+from workbench.errors import GenerationError, ModelLoadError, SettingsError
 from workbench.models.devices import resolve_device, resolve_dtype
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
-from workbench.models.spec import EMBEDDED, ModelSpec
+from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec
 
-ENV = ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE", "WORKBENCH_TRUST_REMOTE_CODE")
+ENV = [name for option in SPEC_OPTIONS for name in option.env]
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def clean_env(monkeypatch):
 
 
 def test_spec_defaults_to_the_embedded_model(clean_env):
-    assert ModelSpec.from_env() == ModelSpec(EMBEDDED, "auto", "auto", False)
+    assert ModelSpec.from_env() == ModelSpec(source=EMBEDDED, device="auto", dtype="auto", trust_remote_code=False)
 
 
 def test_workbench_model_wins_over_model_path(clean_env):
@@ -36,9 +36,9 @@ def test_environment_fills_device_dtype_and_trust_unless_overridden(clean_env):
     clean_env.setenv("WORKBENCH_DEVICE", "cpu")
     clean_env.setenv("WORKBENCH_DTYPE", "bfloat16")
     clean_env.setenv("WORKBENCH_TRUST_REMOTE_CODE", "1")
-    assert ModelSpec.from_env() == ModelSpec(EMBEDDED, "cpu", "bfloat16", True)
+    assert ModelSpec.from_env() == ModelSpec(source=EMBEDDED, device="cpu", dtype="bfloat16", trust_remote_code=True)
     overridden = ModelSpec.from_env(device="auto", dtype=None, trust_remote_code=False)
-    assert overridden == ModelSpec(EMBEDDED, "auto", "bfloat16", False)
+    assert overridden == ModelSpec(source=EMBEDDED, device="auto", dtype="bfloat16", trust_remote_code=False)
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_specs_are_hashable_cache_keys():
     ],
 )
 def test_label_is_short(source, label):
-    assert ModelSpec(source).label == label
+    assert ModelSpec(source=source).label == label
 
 
 def test_auto_device_is_cpu_without_a_gpu():
@@ -149,3 +149,60 @@ def test_stream_iterates_chunks_then_raises_the_producer_error():
 def test_stream_result_times_out_with_a_message():
     with pytest.raises(GenerationError, match=r"Generation did not finish within 0.05 s"):
         GenerationStream().result(timeout=0.05)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"temperature": -1}, "temperature must be between 0 (greedy) and 2, not -1."),
+        ({"temperature": float("nan")}, "temperature must be a finite number between 0 (greedy) and 2, not nan."),
+        ({"temperature": float("inf")}, "temperature must be a finite number"),
+        ({"temperature": 2.5}, "temperature must be between 0 (greedy) and 2, not 2.5."),
+        ({"temperature": "hot"}, "temperature must be a finite number between 0 (greedy) and 2, not 'hot'."),
+        ({"top_p": 5}, "top_p must be above 0 and at most 1, not 5."),
+        ({"top_p": 0}, "top_p must be above 0 and at most 1, not 0."),
+        ({"max_new_tokens": 0}, "max_new_tokens must be at least 1, not 0."),
+        ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number, not 2.5."),
+        ({"max_new_tokens": True}, "max_new_tokens must be a whole number, not True."),
+        ({"repetition_penalty": 0}, "repetition_penalty must be above 0 (1.0 means none), not 0."),
+        ({"repetition_penalty": -1.5}, "repetition_penalty must be above 0"),
+        ({"seed": 1.5}, "seed must be a whole number (or unset), not 1.5."),
+    ],
+)
+def test_bad_sampling_settings_are_refused_with_the_range(changes, message):
+    with pytest.raises(SettingsError) as info:
+        SamplingSettings().with_(**changes)
+    assert str(info.value).startswith(message)
+    with pytest.raises(SettingsError):
+        SamplingSettings(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"temperature": 0}, {"temperature": 2}, {"top_p": 1}, {"max_new_tokens": 1}, {"seed": 0}, {"seed": None}],
+)
+def test_sampling_settings_at_the_edges_are_accepted(changes):
+    SamplingSettings(**changes)
+
+
+def test_spec_options_cover_every_field_once():
+    from dataclasses import fields
+
+    assert sorted(option.field for option in SPEC_OPTIONS) == sorted(f.name for f in fields(ModelSpec))
+    flags = [option.flag for option in SPEC_OPTIONS]
+    assert len(flags) == len(set(flags))
+
+
+def test_spec_from_env_reads_the_backend_and_refuses_unknown_fields(clean_env):
+    clean_env.setenv("WORKBENCH_BACKEND", "transformers")
+    assert ModelSpec.from_env().backend == "transformers"
+    assert ModelSpec.from_env(backend="auto").backend == "auto"
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        ModelSpec.from_env(colour="red")
+
+
+def test_unknown_backend_is_refused_with_the_choices():
+    from workbench.models.backends import load_backend
+
+    with pytest.raises(ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers\."):
+        load_backend(ModelSpec(backend="vllm"))

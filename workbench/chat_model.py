@@ -10,9 +10,10 @@ from typing import Any
 from workbench.conversation import Message, Role
 from workbench.dialects import Dialect, dialect_for
 from workbench.errors import EmptyPromptError
+from workbench.models.backend import Backend, Capabilities, ModelInfo
+from workbench.models.backends import load_backend
 from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings
 from workbench.models.loading import ProgressCallback
-from workbench.models.local import LocalModel, ModelInfo
 from workbench.models.spec import ModelSpec
 
 
@@ -20,13 +21,13 @@ class ChatModel:
     """A loaded model with its dialect.
 
     Attributes:
-        backend: What generates text (today always a :class:`LocalModel`).
+        backend: What generates text (any :class:`~workbench.models.backend.Backend`).
         dialect: How conversations are rendered and replies parsed.
     """
 
-    def __init__(self, backend: LocalModel, dialect: Dialect | None = None) -> None:
+    def __init__(self, backend: Backend, dialect: Dialect | None = None) -> None:
         self.backend = backend
-        self.dialect = dialect or dialect_for(backend.tokenizer)
+        self.dialect = dialect or dialect_for(backend.template)
 
     @classmethod
     def load(cls, spec: ModelSpec | None = None, progress: ProgressCallback | None = None) -> ChatModel:
@@ -35,13 +36,17 @@ class ChatModel:
         Raises:
             ModelError: If the model cannot be found, loaded or has no chat template.
         """
-        backend = LocalModel.load(spec or ModelSpec.from_env(), progress)
-        return cls(backend)
+        return cls(load_backend(spec or ModelSpec.from_env(), progress))
 
     @property
     def info(self) -> ModelInfo:
         """What is loaded, where, in which dtype."""
         return self.backend.info
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the engine can do (constrained JSON, prompt prefixes, ...)."""
+        return self.backend.capabilities
 
     def default_settings(self) -> SamplingSettings:
         """Sampling defaults suited to this model."""
@@ -79,6 +84,9 @@ class ChatModel:
             settings=settings or self.default_settings(),
             stop_strings=tuple(dict.fromkeys(use.stop_strings + stop_strings)),
             json_schema=json_schema,
+            messages=list(messages),
+            tools=tools,
+            prefix=prefix,
         )
         return self.backend.start(request)
 

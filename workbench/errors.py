@@ -33,6 +33,10 @@ class GenerationError(ModelError):
     """Generation failed while running."""
 
 
+class SettingsError(WorkbenchError):
+    """A sampling setting is out of its range (temperature, top p, max new tokens, penalty, seed)."""
+
+
 # --- prompts ------------------------------------------------------------------------------------
 class PromptError(WorkbenchError):
     """The prompt or conversation cannot be sent to the model."""

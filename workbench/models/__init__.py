@@ -1,23 +1,11 @@
-"""Loading models and generating text: the local transformers backend and the shared types."""
+"""Engines and the types they share.
 
-from workbench.models.generation import (
-    GenerationRequest,
-    GenerationStats,
-    GenerationStream,
-    SamplingSettings,
-    TextBackend,
-)
-from workbench.models.local import LocalModel, ModelInfo
-from workbench.models.spec import EMBEDDED, ModelSpec
+- :mod:`workbench.models.spec`: what to load (:class:`ModelSpec`) and the options that build it;
+- :mod:`workbench.models.backend`: the :class:`Backend` seam, :class:`Capabilities`, :class:`ModelInfo`
+  and the shared generation loop;
+- :mod:`workbench.models.backends`: :func:`load_backend`, the one way to load any engine;
+- :mod:`workbench.models.generation`: sampling settings, requests, stats and the stream;
+- :mod:`workbench.models.transformers_backend`: the transformers engine.
 
-__all__ = [
-    "EMBEDDED",
-    "GenerationRequest",
-    "GenerationStats",
-    "GenerationStream",
-    "LocalModel",
-    "ModelInfo",
-    "ModelSpec",
-    "SamplingSettings",
-    "TextBackend",
-]
+Nothing is imported here, so ``import workbench.models.spec`` stays cheap.
+"""

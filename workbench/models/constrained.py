@@ -1,4 +1,4 @@
-"""Schema-constrained decoding with xgrammar.
+"""Schema-constrained decoding with xgrammar, for engines that expose their logits (transformers).
 
 xgrammar compiles a JSON schema into a grammar over the tokenizer's vocabulary and masks every token
 that would break it, so the output is valid JSON matching the schema. It was chosen because it is
@@ -13,36 +13,42 @@ from typing import Any
 
 from workbench.errors import GenerationError
 
-_lock = threading.Lock()
 
-
-def json_schema_processor(model: Any, schema: dict[str, Any]) -> Any:
-    """Return a fresh transformers logits processor holding output to ``schema``.
+class JsonGrammar:
+    """Compiles JSON schemas for one tokenizer; the compiler is built on first use and reused.
 
     Args:
-        model: A :class:`workbench.models.local.LocalModel` (its grammar compiler is cached on it).
-        schema: A JSON schema.
-
-    Raises:
-        GenerationError: If xgrammar is missing or the schema cannot be compiled.
+        tokenizer: A Hugging Face tokenizer.
+        vocab_size: The model's vocabulary size (its logits' width, which may exceed the tokenizer's).
     """
-    try:
-        import xgrammar as xgr
-    except ImportError as exc:  # pragma: no cover - a requirement
-        raise GenerationError("Constrained decoding needs xgrammar: pip install xgrammar.") from exc
-    with _lock:
-        if model._grammar_compiler is None:
-            info = xgr.TokenizerInfo.from_huggingface(
-                model.tokenizer, vocab_size=int(model.model.config.vocab_size)
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self._tokenizer = tokenizer
+        self._vocab_size = vocab_size
+        self._compiler: Any = None
+        self._lock = threading.Lock()
+
+    def logits_processor(self, schema: dict[str, Any]) -> Any:
+        """Return a fresh transformers logits processor holding output to ``schema``.
+
+        Raises:
+            GenerationError: If xgrammar is missing or the schema cannot be compiled.
+        """
+        try:
+            import xgrammar as xgr
+        except ImportError as exc:  # pragma: no cover - a requirement
+            raise GenerationError("Constrained decoding needs xgrammar: pip install xgrammar.") from exc
+        with self._lock:
+            if self._compiler is None:
+                info = xgr.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=self._vocab_size)
+                self._compiler = xgr.GrammarCompiler(info)
+            compiler = self._compiler
+        try:
+            # Compact separators: with ": " a small model picks a bare-space token after the colon (a token
+            # split it never saw) and then writes an empty or garbled value; measured on SmolLM2-135M.
+            compiled = compiler.compile_json_schema(
+                json.dumps(schema), any_whitespace=False, separators=(",", ":"), strict_mode=True
             )
-            model._grammar_compiler = xgr.GrammarCompiler(info)
-        compiler = model._grammar_compiler
-    try:
-        # Compact separators: with ": " a small model picks a bare-space token after the colon (a token
-        # split it never saw) and then writes an empty or garbled value; measured on SmolLM2-135M.
-        compiled = compiler.compile_json_schema(
-            json.dumps(schema), any_whitespace=False, separators=(",", ":"), strict_mode=True
-        )
-    except Exception as exc:
-        raise GenerationError(f"Could not compile the tool schemas into a grammar: {exc}.") from exc
-    return xgr.contrib.hf.LogitsProcessor(compiled)
+        except Exception as exc:
+            raise GenerationError(f"Could not compile the JSON schema into a grammar: {exc}.") from exc
+        return xgr.contrib.hf.LogitsProcessor(compiled)

@@ -6,14 +6,28 @@ so the mode loops never depend on how the text is produced.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Protocol
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
-from workbench.errors import GenerationError
+from workbench.errors import GenerationError, SettingsError
+
+if TYPE_CHECKING:
+    from workbench.conversation import Message
+
+
+class FinishReason(str, Enum):
+    """Why a generation ended (the values are what transcripts and the API show)."""
+
+    EOS = "eos"
+    LENGTH = "length"
+    STOP_STRING = "stop_string"
+    CANCELLED = "cancelled"
+    ERROR = "error"
 
 
 @dataclass
@@ -34,6 +48,24 @@ class SamplingSettings:
     repetition_penalty: float = 1.0
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        """Check every value: the one place settings from the CLI, the pages, the API and the server meet.
+
+        Raises:
+            SettingsError: Naming the setting, the value and the allowed range.
+        """
+        _check_number("temperature", self.temperature, "between 0 (greedy) and 2", lambda v: 0 <= v <= 2)
+        _check_number("top_p", self.top_p, "above 0 and at most 1", lambda v: 0 < v <= 1)
+        _check_number(
+            "repetition_penalty", self.repetition_penalty, "above 0 (1.0 means none)", lambda v: v > 0
+        )
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise SettingsError(f"max_new_tokens must be a whole number, not {self.max_new_tokens!r}.")
+        if self.max_new_tokens < 1:
+            raise SettingsError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise SettingsError(f"seed must be a whole number (or unset), not {self.seed!r}.")
+
     def with_(self, **changes: Any) -> SamplingSettings:
         """Return a copy with some fields changed (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -43,21 +75,35 @@ class SamplingSettings:
         return asdict(self)
 
 
+def _check_number(name: str, value: Any, allowed: str, ok: Callable[[float], bool]) -> None:
+    """Raise a :class:`SettingsError` unless ``value`` is a finite number that ``ok`` accepts."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number {allowed}, not {value!r}.")
+    if not ok(float(value)):
+        raise SettingsError(f"{name} must be {allowed}, not {value!r}.")
+
+
 @dataclass
 class GenerationRequest:
-    """One generation: a rendered prompt and how to continue it.
+    """One generation: a rendered prompt (or, for chat servers, the messages) and how to continue it.
 
     Attributes:
-        prompt: The full prompt text, as the dialect rendered it.
+        prompt: The full prompt text, as the dialect rendered it (the prefix included).
         settings: Sampling settings.
         stop_strings: Generation ends once the output contains one of these (it is cut off).
         json_schema: If set, the output is constrained to JSON valid against this schema.
+        messages: The conversation the prompt was rendered from (backends that take messages use it).
+        tools: The tool schemas shown to the model, if any.
+        prefix: Text forced at the start of the reply (already at the end of ``prompt``).
     """
 
     prompt: str
     settings: SamplingSettings = field(default_factory=SamplingSettings)
     stop_strings: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None
+    messages: list[Message] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+    prefix: str = ""
 
 
 @dataclass
@@ -78,7 +124,7 @@ class GenerationStats:
     seconds: float = 0.0
     first_token_s: float | None = None
     waited_s: float = 0.0
-    finish_reason: str = "eos"
+    finish_reason: str = FinishReason.EOS
 
     @property
     def tokens_per_s(self) -> float:
@@ -90,15 +136,17 @@ class GenerationStats:
         line = f"{self.new_tokens} tokens · {self.tokens_per_s:.1f} tok/s"
         if self.first_token_s is not None:
             line += f" · first token {self.first_token_s:.2f} s"
-        if self.finish_reason == "cancelled":
+        if self.finish_reason == FinishReason.CANCELLED:
             line += " · stopped"
-        elif self.finish_reason == "length":
+        elif self.finish_reason == FinishReason.LENGTH:
             line += " · hit max new tokens"
         return line
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stats as a plain dict (with tokens_per_s)."""
-        return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
+        data = asdict(self)
+        data["finish_reason"] = str(FinishReason(self.finish_reason).value)
+        return {**data, "tokens_per_s": round(self.tokens_per_s, 2)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationStats:
@@ -194,25 +242,3 @@ class GenerationStream:
         if self.error is not None:
             raise GenerationError(f"Generation failed: {self.error}.") from self.error
         return self.text
-
-
-class TextBackend(Protocol):
-    """Anything that continues a prompt: the local transformers model, later a remote server."""
-
-    def start(self, request: GenerationRequest) -> GenerationStream:
-        """Start generating in the background and return the stream to read."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Return the number of tokens of a text."""
-        ...
-
-    @property
-    def context_length(self) -> int:
-        """The model's context window in tokens."""
-        ...
-
-
-def elapsed_since(start: float) -> float:
-    """Seconds since a ``time.perf_counter()`` reading."""
-    return time.perf_counter() - start

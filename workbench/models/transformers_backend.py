@@ -1,0 +1,174 @@
+"""The transformers engine: a Hugging Face model (or a GGUF file converted by transformers) in process.
+
+It runs on every device torch supports (cuda, mps, cpu) and is the fallback for every model. Only the
+decode step lives here; the lock, worker thread, cancel and stats loop are :class:`SerialBackend`'s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import torch
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+from workbench.dialects.template import ChatTemplateSource
+from workbench.errors import SettingsError
+from workbench.models.backend import Capabilities, ModelInfo, PreparedPrompt, SerialBackend
+from workbench.models.constrained import JsonGrammar
+from workbench.models.devices import resolve_device, resolve_dtype
+from workbench.models.generation import (
+    FinishReason,
+    GenerationRequest,
+    GenerationStats,
+    GenerationStream,
+    SamplingSettings,
+)
+from workbench.models.loading import ProgressCallback, load_tokenizer_and_model
+from workbench.models.spec import EMBEDDED, ModelSpec
+
+
+class _CancelCriterion(StoppingCriteria):
+    """Stops generation as soon as the stream is cancelled (checked after every token)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> bool:
+        return self.event.is_set()
+
+
+class _StreamWriter(TextStreamer):
+    """Feeds decoded text into the stream from the generating thread itself."""
+
+    def __init__(
+        self, backend: TransformersBackend, target: GenerationStream, stats: GenerationStats
+    ) -> None:
+        super().__init__(backend.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.backend = backend
+        self.target = target
+        self.stats = stats
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        self.backend.emit(self.target, self.stats, text)
+
+
+class TransformersBackend(SerialBackend):
+    """A transformers model and its tokenizer, loaded once and shared by every page and session."""
+
+    def __init__(self, spec: ModelSpec, tokenizer: Any, model: Any, info: ModelInfo) -> None:
+        super().__init__(spec, info)
+        self.tokenizer = tokenizer
+        self.model = model
+        self.capabilities = Capabilities(opens_tool_calls=spec.source != EMBEDDED)
+        self._grammar = JsonGrammar(tokenizer, int(model.config.vocab_size))
+
+    @classmethod
+    def load(cls, spec: ModelSpec, progress: ProgressCallback | None = None) -> TransformersBackend:
+        """Load a model (see :func:`workbench.models.loading.load_tokenizer_and_model`).
+
+        Raises:
+            ModelError: With a message naming the problem and the fix.
+        """
+        started = time.perf_counter()
+        device = resolve_device(spec.device)
+        dtype = resolve_dtype(spec.dtype, device)
+        tokenizer, model, folder = load_tokenizer_and_model(spec, device, dtype, progress)
+        config = model.config
+        context = int(
+            getattr(config, "max_position_embeddings", 0) or getattr(config, "seq_length", 0) or 2048
+        )
+        info = ModelInfo(
+            label=spec.label,
+            source=spec.source,
+            loaded_from=folder,
+            backend="transformers",
+            device=device,
+            dtype=str(dtype).removeprefix("torch."),
+            context_length=context,
+            load_seconds=round(time.perf_counter() - started, 2),
+            architecture=(getattr(config, "architectures", None) or [config.model_type])[0],
+        )
+        return cls(spec, tokenizer, model, info)
+
+    @property
+    def template(self) -> ChatTemplateSource:
+        """The tokenizer: it renders its own chat template."""
+        return self.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` (special tokens in the text count as one each)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def default_settings(self) -> SamplingSettings:
+        """Sampling defaults for this model: its generation_config where set, else ours."""
+        if self.spec.source == EMBEDDED:
+            # SmolLM2's model card suggests a low temperature; a mild penalty stops loops.
+            return SamplingSettings(temperature=0.2, top_p=0.9, max_new_tokens=512, repetition_penalty=1.1)
+        config = getattr(self.model, "generation_config", None)
+        base = SamplingSettings()
+        if config is None:
+            return base
+        try:
+            return base.with_(
+                temperature=getattr(config, "temperature", None) if getattr(config, "do_sample", False) else None,
+                top_p=getattr(config, "top_p", None),
+                repetition_penalty=getattr(config, "repetition_penalty", None),
+            )
+        except SettingsError:  # a generation_config out of range: our defaults are safer than a crash
+            return base
+
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """Tokenize the prompt and size the reply.
+
+        Raises:
+            PromptTooLongError: If the prompt leaves no room to generate.
+        """
+        inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
+
+    def decode(
+        self,
+        request: GenerationRequest,
+        prepared: PreparedPrompt,
+        stream: GenerationStream,
+        stats: GenerationStats,
+    ) -> None:
+        """Run ``model.generate`` with a streamer, the cancel criterion and the schema constraint."""
+        settings = request.settings
+        processors = LogitsProcessorList()
+        if request.json_schema is not None:
+            processors.append(self._grammar.logits_processor(request.json_schema))
+        kwargs: dict[str, Any] = {
+            **{k: v.to(self.model.device) for k, v in prepared.payload.items()},
+            "max_new_tokens": prepared.max_new_tokens,
+            "streamer": _StreamWriter(self, stream, stats),
+            "stopping_criteria": StoppingCriteriaList([_CancelCriterion(stream.cancel_event)]),
+            "logits_processor": processors,
+            "repetition_penalty": settings.repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        }
+        if request.stop_strings:
+            kwargs["stop_strings"] = list(request.stop_strings)
+            kwargs["tokenizer"] = self.tokenizer
+        if settings.temperature > 0:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+            if settings.seed is not None:
+                torch.manual_seed(settings.seed)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            output = self.model.generate(**kwargs)
+        sequence = output[0]
+        stats.new_tokens = int(sequence.shape[0]) - stats.prompt_tokens
+        last = int(sequence[-1]) if stats.new_tokens else None
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        if last in eos_ids:
+            stats.finish_reason = FinishReason.EOS
+        elif request.stop_strings and any(s in stream.text for s in request.stop_strings):
+            stats.finish_reason = FinishReason.STOP_STRING
+        elif stats.new_tokens >= prepared.max_new_tokens:
+            stats.finish_reason = FinishReason.LENGTH
