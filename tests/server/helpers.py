@@ -95,3 +95,77 @@ def http_json(
             return error.code, raw.decode(errors="replace")
     except OSError:
         return 0, None
+
+
+class MisbehavingServer:
+    """A loopback HTTP server that answers like a broken OpenAI server (for the failure cases).
+
+    Args:
+        behaviour: ``html`` (a web page for every path), ``dies`` (lists a model, then cuts a streamed
+            answer after two pieces), or ``hangs`` (lists a model, then never answers a completion).
+    """
+
+    def __init__(self, behaviour: str) -> None:
+        import http.server
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer._answer(self)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                outer._answer(self)
+
+        self.behaviour = behaviour
+        self.release = threading.Event()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _answer(self, handler: Any) -> None:
+        if self.behaviour == "html":
+            self._send(handler, 200, b"<html><body>Welcome to nginx!</body></html>", "text/html")
+        elif handler.path.endswith("/models"):
+            body = {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}]}
+            self._send(handler, 200, json.dumps(body).encode(), "application/json")
+        elif self.behaviour == "hangs":
+            self.release.wait(60)
+        else:  # dies: two pieces of a streamed answer, then the connection is cut
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/event-stream")
+            handler.end_headers()
+            for piece in ("Hello", " there"):
+                chunk = {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
+                handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                handler.wfile.flush()
+            handler.wfile.write(b"data: {\"id\": \"c\", \"choi")  # half an event, then the end
+            handler.wfile.flush()
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+
+    @staticmethod
+    def _send(handler: Any, status: int, body: bytes, kind: str) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", kind)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)

@@ -171,7 +171,10 @@ class RemoteBackend:
             max_retries=0,
         )
         try:
-            cards = list(client.models.list())
+            raw = client.models.with_raw_response.list()
+            if "json" not in raw.headers.get("content-type", ""):
+                raise json.JSONDecodeError("not JSON", raw.text[:40], 0)
+            cards = list(raw.parse())
         except Exception as exc:
             raise remote_error(exc, target.base_url, target.model, loading=True) from exc
         ids = [card.id for card in cards if isinstance(getattr(card, "id", None), str)]

@@ -176,6 +176,13 @@ class RemoteExchange:
                 f"The server at {self.backend.target.base_url} sent an empty answer (no events). Check that it "
                 "is an OpenAI-compatible server."
             )
+        if answer.finish_reason is None and not self.stream.cancelled:
+            # Every OpenAI-compatible server ends an answer with a finish reason; a cut connection does not.
+            kept = " The partial answer is kept." if self.stream.text else ""
+            raise RemoteModelError(
+                f"The connection to {self.backend.target.base_url} broke in the middle of the answer.{kept} "
+                "Check the server and try again."
+            )
         self.stats.finish_reason = (
             FinishReason.LENGTH if answer.finish_reason == "length" else FinishReason.EOS
         )
