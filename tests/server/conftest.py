@@ -34,7 +34,9 @@ def api_url(model_slot: SharedModel) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def keyed_api_url(model_slot: SharedModel) -> Iterator[str]:
     """The base URL of the API started with ``--api-key`` :data:`API_KEY`."""
-    with server_thread(create_app(model_slot, api_key=API_KEY, cors_origins=["http://localhost:3000"])) as url:
+    with server_thread(
+        create_app(model_slot, api_key=API_KEY, cors_origins=["http://localhost:3000"])
+    ) as url:
         yield url
 
 

@@ -48,7 +48,9 @@ def server_thread(app: Starlette) -> Iterator[str]:
 
 
 @contextmanager
-def serve_process(log_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve_process(
+    log_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``python -m workbench.server`` on a free loopback port until ``/health`` is 200; yield its URL and process."""
     port = free_port()
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -83,7 +85,9 @@ def http_json(
     The status is 0 when nothing answers.
     """
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -157,7 +161,7 @@ class MisbehavingServer:
                 }
                 handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 handler.wfile.flush()
-            handler.wfile.write(b"data: {\"id\": \"c\", \"choi")  # half an event, then the end
+            handler.wfile.write(b'data: {"id": "c", "choi')  # half an event, then the end
             handler.wfile.flush()
             handler.close_connection = True
             handler.connection.shutdown(2)

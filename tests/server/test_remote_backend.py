@@ -126,7 +126,9 @@ def test_constrained_json_goes_out_as_response_format(remote: ChatModel) -> None
     from workbench.conversation import Message, Role
 
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-    stream = remote.stream([Message(Role.USER, "Is water wet?")], GREEDY.with_(max_new_tokens=12), json_schema=schema)
+    stream = remote.stream(
+        [Message(Role.USER, "Is water wet?")], GREEDY.with_(max_new_tokens=12), json_schema=schema
+    )
     jsonschema.validate(json.loads(stream.result(timeout=300)), schema)
 
 
@@ -159,7 +161,7 @@ def test_stop_closes_the_http_stream_and_ends_the_generation(api_url: str, model
 
 # --- failures -----------------------------------------------------------------------------------
 def test_unreachable_server() -> None:
-    with pytest.raises(ModelError, match="Cannot reach the server at http://127.0.0.1"):
+    with pytest.raises(ModelError, match=r"Cannot reach the server at http://127\.0\.0\.1"):
         ChatModel.load(ModelSpec.from_env(f"openai:http://127.0.0.1:{free_port()}/v1#m", env={}))
 
 
@@ -192,7 +194,7 @@ def test_server_dying_mid_answer_keeps_and_marks_the_partial_answer() -> None:
         model = ChatModel.load(ModelSpec.from_env(f"openai:{fake.url}#m", env={}))
         session = ChatSession(model)
         turn = session.send("Hi")
-        received = []
+        received: list[str] = []
         with pytest.raises(GenerationError, match="broke in the middle of the answer"):
             received.extend(turn.text())
     finally:

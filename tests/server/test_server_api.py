@@ -67,7 +67,9 @@ def test_plain_answer_has_text_finish_reason_and_usage(plain_answer: Any) -> Non
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-def test_streamed_answer_equals_the_plain_one_and_ends_with_usage(client: openai.OpenAI, plain_answer: Any) -> None:
+def test_streamed_answer_equals_the_plain_one_and_ends_with_usage(
+    client: openai.OpenAI, plain_answer: Any
+) -> None:
     chunks = list(
         client.chat.completions.create(
             model=MODEL_ID, messages=MESSAGES, stream=True, stream_options={"include_usage": True}, **GREEDY
@@ -102,7 +104,7 @@ def test_streamed_required_call_is_assembled_by_the_client_helpers(client: opena
     ) as stream:
         events = [event.type for event in stream]
         final = stream.get_final_completion()
-    choice = final.choices[0]
+    choice: Any = final.choices[0]
     assert choice.finish_reason == "tool_calls"
     (call,) = choice.message.tool_calls
     assert call.id.startswith("call_") and call.type == "function"
@@ -126,7 +128,7 @@ def test_streamed_call_follows_openai_shape(api_url: str) -> None:
             stream=True,
         )
     )
-    deltas = [d for c in chunks for d in (c.choices[0].delta.tool_calls or [])]
+    deltas: list[Any] = [d for c in chunks for d in (c.choices[0].delta.tool_calls or [])]
     assert [d.index for d in deltas] == [0] * len(deltas) and len(deltas) >= 2
     first, rest = deltas[0], deltas[1:]
     assert first.id and first.id.startswith("call_") and first.type == "function"
@@ -144,10 +146,13 @@ def test_response_format_json_schema_is_obeyed(client: openai.OpenAI) -> None:
         "required": ["color", "bright"],
         "additionalProperties": False,
     }
-    answer = client.chat.completions.create(
+    answer: Any = client.chat.completions.create(
         model=MODEL_ID,
         messages=[{"role": "user", "content": "Pick a color for the sky."}],
-        response_format={"type": "json_schema", "json_schema": {"name": "pick", "schema": schema, "strict": True}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "pick", "schema": schema, "strict": True},
+        },
         temperature=0,
         max_tokens=30,
     )
@@ -156,7 +161,9 @@ def test_response_format_json_schema_is_obeyed(client: openai.OpenAI) -> None:
 
 
 def test_text_completion_continues_a_raw_prompt(client: openai.OpenAI) -> None:
-    answer = client.completions.create(model=MODEL_ID, prompt="The capital of France is", max_tokens=4, temperature=0)
+    answer: Any = client.completions.create(
+        model=MODEL_ID, prompt="The capital of France is", max_tokens=4, temperature=0
+    )
     assert answer.object == "text_completion" and answer.choices[0].text.strip()
     assert answer.usage.completion_tokens <= 4
 

@@ -19,7 +19,10 @@ from workbench.shared import SharedModel
 pytestmark = pytest.mark.model
 
 USER: Any = [{"role": "user", "content": "Hi"}]
-TOOL: Any = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+TOOL: Any = {
+    "type": "function",
+    "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 def _chat(**fields: Any) -> dict[str, Any]:
@@ -33,9 +36,19 @@ BAD_REQUESTS: list[tuple[str, Any, str | None, str]] = [
     ("no messages", {"model": MODEL_ID}, "messages", "'messages' is required"),
     ("messages not a list", _chat(messages="hi"), "messages", "must be a JSON array"),
     ("empty messages", _chat(messages=[]), "messages", "is empty"),
-    ("unknown role", _chat(messages=[{"role": "wizard", "content": "x"}]), "messages", "unknown role 'wizard'"),
+    (
+        "unknown role",
+        _chat(messages=[{"role": "wizard", "content": "x"}]),
+        "messages",
+        "unknown role 'wizard'",
+    ),
     ("content a number", _chat(messages=[{"role": "user", "content": 7}]), "messages", "'content' must be"),
-    ("image part", _chat(messages=[{"role": "user", "content": [{"type": "image_url"}]}]), "messages", "text"),
+    (
+        "image part",
+        _chat(messages=[{"role": "user", "content": [{"type": "image_url"}]}]),
+        "messages",
+        "text",
+    ),
     ("n > 1", _chat(n=2), "n", "n = 1"),
     ("temperature too high", _chat(temperature=5), "temperature", "between 0"),
     ("temperature a string", _chat(temperature="hot"), "temperature", "finite number"),
@@ -82,7 +95,9 @@ BAD_REQUESTS: list[tuple[str, Any, str | None, str]] = [
 @pytest.mark.parametrize(
     ("body", "param", "message"), [case[1:] for case in BAD_REQUESTS], ids=[case[0] for case in BAD_REQUESTS]
 )
-def test_bad_request_is_a_400_naming_the_field(api_url: str, body: Any, param: str | None, message: str) -> None:
+def test_bad_request_is_a_400_naming_the_field(
+    api_url: str, body: Any, param: str | None, message: str
+) -> None:
     status, answer = http_json("POST", api_url + "/chat/completions", body)
     assert status == 400, answer
     error = answer["error"]

@@ -131,11 +131,9 @@ class RemoteExchange:
         }
         if settings.seed is not None:
             body["seed"] = settings.seed
-        extra = (
-            {"repetition_penalty": settings.repetition_penalty}
-            if settings.repetition_penalty != 1.0
-            else None
-        )
+        # Sent even when 1.0, so the server's own default penalty does not apply (vLLM and the workbench read
+        # it; llama.cpp's server and Ollama ignore it).
+        extra = {"repetition_penalty": settings.repetition_penalty}
         response = self.backend.client.chat.completions.create(**body, extra_body=extra)
         closer = _CloseOnCancel(self.stream, response)
         answer = _Answer()
