@@ -143,6 +143,8 @@ class RemoteBackend:
         self._template = RemoteTemplate()
         # Learned on the first forced call: None until then, False if the server ignores tool_choice.
         self.native_tool_choice: bool | None = None
+        # False once the server refused ``tools`` (no tool parser): tools go in the prompt from then on.
+        self.native_tools: bool | None = None
 
     @property
     def model_id(self) -> str:

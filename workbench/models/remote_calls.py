@@ -98,11 +98,14 @@ class RemoteExchange:
     def _free_with_tools(self) -> None:
         request = self.request
         assert request.tools is not None
-        try:
-            answer = self._send(self._messages(), tools=request.tools, tool_choice="auto")
-        except openai.BadRequestError:  # no tool support: the tools in the prompt, calls read as text
-            if self.stream.text:
-                raise
+        if self.backend.native_tools is not False:
+            try:
+                answer = self._send(self._messages(), tools=request.tools, tool_choice="auto")
+            except openai.BadRequestError:  # no tool support (vLLM without a tool parser)
+                if self.stream.text:
+                    raise
+                self.backend.native_tools = False
+        if self.backend.native_tools is False:  # the tools in the prompt, calls read back as text
             self._send(self.backend.hermes_messages(request.messages, request.tools))
             return
         if answer.calls:
