@@ -8,9 +8,9 @@ Quick start::
     reply, history = bot.chat("And of Italy?", history)
 """
 
-from workbench.api import Workbench, load_model
+from workbench.api import load_model
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role, ToolCall
 from workbench.errors import WorkbenchError
 
-__all__ = ["ChatModel", "Message", "Role", "ToolCall", "Workbench", "WorkbenchError", "load_model"]
+__all__ = ["ChatModel", "Message", "Role", "ToolCall", "WorkbenchError", "load_model"]
