@@ -16,14 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from workbench.errors import KernelError, WorkdirPathError
+from kernel.errors import KernelError, WorkdirFullError, WorkdirPathError
 
 #: Refuse to read files larger than this by default (bytes); the page offers downloads below it.
 DEFAULT_MAX_READ = 512 * 1024 * 1024
-
-
-class WorkdirFullError(KernelError):
-    """The work folder has no room left for a file."""
 
 
 @dataclass(frozen=True)

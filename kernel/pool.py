@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from kernel.errors import KernelError, KernelLimitError
 from kernel.sandbox import SandboxLimits
 from kernel.session import KernelSession
-from workbench.errors import KernelError, KernelLimitError
 
 
 class KernelPool:

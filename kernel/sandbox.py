@@ -41,8 +41,8 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from traitlets import Instance
 
+from kernel.errors import KernelStartError
 from kernel.folders import SessionFolders, reachable_by, shared_readonly_bind
-from workbench.errors import KernelStartError
 
 _T = TypeVar("_T")
 MIB = 1024 * 1024
