@@ -229,7 +229,10 @@ def bwrap_argv(
     """The bubblewrap command line up to and including ``--`` (the command follows)."""
     works, reason, disable_userns = _probe()
     if not works:
-        raise KernelStartError(f"The sandbox cannot start: {reason}.")
+        raise KernelStartError(
+            f"The sandbox cannot start: {reason}. Install bubblewrap and allow unprivileged user "
+            "namespaces, or run kernels without the sandbox."
+        )
     argv = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
     argv += ["--disable-userns"] if disable_userns else []
     # --setenv acts in order, so it must follow --clearenv.

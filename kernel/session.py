@@ -86,7 +86,10 @@ class KernelSession:
     ) -> None:
         available, reason = sandbox_available()
         if sandbox and not available:
-            raise KernelStartError(f"The sandbox is required but cannot run: {reason}.")
+            raise KernelStartError(
+                f"The sandbox is required but cannot run: {reason}. Install bubblewrap and allow "
+                "unprivileged user namespaces, or pass sandbox=None to run without it where it is missing."
+            )
         self.limits = limits or SandboxLimits()
         self.sandboxed: bool = available if sandbox is None else sandbox
         #: Why the kernel is NOT sandboxed ("" when it is), for the page and the CLI.
@@ -152,7 +155,9 @@ class KernelSession:
             KernelDiedError: If the kernel died and could not be restarted.
         """
         if not timeout > 0:
-            raise KernelError(f"The time limit must be a positive number of seconds, not {timeout!r}.")
+            raise KernelError(
+                f"The time limit must be a positive number of seconds, not {timeout!r}; pass e.g. timeout=30."
+            )
         with self._lock:
             self._check_open()
             started = time.monotonic()
