@@ -9,7 +9,7 @@ from typing import TextIO
 
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role, transcript_to_json
-from workbench.errors import WorkbenchError
+from workbench.errors import USER_ERRORS, WorkbenchError
 from workbench.models.generation import SamplingSettings
 from workbench.models.spec import DEVICES, DTYPES, ModelSpec
 from workbench.modes.chat import ChatSession
@@ -190,7 +190,7 @@ def main(
     handlers = {"chat": run_chat, "ask": run_ask, "exec": run_exec}
     try:
         return handlers[args.command](args, stdin, out, err)
-    except WorkbenchError as exc:
+    except USER_ERRORS as exc:
         print(f"Error: {exc}", file=err)
         return 1
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import pytest
 
 from tools import ToolRegistry, tool, tool_from_schema
-from tools.registry import spec_from_function
+from tools.spec import spec_from_function
 from workbench.conversation import ToolCall
 from workbench.errors import DuplicateToolError, ToolDefinitionError
 

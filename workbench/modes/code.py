@@ -24,7 +24,7 @@ from collections.abc import Generator, Iterator
 from kernel import KernelPool
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
-from workbench.errors import EmptyPromptError, KernelError, WorkbenchError
+from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.code_format import (
     CODE_FENCE,
@@ -213,7 +213,7 @@ class CodeSession(Workspace):
                 runs += 1
                 try:
                     run = self.start_run(code, "model")
-                except WorkbenchError as exc:
+                except USER_ERRORS as exc:
                     yield from self._refuse(str(exc), f"The code could not run: {exc}", "error")
                     return
                 yield from self._wait_for(turn, run)

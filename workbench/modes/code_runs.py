@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from kernel import Execution
 from workbench.conversation import Message
-from workbench.errors import KernelError, WorkbenchError
+from workbench.errors import USER_ERRORS, KernelError
 
 RunSource = Literal["model", "user"]
 
@@ -102,7 +102,7 @@ class BackgroundRun:
         error = ""
         try:
             execution = self.kernel.execute(self.code, timeout=timeout)
-        except WorkbenchError as exc:
+        except USER_ERRORS as exc:
             error = str(exc)
         except Exception as exc:  # a bug in a kernel layer must not leave the session busy forever
             error = f"Running the code failed unexpectedly ({exc!r}). Restart the kernel and try again."

@@ -14,7 +14,16 @@ import time
 import weakref
 from pathlib import Path
 
-from kernel import Execution, FileInfo, KernelPool, list_files, read_file, sandbox_available, save_upload
+from kernel import (
+    STATE_LOST,
+    Execution,
+    FileInfo,
+    KernelPool,
+    list_files,
+    read_file,
+    sandbox_available,
+    save_upload,
+)
 from workbench.errors import EmptyPromptError, KernelError
 from workbench.modes.code_runs import (
     BackgroundRun,
@@ -24,8 +33,6 @@ from workbench.modes.code_runs import (
     KernelStatus,
     RunSource,
 )
-
-STATE_LOST = "variables and imports from earlier code are gone; files in the work folder were kept"
 
 
 class Workspace:
