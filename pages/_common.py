@@ -21,23 +21,27 @@ from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 T = TypeVar("T")
 
 
-def _leave_pages_folder_mode() -> None:
-    """Hand a deep link on a fresh server back to main.py's ``st.navigation``.
+def leave_pages_folder_mode() -> None:
+    """Hand a page opened by URL on a fresh server (``/tool``) back to main.py's ``st.navigation``.
 
-    Until main.py has run once in the process, Streamlit treats ``pages/`` as a folder of pages and
-    runs a page opened by URL (``/tool``) without main.py's frame. Switching that mode off and
-    rerunning lets main.py build the navigation and run the page.
+    Why a private attribute: Streamlit decides once per process, when the first browser session
+    starts, whether the app uses its legacy pages-folder mode, by whether a folder named ``pages``
+    sits next to the main script (``PagesManager.uses_pages_directory``). In that mode a page opened
+    by URL runs on its own, without main.py's frame (navigation, page config); only a call of
+    ``st.navigation`` switches the mode off, and main.py makes none until it runs. Streamlit offers no
+    supported switch (no config option; its advice is to rename the folder, and ours is called
+    ``pages`` on purpose), so this turns the flag off and reruns, and main.py takes over.
+
+    Guarded: with a Streamlit that lacks this internal, or has the mode off already, it does nothing.
+    Called once per page run, by :func:`current_model`, which every page calls first.
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without this internal: nothing to undo
+    except ImportError:
         return
-    if PagesManager.uses_pages_directory:
+    if getattr(PagesManager, "uses_pages_directory", None) is True:
         PagesManager.uses_pages_directory = False
         st.rerun()
-
-
-_leave_pages_folder_mode()
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -79,6 +83,7 @@ def current_model() -> ChatModel:
 
     Stops the page with an error if no model can be loaded at all.
     """
+    leave_pages_folder_mode()
     if "model_spec" not in st.session_state:
         st.session_state["model_spec"] = ModelSpec.from_env()
     _model_form()
