@@ -54,7 +54,7 @@ def session_object(key: str, factory: Callable[[], T]) -> T:
     """Return ``st.session_state[key]``, creating it with ``factory`` on first use."""
     if key not in st.session_state:
         st.session_state[key] = factory()
-    return st.session_state[key]  # type: ignore[no-any-return]
+    return st.session_state[key]
 
 
 def _model_form() -> None:

@@ -30,7 +30,8 @@ class TemplateTokenizer:
         tokenize: bool = False,
         add_generation_prompt: bool = True,
     ) -> str:
-        rendered, _ = render_jinja_template(
+        # transformers annotates it as returning str; it returns (rendered, generation indices).
+        rendered, _ = render_jinja_template(  # type: ignore[str-unpack]
             [messages],
             tools=tools,
             chat_template=self.chat_template,
