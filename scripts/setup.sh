@@ -65,7 +65,7 @@ fi
 project_stamp="$VENV/.workbench-project.sha256"
 project_digest=$({ cat pyproject.toml; pwd -P; } | sha256sum | cut -d' ' -f1)
 if [ ! -f "$project_stamp" ] || [ "$(cat "$project_stamp")" != "$project_digest" ] || \
-   ! "$py" -c 'import importlib.metadata as m; m.distribution("workbench")' >/dev/null 2>&1; then
+   ! "$py" -I -c 'import importlib.metadata as m; m.distribution("workbench")' >/dev/null 2>&1; then
   say "installing Workbench itself (pip install -e . --no-deps)"
   "$py" -m pip install -q --no-deps -e .
   echo "$project_digest" > "$project_stamp"
