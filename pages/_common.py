@@ -21,6 +21,10 @@ from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 T = TypeVar("T")
 
 
+# Whether this process has checked Streamlit's pages-folder mode (see leave_pages_folder_mode).
+_pages_folder_mode_checked = False
+
+
 def leave_pages_folder_mode() -> None:
     """Hand a page opened by URL on a fresh server (``/tool``) back to main.py's ``st.navigation``.
 
@@ -32,9 +36,15 @@ def leave_pages_folder_mode() -> None:
     supported switch (no config option; its advice is to rename the folder, and ours is called
     ``pages`` on purpose), so this turns the flag off and reruns, and main.py takes over.
 
-    Guarded: with a Streamlit that lacks this internal, or has the mode off already, it does nothing.
-    Called once per page run, by :func:`current_model`, which every page calls first.
+    Acts at most once per process, at the first page run, as Streamlit decides once per process.
+    (Streamlit's ``AppTest`` decides again before every run; a rerun at each would swallow the
+    clicks a test makes.) Guarded: with a Streamlit that lacks this internal it does nothing.
+    Called by :func:`current_model`, which every page calls first.
     """
+    global _pages_folder_mode_checked
+    if _pages_folder_mode_checked:
+        return
+    _pages_folder_mode_checked = True
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:
