@@ -1,15 +1,31 @@
-"""A scripted stand-in for the model, shared by the tests of the chat, code and tool loops."""
+"""A scripted stand-in for the model, shared by the tests of the chat, code and tool loops.
+
+``call`` writes a reply that calls a tool the way the embedded model's Hermes dialect reads it, and
+``hermes`` is that dialect over the embedded model's chat template.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
 
+from tests.template_tokenizer import SMOLLM2_TEMPLATE, TemplateTokenizer
 from workbench.conversation import Message
-from workbench.dialects import Dialect
+from workbench.dialects import Dialect, HermesDialect
 from workbench.errors import PromptTooLongError
 from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
+
+
+def hermes() -> HermesDialect:
+    """The Hermes dialect over the embedded SmolLM2's chat template (no model needed)."""
+    return HermesDialect(TemplateTokenizer(SMOLLM2_TEMPLATE))
+
+
+def call(name: str, **args: Any) -> str:
+    """A scripted reply that calls tool ``name`` with ``args``, as a Hermes model writes it."""
+    return json.dumps({"name": name, "arguments": args}, separators=(",", ":"))
 
 
 class PlainDialect(Dialect):

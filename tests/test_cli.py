@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import run_cli, run_main
-from workbench.cli import main
+from workbench.cli import COMMANDS, Command, build_parser, main
+from workbench.cli.ask import ASK_RUNNERS
+from workbench.cli.parser import AskMode
 
 
 @pytest.mark.model
@@ -155,3 +157,9 @@ def test_main_writes_to_the_streams_of_the_moment(capsys):
         capsys.readouterr().err
         == "Error: The prompt is empty; pass some text (or '-' to read standard input).\n"
     )
+
+
+def test_every_command_and_ask_mode_has_a_runner():
+    assert set(COMMANDS) == set(Command)
+    assert set(ASK_RUNNERS) == set(AskMode)
+    assert "{chat,ask,exec}" in build_parser().format_usage()

@@ -42,7 +42,7 @@ def test_required_calls_the_calculator_and_the_answer_streams_after_it(chat_mode
         chat_model,
         default_registry(),
         settings=GREEDY,
-        options=ToolOptions(tool_choice="required", max_rounds=2),
+        options=ToolOptions(tool_choice=ToolChoice.REQUIRED, max_rounds=2),
     )
     events = list(session.send("What is 1234 plus 4321?"))
     call, observation, answer = [e.message for e in events if isinstance(e, MessageDone)]
