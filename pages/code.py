@@ -17,7 +17,7 @@ from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
 from workbench.execution_record import ExecutionRecord
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
-from workbench.modes.code_format import execution_record, split_code
+from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
 
@@ -55,10 +55,11 @@ def show_execution(execution: ExecutionRecord) -> None:
 
 def show_cell(record: CodeRun) -> None:
     """One of the user's own cells: its outputs, or why it could not run."""
-    if record.execution is None:
+    outputs = record.outputs()
+    if outputs is None:
         st.error(record.error)
     else:
-        show_execution(execution_record(record.execution))
+        show_execution(outputs)
 
 
 def show_message(message: Message) -> None:
