@@ -159,7 +159,7 @@ def sampling_controls(key: str, defaults: SamplingSettings) -> SamplingSettings:
 
 def stats_caption(message: Message) -> None:
     """A small line under an answer: tokens, tokens/s, and whether it was stopped."""
-    stats = message.metadata.get("stats")
+    stats = message.stats
     if stats:
         st.caption(GenerationStats.from_dict(stats).summary())
 

@@ -22,7 +22,7 @@ def test_ask_json_prints_the_transcript():
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[0]["content"] == "What is the capital of France?"
     assert "Paris" in messages[1]["content"]
-    assert messages[1]["metadata"]["stats"]["finish_reason"] == "eos"
+    assert messages[1]["stats"]["finish_reason"] == "eos"
     assert "[workbench] Loading weights from" in result.stderr  # progress goes to stderr, not stdout
 
 
@@ -136,7 +136,7 @@ def test_ask_system_prompt_and_max_new_tokens():
     messages = json.loads(out)["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert messages[0]["content"] == "You are a pirate."
-    stats = messages[2]["metadata"]["stats"]
+    stats = messages[2]["stats"]
     assert (stats["new_tokens"], stats["finish_reason"]) == (3, "length")
 
 

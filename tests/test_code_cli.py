@@ -111,8 +111,8 @@ def test_ask_code_json_shows_code_turns_and_observations() -> None:
     messages = json.loads(result.stdout)["messages"]
     assert [m["role"] for m in messages][:4] == ["system", "user", "assistant", "observation"]
     code_turn, observation = messages[2], messages[3]
-    assert code_turn["metadata"]["interpreter"] is True and "```python" in code_turn["content"]
-    assert observation["name"] == "interpreter"
+    assert code_turn["interpreter"] is True and "```python" in code_turn["content"]
+    assert observation["name"] == "interpreter" and observation["execution"]["outputs"]
     assert "1048576" in observation["content"]
     assert "What is 3**4?" not in result.stdout, "the worked example is not part of the transcript"
 

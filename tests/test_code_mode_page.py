@@ -73,7 +73,7 @@ def test_the_model_answers_with_code_that_runs(app: AppTest) -> None:
     assert session.messages[2].name == "interpreter"
     names = [m.name for m in app.chat_message]
     assert names[:3] == ["user", "assistant", "interpreter"]
-    assert session.messages[1].metadata["interpreter"] is True
+    assert session.messages[1].interpreter is True
 
 
 def elements(at: AppTest, kind: str) -> list[object]:

@@ -47,8 +47,15 @@ def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path):
     assert "Tool not loaded from" in err and "broken.py" in err
     assert "[tool] echo" in err
     messages = json.loads(out)["messages"]
-    assert messages[1]["tool_calls"] == [{"name": "echo", "arguments": {"text": "hi"}}]
-    assert messages[2] == {**messages[2], "role": "observation", "name": "echo", "content": "hi"}
+    call_id = messages[1]["tool_calls"][0]["id"]
+    assert messages[1]["tool_calls"] == [{"id": call_id, "name": "echo", "arguments": {"text": "hi"}}]
+    assert messages[2] == {
+        **messages[2],
+        "role": "observation",
+        "name": "echo",
+        "content": "hi",
+        "tool_call_id": call_id,
+    }
     assert messages[3]["content"] == "It said hi."
     assert '"name": "echo"' in scripted.requests[0].prompt  # the folder's tool was offered
 

@@ -82,9 +82,11 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
     assert "no_docstring.py" in done.stderr and "docstring" in done.stderr
     messages = json.loads(done.stdout)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "observation"]
+    call_id = messages[1]["tool_calls"][0]["id"]
     assert messages[1]["tool_calls"] == [
-        {"name": "convert_temperature", "arguments": {"value": 100, "to": "celsius"}}
+        {"id": call_id, "name": "convert_temperature", "arguments": {"value": 100, "to": "celsius"}}
     ]
+    assert messages[2]["tool_call_id"] == call_id
     assert {k: messages[2][k] for k in ("name", "content")} == {
         "name": "convert_temperature",
         "content": "37.77777777777778",

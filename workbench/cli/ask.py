@@ -24,7 +24,7 @@ def ask_chat(
     """Answer ``prompt`` in a plain chat; without ``--json`` the answer streams to ``out``."""
     session = chat_session_from_args(model, args)
     with session.send(prompt) as turn:
-        for chunk in turn:
+        for chunk in turn.text():
             if not args.json:
                 print(chunk, end="", file=out, flush=True)
     if not args.json:

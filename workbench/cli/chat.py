@@ -41,7 +41,7 @@ def run_chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
             turn = session.send(text)
             print("Assistant: ", end="", file=out, flush=True)
             try:
-                for chunk in turn:
+                for chunk in turn.text():
                     print(chunk, end="", file=out, flush=True)
             except KeyboardInterrupt:
                 turn.stop()

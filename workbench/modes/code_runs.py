@@ -16,6 +16,8 @@ from typing import Literal, Protocol
 from kernel import Execution
 from workbench.conversation import Message
 from workbench.errors import USER_ERRORS, KernelError
+from workbench.execution_record import ExecutionRecord
+from workbench.modes.code_format import execution_record
 
 RunSource = Literal["model", "user"]
 
@@ -71,6 +73,10 @@ class CodeRun:
     source: RunSource
     execution: Execution | None = None
     error: str = ""
+
+    def outputs(self) -> ExecutionRecord | None:
+        """What the run showed, in the transcript's own type (for saving a user's cell); None if it never ran."""
+        return None if self.execution is None else execution_record(self.execution)
 
 
 @dataclass
