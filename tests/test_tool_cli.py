@@ -29,7 +29,7 @@ def echo(text: str) -> str:
 @pytest.fixture
 def scripted(monkeypatch):
     backend = ScriptedBackend()
-    monkeypatch.setattr(ask, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))  # type: ignore[arg-type]
+    monkeypatch.setattr(ask, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))
     monkeypatch.delenv("WORKBENCH_TOOLS_PATH", raising=False)
     return backend
 

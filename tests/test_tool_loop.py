@@ -81,7 +81,7 @@ def session_with(
     **options: Any,
 ) -> tuple[ToolSession, ScriptedBackend]:
     backend = ScriptedBackend(*replies, delay_s=delay_s)
-    model = ChatModel(backend, dialect=dialect or hermes())  # type: ignore[arg-type]
+    model = ChatModel(backend, dialect=dialect or hermes())
     return ToolSession(model, registry, options=ToolOptions(**options)), backend
 
 

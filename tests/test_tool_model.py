@@ -98,5 +98,5 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
 @pytest.mark.model
 def test_the_embedded_model_is_made_to_call_by_default_other_models_choose(chat_model):
     assert default_tool_choice(chat_model) is ToolChoice.REQUIRED  # it never opens a call on its own
-    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.tokenizer))  # type: ignore[arg-type]
+    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.tokenizer))
     assert default_tool_choice(other) is ToolChoice.AUTO

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Iterator
 
-from kernel import KernelPool
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
 from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError
@@ -39,7 +38,14 @@ from workbench.modes.code_format import (
     split_code,
     worked_example,
 )
-from workbench.modes.code_runs import BackgroundRun, CodeKernel, CodeRun, CodeRunning, CodeSettings
+from workbench.modes.code_runs import (
+    BackgroundRun,
+    CodeKernel,
+    CodeRun,
+    CodeRunning,
+    CodeSettings,
+    KernelProvider,
+)
 from workbench.modes.code_workspace import Workspace, create_pool
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
@@ -119,7 +125,7 @@ class CodeSession(Workspace):
         model: ChatModel,
         kernel: CodeKernel | None = None,
         *,
-        pool: KernelPool | None = None,
+        pool: KernelProvider | None = None,
         session_id: str = "default",
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         settings: SamplingSettings | None = None,

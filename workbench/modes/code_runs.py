@@ -43,6 +43,18 @@ class CodeKernel(Protocol):
         ...
 
 
+class KernelProvider(Protocol):
+    """Where a session's kernel comes from (:class:`kernel.KernelPool` provides it): one per session id."""
+
+    def get(self, session_id: str) -> CodeKernel:
+        """Return the session's kernel, starting one if needed."""
+        ...
+
+    def release(self, session_id: str) -> None:
+        """Shut the session's kernel down."""
+        ...
+
+
 @dataclass
 class CodeRunning:
     """Event: code is running (yielded when it starts, then every fraction of a second).

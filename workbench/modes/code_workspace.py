@@ -30,6 +30,7 @@ from workbench.modes.code_runs import (
     CodeKernel,
     CodeRun,
     CodeSettings,
+    KernelProvider,
     KernelStatus,
     RunSource,
 )
@@ -56,7 +57,7 @@ class Workspace:
         self,
         kernel: CodeKernel | None = None,
         *,
-        pool: KernelPool | None = None,
+        pool: KernelProvider | None = None,
         session_id: str = "default",
         code_settings: CodeSettings | None = None,
     ) -> None:

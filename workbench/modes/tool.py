@@ -36,7 +36,6 @@ from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.history import Conversation, Mode
 from workbench.models.generation import GenerationStream, SamplingSettings
-from workbench.models.spec import EMBEDDED
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
 MALFORMED_CALL = "MalformedCallError"
@@ -72,9 +71,8 @@ class ToolOptions:
 
 
 def default_tool_choice(model: ChatModel) -> ToolChoice:
-    """``required`` for the embedded SmolLM2-135M, which never opens a call on its own; else ``auto``."""
-    spec = getattr(model.backend, "spec", None)
-    return ToolChoice.REQUIRED if spec is not None and spec.source == EMBEDDED else ToolChoice.AUTO
+    """``required`` for models that never open a call on their own (the embedded SmolLM2-135M); else ``auto``."""
+    return ToolChoice.AUTO if model.capabilities.opens_tool_calls else ToolChoice.REQUIRED
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
