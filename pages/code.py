@@ -14,10 +14,10 @@ import streamlit as st
 
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
 from workbench.conversation import Message, Role
-from workbench.errors import WorkbenchError
+from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
-from workbench.modes.code_format import execution_record, split_code
+from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
 
@@ -55,10 +55,11 @@ def show_execution(execution: ExecutionRecord) -> None:
 
 def show_cell(record: CodeRun) -> None:
     """One of the user's own cells: its outputs, or why it could not run."""
-    if record.execution is None:
+    outputs = record.outputs()
+    if outputs is None:
         st.error(record.error)
     else:
-        show_execution(execution_record(record.execution))
+        show_execution(outputs)
 
 
 def show_message(message: Message) -> None:
@@ -113,7 +114,7 @@ st.title("Code interpreter")
 model = current_model()
 try:
     pool = kernel_pool()
-except WorkbenchError as exc:
+except USER_ERRORS as exc:
     st.error(str(exc))
     st.stop()
 session_id = session_object("code_session_id", lambda: uuid.uuid4().hex)
@@ -152,7 +153,7 @@ if left.button("Interrupt", use_container_width=True, key="code_interrupt"):
 if right.button("Restart", use_container_width=True, key="code_restart"):
     try:
         st.sidebar.info(session.restart())
-    except WorkbenchError as exc:
+    except USER_ERRORS as exc:
         st.sidebar.error(str(exc))
 if st.sidebar.button("Clear chat", use_container_width=True, key="code_clear"):
     session.clear()
@@ -172,7 +173,7 @@ with cells_tab:
     if st.button("Run", type="primary", key="code_run"):
         try:
             background = session.start_user_cell(cell)
-        except WorkbenchError as exc:
+        except USER_ERRORS as exc:
             show_error(exc)
         else:
             show_status()
@@ -200,12 +201,12 @@ with chat_tab:
                 st.markdown(prompt)
             try:
                 turn = session.send(prompt)
-            except WorkbenchError as exc:
+            except USER_ERRORS as exc:
                 show_error(exc)
         if turn is not None:
             try:
                 show_turn(turn)
-            except WorkbenchError as exc:
+            except USER_ERRORS as exc:
                 show_error(exc)
             finally:
                 turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted
@@ -221,7 +222,7 @@ with st.sidebar.expander("Files", expanded=True):
             try:
                 session.upload(upload.name, upload.getvalue())
                 saved.add(upload.file_id)
-            except WorkbenchError as exc:
+            except USER_ERRORS as exc:
                 st.error(str(exc))
     files = session.files()
     if not files:

@@ -117,7 +117,7 @@ def make_session(
     kernel: Any, *replies: str, delay_s: float = 0.0, dialect: Dialect | None = None, **code: Any
 ) -> tuple[CodeSession, ScriptedBackend]:
     backend = ScriptedBackend(*replies, delay_s=delay_s, chunk_chars=4)
-    model = ChatModel(backend, dialect=dialect or PlainDialect())  # type: ignore[arg-type]
+    model = ChatModel(backend, dialect=dialect or PlainDialect())
     settings = CodeSettings(**{"worked_example": False, **code})
     return CodeSession(model, kernel, code_settings=settings), backend
 
@@ -375,8 +375,8 @@ def test_the_worked_example_precedes_the_conversation(fake_kernel: FakeKernel) -
 # --- kernels from a pool ----------------------------------------------------------------------------
 def test_pool_sessions_get_their_own_kernel_and_a_clear_limit(tmp_path: Path) -> None:
     pool = FakePool(tmp_path, max_kernels=2)
-    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())  # type: ignore[arg-type]
-    first, second, third = (CodeSession(model, pool=pool, session_id=sid) for sid in ("a", "b", "c"))  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())
+    first, second, third = (CodeSession(model, pool=pool, session_id=sid) for sid in ("a", "b", "c"))
     assert first.status().state == "not started" and not first.kernel_started
     first.run_user_cell("secret = 1")
     second.run_user_cell("x = 2")
@@ -391,17 +391,17 @@ def test_pool_sessions_get_their_own_kernel_and_a_clear_limit(tmp_path: Path) ->
 
 def test_a_kernel_replaced_by_the_pool_is_reported(tmp_path: Path) -> None:
     pool = FakePool(tmp_path)
-    model = ChatModel(ScriptedBackend("Nothing.", "Nothing.", chunk_chars=4), dialect=PlainDialect())  # type: ignore[arg-type]
-    session = CodeSession(model, pool=pool, session_id="a", code_settings=CodeSettings(force_code=False))  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend("Nothing.", "Nothing.", chunk_chars=4), dialect=PlainDialect())
+    session = CodeSession(model, pool=pool, session_id="a", code_settings=CodeSettings(force_code=False))
     session.run_user_cell("z = 1")
     pool.kernels.pop("a")  # reaped after the idle limit
     events = drain(session.send("Is z there?"))
     assert any(isinstance(e, Notice) and "idle too long" in e.text for e in events)
-    assert "idle too long" in model.backend.prompts[0]  # type: ignore[attr-defined]
+    assert "idle too long" in ScriptedBackend.of(model).prompts[0]
 
 
 def test_a_session_without_kernel_or_pool_is_refused() -> None:
-    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())
     with pytest.raises(KernelError, match="kernel or a kernel pool"):
         CodeSession(model)
 

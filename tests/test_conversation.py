@@ -65,7 +65,7 @@ def test_roles_are_the_chatglm3_four():
 
 
 def test_message_accepts_a_role_name_and_defaults_are_empty():
-    message = Message("user", "hi")
+    message = Message("user", "hi")  # type: ignore[arg-type]  # a role name from JSON, on purpose
     assert message.role is Role.USER
     assert message.to_dict() == {"role": "user", "content": "hi"}
     assert message.tool_calls == [] and message.metadata == {} and message.images == []

@@ -184,6 +184,7 @@ def test_the_code_interpreter_examples_round_trip():
     assert loading.content.startswith("Firstly, I will read the file") and loading.content.endswith(
         "loading the file:"
     )
+    assert loading.code is not None
     assert loading.code.startswith("import json\n") and loading.code.endswith("data[:5]")
     user = Message(
         Role.USER,
@@ -194,7 +195,7 @@ def test_the_code_interpreter_examples_round_trip():
 
     heart_reply = real(DOC_HEART).split("<|assistant|>", 1)[1].split("<|observation|>")[0]
     heart = DIALECT.parse(heart_reply)
-    assert heart.content == "" and heart.code.endswith("plt.show()")
+    assert heart.content == "" and heart.code is not None and heart.code.endswith("plt.show()")
     answer = real(DOC_HEART).rsplit("<|assistant|>\n", 1)[1]
     conversation = [
         Message(Role.USER, "Help me draw a heart"),

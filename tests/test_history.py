@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import sys
 import threading
 from datetime import UTC
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from workbench.conversation import Message, Role
+from workbench.errors import TranscriptError
 from workbench.history import (
     Appended,
     Cleared,
@@ -134,3 +136,51 @@ def test_the_conversation_modules_depend_only_on_the_standard_library_and_each_o
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
     assert outside <= allowed
+
+
+def test_a_conversation_round_trips_through_json_with_its_identity():
+    conversation = Conversation(Mode.TOOL)
+    conversation.append(Message(Role.USER, "Weather in Paris?"))
+    data = json.loads(json.dumps(conversation.to_dict()))
+    back = Conversation.from_dict(data)
+    assert (back.id, back.mode, back.title) == (conversation.id, Mode.TOOL, "Weather in Paris?")
+    assert (back.created, back.updated) == (conversation.created, conversation.updated)
+    assert back.messages == conversation.messages
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ([], "must be a JSON object"),
+        ({"mode": "draw"}, "Unknown conversation mode 'draw'; use one of: chat, tool, code."),
+        ({"mode": "chat", "id": 3}, "needs a string 'id'"),
+        ({"mode": "chat", "id": "a", "messages": {}}, "a list of 'messages'"),
+        ({"mode": "chat", "id": "a", "created": 5}, "must be ISO 8601 times"),
+        ({"mode": "chat", "id": "a", "created": "yesterday"}, "'yesterday' is not an ISO 8601 time"),
+        (
+            {
+                "mode": "chat",
+                "id": "a",
+                "created": "2026-01-01",
+                "updated": "2026-01-01",
+                "messages": [{"role": "x"}],
+            },
+            "Unknown role 'x'",
+        ),
+    ],
+)
+def test_a_hostile_conversation_gets_a_clear_transcript_error(data, error):
+    with pytest.raises(TranscriptError) as info:
+        Conversation.from_dict(data)
+    assert error in str(info.value)
+
+
+def test_a_time_without_a_zone_is_read_as_utc():
+    data = {
+        "mode": "chat",
+        "id": "a",
+        "created": "2026-01-01T10:00:00",
+        "updated": "2026-01-01T12:00:00+02:00",
+    }
+    back = Conversation.from_dict(data)
+    assert back.created.tzinfo is UTC and back.updated == back.created

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_tool_loop import call, hermes
 
 from tests.cli_helpers import run_main
-from tests.scripted import ScriptedBackend
-from workbench import cli
+from tests.scripted import ScriptedBackend, call, hermes
 from workbench.chat_model import ChatModel
+from workbench.cli import ask
 
 BROKEN = "def oops(:\n"
 GOOD = '''from tools import tool
@@ -30,7 +29,7 @@ def echo(text: str) -> str:
 @pytest.fixture
 def scripted(monkeypatch):
     backend = ScriptedBackend()
-    monkeypatch.setattr(cli, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))
+    monkeypatch.setattr(ask, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))
     monkeypatch.delenv("WORKBENCH_TOOLS_PATH", raising=False)
     return backend
 

@@ -9,20 +9,16 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_dialect_hermes import SMOLLM2_TEMPLATE
 
-from tests.scripted import ScriptedBackend
-from tests.template_tokenizer import TemplateTokenizer
+from tests.scripted import ScriptedBackend, call, hermes
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role, ToolCall, transcript_to_json
-from workbench.dialects import ChatGLM3Dialect, Dialect, HermesDialect
+from workbench.dialects import ChatGLM3Dialect, Dialect
 from workbench.errors import EmptyPromptError, PromptTooLongError
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import MALFORMED_CALL, ToolOptions, ToolSession, call_schema
 from workbench.modes.tool_steps import group_exchanges
-
-CALL = '{{"name":"{name}","arguments":{args}}}'
 
 
 def add(a: int, b: int) -> int:
@@ -77,10 +73,6 @@ def registry() -> ToolRegistry:
     return tools
 
 
-def hermes() -> HermesDialect:
-    return HermesDialect(TemplateTokenizer(SMOLLM2_TEMPLATE))
-
-
 def session_with(
     registry: ToolRegistry,
     *replies: str,
@@ -89,12 +81,8 @@ def session_with(
     **options: Any,
 ) -> tuple[ToolSession, ScriptedBackend]:
     backend = ScriptedBackend(*replies, delay_s=delay_s)
-    model = ChatModel(backend, dialect=dialect or hermes())  # type: ignore[arg-type]
+    model = ChatModel(backend, dialect=dialect or hermes())
     return ToolSession(model, registry, options=ToolOptions(**options)), backend
-
-
-def call(name: str, **args: Any) -> str:
-    return CALL.format(name=name, args=json.dumps(args, separators=(",", ":")))
 
 
 def text_of(events: list[Any]) -> str:

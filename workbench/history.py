@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 from workbench.conversation import Message, Role
+from workbench.errors import TranscriptError
 
 TITLE_CHARS = 60
 """At most this many characters of the first user message make the default title."""
@@ -77,6 +79,17 @@ def title_from(text: str, limit: int = TITLE_CHARS) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _time(value: Any) -> datetime:
+    """Read an ISO 8601 time; one without a zone is taken as UTC."""
+    if not isinstance(value, str):
+        raise TranscriptError("A conversation's 'created' and 'updated' must be ISO 8601 times.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise TranscriptError(f"{value!r} is not an ISO 8601 time.") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(eq=False)
@@ -197,6 +210,53 @@ class Conversation:
             self.updated = _now()
             change = TitleChanged(self.title)
         self._announce([change])
+
+    def to_dict(self, *, include_images: bool = True) -> dict[str, Any]:
+        """The JSON form: id, mode, title, times (ISO 8601, UTC) and the messages."""
+        with self._lock:
+            return {
+                "id": self.id,
+                "mode": self.mode.value,
+                "title": self.title,
+                "created": self.created.isoformat(),
+                "updated": self.updated.isoformat(),
+                "messages": [m.to_dict(include_images=include_images) for m in self._messages],
+            }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Conversation:
+        """Rebuild a conversation from :meth:`to_dict` output (no listeners).
+
+        Raises:
+            TranscriptError: If the data is not a valid conversation.
+        """
+        if not isinstance(data, dict):
+            raise TranscriptError("A conversation must be a JSON object.")
+        try:
+            mode = Mode(data.get("mode"))
+        except ValueError:
+            valid = ", ".join(m.value for m in Mode)
+            raise TranscriptError(
+                f"Unknown conversation mode {data.get('mode')!r}; use one of: {valid}."
+            ) from None
+        raw_id, title, messages = data.get("id"), data.get("title", ""), data.get("messages", [])
+        if (
+            not isinstance(raw_id, str)
+            or not raw_id
+            or not isinstance(title, str)
+            or not isinstance(messages, list)
+        ):
+            raise TranscriptError(
+                "A conversation needs a string 'id', a string 'title' and a list of 'messages'."
+            )
+        return cls(
+            mode,
+            raw_id,
+            title,
+            _time(data.get("created")),
+            _time(data.get("updated")),
+            [Message.from_dict(item) for item in messages],
+        )
 
     def _announce(self, changes: list[HistoryChange]) -> None:
         with self._lock:

@@ -99,6 +99,7 @@ class ChatGLM3Dialect(Dialect):
 
     name = "chatglm3"
     stop_strings = ("<|user|>", "<|observation|>")
+    code_turn_header = f"{INTERPRETER}\n"
 
     def __init__(self, tokenizer: Any = None) -> None:
         self.tokenizer = tokenizer

@@ -21,10 +21,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Iterator
 
-from kernel import KernelPool
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
-from workbench.errors import EmptyPromptError, KernelError, WorkbenchError
+from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError
 from workbench.history import Conversation, Mode
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.code_format import (
@@ -39,7 +38,14 @@ from workbench.modes.code_format import (
     split_code,
     worked_example,
 )
-from workbench.modes.code_runs import BackgroundRun, CodeKernel, CodeRun, CodeRunning, CodeSettings
+from workbench.modes.code_runs import (
+    BackgroundRun,
+    CodeKernel,
+    CodeRun,
+    CodeRunning,
+    CodeSettings,
+    KernelProvider,
+)
 from workbench.modes.code_workspace import Workspace, create_pool
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
@@ -119,7 +125,7 @@ class CodeSession(Workspace):
         model: ChatModel,
         kernel: CodeKernel | None = None,
         *,
-        pool: KernelPool | None = None,
+        pool: KernelProvider | None = None,
         session_id: str = "default",
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         settings: SamplingSettings | None = None,
@@ -220,7 +226,7 @@ class CodeSession(Workspace):
                 runs += 1
                 try:
                     run = self.start_run(code, "model")
-                except WorkbenchError as exc:
+                except USER_ERRORS as exc:
                     yield from self._refuse(str(exc), f"The code could not run: {exc}", "error")
                     return
                 yield from self._wait_for(turn, run)

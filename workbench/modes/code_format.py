@@ -76,8 +76,7 @@ def complete_block_end(text: str) -> int | None:
 
 def code_prefix(dialect: Dialect) -> str:
     """The text that forces a reply to open a python block, in the dialect's own format."""
-    # ChatGLM3 writes a metadata line after <|assistant|>; its interpreter turns start "interpreter\n".
-    return f"{INTERPRETER}\n{CODE_FENCE}" if dialect.name == "chatglm3" else CODE_FENCE
+    return dialect.code_turn_header + CODE_FENCE
 
 
 def mark_code_turn(message: Message) -> Message:
