@@ -8,6 +8,7 @@ from enum import Enum
 from pathlib import Path
 
 from workbench.cli.options import add_generation_options, add_model_options
+from workbench.cli.serve import add_serve_options
 
 
 class Command(str, Enum):
@@ -16,6 +17,7 @@ class Command(str, Enum):
     CHAT = "chat"
     ASK = "ask"
     EXEC = "exec"
+    SERVE = "serve"
 
 
 class AskMode(str, Enum):
@@ -47,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
             Command.EXEC.value, help="run Python in a fresh sandboxed kernel and print its outputs"
         )
     )
+    serve = sub.add_parser(Command.SERVE.value, help="serve the model over an OpenAI-compatible API")
+    add_model_options(serve, exclude=("api_key",))
+    add_serve_options(serve)
     return parser
 
 

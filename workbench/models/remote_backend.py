@@ -101,6 +101,42 @@ def parse_remote_source(source: str) -> RemoteTarget:
     return RemoteTarget(url.rstrip("/"), model.strip() or None)
 
 
+def with_model(source: str, model: str) -> str:
+    """The source naming another model on the same server."""
+    return f"{REMOTE_PREFIX}{parse_remote_source(source).base_url}#{model}"
+
+
+def server_models(source: str, api_key: str = "") -> list[str]:
+    """The ids the server of a remote source lists (``GET /v1/models``), for the sidebar to pick from.
+
+    Raises:
+        ModelError: If the server cannot be reached or answers badly.
+    """
+    target = parse_remote_source(source)
+    client = _client(target, api_key, read_timeout=CONNECT_TIMEOUT_S)
+    return [card.id for card in _model_cards(client, target) if isinstance(getattr(card, "id", None), str)]
+
+
+def _client(target: RemoteTarget, api_key: str, read_timeout: float) -> openai.OpenAI:
+    key = api_key or os.environ.get("WORKBENCH_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
+    return openai.OpenAI(
+        base_url=target.base_url,
+        api_key=key,
+        timeout=openai.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
+        max_retries=0,
+    )
+
+
+def _model_cards(client: openai.OpenAI, target: RemoteTarget) -> list[Any]:
+    try:
+        raw = client.models.with_raw_response.list()
+        if "json" not in raw.headers.get("content-type", ""):
+            raise json.JSONDecodeError("not JSON", raw.text[:40], 0)
+        return list(raw.parse())
+    except Exception as exc:
+        raise remote_error(exc, target.base_url, target.model, loading=True) from exc
+
+
 class RemoteTemplate:
     """A ChatML template with Hermes-style calls: what the dialect renders and parses for a remote model."""
 
@@ -162,23 +198,9 @@ class RemoteBackend:
         target = parse_remote_source(spec.source)
         if progress:
             progress(f"connecting to {target.base_url}")
-        key = (
-            spec.api_key or os.environ.get("WORKBENCH_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
-        )
         read_timeout = float(os.environ.get("WORKBENCH_REMOTE_TIMEOUT", READ_TIMEOUT_S))
-        client = openai.OpenAI(
-            base_url=target.base_url,
-            api_key=key,
-            timeout=openai.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
-            max_retries=0,
-        )
-        try:
-            raw = client.models.with_raw_response.list()
-            if "json" not in raw.headers.get("content-type", ""):
-                raise json.JSONDecodeError("not JSON", raw.text[:40], 0)
-            cards = list(raw.parse())
-        except Exception as exc:
-            raise remote_error(exc, target.base_url, target.model, loading=True) from exc
+        client = _client(target, spec.api_key, read_timeout)
+        cards = _model_cards(client, target)
         ids = [card.id for card in cards if isinstance(getattr(card, "id", None), str)]
         if target.model is None:
             if not ids:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from workbench.server.command import build_parser, run_serve
+from workbench.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run_serve(build_parser().parse_args()))
+    sys.exit(main(["serve", *sys.argv[1:]]))
