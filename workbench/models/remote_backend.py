@@ -183,6 +183,11 @@ class RemoteBackend:
         self.native_tools: bool | None = None
 
     @property
+    def base_url(self) -> str:
+        """The server's base URL."""
+        return self.target.base_url
+
+    @property
     def model_id(self) -> str:
         """The model's id on the server."""
         return self.target.model or ""

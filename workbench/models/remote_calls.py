@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import openai
 
@@ -20,11 +20,34 @@ from workbench.dialects.hermes import compact_json
 from workbench.errors import RemoteModelError
 from workbench.models.generation import FinishReason, GenerationRequest, GenerationStats, GenerationStream
 
-if TYPE_CHECKING:
-    from workbench.models.remote_backend import RemoteBackend
-
 _CANCEL_POLL_S = 0.05
 _CALL_BREAK = f"\n{CALL_CLOSE_TAG}\n{CALL_OPEN_TAG}\n"
+
+
+class RemoteHost(Protocol):
+    """What an exchange uses of the remote backend (see :class:`~workbench.models.remote_backend.RemoteBackend`)."""
+
+    client: Any
+    native_tool_choice: bool | None
+    native_tools: bool | None
+
+    @property
+    def base_url(self) -> str:
+        """The server's base URL."""
+        ...
+
+    @property
+    def model_id(self) -> str:
+        """The model's id on the server."""
+        ...
+
+    def openai_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """The conversation as OpenAI chat messages."""
+        ...
+
+    def hermes_messages(self, messages: list[Any], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The conversation with the tools in the system prompt and calls as text."""
+        ...
 
 
 @dataclass
@@ -49,7 +72,7 @@ class RemoteExchange:
 
     def __init__(
         self,
-        backend: RemoteBackend,
+        backend: RemoteHost,
         request: GenerationRequest,
         stream: GenerationStream,
         stats: GenerationStats,
@@ -174,14 +197,14 @@ class RemoteExchange:
             self._emit_upto(answer.text, len(answer.text))
         if answer.chunks == 0 and not self.stream.cancelled:
             raise RemoteModelError(
-                f"The server at {self.backend.target.base_url} sent an empty answer (no events). Check that it "
+                f"The server at {self.backend.base_url} sent an empty answer (no events). Check that it "
                 "is an OpenAI-compatible server."
             )
         if answer.finish_reason is None and not self.stream.cancelled:
             # Every OpenAI-compatible server ends an answer with a finish reason; a cut connection does not.
             kept = " The partial answer is kept." if self.stream.text else ""
             raise RemoteModelError(
-                f"The connection to {self.backend.target.base_url} broke in the middle of the answer.{kept} "
+                f"The connection to {self.backend.base_url} broke in the middle of the answer.{kept} "
                 "Check the server and try again."
             )
         self.stats.finish_reason = (
