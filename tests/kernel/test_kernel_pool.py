@@ -10,7 +10,7 @@ import pytest
 
 from kernel import KernelPool, KernelSession
 from kernel.errors import KernelLimitError
-from tests.kernel.conftest import assert_usable
+from tests.kernel.helpers import assert_usable
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
