@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import openai
 import pytest
 
 from tests.server.conftest import API_KEY
-from tests.server.helpers import MODEL_ID, http_json
+from tests.server.helpers import MODEL_ID, http_json, server_thread
+from workbench.server.app import create_app
 from workbench.shared import SharedModel
 
 pytestmark = pytest.mark.model
@@ -227,3 +232,40 @@ def test_api_key_is_required_except_for_health(keyed_api_url: str) -> None:
     assert status == 401 and body["error"]["type"] == "authentication_error"
     assert "Missing API key" in body["error"]["message"]
     assert http_json("GET", keyed_api_url.removesuffix("/v1") + "/health")[0] == 200
+
+
+def test_a_non_streaming_client_that_disconnects_cancels_too(api_url: str, model_slot: SharedModel) -> None:
+    lock = model_slot.get().backend._lock  # type: ignore[attr-defined]
+    parts = urlsplit(api_url)
+    body = json.dumps(
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "Write a long story."}], "max_tokens": 2000}
+    ).encode()
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
+        head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.monotonic() + 60
+        while not lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock.locked()
+    deadline = time.monotonic() + 30
+    while lock.locked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not lock.locked(), "the generation went on after the client left"
+
+
+def test_one_log_line_per_request(client: openai.OpenAI, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="workbench.server"):
+        client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=1, temperature=0)
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    (record,) = [r for r in caplog.records if r.name == "workbench.server"]
+    assert re.fullmatch(r"POST /v1/chat/completions 200 tokens=\d+\+1 \d+\.\d\ds", record.getMessage())
+
+
+def test_tools_of_the_registry_are_listed(model_slot: SharedModel) -> None:
+    from tools import default_registry
+
+    with server_thread(create_app(model_slot, registry=default_registry())) as url:
+        status, body = http_json("GET", url + "/tools")
+    assert status == 200 and "calculator" in [tool["function"]["name"] for tool in body["data"]]
