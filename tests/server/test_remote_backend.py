@@ -17,7 +17,7 @@ from kernel import KernelSession
 from tests.cli_helpers import run_main
 from tests.e2e.streamlit_server import free_port
 from tests.server.conftest import API_KEY
-from tests.server.helpers import MODEL_ID, MisbehavingServer, serve_process
+from tests.server.helpers import MODEL_ID, MisbehavingServer, http_json, serve_process, server_thread
 from tools import default_registry
 from workbench.chat_model import ChatModel
 from workbench.errors import GenerationError, ModelError, ModelNotFoundError
@@ -27,6 +27,7 @@ from workbench.models.spec import ModelSpec
 from workbench.modes.chat import ChatSession
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession, default_tool_choice
+from workbench.server.app import create_app
 from workbench.shared import SharedModel
 
 pytestmark = pytest.mark.model
@@ -224,3 +225,13 @@ def test_cli_exits_1_with_the_message(tmp_path: Path) -> None:
     finally:
         fake.close()
     assert status == 1 and "Hello there" in out and "broke in the middle" in err
+
+
+def test_serving_a_remote_model_refuses_raw_completions(served: str) -> None:
+    slot = SharedModel(ModelSpec.from_env(f"openai:{served}#{MODEL_ID}", env={}))
+    slot.get()
+    with server_thread(create_app(slot, model_id="proxy")) as url:
+        status, body = http_json(
+            "POST", url + "/completions", {"model": "proxy", "prompt": "Hi", "max_tokens": 1}
+        )
+    assert status == 400 and "/v1/chat/completions" in body["error"]["message"]

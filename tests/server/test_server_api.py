@@ -238,7 +238,11 @@ def test_a_non_streaming_client_that_disconnects_cancels_too(api_url: str, model
     lock = model_slot.get().backend._lock  # type: ignore[attr-defined]
     parts = urlsplit(api_url)
     body = json.dumps(
-        {"model": MODEL_ID, "messages": [{"role": "user", "content": "Write a long story."}], "max_tokens": 2000}
+        {
+            "model": MODEL_ID,
+            "messages": [{"role": "user", "content": "Write a long story."}],
+            "max_tokens": 2000,
+        }
     ).encode()
     with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
         head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

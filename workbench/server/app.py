@@ -211,6 +211,10 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
     model = served.get()
     read = read_chat_request if chat else read_text_request
     params = read(body, model.default_settings())
+    if not chat and not model.capabilities.prompt_prefix:
+        raise ApiError(
+            400, "This model runs on a chat server, which cannot continue a raw prompt; use /v1/chat/completions."
+        )
     if params.json_schema is not None and not model.capabilities.constrained_json:
         raise ApiError(400, "This model cannot hold its output to a JSON schema.", param="response_format")
     run = CompletionRun(model, params)
