@@ -112,7 +112,10 @@ class CompletionRun:
             self._start_call("", allowed)
             return
         self._marker = opener.strip() if opener else ""
-        markers = (self._marker,) if self._marker else ()
+        # Stop at a call the model opens, to write it under the schema; a backend that cannot continue a
+        # prefix (a chat server) writes its calls in full instead.
+        can_continue = self.model.capabilities.prompt_prefix
+        markers = (self._marker,) if self._marker and can_continue else ()
         self._watch(
             self.model.stream(
                 params.messages,
