@@ -14,8 +14,9 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,9 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> str:
     """A fresh database of each kind."""
-    return str(request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite" else "postgres_db"))
+    return str(
+        request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite" else "postgres_db")
+    )
 
 
 @pytest.fixture
@@ -117,3 +120,28 @@ def store(store_url: str) -> Iterator[ConversationStore]:
     opened = ConversationStore.open(store_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def start_writer() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``store_writer.py`` with the given arguments in a process of its own (killed at the end)."""
+    started: list[subprocess.Popen[str]] = []
+    script = Path(__file__).with_name("store_writer.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
