@@ -16,7 +16,7 @@ from workbench.store import ConversationStore
 def kill_after(writer: subprocess.Popen[str], commits: int) -> list[str]:
     """Read the writer's lines until ``commits`` commits were reported, then SIGKILL it."""
     assert writer.stdout is not None
-    lines = []
+    lines: list[str] = []
     try:
         while len([line for line in lines if line.startswith("committed")]) < commits:
             line = writer.stdout.readline()

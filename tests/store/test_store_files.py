@@ -109,7 +109,7 @@ def _conversation(**changes: Any) -> str:
     return json.dumps(base)
 
 
-HOSTILE = {
+HOSTILE: dict[str, tuple[str | bytes, str]] = {
     "not json": ("{nope", "not valid JSON"),
     "not utf-8": (b"\xff\xfe{}", "not UTF-8"),
     "a number": ("42", "must be"),
