@@ -95,7 +95,12 @@ def test_rename_delete_restore_purge(store: ConversationStore) -> None:
     store.restore(info.id)
     assert store.get(info.id)[1][0].content == "hello"
     store.delete(info.id)
+    assert store.exists(info.id) and not store.exists(info.id, include_deleted=False)
+    store.append(info.id, 1, Message(Role.ASSISTANT, "a tab that still had it open goes on"))
+    assert [i.id for i in store.list()] == [info.id]  # writing to it brings it back
+    store.delete(info.id)
     assert store.purge() == 1
+    assert not store.exists(info.id)
     with pytest.raises(ConversationNotFoundError):
         store.restore(info.id)
 

@@ -124,7 +124,8 @@ class ConversationStore:
         """Save ``message`` at ``position`` (0-based); any saved message at or after it is dropped.
 
         The store mirrors the history list: after the call the conversation has ``position + 1``
-        messages. An untitled conversation takes its title from its first user message.
+        messages. An untitled conversation takes its title from its first user message. A deleted
+        conversation that is written to is live again (another tab went on with it).
 
         Raises:
             ConversationNotFoundError: If there is no such conversation.
@@ -133,7 +134,7 @@ class ConversationStore:
         now = rows.now()
 
         def work(connection: Connection) -> None:
-            current = self._require(connection, conversation_id)
+            current = self._require(connection, conversation_id, include_deleted=True)
             if not 0 <= position <= current.message_count:
                 raise StoreError(
                     f"Cannot save message {position} of conversation {conversation_id}: it holds "
@@ -148,7 +149,7 @@ class ConversationStore:
             connection.execute(
                 messages.insert().values(**rows.message_row(conversation_id, position, message, now))
             )
-            changes: dict[str, Any] = {"message_count": position + 1, "updated_at": now}
+            changes: dict[str, Any] = {"message_count": position + 1, "updated_at": now, "deleted_at": None}
             if not current.title and message.role.value == "user":
                 changes["title"] = transcripts.make_title(message.content)
             connection.execute(
@@ -167,7 +168,7 @@ class ConversationStore:
         row = rows.message_row(conversation_id, position, message, now)
 
         def work(connection: Connection) -> None:
-            self._require(connection, conversation_id)
+            self._require(connection, conversation_id, include_deleted=True)
             done = connection.execute(
                 messages.update()
                 .where(messages.c.conversation_id == conversation_id, messages.c.position == position)
@@ -188,12 +189,12 @@ class ConversationStore:
         now = rows.now()
 
         def work(connection: Connection) -> None:
-            current = self._require(connection, conversation_id)
+            current = self._require(connection, conversation_id, include_deleted=True)
             connection.execute(messages.delete().where(messages.c.conversation_id == conversation_id))
             if history:
                 new_rows = [rows.message_row(conversation_id, i, m, now) for i, m in enumerate(history)]
                 connection.execute(messages.insert(), new_rows)
-            changes: dict[str, Any] = {"message_count": len(history), "updated_at": now}
+            changes: dict[str, Any] = {"message_count": len(history), "updated_at": now, "deleted_at": None}
             first_user = next((m.content for m in history if m.role.value == "user"), "")
             if not current.title and first_user:
                 changes["title"] = transcripts.make_title(first_user)
@@ -213,7 +214,7 @@ class ConversationStore:
             raise ValueError("length must be >= 0")
 
         def work(connection: Connection) -> None:
-            current = self._require(connection, conversation_id)
+            current = self._require(connection, conversation_id, include_deleted=True)
             connection.execute(
                 messages.delete().where(
                     messages.c.conversation_id == conversation_id, messages.c.position >= length
@@ -236,7 +237,7 @@ class ConversationStore:
         clean = transcripts.clean_title(title)
 
         def work(connection: Connection) -> None:
-            self._require(connection, conversation_id)
+            self._require(connection, conversation_id, include_deleted=True)
             connection.execute(
                 conversations.update()
                 .where(conversations.c.id == conversation_id)
@@ -287,6 +288,14 @@ class ConversationStore:
         return database.run_write(self._engine, work)
 
     # --- reading ------------------------------------------------------------------------------------
+    def exists(self, conversation_id: str, *, include_deleted: bool = True) -> bool:
+        """Whether a conversation with this id is saved (deleted ones count unless told otherwise)."""
+        try:
+            self.info(conversation_id, include_deleted=include_deleted)
+        except ConversationNotFoundError:
+            return False
+        return True
+
     def info(self, conversation_id: str, *, include_deleted: bool = False) -> ConversationInfo:
         """Return what the store knows of a conversation.
 
