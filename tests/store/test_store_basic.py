@@ -180,3 +180,16 @@ def test_unwritable_data_folder_says_what_to_do(tmp_path: Path, monkeypatch: pyt
 def test_bad_url_says_what_to_do() -> None:
     with pytest.raises(StoreError, match="WORKBENCH_DB_URL"):
         ConversationStore.open("not a url")
+
+
+def test_resolve_an_id_prefix(store: ConversationStore) -> None:
+    store.create("chat", conversation_id="abc123")
+    store.create("chat", conversation_id="abd456")
+    store.create("chat", conversation_id="ab")
+    assert store.resolve_id("abc") == "abc123"
+    assert store.resolve_id("ab") == "ab"  # an exact id wins
+    with pytest.raises(ConversationNotFoundError, match="More than one"):
+        store.resolve_id("a")
+    for missing in ("ab_", "zzz"):  # "_" is not a wildcard
+        with pytest.raises(ConversationNotFoundError, match="starting with"):
+            store.resolve_id(missing)

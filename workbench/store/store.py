@@ -288,6 +288,32 @@ class ConversationStore:
         return database.run_write(self._engine, work)
 
     # --- reading ------------------------------------------------------------------------------------
+    def resolve_id(self, prefix: str) -> str:
+        """Return the id of the one conversation whose id starts with ``prefix`` (as git takes hashes).
+
+        Raises:
+            ConversationNotFoundError: If no conversation, or more than one, matches.
+        """
+        if not transcripts.valid_id(prefix):
+            raise ConversationNotFoundError(f"{prefix!r} is not a conversation id.")
+        statement = (
+            sa.select(conversations.c.id)
+            .where(conversations.c.id.startswith(prefix, autoescape=True))
+            .order_by(conversations.c.id)
+            .limit(2)
+        )
+        found = database.run_read(self._engine, lambda c: list(c.execute(statement).scalars()))
+        if prefix in found or len(found) == 1:
+            return prefix if prefix in found else found[0]
+        if not found:
+            raise ConversationNotFoundError(
+                f"No saved conversation has an id starting with {prefix!r}; list them with "
+                "`python -m workbench history list`."
+            )
+        raise ConversationNotFoundError(
+            f"More than one conversation's id starts with {prefix!r}; give more of it."
+        )
+
     def exists(self, conversation_id: str, *, include_deleted: bool = True) -> bool:
         """Whether a conversation with this id is saved (deleted ones count unless told otherwise)."""
         try:
