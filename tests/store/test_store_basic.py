@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -193,3 +195,15 @@ def test_resolve_an_id_prefix(store: ConversationStore) -> None:
     for missing in ("ab_", "zzz"):  # "_" is not a wildcard
         with pytest.raises(ConversationNotFoundError, match="starting with"):
             store.resolve_id(missing)
+
+
+def test_importing_the_store_loads_no_model_stack() -> None:
+    code = "import sys, workbench.store; print([m for m in ('torch', 'transformers', 'streamlit') if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_huge_query_is_cut_not_sent_whole(store: ConversationStore) -> None:
+    info = store.create("chat", title="needle")
+    assert [i.id for i in store.search("needle" + " x" * 100_000)] == []  # cut: still a valid query
+    assert [i.id for i in store.search("needle")] == [info.id]

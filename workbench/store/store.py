@@ -23,6 +23,9 @@ from workbench.store.rows import ConversationInfo, InfoList
 from workbench.store.schema import conversations, messages
 from workbench.store.transcripts import MODES
 
+MAX_QUERY_CHARS = 500
+"""A search query is cut to this many characters."""
+
 
 class ConversationStore:
     """Saved conversations in SQLite (the default) or any database SQLAlchemy reaches.
@@ -378,6 +381,7 @@ class ConversationStore:
         if mode is not None:
             statement = statement.where(conversations.c.mode == str(getattr(mode, "value", mode)))
         if query and query.strip():
+            query = query[:MAX_QUERY_CHARS]
             dialect = self._engine.dialect.name
             statement = statement.where(search.matching_condition(query, dialect=dialect, fts5=self._fts5))
         statement = statement.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
