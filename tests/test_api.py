@@ -49,6 +49,13 @@ def test_load_model_rejects_an_unknown_device():
     assert str(info.value) == "Unknown device 'tpu'; choose one of auto, cpu, cuda, mps."
 
 
+def test_load_model_takes_any_spec_field_and_refuses_others():
+    with pytest.raises(WorkbenchError, match="Unknown backend 'nope'"):
+        load_model(backend="nope")
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        load_model(colour="red")
+
+
 def test_the_package_exports_the_api():
-    assert workbench.Workbench is workbench.ChatModel
+    assert not hasattr(workbench, "Workbench"), "one class, one name: ChatModel"
     assert {"load_model", "Message", "Role", "WorkbenchError"} <= set(workbench.__all__)

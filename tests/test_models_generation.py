@@ -29,7 +29,7 @@ def test_greedy_answer_mentions_paris(chat_model):
     reply, history = chat_model.chat("What is the capital of France?", settings=GREEDY)
     assert "Paris" in reply
     assert [m.role for m in history] == [Role.USER, Role.ASSISTANT]
-    stats = history[-1].metadata["stats"]
+    stats = history[-1].stats
     assert stats["finish_reason"] == "eos"
     assert 0 < stats["new_tokens"] < GREEDY.max_new_tokens
     assert stats["first_token_s"] is not None
@@ -80,8 +80,8 @@ def test_two_threads_generating_at_once_both_get_their_own_answer(chat_model):
     for country, city in questions.items():
         reply, history = results[country]
         assert city in reply, (country, reply)
-        assert history[-1].metadata["stats"]["finish_reason"] == "eos"
-    waits = sorted(results[c][1][-1].metadata["stats"]["waited_s"] for c in questions)
+        assert (history[-1].stats or {}).get("finish_reason") == "eos"
+    waits = sorted((results[c][1][-1].stats or {})["waited_s"] for c in questions)
     assert waits[1] > 0, "the second generation should have waited for the first (the model lock)"
 
 
@@ -106,7 +106,7 @@ def test_a_prompt_too_long_leaves_the_session_as_it_was(chat_model):
         session.send("word " * 9000)
     assert session.messages == before
     with session.send("Hello again") as turn:
-        assert "".join(turn)
+        assert "".join(turn.text())
     assert len(session.messages) == 4
 
 
