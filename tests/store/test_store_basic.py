@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.conversation import Message, Role, ToolCall
+from workbench.conversation import InvalidCall, Message, Role, ToolCall
+from workbench.execution_record import ExecutionRecord, OutputRecord
 from workbench.store import ConversationNotFoundError, ConversationStore, StoreError, make_title
 
 
@@ -20,24 +21,36 @@ def _user(text: str) -> Message:
 
 def test_a_full_message_round_trips(store: ConversationStore) -> None:
     info = store.create("code", model={"path": "embedded", "device": "cpu"})
+    call = ToolCall("python", {"code": "plot()", "n": [1, 2]})
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     sent = [
         Message(Role.SYSTEM, "You are terse."),
         _user("Plot a sine wave ünïcödé ✓"),
-        Message(Role.ASSISTANT, "", tool_calls=[ToolCall("python", {"code": "plot()", "n": [1, 2]})]),
+        Message(Role.ASSISTANT, "", tool_calls=[call], invalid_calls=[InvalidCall("{bad", "not JSON", "f")]),
+        Message(Role.OBSERVATION, "4", name="python", tool_call_id=call.id, metadata={"duration_s": 0.5}),
+        Message(Role.ASSISTANT, "```python\nplot()\n```", interpreter=True, stats={"new_tokens": 12}),
         Message(
             Role.OBSERVATION,
             "Traceback ...",
             name="interpreter",
             error=True,
-            images=[b"\x89PNG\r\n\x1a\n" + bytes(range(256))],
-            metadata={"outputs": [{"type": "stream", "text": "hi\n"}], "stats": {"tokens": 12, "tps": 3.5}},
+            images=[png],
+            execution=ExecutionRecord(
+                outputs=[OutputRecord("stream", "stdout", "hi\n"), OutputRecord("display", png=png)],
+                error_name="ValueError",
+                error_value="bad",
+                duration=1.25,
+                execution_count=3,
+            ),
         ),
-        Message(Role.ASSISTANT, "partial answ", metadata={"stopped": True}),
+        Message(Role.ASSISTANT, "partial answ", stopped=True),
+        Message(Role.ASSISTANT, "", failure="The model failed: out of memory."),
     ]
     for position, message in enumerate(sent):
         store.append(info.id, position, message)
     got_info, got = store.get(info.id)
     assert got == sent
+    assert [call.id for m in got for call in m.tool_calls] == [call.id]  # ids are not compared by ==
     assert got_info.mode == "code"
     assert got_info.model == {"path": "embedded", "device": "cpu"}
     assert got_info.message_count == len(sent)
@@ -156,9 +169,10 @@ def test_unknown_and_malformed_ids(store: ConversationStore) -> None:
 
 
 def test_make_title() -> None:
-    assert make_title("  hello\nworld  ") == "hello world"
+    assert make_title("\n  hello   there\nworld  ") == "hello there"
+    assert make_title("a\x00b") == "a b"
     long = make_title("word " * 40)
-    assert long.endswith("…") and len(long) <= 61
+    assert long.endswith("…") and len(long) <= 60
 
 
 def test_default_location_is_the_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,7 +100,15 @@ def test_openai_style_messages_import(store: ConversationStore) -> None:
     assert messages[2].tool_calls[0].name == "weather" and messages[2].tool_calls[0].arguments == {
         "city": "Paris"
     }
+    assert messages[3].tool_call_id == "call_1" and messages[3].name == "weather"
     assert info.title == "Weather in Paris?" and info.mode == "chat"
+
+
+def test_unreadable_openai_arguments_are_kept_as_an_invalid_call(store: ConversationStore) -> None:
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{"}}]
+    [info] = store.import_json(json.dumps([{"role": "assistant", "content": None, "tool_calls": calls}]))
+    [message] = store.get(info.id)[1]
+    assert message.invalid_calls[0].text == "{" and message.tool_calls == []
 
 
 def _conversation(**changes: Any) -> str:
@@ -139,9 +147,9 @@ HOSTILE: dict[str, tuple[str | bytes, str]] = {
         _conversation(messages=[{"role": "user", "content": "a" * 3_000_000}]),
         "characters long",
     ),
-    "bad tool arguments": (
-        json.dumps([{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{"}}]}]),
-        "arguments",
+    "tool call without a name": (
+        json.dumps([{"role": "assistant", "tool_calls": [{"function": {"name": 5, "arguments": "{}"}}]}]),
+        "function 'name'",
     ),
 }
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from workbench.conversation import Message
 from workbench.errors import TranscriptError
+from workbench.history import title_from
+from workbench.openai_messages import from_openai
 from workbench.store.errors import ImportRefusedError
 
 MODES = ("chat", "tool", "code")
@@ -30,7 +32,7 @@ MAX_MESSAGE_CHARS = 2_000_000
 MAX_MESSAGES = 20_000
 MAX_CONVERSATIONS = 10_000
 MAX_TITLE_CHARS = 200
-_OPENAI_ROLES = {"tool": "observation", "developer": "system", "function": "observation"}
+_OPENAI_ROLES = ("tool", "developer", "function")
 _CODE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]*`", re.DOTALL)
 _ACTIVE_HTML = re.compile(
     r"<\s*/?\s*(script|iframe|frame|object|embed|applet|meta|link|base|form|svg|math|style)\b"
@@ -54,13 +56,9 @@ class ImportedConversation:
     updated: datetime | None = None
 
 
-def make_title(text: str, limit: int = 60) -> str:
-    """Make a one-line title from a message's text: the first line, cut at a word near ``limit``."""
-    line = " ".join(_CONTROL.sub(" ", text).split())
-    if len(line) <= limit:
-        return line
-    cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
-    return cut.rstrip(" ,.;:") + "…"
+def make_title(text: str) -> str:
+    """Make a title from a message's text as a :class:`~workbench.history.Conversation` does."""
+    return title_from(_CONTROL.sub(" ", text))
 
 
 def clean_title(title: str) -> str:
@@ -171,7 +169,7 @@ def _parse_conversation(item: Any, number: int) -> ImportedConversation:
     conversation_id = item.get("id")
     if not (isinstance(conversation_id, str) and valid_id(conversation_id)):
         conversation_id = None
-    messages = [_parse_message(raw, f"{where}, message {index}") for index, raw in enumerate(raw_messages, 1)]
+    messages = _parse_messages(raw_messages, where)
     for label, text in [("title", title)] + [(f"message {i}", m.content) for i, m in enumerate(messages, 1)]:
         found = find_active_html(text)
         if found:
@@ -193,58 +191,35 @@ def _parse_conversation(item: Any, number: int) -> ImportedConversation:
     )
 
 
-def _parse_message(raw: Any, where: str) -> Message:
-    if isinstance(raw, dict):
-        raw = _from_openai(raw, where)
-        content = raw.get("content", "")
+def _parse_messages(raw_messages: list[Any], where: str) -> list[Message]:
+    for index, raw in enumerate(raw_messages, 1):
+        content = raw.get("content") if isinstance(raw, dict) else None
         if isinstance(content, str) and len(content) > MAX_MESSAGE_CHARS:
             raise ImportRefusedError(
-                f"{where} is {len(content):,} characters long, over {MAX_MESSAGE_CHARS:,}."
+                f"{where}, message {index} is {len(content):,} characters long, over {MAX_MESSAGE_CHARS:,}."
             )
     try:
-        return Message.from_dict(raw)
+        if any(_is_openai(raw) for raw in raw_messages):
+            return from_openai(raw_messages)
+        messages = []
+        for index, raw in enumerate(raw_messages, 1):
+            try:
+                messages.append(Message.from_dict(raw))
+            except TranscriptError as exc:
+                raise TranscriptError(f"message {index}: {exc}") from None
+        return messages
     except TranscriptError as exc:
-        raise ImportRefusedError(f"{where}: {exc}") from None
+        text = str(exc)
+        raise ImportRefusedError(f"{where}, {text[0].lower() + text[1:]}") from None
 
 
-def _from_openai(raw: dict[str, Any], where: str) -> dict[str, Any]:
-    """Map OpenAI-style fields onto Workbench's (roles, JSON-string arguments, content parts)."""
-    out = dict(raw)
-    role = out.get("role")
-    if isinstance(role, str) and role in _OPENAI_ROLES:
-        out["role"] = _OPENAI_ROLES[role]
-    content = out.get("content")
-    if content is None:
-        out["content"] = ""
-    elif isinstance(content, list):
-        parts = []
-        for part in content:
-            if not (
-                isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-            ):
-                raise ImportRefusedError(f"{where}: only text parts are imported from a content list.")
-            parts.append(part["text"])
-        out["content"] = "\n".join(parts)
-    calls = out.get("tool_calls")
-    if isinstance(calls, list):
-        out["tool_calls"] = [_openai_call(call, where) for call in calls]
-    return out
-
-
-def _openai_call(call: Any, where: str) -> Any:
-    if not (isinstance(call, dict) and isinstance(call.get("function"), dict)):
-        return call
-    function = call["function"]
-    arguments = function.get("arguments", {})
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            raise ImportRefusedError(f"{where}: a tool call's arguments are not valid JSON.") from None
-    converted = {"name": function.get("name"), "arguments": arguments}
-    if isinstance(call.get("id"), str):
-        converted["id"] = call["id"]
-    return converted
+def _is_openai(raw: Any) -> bool:
+    """Whether a message is in OpenAI's form rather than Workbench's (which it may then not parse)."""
+    if not isinstance(raw, dict):
+        return False
+    calls = raw.get("tool_calls")
+    openai_calls = isinstance(calls, list) and any(isinstance(c, dict) and "function" in c for c in calls)
+    return raw.get("role") in _OPENAI_ROLES or isinstance(raw.get("content"), list) or openai_calls
 
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
