@@ -135,5 +135,7 @@ def test_rerun_cells_rebuilds_the_variables_in_a_real_kernel() -> None:
         workspace = Workspace(kernel)
         report = rerun_cells(workspace.run_user_cell, ["x = 41", "1 / 0", "y = x + 1"])
         assert report.ran == 2 and report.failed == [(2, "ZeroDivisionError: division by zero")]
-        assert report.summary() == "Re-ran 3 cells: 2 ran, cell 2 failed (ZeroDivisionError: division by zero)."
+        assert (
+            report.summary() == "Re-ran 3 cells: 2 ran, cell 2 failed (ZeroDivisionError: division by zero)."
+        )
         assert workspace.run_user_cell("y").result == "42"
