@@ -124,6 +124,7 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
     except USER_ERRORS as exc:
         st.error(str(exc))
         return
+    st.session_state[f"{key}_history_listed"] = None if query else {info.id for info in listed}
     if not listed:
         st.caption(f"Nothing matches “{query}”." if query else "Saved conversations appear here.")
     for info in listed:
@@ -157,3 +158,15 @@ def restart_for(workspace: CodeSession) -> None:
     """A reopened Code conversation gets a new kernel: restart the one this browser session holds."""
     if workspace.kernel_started:
         workspace.restart()
+
+
+def list_new_conversation(mode: Mode, loop: HoldsHistory) -> None:
+    """At the end of a page run: a conversation saved for the first time in this run is not in the list
+    drawn before it; rerun once so the sidebar lists it."""
+    listed = st.session_state.get(f"{mode.value}_history_listed")
+    current = loop.history
+    if listed is None or current.id in listed or not len(current):
+        return
+    if st.session_state.get(f"{mode.value}_history_relisted") != current.id:
+        st.session_state[f"{mode.value}_history_relisted"] = current.id
+        st.rerun()
