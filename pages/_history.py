@@ -90,6 +90,9 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
     error = st.session_state.pop("history_error", None) or history.error
     if error:
         st.error(str(error))
+    if history.recorder is not None and history.recorder.forked_from is not None:
+        history.recorder.forked_from = None
+        st.info("Another tab changed this conversation, so yours goes on as a copy (both are kept).")
     current = loop.history
     if len(current):
         st.text_input(
@@ -124,9 +127,16 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
     except USER_ERRORS as exc:
         st.error(str(exc))
         return
-    st.session_state[f"{key}_history_listed"] = None if query else {info.id for info in listed}
-    if not listed:
-        st.caption(f"Nothing matches “{query}”." if query else "Saved conversations appear here.")
+    if not query and current.id not in {info.id for info in listed}:
+        # The open conversation, not saved yet (or older than the list): first, under its title so far.
+        st.button(
+            current.title or "New conversation",
+            key=f"{key}_history_open_{current.id}",
+            type="primary",
+            use_container_width=True,
+        )
+    elif not listed:
+        st.caption(f"Nothing matches “{query}”.")
     for info in listed:
         st.button(
             info.title or "Untitled",
@@ -158,15 +168,3 @@ def restart_for(workspace: CodeSession) -> None:
     """A reopened Code conversation gets a new kernel: restart the one this browser session holds."""
     if workspace.kernel_started:
         workspace.restart()
-
-
-def list_new_conversation(mode: Mode, loop: HoldsHistory) -> None:
-    """At the end of a page run: a conversation saved for the first time in this run is not in the list
-    drawn before it; rerun once so the sidebar lists it."""
-    listed = st.session_state.get(f"{mode.value}_history_listed")
-    current = loop.history
-    if listed is None or current.id in listed or not len(current):
-        return
-    if st.session_state.get(f"{mode.value}_history_relisted") != current.id:
-        st.session_state[f"{mode.value}_history_relisted"] = current.id
-        st.rerun()

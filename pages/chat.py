@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
-from pages._history import conversation_sidebar, list_new_conversation
+from pages._history import conversation_sidebar
 from workbench.conversation import Role
 from workbench.errors import WorkbenchError
 from workbench.history import Mode
@@ -59,5 +59,3 @@ if turn is not None:
         finally:
             reply = turn.close()  # also runs when Stop ends the script: the generation halts here
         stats_caption(reply)
-
-list_new_conversation(Mode.CHAT, session)  # the first message saved a new conversation: list it

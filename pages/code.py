@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
-from pages._history import conversation_sidebar, list_new_conversation, reopened_code_notice, restart_for
+from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from workbench.conversation import Message, Role
 from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
@@ -240,5 +240,3 @@ with st.sidebar.expander("Files", expanded=True):
             on_click="ignore",
             use_container_width=True,
         )
-
-list_new_conversation(Mode.CODE, session)  # the first message saved a new conversation: list it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, show_error, stats_caption
-from pages._history import conversation_sidebar, list_new_conversation
+from pages._history import conversation_sidebar
 from pages._tool_ui import live_turn, show_call, tool_session, tools_panel
 from workbench.errors import WorkbenchError
 from workbench.history import Mode
@@ -75,5 +75,3 @@ if prompt is not None:
     else:
         with st.chat_message("assistant"):
             live_turn(events)
-
-list_new_conversation(Mode.TOOL, session)  # the first message saved a new conversation: list it

@@ -97,6 +97,23 @@ def test_a_reopened_conversation_goes_on_where_it_was(store: ConversationStore) 
     assert store.info(reopened.id).message_count == 4
 
 
+def test_two_tabs_on_one_conversation_keep_both(store: ConversationStore) -> None:
+    first = chat("One.")
+    ConversationRecorder.attach(store, first.history)
+    list(first.send("first").text())
+    tab_a, tab_b = load_conversation(store, first.history.id), load_conversation(store, first.history.id)
+    recorder_a = ConversationRecorder.attach(store, tab_a, saved=True)
+    recorder_b = ConversationRecorder.attach(store, tab_b, saved=True)
+    tab_a.append(Message(Role.USER, "from tab A"))
+    tab_b.append(Message(Role.USER, "from tab B"))  # the saved one has changed: B goes on as a copy
+    tab_b.append(Message(Role.ASSISTANT, "answer in B"))
+    assert recorder_a.forked_from is None and recorder_b.forked_from == first.history.id
+    assert tab_b.id != first.history.id and tab_b.title == "first (copy)"
+    assert [c for _r, c in saved(store, first.history.id)] == ["first", "One.", "from tab A"]
+    assert [c for _r, c in saved(store, tab_b.id)] == ["first", "One.", "from tab B", "answer in B"]
+    assert store.info(tab_b.id).title == "first (copy)"
+
+
 def test_threads_changing_one_conversation_end_saved_as_it_is(store: ConversationStore) -> None:
     conversation = Conversation(Mode.TOOL)
     ConversationRecorder.attach(store, conversation)

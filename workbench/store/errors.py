@@ -17,5 +17,9 @@ class ConversationNotFoundError(StoreError):
     """No (live) conversation has the given id."""
 
 
+class ConversationConflictError(StoreError):
+    """The saved conversation changed under a writer (another tab or process wrote to it)."""
+
+
 class ImportRefusedError(TranscriptError):
     """An import was refused (malformed, too large or hostile); nothing was changed."""

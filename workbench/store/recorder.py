@@ -5,20 +5,25 @@
 the thread that made it: an appended message (complete, or a stopped or failed answer with its partial
 text and mark) is one committed row; a truncate, a clear and a new title are one statement each. The
 conversation's row is created at its first change, so an empty conversation is never listed.
-A failed write does not break the loop that made the change: the recorder keeps the error in
-:attr:`ConversationRecorder.error` (and logs it) for the app or the CLI to show, and writes the whole
-history at the next change.
+
+Two writers of one conversation (two tabs on it) never drop each other's messages: when the saved
+conversation has changed under this one, this one goes on as a copy (a new id, "(copy)" in its
+title, :attr:`ConversationRecorder.forked_from` set). A failed write does not break the loop that made
+the change: the recorder keeps the error in :attr:`ConversationRecorder.error` (and logs it) for the
+app or the CLI to show, and writes the whole history at the next change.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.history import Appended, Cleared, Conversation, HistoryChange, TitleChanged, Truncated
+from workbench.store.errors import ConversationConflictError
 from workbench.store.store import ConversationStore
 
 logger = logging.getLogger(__name__)
@@ -33,6 +38,8 @@ class ConversationRecorder:
         self.conversation = conversation
         self.model = model
         self.error: WorkbenchError | None = None
+        self.forked_from: str | None = None
+        """Set when another writer changed the saved conversation: the id it had; it goes on as a copy."""
         self._saved_count: int | None = None  # None: the row does not exist yet (or is out of sync)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
@@ -83,7 +90,13 @@ class ConversationRecorder:
             self._save_all()
         elif isinstance(change, Appended):
             if change.index == self._saved_count:
-                self.store.append(conversation_id, change.index, change.message)
+                try:
+                    self.store.append(
+                        conversation_id, change.index, change.message, expected_count=change.index
+                    )
+                except ConversationConflictError:
+                    self._fork()
+                    return
                 self._saved_count += 1
             else:  # listeners of two threads ran out of order: write what the history is now
                 self._save_all()
@@ -95,6 +108,19 @@ class ConversationRecorder:
             self._saved_count = 0
         elif isinstance(change, TitleChanged):
             self.store.rename(conversation_id, change.title)
+
+    def _fork(self) -> None:
+        """Another writer changed the saved conversation: keep both, this one as a copy."""
+        conversation = self.conversation
+        original = conversation.id
+        conversation.id = uuid.uuid4().hex
+        conversation.title = f"{conversation.title or 'Untitled'} (copy)"  # saved below, no event needed
+        self.forked_from = original
+        self.store.create(conversation.mode, conversation.title, self.model, conversation_id=conversation.id)
+        history = conversation.snapshot()
+        self.store.save_all(conversation.id, history)
+        self._saved_count = len(history)
+        logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
 
     def _save_all(self) -> None:
         conversation = self.conversation

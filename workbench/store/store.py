@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from workbench.conversation import Message
 from workbench.store import database, rows, search, transcripts
-from workbench.store.errors import ConversationNotFoundError, StoreError
+from workbench.store.errors import ConversationConflictError, ConversationNotFoundError, StoreError
 from workbench.store.rows import ConversationInfo, InfoList
 from workbench.store.schema import conversations, messages
 from workbench.store.transcripts import MODES
@@ -123,7 +123,9 @@ class ConversationStore:
         database.run_write(self._engine, work)
         return rows.info(rows.RowView(row))
 
-    def append(self, conversation_id: str, position: int, message: Message) -> None:
+    def append(
+        self, conversation_id: str, position: int, message: Message, *, expected_count: int | None = None
+    ) -> None:
         """Save ``message`` at ``position`` (0-based); any saved message at or after it is dropped.
 
         The store mirrors the history list: after the call the conversation has ``position + 1``
@@ -132,12 +134,19 @@ class ConversationStore:
 
         Raises:
             ConversationNotFoundError: If there is no such conversation.
+            ConversationConflictError: If ``expected_count`` is given and the conversation holds
+                another number of messages (someone else wrote to it); nothing is written.
             StoreError: If ``position`` would leave a gap, or the database fails.
         """
         now = rows.now()
 
         def work(connection: Connection) -> None:
             current = self._require(connection, conversation_id, include_deleted=True)
+            if expected_count is not None and current.message_count != expected_count:
+                raise ConversationConflictError(
+                    f"Conversation {conversation_id} holds {current.message_count} messages, not "
+                    f"{expected_count}: another tab or program wrote to it."
+                )
             if not 0 <= position <= current.message_count:
                 raise StoreError(
                     f"Cannot save message {position} of conversation {conversation_id}: it holds "
