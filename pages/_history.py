@@ -33,6 +33,14 @@ def conversation_store(url: str) -> ConversationStore:
     return ConversationStore.open(url)
 
 
+def _label(title: str) -> str:
+    """A title as a button label: Streamlit reads labels as Markdown, a title is plain text."""
+    return "".join("\\" + char if char in _MARKDOWN else char for char in title)
+
+
+_MARKDOWN = set("\\\\`*_[]$~:<>")  # what formats inside a one-line label
+
+
 def _set_url(conversation: Conversation) -> None:
     if st.query_params.get(URL_KEY) != conversation.id:
         st.query_params[URL_KEY] = conversation.id
@@ -110,7 +118,7 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
             args=(lambda: history.delete(loop), loop),
         )
     if history.last_deleted is not None:
-        st.caption(f"Deleted “{history.last_deleted.title or 'untitled'}”.")
+        st.caption(f"Deleted “{_label(history.last_deleted.title) or 'untitled'}”.")
         st.button(
             "Undo delete",
             key=f"{key}_history_undo",
@@ -130,7 +138,7 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
     if not query and current.id not in {info.id for info in listed}:
         # The open conversation, not saved yet (or older than the list): first, under its title so far.
         st.button(
-            current.title or "New conversation",
+            _label(current.title) or "New conversation",
             key=f"{key}_history_open_{current.id}",
             type="primary",
             use_container_width=True,
@@ -139,7 +147,7 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
         st.caption(f"Nothing matches “{query}”.")
     for info in listed:
         st.button(
-            info.title or "Untitled",
+            _label(info.title) or "Untitled",
             key=f"{key}_history_open_{info.id}",
             help=f"{info.message_count} messages · {info.updated:%Y-%m-%d %H:%M} UTC",
             type="primary" if info.id == current.id else "secondary",

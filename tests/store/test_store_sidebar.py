@@ -83,12 +83,14 @@ def test_a_chat_is_listed_reopened_renamed_deleted_and_restored(data_dir: Path) 
     assert shown(at)[0] == ("user", "Name a fruit.")
 
     # Rename.
-    at.sidebar.text_input(key=f"chat_history_title_{conversation_id}").set_value("Fruit talk").run()
-    assert listed(at) == ["Fruit talk"]
+    at.sidebar.text_input(key=f"chat_history_title_{conversation_id}").set_value("Fruit *talk*").run()
+    with ConversationStore.open() as store:
+        assert store.info(conversation_id).title == "Fruit *talk*"  # stored as typed, shown as plain text
+    assert listed(at) == ["Fruit \\*talk\\*"]
 
     # Search.
     at.sidebar.text_input(key="chat_history_search").set_value("fruit").run()
-    assert listed(at) == ["Fruit talk"]
+    assert listed(at) == ["Fruit \\*talk\\*"]
     at.sidebar.text_input(key="chat_history_search").set_value("zebra").run()
     assert listed(at) == [] and "Nothing matches “zebra”." in [c.value for c in at.sidebar.caption]
     at.sidebar.text_input(key="chat_history_search").set_value("").run()
@@ -96,9 +98,9 @@ def test_a_chat_is_listed_reopened_renamed_deleted_and_restored(data_dir: Path) 
     # Delete, then undo.
     at.sidebar.button(key="chat_history_delete").click().run()
     assert listed(at) == ["New conversation"] and shown(at) == []
-    assert "Deleted “Fruit talk”." in [c.value for c in at.sidebar.caption]
+    assert "Deleted “Fruit \\*talk\\*”." in [c.value for c in at.sidebar.caption]
     at.sidebar.button(key="chat_history_undo").click().run()
-    assert listed(at) == ["Fruit talk"] and shown(at)[0] == ("user", "Name a fruit.")
+    assert listed(at) == ["Fruit \\*talk\\*"] and shown(at)[0] == ("user", "Name a fruit.")
 
 
 def test_a_saved_code_conversation_opens_with_its_outputs_and_a_new_kernel(data_dir: Path) -> None:
