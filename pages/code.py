@@ -13,9 +13,11 @@ from typing import Any
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
+from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from workbench.conversation import Message, Role
 from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
+from workbench.history import Mode
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
 from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
@@ -122,6 +124,7 @@ session = session_object("code_session", lambda: CodeSession(model, pool=pool, s
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
+history = conversation_sidebar(Mode.CODE, session, on_reopen=lambda _opened: restart_for(session))
 
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
 session.settings = sampling_controls("code", model.default_settings())
@@ -188,6 +191,7 @@ with cells_tab:
             show_cell(record)
 
 with chat_tab:
+    reopened_code_notice(history, session.run_user_cell, session)
     conversation = st.container()  # above the input, which a tab shows inline
     prompt = st.chat_input(
         "Ask for something to compute, analyse or plot", key="code_input", submit_mode="stop"

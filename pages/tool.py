@@ -5,8 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, show_error, stats_caption
+from pages._history import conversation_sidebar
 from pages._tool_ui import live_turn, show_call, tool_session, tools_panel
 from workbench.errors import WorkbenchError
+from workbench.history import Mode
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges
 
@@ -14,6 +16,7 @@ st.title("Tool")
 model = current_model()
 session = tool_session(model)
 session.stop()  # a turn left running by a stopped script ends here, its partial answer kept
+conversation_sidebar(Mode.TOOL, session)
 
 session.system_prompt = st.sidebar.text_area(
     "System prompt",

@@ -1,6 +1,8 @@
-"""Shared fixtures: the real embedded model, loaded once per test session."""
+"""Shared fixtures: the real embedded model, loaded once per test session; a data folder of their own."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,3 +15,12 @@ from workbench.shared import shared_model
 def chat_model() -> ChatModel:
     """The real embedded SmolLM2-135M-Instruct on the CPU (converted once, then from the cache)."""
     return shared_model(ModelSpec(device="cpu")).get()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Saved conversations of the tests (pages, CLI, browser servers) go to a folder of the session's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_DATA_DIR", str(tmp_path_factory.mktemp("workbench-data")))
+        patch.delenv("WORKBENCH_DB_URL", raising=False)
+        yield

@@ -26,7 +26,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     for option in SPEC_OPTIONS:
         default = ModelSpec.__dataclass_fields__[option.field].default
         if isinstance(default, bool):
-            parser.add_argument(option.flag, dest=option.field, action="store_true", default=None, help=option.help)
+            parser.add_argument(
+                option.flag, dest=option.field, action="store_true", default=None, help=option.help
+            )
         elif option.choices is not None:
             parser.add_argument(option.flag, dest=option.field, choices=option.choices, help=option.help)
         else:

@@ -7,6 +7,7 @@ import sys
 from enum import Enum
 from pathlib import Path
 
+from workbench.cli.history import add_history_parser
 from workbench.cli.options import add_generation_options, add_model_options
 
 
@@ -16,6 +17,7 @@ class Command(str, Enum):
     CHAT = "chat"
     ASK = "ask"
     EXEC = "exec"
+    HISTORY = "history"
 
 
 class AskMode(str, Enum):
@@ -41,11 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_options(chat)
     add_generation_options(chat)
+    chat.add_argument("--save", action="store_true", help="save the chat in the history as it goes")
+    chat.add_argument("--resume", metavar="ID", help="continue a saved conversation (and save what follows)")
     _add_ask(sub.add_parser(Command.ASK.value, help="answer one prompt and exit"))
     _add_exec(
         sub.add_parser(
             Command.EXEC.value, help="run Python in a fresh sandboxed kernel and print its outputs"
         )
+    )
+    add_history_parser(
+        sub.add_parser(Command.HISTORY.value, help="saved conversations: list, show, export, import, delete")
     )
     return parser
 
@@ -55,6 +62,7 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
     add_generation_options(ask)
     ask.add_argument("prompt", help="the user's message ('-' reads standard input)")
     ask.add_argument("--json", action="store_true", help='print the transcript as {"messages": [...]}')
+    ask.add_argument("--save", action="store_true", help="save the conversation in the history")
     ask.add_argument(
         "--mode",
         choices=sorted(mode.value for mode in AskMode),
