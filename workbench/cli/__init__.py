@@ -1,6 +1,6 @@
-"""The command line: ``python -m workbench chat | ask | exec | history`` (also installed as ``workbench``).
+"""The command line: ``python -m workbench chat | ask | exec | history | serve`` (also installed as ``workbench``).
 
-One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``, ``history``); the parser and
+One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``, ``history``, ``serve``); the parser and
 the options they share live in ``parser`` and ``options``. A command's module is imported only when it
 runs, so ``exec`` does not load the model stack.
 """
@@ -43,11 +43,18 @@ def _history(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
     return run_history(args, stdin, out, err)
 
 
+def _serve(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.serve import run_serve
+
+    return run_serve(args, stdin, out, err)
+
+
 COMMANDS: dict[Command, CommandRunner] = {
     Command.CHAT: _chat,
     Command.ASK: _ask,
     Command.EXEC: _exec,
     Command.HISTORY: _history,
+    Command.SERVE: _serve,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+from collections.abc import Collection
 from typing import TYPE_CHECKING, TextIO
 
 from workbench.models.spec import SPEC_OPTIONS, ModelSpec, convert_option
@@ -18,12 +19,18 @@ if TYPE_CHECKING:  # the model stack (torch) is imported only by the commands th
     from workbench.modes.chat import ChatSession
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
     """Add one option per ModelSpec field (``--model``, ``--backend``, ``--device``, ...).
 
     Every option defaults to None (not given), so the environment and then the spec's defaults fill it.
+
+    Args:
+        parser: The command's parser.
+        exclude: ModelSpec fields left out (``serve`` uses ``--api-key`` for its own key).
     """
     for option in SPEC_OPTIONS:
+        if option.field in exclude:
+            continue
         default = ModelSpec.__dataclass_fields__[option.field].default
         if isinstance(default, bool):
             parser.add_argument(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workbench.cli.history import add_history_parser
 from workbench.cli.options import add_generation_options, add_model_options
+from workbench.cli.serve import add_serve_options
 
 
 class Command(str, Enum):
@@ -18,6 +19,7 @@ class Command(str, Enum):
     ASK = "ask"
     EXEC = "exec"
     HISTORY = "history"
+    SERVE = "serve"
 
 
 class AskMode(str, Enum):
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_parser(
         sub.add_parser(Command.HISTORY.value, help="saved conversations: list, show, export, import, delete")
     )
+    serve = sub.add_parser(Command.SERVE.value, help="serve the model over an OpenAI-compatible API")
+    add_model_options(serve, exclude=("api_key",))
+    add_serve_options(serve)
     return parser
 
 

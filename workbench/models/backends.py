@@ -7,13 +7,14 @@ path through one engine never imports another's dependencies (torch, transformer
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from workbench.errors import ModelLoadError
 from workbench.models.backend import Backend
 from workbench.models.loading import ProgressCallback
-from workbench.models.spec import BACKENDS, ModelSpec
+from workbench.models.spec import BACKENDS, ModelSpec, is_remote_source
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,16 @@ class EngineEntry:
 
 ENGINES: dict[str, EngineEntry] = {
     "transformers": EngineEntry("workbench.models.transformers_backend", "TransformersBackend"),
+    "remote": EngineEntry("workbench.models.remote_backend", "RemoteBackend", lambda: _installed("openai")),
 }
 
 
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
 def choose_backend(spec: ModelSpec) -> str:
-    """The engine ``auto`` stands for: today transformers, the one that runs every model.
+    """The engine ``auto`` stands for: remote for a server URL, else transformers (it runs every model).
 
     Raises:
         ModelLoadError: If the spec names an unknown engine.
@@ -46,7 +52,7 @@ def choose_backend(spec: ModelSpec) -> str:
         raise ModelLoadError(f"Unknown backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}.")
     if spec.backend != "auto":
         return spec.backend
-    return "transformers"
+    return "remote" if is_remote_source(spec.source) else "transformers"
 
 
 def load_backend(spec: ModelSpec, progress: ProgressCallback | None = None) -> Backend:
@@ -58,7 +64,10 @@ def load_backend(spec: ModelSpec, progress: ProgressCallback | None = None) -> B
     name = choose_backend(spec)
     entry = ENGINES[name]
     if entry.available is not None and not entry.available():
-        raise ModelLoadError(f"The {name} backend is not installed here; use --backend auto or transformers.")
+        raise ModelLoadError(
+            f"The {name} backend is not installed here; install its package (see requirements.txt) or use "
+            "--backend auto."
+        )
     engine = getattr(importlib.import_module(entry.module), entry.factory)
     backend: Backend = engine.load(spec, progress)
     return backend

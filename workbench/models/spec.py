@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 EMBEDDED = "embedded"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: ``auto`` picks the best engine for the model (see :func:`workbench.models.backends.choose_backend`).
-BACKENDS = ("auto", "transformers")
+BACKENDS = ("auto", "transformers", "remote")
+#: A source naming an OpenAI-compatible server: ``openai:http://host:8000/v1#model`` (see remote_backend).
+REMOTE_PREFIX = "openai:"
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -31,6 +33,7 @@ class SpecOption:
         flag: The command-line option.
         help: One line for ``--help`` and the sidebar.
         choices: The allowed values, or None for free text / a boolean.
+        secret: Never shown: a password field in the sidebar, left out of labels and logs.
     """
 
     field: str
@@ -38,6 +41,7 @@ class SpecOption:
     flag: str
     help: str
     choices: tuple[str, ...] | None = None
+    secret: bool = False
 
 
 SPEC_OPTIONS: tuple[SpecOption, ...] = (
@@ -45,7 +49,8 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "source",
         ("WORKBENCH_MODEL", "MODEL_PATH"),
         "--model",
-        "embedded (default), a Hugging Face model folder or a .gguf file",
+        "embedded (default), a Hugging Face model folder, a .gguf file, or an OpenAI-compatible server: "
+        "openai:http://HOST:PORT/v1#MODEL",
     ),
     SpecOption(
         "backend",
@@ -62,6 +67,13 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "--trust-remote-code",
         "allow the model folder's own code to run (ChatGLM3 needs it)",
     ),
+    SpecOption(
+        "api_key",
+        ("WORKBENCH_API_KEY", "OPENAI_API_KEY"),
+        "--api-key",
+        "the key of a remote OpenAI-compatible server (never shown)",
+        secret=True,
+    ),
 )
 
 
@@ -76,6 +88,7 @@ class ModelSpec:
         device: ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
+        api_key: The key of a remote server (``openai:`` sources); kept out of ``repr``.
     """
 
     source: str = EMBEDDED
@@ -83,6 +96,7 @@ class ModelSpec:
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
+    api_key: str = field(default="", repr=False)
 
     @classmethod
     def from_env(
@@ -126,7 +140,15 @@ class ModelSpec:
         """A short name for the UI."""
         if self.source == EMBEDDED:
             return "SmolLM2-135M-Instruct (embedded)"
+        if is_remote_source(self.source):
+            url, _, model = self.source.removeprefix(REMOTE_PREFIX).partition("#")
+            return f"{model or 'first model'} @ {url}"
         return os.path.basename(os.path.normpath(self.source)) or self.source
+
+
+def is_remote_source(source: str) -> bool:
+    """Whether a source names an OpenAI-compatible server (``openai:...`` or an ``http(s)://`` URL)."""
+    return source.startswith((REMOTE_PREFIX, "http://", "https://"))
 
 
 def convert_option(name: str, raw: str) -> Any:
