@@ -17,7 +17,9 @@ EMBEDDED = "embedded"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: ``auto`` picks the best engine for the model (see :func:`workbench.models.backends.choose_backend`).
-BACKENDS = ("auto", "transformers")
+BACKENDS = ("auto", "transformers", "llama.cpp")
+#: Weight quantization for the transformers engine on a CUDA GPU (GGUF files are quantized already).
+QUANTIZATIONS = ("none", "int8", "int4")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -62,6 +64,26 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "--trust-remote-code",
         "allow the model folder's own code to run (ChatGLM3 needs it)",
     ),
+    SpecOption(
+        "quantize",
+        ("WORKBENCH_QUANTIZE",),
+        "--quantize",
+        "transformers on a CUDA GPU: load the weights in 8 or 4 bits (bitsandbytes); "
+        "on a CPU use a quantized GGUF file with llama.cpp instead",
+        QUANTIZATIONS,
+    ),
+    SpecOption(
+        "threads",
+        ("WORKBENCH_THREADS",),
+        "--threads",
+        "llama.cpp: CPU threads for decoding (default 0: chosen for this machine)",
+    ),
+    SpecOption(
+        "n_gpu_layers",
+        ("WORKBENCH_N_GPU_LAYERS",),
+        "--n-gpu-layers",
+        "llama.cpp: layers to offload to the GPU (default -1: all, when the build has CUDA or Metal; 0: none)",
+    ),
 )
 
 
@@ -76,6 +98,9 @@ class ModelSpec:
         device: ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
+        quantize: ``none``, ``int8`` or ``int4``: weight quantization for transformers on a CUDA GPU.
+        threads: llama.cpp's CPU threads for decoding; 0 chooses for this machine.
+        n_gpu_layers: llama.cpp's layers on the GPU: -1 all (when the build has CUDA or Metal), 0 none.
     """
 
     source: str = EMBEDDED
@@ -83,6 +108,9 @@ class ModelSpec:
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
+    quantize: str = "none"
+    threads: int = 0
+    n_gpu_layers: int = -1
 
     @classmethod
     def from_env(
