@@ -12,9 +12,12 @@ Only the decode step lives here; the lock, worker thread, cancel and stats are :
 from __future__ import annotations
 
 import codecs
+import ctypes
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from workbench.dialects.jinja_template import JinjaChatTemplate
@@ -110,19 +113,24 @@ class LlamaCppBackend(SerialBackend):
         layers = 0 if spec.device == "cpu" or not gpu_build else spec.n_gpu_layers
         threads = spec.threads if spec.threads > 0 else default_threads()
         context = gguf.context_length or 4096
-        say(f"Loading {path.name} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
+        say(f"Loading weights from {path} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
+        errors: list[str] = []
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=context,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=layers,
-                last_n_tokens_size=PENALTY_LAST_N,
-                verbose=False,
-            )
+            with _llama_errors_to(errors):
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=context,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=layers,
+                    last_n_tokens_size=PENALTY_LAST_N,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise load_error(path, str(exc)) from exc
+            # llama.cpp's own log says why ("unknown model architecture: 'x'"); the exception does not.
+            lines = "".join(errors).strip().splitlines()
+            reason = lines[0].rpartition("error loading model: ")[2] if lines else str(exc)
+            raise load_error(path, reason) from exc
         device = "cpu" if layers == 0 else spec.device if spec.device != "auto" else _gpu_name()
         info = ModelInfo(
             label=spec.label,
@@ -217,6 +225,29 @@ class LlamaCppBackend(SerialBackend):
         finally:
             tokens.close()
         self.emit(stream, stats, text.decode(b"", final=True))
+
+
+@contextmanager
+def _llama_errors_to(errors: list[str]) -> Iterator[None]:
+    """Collect llama.cpp's error log lines while loading (its exceptions carry no reason)."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    error_level, continued = 4, 5  # ggml_log_level: GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_CONT
+    last = [0]
+
+    @llama_cpp.llama_log_callback
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if level == error_level or (level == continued and last[0] == error_level):
+            errors.append(text.decode("utf-8", errors="replace"))
+        if level != continued:
+            last[0] = level
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 def _gpu_name() -> str:
