@@ -1,16 +1,12 @@
-"""Workbench: ``streamlit run main.py``. The frame: page config, navigation and the shared sidebar."""
+"""Workbench: ``streamlit run main.py``. The frame: page config, navigation and the shared sidebar.
+
+The pages import the core (``workbench``, ``tools``, ``kernel``: installed with ``pip install -e .``) and
+their helpers as ``pages._common``; ``streamlit run`` puts this file's folder on ``sys.path`` for those.
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import streamlit as st
-
-# Pages import the core (workbench, tools, kernel) and their helpers (pages._common) from the repo root.
-_ROOT = Path(__file__).resolve().parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
 st.set_page_config(page_title="Workbench", page_icon=":material/handyman:", layout="wide")
 

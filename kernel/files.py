@@ -16,14 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from workbench.errors import KernelError, WorkdirPathError
+from kernel.errors import KernelError, WorkdirFullError, WorkdirPathError
 
 #: Refuse to read files larger than this by default (bytes); the page offers downloads below it.
 DEFAULT_MAX_READ = 512 * 1024 * 1024
-
-
-class WorkdirFullError(KernelError):
-    """The work folder has no room left for a file."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,9 @@ def _open_beneath(workdir: Path, name: str, flags: int, mode: int = 0o644) -> It
     root = Path(os.path.realpath(workdir))
     relative = resolve_in_workdir(root, name).relative_to(root)
     if not relative.parts:
-        raise WorkdirPathError(f"'{name}' is the work folder itself, not a file.")
+        raise WorkdirPathError(
+            f"'{name}' is the work folder itself, not a file; give a file name such as 'data.csv'."
+        )
     fds = [os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
     try:
         for part in relative.parts[:-1]:
@@ -94,7 +92,9 @@ def _open_beneath(workdir: Path, name: str, flags: int, mode: int = 0o644) -> It
         for fd in fds:
             os.close(fd)
         if error.errno == errno.ELOOP:
-            raise WorkdirPathError(f"'{name}' became a symbolic link while being opened; refused.") from error
+            raise WorkdirPathError(
+                f"'{name}' became a symbolic link while being opened; refused. Replace the link with a regular file."
+            ) from error
         if error.errno == errno.ENOENT:
             raise WorkdirPathError(
                 f"'{name}' does not exist in the work folder; list the files to check."
@@ -102,7 +102,9 @@ def _open_beneath(workdir: Path, name: str, flags: int, mode: int = 0o644) -> It
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise WorkdirPathError(f"'{name}' is not a regular file; only files can be read or written.")
+            raise WorkdirPathError(
+                f"'{name}' is not a regular file; only files can be read or written. Give the name of a file."
+            )
         yield fd
     finally:
         os.close(fd)
@@ -148,7 +150,10 @@ def read_file(workdir: Path, name: str, max_bytes: int = DEFAULT_MAX_READ) -> by
     with _open_beneath(workdir, name, os.O_RDONLY) as fd:
         size = os.fstat(fd).st_size
         if size > max_bytes:
-            raise KernelError(f"'{name}' is {size} bytes, over the {max_bytes}-byte download limit.")
+            raise KernelError(
+                f"'{name}' is {size} bytes, over the {max_bytes}-byte download limit; "
+                f"save a smaller file (compress or split it) from your code."
+            )
         chunks, left = [], max_bytes + 1
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 20))
@@ -158,7 +163,10 @@ def read_file(workdir: Path, name: str, max_bytes: int = DEFAULT_MAX_READ) -> by
             left -= len(chunk)
     data = b"".join(chunks)
     if len(data) > max_bytes:
-        raise KernelError(f"'{name}' grew over the {max_bytes}-byte download limit while being read.")
+        raise KernelError(
+            f"'{name}' grew over the {max_bytes}-byte download limit while being read; "
+            "wait until the code writing it is done, then try again."
+        )
     return data
 
 

@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.errors import KernelStartError
+from kernel.errors import KernelStartError
 
 _MS_RDONLY = 1
 _MS_NOSUID = 2

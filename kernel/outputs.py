@@ -95,6 +95,10 @@ def image_size(png: bytes) -> tuple[int, int] | None:
         return None
 
 
+STATE_LOST = "its state is lost (variables and imports are gone; files in the work folder were kept)"
+"""What a kernel restart costs, as a clause for notes to people and models: "…restarted, so {STATE_LOST}."."""
+
+
 @dataclass
 class Execution:
     """Everything one ``KernelSession.execute`` call produced.

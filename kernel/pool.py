@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from kernel.errors import KernelError, KernelLimitError
 from kernel.sandbox import SandboxLimits
 from kernel.session import KernelSession
-from workbench.errors import KernelError, KernelLimitError
 
 
 class KernelPool:
@@ -37,7 +37,7 @@ class KernelPool:
         session_factory: Callable[[], KernelSession] | None = None,
     ) -> None:
         if max_kernels < 1:
-            raise KernelError(f"max_kernels must be at least 1, not {max_kernels}.")
+            raise KernelError(f"max_kernels must be at least 1, not {max_kernels}; pass 1 or more.")
         self.max_kernels = max_kernels
         self.idle_timeout = idle_timeout
         self.warm_spare = warm_spare

@@ -41,8 +41,8 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from traitlets import Instance
 
+from kernel.errors import KernelStartError
 from kernel.folders import SessionFolders, reachable_by, shared_readonly_bind
-from workbench.errors import KernelStartError
 
 _T = TypeVar("_T")
 MIB = 1024 * 1024
@@ -229,7 +229,10 @@ def bwrap_argv(
     """The bubblewrap command line up to and including ``--`` (the command follows)."""
     works, reason, disable_userns = _probe()
     if not works:
-        raise KernelStartError(f"The sandbox cannot start: {reason}.")
+        raise KernelStartError(
+            f"The sandbox cannot start: {reason}. Install bubblewrap and allow unprivileged user "
+            "namespaces, or run kernels without the sandbox."
+        )
     argv = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
     argv += ["--disable-userns"] if disable_userns else []
     # --setenv acts in order, so it must follow --clearenv.

@@ -12,6 +12,7 @@ import queue
 import signal
 import threading
 import time
+from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,14 +20,13 @@ from typing import Any
 import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 
+from kernel.errors import KernelDiedError, KernelError, KernelStartError
 from kernel.files import folder_usage
 from kernel.folders import SessionFolders, prepare_folders
-from kernel.outputs import Execution, OutputCollector
+from kernel.outputs import STATE_LOST, Execution, OutputCollector
 from kernel.processes import SandboxProcess, sandbox_processes
 from kernel.sandbox import SandboxLimits, in_launcher_thread, make_manager, sandbox_available, sandbox_owner
-from workbench.errors import KernelDiedError, KernelError, KernelStartError
 
-STATE_LOST = "its variables and imports are lost; files in the work folder were kept"
 #: Seconds between liveness checks of the kernel process while code runs.
 _ALIVE_EVERY = 0.2
 #: Seconds between usage checks of a work folder that no tmpfs caps.
@@ -35,6 +35,22 @@ _USAGE_EVERY = 1.0
 _IDLE_AFTER_REPLY = 1.0
 #: The largest IOPub message the app accepts (an image, a long stream chunk), in bytes.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+class RunEnd(str, Enum):
+    """How one execute request ended (the loop in ``KernelSession._run`` returns one)."""
+
+    DONE = "done"  # the code finished (or was interrupted at its time limit and then stopped)
+    WORKDIR_FULL = "workdir_full"  # interrupted because the work folder went over its cap
+    UNRESPONSIVE = "unresponsive"  # interrupted but did not stop: the kernel must be restarted
+    DIED = "died"  # the kernel process exited
+    RESTART = "restart"  # another thread asked for a restart
+    STOPPED = "stopped"  # the session was shut down
+
+    @property
+    def needs_restart(self) -> bool:
+        """Whether the kernel must be restarted after a run that ended this way."""
+        return self in (RunEnd.UNRESPONSIVE, RunEnd.DIED, RunEnd.RESTART)
 
 
 class KernelSession:
@@ -70,7 +86,10 @@ class KernelSession:
     ) -> None:
         available, reason = sandbox_available()
         if sandbox and not available:
-            raise KernelStartError(f"The sandbox is required but cannot run: {reason}.")
+            raise KernelStartError(
+                f"The sandbox is required but cannot run: {reason}. Install bubblewrap and allow "
+                "unprivileged user namespaces, or pass sandbox=None to run without it where it is missing."
+            )
         self.limits = limits or SandboxLimits()
         self.sandboxed: bool = available if sandbox is None else sandbox
         #: Why the kernel is NOT sandboxed ("" when it is), for the page and the CLI.
@@ -136,7 +155,9 @@ class KernelSession:
             KernelDiedError: If the kernel died and could not be restarted.
         """
         if not timeout > 0:
-            raise KernelError(f"The time limit must be a positive number of seconds, not {timeout!r}.")
+            raise KernelError(
+                f"The time limit must be a positive number of seconds, not {timeout!r}; pass e.g. timeout=30."
+            )
         with self._lock:
             self._check_open()
             started = time.monotonic()
@@ -150,29 +171,29 @@ class KernelSession:
             outcome = self._run(code, timeout, collector)
             mib = self.limits.workdir_bytes // (1024 * 1024)
             notes += {
-                "done": [f"The run was interrupted because it exceeded the {timeout:g} s time limit."]
+                RunEnd.DONE: [f"The run was interrupted because it exceeded the {timeout:g} s time limit."]
                 if execution.timed_out
                 else [],
-                "workdir_full": [
+                RunEnd.WORKDIR_FULL: [
                     f"The run was interrupted because the work folder went over its cap of {mib} MiB "
                     f"or {self.limits.workdir_files} files; delete files to free space."
                 ],
-                "unresponsive": [
+                RunEnd.UNRESPONSIVE: [
                     "The run was interrupted "
                     + (f"after the {timeout:g} s time limit " if execution.timed_out else "")
                     + f"but did not stop, so the kernel was restarted: {STATE_LOST}."
                 ],
-                "died": [f"The kernel {self._exit_description()} and was restarted, so {STATE_LOST}."],
-                "restart": [f"The kernel was restarted on request, so {STATE_LOST}."],
-                "stopped": ["The kernel was shut down while the code ran."],
+                RunEnd.DIED: [f"The kernel {self._exit_description()} and was restarted, so {STATE_LOST}."],
+                RunEnd.RESTART: [f"The kernel was restarted on request, so {STATE_LOST}."],
+                RunEnd.STOPPED: ["The kernel was shut down while the code ran."],
             }[outcome]
-            if outcome not in ("unresponsive", "died", "restart", "stopped") and self._process_flood():
+            if not outcome.needs_restart and outcome is not RunEnd.STOPPED and self._process_flood():
                 notes.append(
                     f"The processes and threads it left running used up the limit of "
                     f"{self.limits.processes}, so the kernel was restarted: {STATE_LOST}."
                 )
-                outcome = "restart"
-            if outcome in ("unresponsive", "died", "restart"):
+                outcome = RunEnd.RESTART
+            if outcome.needs_restart:
                 self._restart()
                 execution.restarted = True
             execution.note = " ".join(notes)
@@ -239,7 +260,7 @@ class KernelSession:
             return ""
 
     # --- internals --------------------------------------------------------------------------
-    def _run(self, code: str, timeout: float, collector: OutputCollector) -> str:
+    def _run(self, code: str, timeout: float, collector: OutputCollector) -> RunEnd:
         """Send one execute request and poll until it ends; return how it ended."""
         assert self._client is not None
         client = self._client
@@ -252,17 +273,17 @@ class KernelSession:
         while True:
             now = time.monotonic()
             if self._stop_requested.is_set():
-                return "stopped"
+                return RunEnd.STOPPED
             if self._restart_requested.is_set():
-                return "restart"
+                return RunEnd.RESTART
             if now >= next_alive:
                 if not self._manager.is_alive():
-                    return "died"
+                    return RunEnd.DIED
                 next_alive = now + _ALIVE_EVERY
             if replied_at and now >= replied_at + _IDLE_AFTER_REPLY:
-                return "workdir_full" if over_cap else "done"  # the idle status was dropped
+                return RunEnd.WORKDIR_FULL if over_cap else RunEnd.DONE  # the idle status was dropped
             if interrupted_at and now >= interrupted_at + self.interrupt_grace:
-                return "unresponsive"
+                return RunEnd.UNRESPONSIVE
             if not interrupted_at and now >= deadline:
                 collector.execution.timed_out = True
                 interrupted_at = now
@@ -289,7 +310,7 @@ class KernelSession:
             elif msg["content"].get("execution_state") == "idle":
                 if not replied_at:
                     self._discard_reply(client, msg_id)
-                return "workdir_full" if over_cap else "done"
+                return RunEnd.WORKDIR_FULL if over_cap else RunEnd.DONE
 
     @staticmethod
     def _discard_reply(client: BlockingKernelClient, msg_id: str) -> None:

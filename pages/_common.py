@@ -21,23 +21,37 @@ from workbench.shared import SharedModel
 T = TypeVar("T")
 
 
-def _leave_pages_folder_mode() -> None:
-    """Hand a deep link on a fresh server back to main.py's ``st.navigation``.
+# Whether this process has checked Streamlit's pages-folder mode (see leave_pages_folder_mode).
+_pages_folder_mode_checked = False
 
-    Until main.py has run once in the process, Streamlit treats ``pages/`` as a folder of pages and
-    runs a page opened by URL (``/tool``) without main.py's frame. Switching that mode off and
-    rerunning lets main.py build the navigation and run the page.
+
+def leave_pages_folder_mode() -> None:
+    """Hand a page opened by URL on a fresh server (``/tool``) back to main.py's ``st.navigation``.
+
+    Why a private attribute: Streamlit decides once per process, when the first browser session
+    starts, whether the app uses its legacy pages-folder mode, by whether a folder named ``pages``
+    sits next to the main script (``PagesManager.uses_pages_directory``). In that mode a page opened
+    by URL runs on its own, without main.py's frame (navigation, page config); only a call of
+    ``st.navigation`` switches the mode off, and main.py makes none until it runs. Streamlit offers no
+    supported switch (no config option; its advice is to rename the folder, and ours is called
+    ``pages`` on purpose), so this turns the flag off and reruns, and main.py takes over.
+
+    Acts at most once per process, at the first page run, as Streamlit decides once per process.
+    (Streamlit's ``AppTest`` decides again before every run; a rerun at each would swallow the
+    clicks a test makes.) Guarded: with a Streamlit that lacks this internal it does nothing.
+    Called by :func:`current_model`, which every page calls first.
     """
+    global _pages_folder_mode_checked
+    if _pages_folder_mode_checked:
+        return
+    _pages_folder_mode_checked = True
     try:
         from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without this internal: nothing to undo
+    except ImportError:
         return
-    if PagesManager.uses_pages_directory:
+    if getattr(PagesManager, "uses_pages_directory", None) is True:
         PagesManager.uses_pages_directory = False
         st.rerun()
-
-
-_leave_pages_folder_mode()
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -50,7 +64,7 @@ def session_object(key: str, factory: Callable[[], T]) -> T:
     """Return ``st.session_state[key]``, creating it with ``factory`` on first use."""
     if key not in st.session_state:
         st.session_state[key] = factory()
-    return st.session_state[key]  # type: ignore[no-any-return]
+    return st.session_state[key]
 
 
 def _model_form() -> None:
@@ -88,6 +102,7 @@ def current_model() -> ChatModel:
 
     Stops the page with an error if no model can be loaded at all.
     """
+    leave_pages_folder_mode()
     if "model_spec" not in st.session_state:
         st.session_state["model_spec"] = ModelSpec.from_env()
     _model_form()
@@ -144,7 +159,7 @@ def sampling_controls(key: str, defaults: SamplingSettings) -> SamplingSettings:
 
 def stats_caption(message: Message) -> None:
     """A small line under an answer: tokens, tokens/s, and whether it was stopped."""
-    stats = message.metadata.get("stats")
+    stats = message.stats
     if stats:
         st.caption(GenerationStats.from_dict(stats).summary())
 

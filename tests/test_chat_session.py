@@ -10,12 +10,14 @@ from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.conversation import Role
 from workbench.errors import EmptyPromptError, GenerationError, PromptTooLongError
+from workbench.history import Appended, HistoryChange, Mode, TitleChanged, Truncated
 from workbench.modes.chat import ChatSession
+from workbench.modes.events import MessageDone, TextDelta
 
 
 def session_with(*replies: str | BaseException, delay_s: float = 0.0, system: str = "") -> ChatSession:
     backend = ScriptedBackend(*replies, delay_s=delay_s, chunk_chars=None, context_length=1000)
-    return ChatSession(ChatModel(backend, dialect=PlainDialect()), system_prompt=system)  # type: ignore[arg-type]
+    return ChatSession(ChatModel(backend, dialect=PlainDialect()), system_prompt=system)
 
 
 def pairs(session: ChatSession) -> list[tuple[str, str]]:
@@ -26,19 +28,19 @@ def test_send_streams_the_reply_and_records_both_messages():
     session = session_with("Paris is the capital.")
     turn = session.send("Capital of France?")
     assert session.busy
-    assert "".join(turn) == "Paris is the capital."
+    assert "".join(turn.text()) == "Paris is the capital."
     assert not session.busy
     assert pairs(session) == [("user", "Capital of France?"), ("assistant", "Paris is the capital.")]
-    stats = session.messages[-1].metadata["stats"]
-    assert stats["new_tokens"] == 4 and stats["finish_reason"] == "eos"
-    assert "stopped" not in session.messages[-1].metadata
+    stats = session.messages[-1].stats
+    assert stats is not None and stats["new_tokens"] == 4 and stats["finish_reason"] == "eos"
+    assert not session.messages[-1].stopped
 
 
 def test_system_prompt_goes_first_and_history_follows():
     session = session_with("One.", "Two.", system="Be brief.")
     list(session.send("first"))
     list(session.send("second"))
-    backend = session.model.backend
+    backend = ScriptedBackend.of(session.model)
     assert backend.prompts[1] == "system: Be brief.\nuser: first\nassistant: One.\nuser: second\nassistant:"
     roles = [m.role for m in session.conversation()]
     assert roles == [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
@@ -57,13 +59,13 @@ def test_stop_keeps_the_partial_reply():
     session = session_with(" ".join(f"w{i}" for i in range(200)), delay_s=0.01)
     turn = session.send("Tell me a long story")
     seen = []
-    for chunk in turn:
+    for chunk in turn.text():
         seen.append(chunk)
         if len(seen) == 3:
             turn.stop()
     reply = session.messages[-1]
-    assert reply.metadata["stopped"] is True
-    assert reply.metadata["stats"]["finish_reason"] == "cancelled"
+    assert reply.stopped is True
+    assert reply.stats is not None and reply.stats["finish_reason"] == "cancelled"
     assert reply.content.startswith("w0 w1 w2")
     assert len(reply.content.split()) < 20
 
@@ -74,18 +76,18 @@ def test_a_turn_nobody_reads_is_stopped_and_kept_when_closed():
     turn = session.send("Tell me a long story")
     time.sleep(0.1)
     session.stop()
-    assert turn.message is not None and turn.message.metadata["stopped"] is True
+    assert turn.message is not None and turn.message.stopped is True
     assert pairs(session)[0] == ("user", "Tell me a long story")
     assert 0 < len(session.messages[-1].content.split()) < 500
-    assert session.stop() is None  # idempotent
+    session.stop()  # idempotent
 
 
 def test_sending_while_a_reply_runs_stops_it_first():
     session = session_with(" ".join(["word"] * 500), "Second answer.", delay_s=0.01)
     first = session.send("first")
     second = session.send("second")
-    assert first.message is not None and first.message.metadata["stopped"] is True
-    assert "".join(second) == "Second answer."
+    assert first.message is not None and first.message.stopped is True
+    assert "".join(second.text()) == "Second answer."
     assert [role for role, _ in pairs(session)] == ["user", "assistant", "user", "assistant"]
 
 
@@ -93,9 +95,9 @@ def test_regenerate_replaces_the_last_reply():
     session = session_with("First try.", "Second try.")
     list(session.send("hello"))
     turn = session.regenerate()
-    assert "".join(turn) == "Second try."
+    assert "".join(turn.text()) == "Second try."
     assert pairs(session) == [("user", "hello"), ("assistant", "Second try.")]
-    prompts = session.model.backend.prompts
+    prompts = ScriptedBackend.of(session.model).prompts
     assert prompts[0] == prompts[1] == "user: hello\nassistant:"
 
 
@@ -125,8 +127,8 @@ def test_a_failed_generation_leaves_the_history_usable():
         list(session.send("two"))
     assert str(info.value) == "Generation failed: CUDA out of memory. Try again, or lower max new tokens."
     failed = session.messages[-1]
-    assert failed.metadata["error"] == "CUDA out of memory"
-    assert "".join(session.send("three")) == "Still here."
+    assert failed.failure == "CUDA out of memory"
+    assert "".join(session.send("three").text()) == "Still here."
     assert pairs(session)[:2] == [("user", "one"), ("assistant", "Fine.")]
     assert pairs(session)[-2:] == [("user", "three"), ("assistant", "Still here.")]
 
@@ -143,6 +145,42 @@ def test_a_prompt_too_long_is_taken_back():
 def test_turn_as_context_manager_records_once():
     session = session_with("Done.")
     with session.send("hi") as turn:
-        assert "".join(turn) == "Done."
+        assert "".join(turn.text()) == "Done."
     assert turn.close() is turn.message
     assert len(session.messages) == 2
+
+
+def test_a_turn_yields_the_same_events_as_the_tool_and_code_loops():
+    session = session_with("Paris is the capital.")
+    events = list(session.send("Capital of France?"))
+    assert all(isinstance(e, TextDelta) for e in events[:-1])
+    assert "".join(e.text for e in events[:-1]) == "Paris is the capital."  # type: ignore[union-attr]
+    done = events[-1]
+    assert isinstance(done, MessageDone) and done.message is session.messages[-1]
+
+
+def test_an_empty_stopped_reply_is_not_announced_or_recorded():
+    session = session_with(" ".join(f"w{i}" for i in range(200)), delay_s=0.05)
+    turn = session.send("story")
+    turn.stop()
+    events = list(turn)
+    assert turn.message is not None and turn.message.stopped
+    if turn.message.content:  # a token slipped in before the stop: kept and announced
+        assert isinstance(events[-1], MessageDone) and session.messages[-1] is turn.message
+    else:
+        assert not any(isinstance(e, MessageDone) for e in events)
+        assert [m.role for m in session.messages] == [Role.USER]
+
+
+def test_every_history_change_goes_through_the_conversation():
+    session = session_with("First try.", "Second try.", "x" * 5)
+    changes: list[HistoryChange] = []
+    session.history.subscribe(changes.append)
+    list(session.send("Hello there\nsecond line"))
+    session.regenerate().close()
+    assert session.history.mode is Mode.CHAT and session.history.title == "Hello there"
+    kinds = [type(c) for c in changes]
+    assert kinds == [Appended, TitleChanged, Appended, Truncated, Appended]
+    assert changes[3] == Truncated(1)
+    session.messages.clear()  # a copy: the history is unchanged
+    assert len(session.history) == 2

@@ -8,19 +8,21 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import run_cli, run_main
-from workbench.cli import main
+from workbench.cli import COMMANDS, Command, build_parser, main
+from workbench.cli.ask import ASK_RUNNERS
+from workbench.cli.parser import AskMode
 
 
 @pytest.mark.model
 def test_ask_json_prints_the_transcript():
-    result = run_cli("ask", "--json", "--temperature", "0", "What is the capital of France?")
+    result = run_cli("ask", "--json", "--temperature", "0", "Which city is the capital of France?")
     assert result.returncode == 0, result.stderr
     transcript = json.loads(result.stdout)
     messages = transcript["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[0]["content"] == "What is the capital of France?"
+    assert messages[0]["content"] == "Which city is the capital of France?"
     assert "Paris" in messages[1]["content"]
-    assert messages[1]["metadata"]["stats"]["finish_reason"] == "eos"
+    assert messages[1]["stats"]["finish_reason"] == "eos"
     assert "[workbench] Loading weights from" in result.stderr  # progress goes to stderr, not stdout
 
 
@@ -118,7 +120,7 @@ def test_prompt_longer_than_the_context_exits_1():
 @pytest.mark.model
 def test_ask_plain_prints_the_answer_and_reads_stdin():
     code, out, err = run_main(
-        "ask", "-", "--temperature", "0", "--max-new-tokens", "24", stdin="What is the capital of France?"
+        "ask", "-", "--temperature", "0", "--max-new-tokens", "24", stdin="Which city is the capital of France?"
     )
     assert code == 0, err
     assert "Paris" in out and out.endswith("\n")
@@ -134,7 +136,7 @@ def test_ask_system_prompt_and_max_new_tokens():
     messages = json.loads(out)["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert messages[0]["content"] == "You are a pirate."
-    stats = messages[2]["metadata"]["stats"]
+    stats = messages[2]["stats"]
     assert (stats["new_tokens"], stats["finish_reason"]) == (3, "length")
 
 
@@ -155,3 +157,9 @@ def test_main_writes_to_the_streams_of_the_moment(capsys):
         capsys.readouterr().err
         == "Error: The prompt is empty; pass some text (or '-' to read standard input).\n"
     )
+
+
+def test_every_command_and_ask_mode_has_a_runner():
+    assert set(COMMANDS) == set(Command)
+    assert set(ASK_RUNNERS) == set(AskMode)
+    assert "{chat,ask,exec}" in build_parser().format_usage()

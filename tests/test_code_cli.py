@@ -10,7 +10,7 @@ import pytest
 
 from kernel import KernelSession
 from tests.cli_helpers import run_cli, run_main
-from workbench.modes import code_cli
+from workbench.cli import exec as exec_command
 
 
 @pytest.mark.kernel
@@ -85,7 +85,7 @@ def test_exec_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.mark.kernel
 def test_exec_warns_when_not_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(code_cli, "KernelSession", lambda: KernelSession(sandbox=False))
+    monkeypatch.setattr(exec_command, "KernelSession", lambda: KernelSession(sandbox=False))
     status, out, err = run_main("exec", "-", stdin="print(1 + 1)\n")
     assert (status, out) == (0, "2\n")
     assert err.startswith("Warning: the code runs NOT sandboxed (sandbox=False)")
@@ -111,8 +111,8 @@ def test_ask_code_json_shows_code_turns_and_observations() -> None:
     messages = json.loads(result.stdout)["messages"]
     assert [m["role"] for m in messages][:4] == ["system", "user", "assistant", "observation"]
     code_turn, observation = messages[2], messages[3]
-    assert code_turn["metadata"]["interpreter"] is True and "```python" in code_turn["content"]
-    assert observation["name"] == "interpreter"
+    assert code_turn["interpreter"] is True and "```python" in code_turn["content"]
+    assert observation["name"] == "interpreter" and observation["execution"]["outputs"]
     assert "1048576" in observation["content"]
     assert "What is 3**4?" not in result.stdout, "the worked example is not part of the transcript"
 

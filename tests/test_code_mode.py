@@ -14,7 +14,7 @@ from PIL import Image
 from kernel import Execution, ExecutionError, KernelSession, Output
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
+from workbench.conversation import Message, Role, transcript_from_json, transcript_to_json
 from workbench.dialects import ChatGLM3Dialect, Dialect
 from workbench.errors import EmptyPromptError, KernelError, KernelLimitError
 from workbench.modes.code import CodeSession, CodeSettings
@@ -117,7 +117,7 @@ def make_session(
     kernel: Any, *replies: str, delay_s: float = 0.0, dialect: Dialect | None = None, **code: Any
 ) -> tuple[CodeSession, ScriptedBackend]:
     backend = ScriptedBackend(*replies, delay_s=delay_s, chunk_chars=4)
-    model = ChatModel(backend, dialect=dialect or PlainDialect())  # type: ignore[arg-type]
+    model = ChatModel(backend, dialect=dialect or PlainDialect())
     settings = CodeSettings(**{"worked_example": False, **code})
     return CodeSession(model, kernel, code_settings=settings), backend
 
@@ -144,11 +144,12 @@ def test_forced_code_runs_and_the_answer_streams(fake_kernel: FakeKernel) -> Non
     assert fake_kernel.codes == ["print(2**20)"]
     assert roles(session) == ["user", "assistant", "observation", "assistant"]
     code_turn, observation, answer = session.messages[1:]
-    assert code_turn.metadata["interpreter"] is True
+    assert code_turn.interpreter is True
     assert split_code(code_turn) == ("", "print(2**20)")
     assert observation.name == "interpreter" and observation.content == "1048576"
-    assert not observation.error and observation.metadata["run"] == 0
-    assert answer.content == "2**20 is 1048576." and "interpreter" not in answer.metadata
+    assert not observation.error and observation.execution is not None
+    assert [(o.kind, o.text) for o in observation.execution.outputs] == [("stream", "1048576\n")]
+    assert answer.content == "2**20 is 1048576." and not answer.interpreter
     assert "observation: 1048576" in backend.prompts[1]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text.startswith("```python\nprint(2**20)\n```") and text.endswith("1048576.")
@@ -218,7 +219,7 @@ def test_a_timeout_is_told_to_the_model_and_the_user(fake_kernel: FakeKernel) ->
     )
     events = drain(session.send("Sleep"))
     observation = session.messages[2]
-    assert observation.error and observation.metadata["timed_out"] is True
+    assert observation.error and observation.execution is not None and observation.execution.timed_out
     assert "exceeded the 0.2 s time limit" in observation.content
     assert "exceeded the 0.2 s time limit" in backend.prompts[1]
     assert any(isinstance(e, Notice) and "time limit" in e.text for e in events)
@@ -228,7 +229,8 @@ def test_a_death_says_the_state_was_lost(fake_kernel: FakeKernel) -> None:
     session, _ = make_session(fake_kernel, "DIE\n```", "The kernel crashed.")
     events = drain(session.send("Crash"))
     observation = session.messages[2]
-    assert observation.metadata["restarted"] is True and "variables are lost" in observation.content
+    assert observation.execution is not None and observation.execution.restarted
+    assert "variables are lost" in observation.content
     assert any(isinstance(e, Notice) and "variables are lost" in e.text for e in events)
 
 
@@ -239,6 +241,27 @@ def test_images_go_into_the_observation_as_placeholders_and_bytes(fake_kernel: F
     assert observation.content == "[image 1: 4x3]"
     assert observation.images == [tiny_png()]
     assert observation.to_dict(include_images=False)["image_count"] == 1
+
+
+def test_a_saved_code_conversation_keeps_every_output_and_every_change_is_announced(
+    fake_kernel: FakeKernel,
+) -> None:
+    session, _ = make_session(fake_kernel, "PLOT\n```", "A plot.")
+    changes: list[Any] = []
+    session.history.subscribe(changes.append)
+    drain(session.send("Plot something"))
+    assert [type(c).__name__ for c in changes] == [
+        "Appended",
+        "TitleChanged",
+        "Appended",
+        "Appended",
+        "Appended",
+    ]
+    assert session.history.mode.value == "code" and session.history.title == "Plot something"
+    reloaded = transcript_from_json(transcript_to_json(session.messages))
+    execution = reloaded[2].execution
+    assert execution is not None and execution.images == [tiny_png()]
+    assert [o.kind for o in execution.outputs] == ["display"] and reloaded == session.messages
 
 
 def test_user_cells_share_state_with_the_model_but_stay_out_of_the_conversation(
@@ -295,7 +318,7 @@ def test_stop_during_generation_keeps_the_partial_reply(fake_kernel: FakeKernel)
         if isinstance(event, TextDelta) and len(event.text) > 0:
             turn.stop()
     reply = session.messages[-1]
-    assert reply.metadata["stopped"] is True and reply.content.startswith("A lo")
+    assert reply.stopped is True and reply.content.startswith("A lo")
     assert len(reply.content) < len("A long answer " * 50)
     assert fake_kernel.codes == []
 
@@ -333,7 +356,7 @@ def test_chatglm3_code_turns_use_its_interpreter_format(fake_kernel: FakeKernel)
     drain(session.send("What is 6*7?"))
     assert backend.prompts[0].endswith("<|assistant|>interpreter\n```python\n")
     code_turn = session.messages[1]
-    assert code_turn.metadata == {**code_turn.metadata, "interpreter": True, "code": "print(6 * 7)"}
+    assert (code_turn.interpreter, code_turn.code) == (True, "print(6 * 7)")
     assert (
         "<|assistant|>interpreter\n```python\nprint(6 * 7)\n```<|observation|>\n```result\n42\n```"
         in (backend.prompts[1])
@@ -352,8 +375,8 @@ def test_the_worked_example_precedes_the_conversation(fake_kernel: FakeKernel) -
 # --- kernels from a pool ----------------------------------------------------------------------------
 def test_pool_sessions_get_their_own_kernel_and_a_clear_limit(tmp_path: Path) -> None:
     pool = FakePool(tmp_path, max_kernels=2)
-    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())  # type: ignore[arg-type]
-    first, second, third = (CodeSession(model, pool=pool, session_id=sid) for sid in ("a", "b", "c"))  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())
+    first, second, third = (CodeSession(model, pool=pool, session_id=sid) for sid in ("a", "b", "c"))
     assert first.status().state == "not started" and not first.kernel_started
     first.run_user_cell("secret = 1")
     second.run_user_cell("x = 2")
@@ -368,17 +391,17 @@ def test_pool_sessions_get_their_own_kernel_and_a_clear_limit(tmp_path: Path) ->
 
 def test_a_kernel_replaced_by_the_pool_is_reported(tmp_path: Path) -> None:
     pool = FakePool(tmp_path)
-    model = ChatModel(ScriptedBackend("Nothing.", "Nothing.", chunk_chars=4), dialect=PlainDialect())  # type: ignore[arg-type]
-    session = CodeSession(model, pool=pool, session_id="a", code_settings=CodeSettings(force_code=False))  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend("Nothing.", "Nothing.", chunk_chars=4), dialect=PlainDialect())
+    session = CodeSession(model, pool=pool, session_id="a", code_settings=CodeSettings(force_code=False))
     session.run_user_cell("z = 1")
     pool.kernels.pop("a")  # reaped after the idle limit
     events = drain(session.send("Is z there?"))
     assert any(isinstance(e, Notice) and "idle too long" in e.text for e in events)
-    assert "idle too long" in model.backend.prompts[0]  # type: ignore[attr-defined]
+    assert "idle too long" in ScriptedBackend.of(model).prompts[0]
 
 
 def test_a_session_without_kernel_or_pool_is_refused() -> None:
-    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())  # type: ignore[arg-type]
+    model = ChatModel(ScriptedBackend(), dialect=PlainDialect())
     with pytest.raises(KernelError, match="kernel or a kernel pool"):
         CodeSession(model)
 
@@ -402,9 +425,9 @@ def test_find_code_block(text: str, code: str | None, closed: bool | None) -> No
 
 def test_mark_code_turn_closes_an_unclosed_block_and_drops_an_empty_one() -> None:
     unclosed = mark_code_turn(Message(Role.ASSISTANT, "```python\nprint(1)"))
-    assert unclosed.content == "```python\nprint(1)\n```" and unclosed.metadata["interpreter"]
+    assert unclosed.content == "```python\nprint(1)\n```" and unclosed.interpreter
     empty = mark_code_turn(Message(Role.ASSISTANT, "Nothing to run ```python\n```"))
-    assert empty.content == "Nothing to run" and "interpreter" not in empty.metadata
+    assert empty.content == "Nothing to run" and not empty.interpreter
 
 
 # --- the real sandboxed kernel, scripted model ------------------------------------------------------
@@ -436,10 +459,12 @@ def test_real_kernel_timeout_and_a_dead_kernel_are_reported(real_kernel: KernelS
         timeout=1.0,
     )
     events = drain(session.send("Loop"))
-    assert session.messages[2].metadata["timed_out"] is True
+    timed_out = session.messages[2].execution
+    assert timed_out is not None and timed_out.timed_out
     assert any(isinstance(e, Notice) and "1 s time limit" in e.text for e in events)
     events = drain(session.send("Exit"))
     observation = session.messages[-2]
-    assert observation.metadata["restarted"] is True and "lost" in observation.content
+    assert observation.execution is not None and observation.execution.restarted
+    assert "lost" in observation.content
     assert any(isinstance(e, Notice) and "restarted" in e.text for e in events)
     assert session.run_user_cell("6 * 7").result == "42"

@@ -32,7 +32,7 @@ def test_forced_code_computes_2_to_the_20(chat_model: ChatModel, kernel: KernelS
 
     assert [m.role.value for m in session.messages][:3] == ["user", "assistant", "observation"]
     code_turn, observation = session.messages[1], session.messages[2]
-    assert code_turn.metadata["interpreter"] is True and code_turn.content.startswith("```python\n")
+    assert code_turn.interpreter is True and code_turn.content.startswith("```python\n")
     assert observation.name == "interpreter" and not observation.error
     assert "1048576" in observation.content
     assert session.runs[0].execution is not None and session.runs[0].execution.ok

@@ -73,7 +73,7 @@ def test_the_model_answers_with_code_that_runs(app: AppTest) -> None:
     assert session.messages[2].name == "interpreter"
     names = [m.name for m in app.chat_message]
     assert names[:3] == ["user", "assistant", "interpreter"]
-    assert session.messages[1].metadata["interpreter"] is True
+    assert session.messages[1].interpreter is True
 
 
 def elements(at: AppTest, kind: str) -> list[object]:
@@ -89,12 +89,12 @@ def test_plots_tables_and_written_files_show_up(app: AppTest) -> None:
     assert not app.exception and not app.error
     assert len(elements(app, "Image")) == 1, "the plot shows without plt.show()"
     assert len(elements(app, "Html")) == 1, "the DataFrame shows as a table"
-    downloads = [b.label for b in app.sidebar.get("download_button")]
+    downloads = [b.label for b in app.sidebar.download_button]
     assert downloads == ["out.txt · 5 bytes"]
     session = app.session_state["code_session"]
     session.upload("data.csv", b"a,b\n1,2\n")  # what the uploader does (AppTest cannot upload)
     app.run()
-    assert [b.label for b in app.sidebar.get("download_button")] == [
+    assert [b.label for b in app.sidebar.download_button] == [
         "data.csv · 8 bytes",
         "out.txt · 5 bytes",
     ]

@@ -180,13 +180,12 @@ def test_the_second_call_of_a_conversation_still_renders_with_its_tool_name():
 
 def test_the_code_interpreter_examples_round_trip():
     loading = DIALECT.parse(real(DOC_LOADING).split("<|assistant|>", 1)[1])
-    assert loading.metadata["interpreter"] is True
+    assert loading.interpreter is True
     assert loading.content.startswith("Firstly, I will read the file") and loading.content.endswith(
         "loading the file:"
     )
-    assert loading.metadata["code"].startswith("import json\n") and loading.metadata["code"].endswith(
-        "data[:5]"
-    )
+    assert loading.code is not None
+    assert loading.code.startswith("import json\n") and loading.code.endswith("data[:5]")
     user = Message(
         Role.USER,
         "#File: /mnt/data/metadata.jsonl\n#Size: 35380\n#File uploaded\n"
@@ -196,7 +195,7 @@ def test_the_code_interpreter_examples_round_trip():
 
     heart_reply = real(DOC_HEART).split("<|assistant|>", 1)[1].split("<|observation|>")[0]
     heart = DIALECT.parse(heart_reply)
-    assert heart.content == "" and heart.metadata["code"].endswith("plt.show()")
+    assert heart.content == "" and heart.code is not None and heart.code.endswith("plt.show()")
     answer = real(DOC_HEART).rsplit("<|assistant|>\n", 1)[1]
     conversation = [
         Message(Role.USER, "Help me draw a heart"),

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.template_tokenizer import TemplateTokenizer
+from tests.template_tokenizer import SMOLLM2_TEMPLATE, TemplateTokenizer
 from workbench.conversation import Message, Role, ToolCall
 from workbench.dialects import HermesDialect, dialect_for
 from workbench.dialects.calls import invalid_calls
 from workbench.dialects.hermes import DEFAULT_SYSTEM, tools_section
-
-# The embedded SmolLM2-135M-Instruct's chat template, as shipped (with real newlines in its strings).
-SMOLLM2_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
-    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 CALCULATOR = {
     "type": "function",

@@ -66,7 +66,7 @@ def test_auto_picks_llama_cpp_for_gguf_files_on_the_cpu(spec, engine):
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ModelLoadError, match="Unknown backend 'vllm'; choose one of auto, transformers, llama.cpp."):
+    with pytest.raises(ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp\."):
         choose_backend(ModelSpec(backend="vllm"))
 
 
@@ -99,7 +99,7 @@ def test_options_that_cannot_apply_say_what_to_do(spec, message):
 
 def test_a_folder_on_llama_cpp_says_to_use_transformers(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 8)
-    with pytest.raises(ModelLoadError, match="loads .gguf files and .* is a folder; use --backend transformers"):
+    with pytest.raises(ModelLoadError, match=r"loads \.gguf files and .* is a folder; use --backend transformers"):
         ChatModel.load(ModelSpec(source=str(tmp_path), backend="llama.cpp"))
 
 
@@ -149,9 +149,9 @@ def test_the_llama_cpp_path_imports_neither_torch_nor_transformers():
 
 def test_the_sidebar_line_names_engine_precision_and_threads(llama_model):
     info = llama_model.info
+    threads = f"{info.threads} thread{'s' if info.threads > 1 else ''}"
     assert info.summary() == (
-        f"**SmolLM2-135M-Instruct (embedded)** · llama.cpp · cpu · Q4_1 · GGUF Q4_1 · {info.threads} threads · "
-        "context 8192"
+        f"**SmolLM2-135M-Instruct (embedded)** · llama.cpp · cpu · Q4_1 · GGUF · {threads} · context 8192"
     )
     assert info.to_dict()["backend"] == "llama.cpp" and info.load_seconds < 10
 

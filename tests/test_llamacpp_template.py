@@ -6,6 +6,8 @@ dialects are picked from the template text alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jinja2
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -66,7 +68,7 @@ CALCULATOR = {
         "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
     },
 }
-CONVERSATION = [
+CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "What is 2+2? <b>é</b>"},
     {
@@ -82,14 +84,16 @@ CONVERSATION = [
 
 
 def transformers_render(template: str, messages, tools=None, add_generation_prompt=True) -> str:
-    rendered, _ = render_jinja_template(
+    # transformers annotates it as returning str; it returns (rendered, generation indices).
+    rendered, _ = render_jinja_template(  # type: ignore[str-unpack]
         [messages],
         tools=tools,
         chat_template=template,
         add_generation_prompt=add_generation_prompt,
-        **SPECIAL,
+        bos_token=SPECIAL["bos_token"],
+        eos_token=SPECIAL["eos_token"],
     )
-    return rendered[0]
+    return str(rendered[0])
 
 
 def embedded_template() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.errors import GenerationError, ModelLoadError
+from workbench.errors import GenerationError, ModelLoadError, SettingsError
 from workbench.models.devices import resolve_device, resolve_dtype
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
 from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec
@@ -149,3 +149,60 @@ def test_stream_iterates_chunks_then_raises_the_producer_error():
 def test_stream_result_times_out_with_a_message():
     with pytest.raises(GenerationError, match=r"Generation did not finish within 0.05 s"):
         GenerationStream().result(timeout=0.05)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"temperature": -1}, "temperature must be between 0 (greedy) and 2, not -1."),
+        ({"temperature": float("nan")}, "temperature must be a finite number between 0 (greedy) and 2, not nan."),
+        ({"temperature": float("inf")}, "temperature must be a finite number"),
+        ({"temperature": 2.5}, "temperature must be between 0 (greedy) and 2, not 2.5."),
+        ({"temperature": "hot"}, "temperature must be a finite number between 0 (greedy) and 2, not 'hot'."),
+        ({"top_p": 5}, "top_p must be above 0 and at most 1, not 5."),
+        ({"top_p": 0}, "top_p must be above 0 and at most 1, not 0."),
+        ({"max_new_tokens": 0}, "max_new_tokens must be at least 1, not 0."),
+        ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number, not 2.5."),
+        ({"max_new_tokens": True}, "max_new_tokens must be a whole number, not True."),
+        ({"repetition_penalty": 0}, "repetition_penalty must be above 0 (1.0 means none), not 0."),
+        ({"repetition_penalty": -1.5}, "repetition_penalty must be above 0"),
+        ({"seed": 1.5}, "seed must be a whole number (or unset), not 1.5."),
+    ],
+)
+def test_bad_sampling_settings_are_refused_with_the_range(changes, message):
+    with pytest.raises(SettingsError) as info:
+        SamplingSettings().with_(**changes)
+    assert str(info.value).startswith(message)
+    with pytest.raises(SettingsError):
+        SamplingSettings(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"temperature": 0}, {"temperature": 2}, {"top_p": 1}, {"max_new_tokens": 1}, {"seed": 0}, {"seed": None}],
+)
+def test_sampling_settings_at_the_edges_are_accepted(changes):
+    SamplingSettings(**changes)
+
+
+def test_spec_options_cover_every_field_once():
+    from dataclasses import fields
+
+    assert sorted(option.field for option in SPEC_OPTIONS) == sorted(f.name for f in fields(ModelSpec))
+    flags = [option.flag for option in SPEC_OPTIONS]
+    assert len(flags) == len(set(flags))
+
+
+def test_spec_from_env_reads_the_backend_and_refuses_unknown_fields(clean_env):
+    clean_env.setenv("WORKBENCH_BACKEND", "transformers")
+    assert ModelSpec.from_env().backend == "transformers"
+    assert ModelSpec.from_env(backend="auto").backend == "auto"
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        ModelSpec.from_env(colour="red")
+
+
+def test_unknown_backend_is_refused_with_the_choices():
+    from workbench.models.backends import load_backend
+
+    with pytest.raises(ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp\."):
+        load_backend(ModelSpec(backend="vllm"))

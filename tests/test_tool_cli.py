@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_tool_loop import call, hermes
 
 from tests.cli_helpers import run_main
-from tests.scripted import ScriptedBackend
-from workbench import cli
+from tests.scripted import ScriptedBackend, call, hermes
 from workbench.chat_model import ChatModel
+from workbench.cli import ask
 
 BROKEN = "def oops(:\n"
 GOOD = '''from tools import tool
@@ -30,7 +29,7 @@ def echo(text: str) -> str:
 @pytest.fixture
 def scripted(monkeypatch):
     backend = ScriptedBackend()
-    monkeypatch.setattr(cli, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))
+    monkeypatch.setattr(ask, "load_chat_model", lambda args, err: ChatModel(backend, dialect=hermes()))
     monkeypatch.delenv("WORKBENCH_TOOLS_PATH", raising=False)
     return backend
 
@@ -48,8 +47,15 @@ def test_json_transcript_and_load_errors_on_stderr(scripted, tmp_path):
     assert "Tool not loaded from" in err and "broken.py" in err
     assert "[tool] echo" in err
     messages = json.loads(out)["messages"]
-    assert messages[1]["tool_calls"] == [{"name": "echo", "arguments": {"text": "hi"}}]
-    assert messages[2] == {**messages[2], "role": "observation", "name": "echo", "content": "hi"}
+    call_id = messages[1]["tool_calls"][0]["id"]
+    assert messages[1]["tool_calls"] == [{"id": call_id, "name": "echo", "arguments": {"text": "hi"}}]
+    assert messages[2] == {
+        **messages[2],
+        "role": "observation",
+        "name": "echo",
+        "content": "hi",
+        "tool_call_id": call_id,
+    }
     assert messages[3]["content"] == "It said hi."
     assert '"name": "echo"' in scripted.requests[0].prompt  # the folder's tool was offered
 

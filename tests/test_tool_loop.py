@@ -9,19 +9,16 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_dialect_hermes import SMOLLM2_TEMPLATE
 
-from tests.scripted import ScriptedBackend
-from tests.template_tokenizer import TemplateTokenizer
+from tests.scripted import ScriptedBackend, call, hermes
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role, ToolCall, transcript_to_json
-from workbench.dialects import ChatGLM3Dialect, Dialect, HermesDialect
+from workbench.dialects import ChatGLM3Dialect, Dialect
 from workbench.errors import EmptyPromptError, PromptTooLongError
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import MALFORMED_CALL, ToolOptions, ToolSession, call_schema
-
-CALL = '{{"name":"{name}","arguments":{args}}}'
+from workbench.modes.tool_steps import group_exchanges
 
 
 def add(a: int, b: int) -> int:
@@ -76,10 +73,6 @@ def registry() -> ToolRegistry:
     return tools
 
 
-def hermes() -> HermesDialect:
-    return HermesDialect(TemplateTokenizer(SMOLLM2_TEMPLATE))
-
-
 def session_with(
     registry: ToolRegistry,
     *replies: str,
@@ -88,12 +81,8 @@ def session_with(
     **options: Any,
 ) -> tuple[ToolSession, ScriptedBackend]:
     backend = ScriptedBackend(*replies, delay_s=delay_s)
-    model = ChatModel(backend, dialect=dialect or hermes())  # type: ignore[arg-type]
+    model = ChatModel(backend, dialect=dialect or hermes())
     return ToolSession(model, registry, options=ToolOptions(**options)), backend
-
-
-def call(name: str, **args: Any) -> str:
-    return CALL.format(name=name, args=json.dumps(args, separators=(",", ":")))
 
 
 def text_of(events: list[Any]) -> str:
@@ -144,7 +133,9 @@ def test_the_transcript_shows_calls_and_observations_in_the_issue_format(registr
     list(session.send("Again"))
     data = json.loads(transcript_to_json(session.messages))["messages"]
     assert [m["role"] for m in data] == ["user", "assistant", "observation", "assistant"] * 2
-    assert data[1]["tool_calls"] == [{"name": "add", "arguments": {"a": 2, "b": 3}}]
+    call_id = session.messages[1].tool_calls[0].id
+    assert data[1]["tool_calls"] == [{"id": call_id, "name": "add", "arguments": {"a": 2, "b": 3}}]
+    assert data[2]["tool_call_id"] == call_id and call_id.startswith("call_")
     assert {k: data[2][k] for k in ("role", "name", "content")} == {
         "role": "observation",
         "name": "add",
@@ -289,7 +280,7 @@ def test_closing_the_events_mid_answer_keeps_the_partial_text(registry):
             break
     events.close()  # what a stopped Streamlit script does through session.stop()
     last = session.messages[-1]
-    assert last.role is Role.ASSISTANT and last.metadata["stopped"] is True
+    assert last.role is Role.ASSISTANT and last.stopped is True
     assert last.content.startswith("One tw") and not session.busy
 
 
@@ -341,3 +332,27 @@ def test_the_call_schema_accepts_exactly_the_calls_validation_accepts(registry):
     single = call_schema(registry.schemas(["random_number"]))
     assert "anyOf" not in single
     jsonschema.validate({"name": "random_number", "arguments": {"low": 1, "high": 2, "seed": None}}, single)
+
+
+def test_each_observation_names_the_call_it_answers_and_the_page_pairs_them_by_id(registry):
+    reply = "\nBoth.<|assistant|>add\n```python\ntool_call(a=1, b=2)\n```<|assistant|>add\n```python\ntool_call(a=3, b=4)\n```"
+    session, _ = session_with(registry, reply, "3 and 7.", dialect=ChatGLM3Dialect())
+    list(session.send("Two sums"))
+    assistant, first, second = session.messages[1:4]
+    assert [first.tool_call_id, second.tool_call_id] == [c.id for c in assistant.tool_calls]
+    # Shuffled observations (as a server may return them) still pair by id; old ones without ids by position.
+    steps = group_exchanges([session.messages[0], assistant, second, first])[0].replies[0].calls
+    assert [s.observation for s in steps] == [first, second]
+    old = [
+        Message(m.role, m.content, name=m.name, tool_calls=m.tool_calls) for m in (assistant, first, second)
+    ]
+    steps = group_exchanges(old)[0].replies[0].calls
+    assert [s.observation.content if s.observation else None for s in steps] == ["3", "7"]
+
+
+def test_an_unreadable_call_is_answered_by_an_observation_with_its_id(registry):
+    reply = "<|assistant|>add\n```python\ntool_call(1, 2)\n```"
+    session, _ = session_with(registry, reply, "Sorry.", dialect=ChatGLM3Dialect())
+    list(session.send("Go"))
+    bad = session.messages[1].invalid_calls[0]
+    assert session.messages[2].tool_call_id == bad.id and session.messages[2].error

@@ -42,7 +42,7 @@ def test_required_calls_the_calculator_and_the_answer_streams_after_it(chat_mode
         chat_model,
         default_registry(),
         settings=GREEDY,
-        options=ToolOptions(tool_choice="required", max_rounds=2),
+        options=ToolOptions(tool_choice=ToolChoice.REQUIRED, max_rounds=2),
     )
     # The answer after the result is on a knife's edge for this 135M model: asked "What is 1234 plus 4321?",
     # it echoes <tool_response> (an empty answer) on llama.cpp's Q4_1 kernels and answers in float32.
@@ -84,9 +84,11 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
     assert "no_docstring.py" in done.stderr and "docstring" in done.stderr
     messages = json.loads(done.stdout)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "observation"]
+    call_id = messages[1]["tool_calls"][0]["id"]
     assert messages[1]["tool_calls"] == [
-        {"name": "convert_temperature", "arguments": {"value": 100, "to": "celsius"}}
+        {"id": call_id, "name": "convert_temperature", "arguments": {"value": 100, "to": "celsius"}}
     ]
+    assert messages[2]["tool_call_id"] == call_id
     assert {k: messages[2][k] for k in ("name", "content")} == {
         "name": "convert_temperature",
         "content": "37.77777777777778",
@@ -98,5 +100,5 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
 @pytest.mark.model
 def test_the_embedded_model_is_made_to_call_by_default_other_models_choose(chat_model):
     assert default_tool_choice(chat_model) is ToolChoice.REQUIRED  # it never opens a call on its own
-    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.template))  # type: ignore[arg-type]
+    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.template))
     assert default_tool_choice(other) is ToolChoice.AUTO

@@ -116,7 +116,7 @@ def test_reload_picks_up_a_new_tool_file_and_clear_empties_the_history(app, tool
     )
     app.button(key="tool_panel_reload").click().run()
     assert "shout" in [t.label for t in app.toggle]
-    app.session_state["tool_session"].messages.append(
+    app.session_state["tool_session"].history.append(
         __import__("workbench.conversation", fromlist=["Message"]).Message("user", "hi")
     )
     app.sidebar.button(key="tool_clear").click().run()

@@ -1,6 +1,10 @@
 """Tools the model can call: write one with ``from tools import tool``; a ToolRegistry loads and calls them.
 
-See ``tools/registry.py`` for how a tool is written and found, and ``docs/tools.md`` for the user guide.
+Modules: :mod:`tools.spec` (``@tool``, :class:`ToolSpec`, schemas; the leaf), :mod:`tools.loading`
+(finding tools in files and entry points), :mod:`tools.calling` (running one call),
+:mod:`tools.registry` (:class:`ToolRegistry`), :mod:`tools.builtins` (the offline built-ins) and
+:mod:`tools.errors`. ``docs/tools.md`` is the user guide. The package depends only on
+``workbench.errors`` and ``workbench.conversation``; transformers loads when a schema is first built.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ import os
 from collections.abc import Iterable
 
 from tools.calling import ToolResult, truncate_for_model
-from tools.registry import LoadError, ToolRegistry, ToolSpec, tool, tool_from_schema
+from tools.registry import LoadError, ToolRegistry
+from tools.spec import ToolSpec, tool, tool_from_schema
 
 __all__ = [
     "LoadError",

@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from tools.arithmetic import evaluate, format_number
-from tools.registry import tool
+from tools.spec import tool
 from tools.units import convert
 
 

@@ -16,15 +16,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tools.arguments import prepare_arguments
 from tools.errors import ToolDisabledError, ToolRaisedError, ToolTimeoutError, UnknownToolError
+from tools.spec import ToolSpec
 from workbench.conversation import Message, Role, ToolCall
 from workbench.errors import ToolError
-
-if TYPE_CHECKING:
-    from tools.registry import ToolSpec
 
 logger = logging.getLogger(__name__)
 

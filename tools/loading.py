@@ -16,33 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tools.spec import ToolSpec, is_tool
 from workbench.errors import ToolDefinitionError
 
 Found = list[Any] | ToolDefinitionError
 """The tools of one source (functions and specs), or the error that stopped loading it."""
 
 
-def describe_source(func: Any) -> str:
-    """Return the file that defines ``func``, or its module when it has no file."""
-    code = getattr(func, "__code__", None)
-    if code is not None and Path(code.co_filename).is_file():
-        return code.co_filename
-    return getattr(func, "__module__", None) or repr(func)
-
-
-def describe_location(func: Any) -> str:
-    """Return ``'name' (file:line)`` for error messages."""
-    name = getattr(func, "__name__", repr(func))
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return f"{name!r} ({describe_source(func)})"
-    return f"{name!r} ({code.co_filename}:{code.co_firstlineno})"
-
-
 def tools_in_module(module: ModuleType) -> list[Any]:
     """Return the ``@tool`` functions and :class:`ToolSpec` objects at the top level of a module."""
-    from tools.registry import ToolSpec, is_tool
-
     found: dict[int, Any] = {}
     for value in vars(module).values():
         if is_tool(value) or isinstance(value, ToolSpec):
@@ -122,8 +104,6 @@ def _line_in(path: Path, exc: BaseException) -> str:
 
 def tools_from_entry_points(group: str) -> list[tuple[str, Found]]:
     """Load each entry point of ``group``: a module (all its tools) or a single function or spec."""
-    from tools.registry import ToolSpec
-
     results: list[tuple[str, Found]] = []
     for entry in metadata.entry_points(group=group):
         source = f"entry point {entry.name} = {entry.value}"

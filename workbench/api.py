@@ -9,32 +9,27 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 from workbench.chat_model import ChatModel
 from workbench.models.loading import ProgressCallback
 from workbench.models.spec import ModelSpec
 
-Workbench = ChatModel
-
 
 def load_model(
-    source: str | None = None,
-    *,
-    device: str | None = None,
-    dtype: str | None = None,
-    trust_remote_code: bool | None = None,
-    progress: ProgressCallback | None = None,
+    source: str | None = None, *, progress: ProgressCallback | None = None, **options: Any
 ) -> ChatModel:
     """Load a model: ``None`` means ``WORKBENCH_MODEL``, ``MODEL_PATH`` or the embedded default.
 
     Args:
         source: ``"embedded"``, a Hugging Face model folder, or a ``.gguf`` file.
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
-        trust_remote_code: Let the model folder's own code run (needed by ChatGLM3).
         progress: Called with a sentence for each loading step.
+        **options: Any other :class:`~workbench.models.spec.ModelSpec` field by name, e.g.
+            ``backend="transformers"``, ``device="cuda"``, ``dtype="bfloat16"``,
+            ``trust_remote_code=True`` (needed by ChatGLM3). Unset ones come from the environment.
 
     Raises:
         ModelError: If the model cannot be found or loaded; the message says what to do.
+        TypeError: If an option names no field of ModelSpec.
     """
-    spec = ModelSpec.from_env(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    return ChatModel.load(spec, progress)
+    return ChatModel.load(ModelSpec.from_env(source, **options), progress)

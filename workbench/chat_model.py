@@ -119,6 +119,6 @@ class ChatModel:
         stream = self.stream(messages, settings)
         text = stream.result()
         reply = self.dialect.parse(text)
-        reply.metadata["stats"] = stream.stats.to_dict()
+        reply.stats = stream.stats.to_dict()
         messages.append(reply)
         return reply.content, messages

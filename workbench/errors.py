@@ -1,11 +1,52 @@
 """The one error tree of Workbench.
 
-Every error a user can hit derives from :class:`WorkbenchError` and its message says what went wrong
-and what to do next. Pages and the CLI catch ``WorkbenchError`` and show ``str(error)``; anything
-else is a bug.
+Every error a user can hit derives from :class:`WorkbenchError` or, for code execution, from
+:class:`kernel.errors.KernelError`, and its message says what went wrong and what to do next.
+
+The ``kernel`` package is a library of its own: it imports nothing from Workbench, so its errors
+cannot derive from :class:`WorkbenchError`. This module re-exports them (``workbench.errors.KernelError``
+*is* ``kernel.errors.KernelError``) and names the pair :data:`USER_ERRORS`. Pages, the CLI and the
+loops catch ``USER_ERRORS`` and show ``str(error)``; anything else is a bug. Workbench code raises
+``KernelError`` itself for code-session problems (busy kernel, no pool), so one class covers both.
+
+Importing this module is cheap: :mod:`kernel.errors` imports nothing.
 """
 
 from __future__ import annotations
+
+from kernel.errors import (
+    KernelDiedError,
+    KernelError,
+    KernelLimitError,
+    KernelStartError,
+    WorkdirFullError,
+    WorkdirPathError,
+)
+
+__all__ = [
+    "USER_ERRORS",
+    "ChatTemplateError",
+    "DuplicateToolError",
+    "EmptyPromptError",
+    "GenerationError",
+    "KernelDiedError",
+    "KernelError",
+    "KernelLimitError",
+    "KernelStartError",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "PromptError",
+    "PromptTooLongError",
+    "ToolCallError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolExecutionError",
+    "TranscriptError",
+    "WorkbenchError",
+    "WorkdirFullError",
+    "WorkdirPathError",
+]
 
 
 class WorkbenchError(Exception):
@@ -31,6 +72,10 @@ class ChatTemplateError(ModelError):
 
 class GenerationError(ModelError):
     """Generation failed while running."""
+
+
+class SettingsError(WorkbenchError):
+    """A sampling setting is out of its range (temperature, top p, max new tokens, penalty, seed)."""
 
 
 # --- prompts ------------------------------------------------------------------------------------
@@ -72,22 +117,7 @@ class ToolExecutionError(ToolError):
     """The tool raised, timed out or returned something unusable."""
 
 
-# --- kernels ------------------------------------------------------------------------------------
-class KernelError(WorkbenchError):
-    """Base of code-execution errors."""
+# --- kernels: defined in kernel/errors.py, re-exported above ------------------------------------------
 
-
-class KernelStartError(KernelError):
-    """A kernel could not be started (sandbox missing, ipykernel broken)."""
-
-
-class KernelDiedError(KernelError):
-    """The kernel died; its state is lost."""
-
-
-class KernelLimitError(KernelError):
-    """Too many kernels are running at once."""
-
-
-class WorkdirPathError(KernelError):
-    """A path points outside the session's work folder."""
+USER_ERRORS: tuple[type[Exception], ...] = (WorkbenchError, KernelError)
+"""Every error a user can hit: ``except USER_ERRORS as error: show(str(error))`` in pages and the CLI."""

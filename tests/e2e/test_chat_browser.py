@@ -7,48 +7,13 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.page_actions import STOP_BUTTON, send, set_sampling, wait_idle
 from tests.e2e.streamlit_server import CHAT_INPUT, open_app
 
 pytestmark = pytest.mark.browser
 
 ASSISTANT = "[data-testid='stChatMessageContent'][aria-label='Chat message from assistant']"
-STOP_BUTTON = "[data-testid='stChatInputStopButton']"
 STORY = "Write a very long story about a dragon who learns to bake bread, with many chapters."
-
-
-def set_sampling(page: Any, *, temperature: float | None = None, max_new_tokens: int | None = None) -> None:
-    """Change the sidebar's sampling controls the way a user does (keyboard on the slider, typing)."""
-    sidebar = page.locator("[data-testid='stSidebar']")
-    expander = sidebar.locator("[data-testid='stExpander']").filter(has_text="Sampling").locator("details")
-    if expander.get_attribute("open") is None:
-        sidebar.get_by_text("Sampling", exact=True).click()
-    if temperature == 0:
-        slider = sidebar.get_by_role("slider", name="Temperature")
-        slider.focus()
-        slider.press("Home")
-        sidebar.locator("[data-testid='stSliderThumbValue']").get_by_text("0.00").wait_for()
-    if max_new_tokens is not None:
-        box = sidebar.get_by_label("Max new tokens")
-        box.fill(str(max_new_tokens))
-        box.press("Enter")
-    wait_idle(page)
-
-
-def wait_idle(page: Any, timeout_s: float = 240) -> None:
-    """Wait until the script run has finished (no Stop button, the status widget gone)."""
-    time.sleep(0.5)  # let the rerun a widget change asked for begin
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        running = page.locator(STOP_BUTTON).count() or page.get_by_text("Running...").count()
-        if not running:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the app was still running after {timeout_s} s")
-
-
-def send(page: Any, text: str) -> None:
-    page.fill(CHAT_INPUT, text)
-    page.press(CHAT_INPUT, "Enter")
 
 
 def replies(page: Any) -> list[str]:
@@ -129,7 +94,7 @@ def test_two_browser_sessions_get_their_own_answers(streamlit_server, new_page):
 
     # Both at once: the second generation waits for the first (the shared model's lock).
     for country, page in pages.items():
-        page.fill(CHAT_INPUT, f"What is the capital of {country}?")
+        page.fill(CHAT_INPUT, f"Which city is the capital of {country}?")
     for page in pages.values():
         page.press(CHAT_INPUT, "Enter")
 
@@ -141,4 +106,4 @@ def test_two_browser_sessions_get_their_own_answers(streamlit_server, new_page):
         other = next(c for c in questions.values() if c != city)
         assert other not in answer[0]
         messages = page.locator("[data-testid='stChatMessageContent']").all_inner_texts()
-        assert messages[0] == f"What is the capital of {country}?"
+        assert messages[0] == f"Which city is the capital of {country}?"

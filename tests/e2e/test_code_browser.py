@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.page_actions import send, set_sampling
 from tests.e2e.streamlit_server import open_app
-from tests.e2e.test_chat_browser import send, set_sampling
 
 pytestmark = pytest.mark.browser
 
@@ -43,8 +43,7 @@ def wait_script_done(page: Any, timeout_s: float = TURN_S) -> None:
 def open_code_page(page: Any, url: str) -> None:
     """Open the app and go to the Code interpreter page through the sidebar, as a user does.
 
-    Opening ``/code`` directly would run pages/code.py without main.py's frame (Streamlit's legacy
-    pages/ folder discovery).
+    ``test_deep_links.py`` opens ``/code`` directly.
     """
     open_app(page, url)
     page.locator("[data-testid='stSidebarNav']").get_by_text("Code interpreter", exact=True).click()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.page_actions import send, set_sampling, wait_idle
 from tests.e2e.streamlit_server import open_app
-from tests.e2e.test_chat_browser import send, set_sampling, wait_idle
 
 pytestmark = pytest.mark.browser
 
 
 def test_a_required_call_appears_as_a_completed_status_block_with_its_result(page, streamlit_server):
-    # Through the sidebar link, as a user does: opening /tool directly runs pages/tool.py on its own
-    # (Streamlit's legacy pages/ folder discovery), without main.py's frame.
+    # Through the sidebar link, as a user does (test_deep_links.py opens /tool directly).
     open_app(page, streamlit_server)
     page.locator("[data-testid='stSidebarNav']").get_by_text("Tool", exact=True).click()
     page.get_by_role("heading", name="Tool").wait_for()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kernel import list_files, read_file, resolve_in_workdir, save_upload
-from workbench.errors import KernelError, WorkdirPathError
+from kernel.errors import KernelError, WorkdirPathError
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from kernel import KernelSession, list_files, read_file
+from kernel.errors import WorkdirPathError
 from kernel.folders import RUN_BYTES, RUN_INODES
 from tests.kernel.conftest import assert_usable, host_processes_with, is_running
-from workbench.errors import WorkdirPathError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from kernel import KernelPool, KernelSession
+from kernel.errors import KernelLimitError
 from tests.kernel.conftest import assert_usable
-from workbench.errors import KernelLimitError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 

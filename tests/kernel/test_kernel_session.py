@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from kernel import KernelSession, SandboxLimits, sandbox, sandbox_available
+from kernel.errors import KernelError, KernelStartError
 from tests.kernel.conftest import assert_usable, is_running
-from workbench.errors import KernelError, KernelStartError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 

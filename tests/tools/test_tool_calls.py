@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
@@ -114,8 +115,13 @@ async def later(x: int) -> int:
     return x + 1
 
 
+def raw_call(name: str, arguments: Any) -> ToolCall:
+    """A call with arguments of any type, as a model may send them."""
+    return ToolCall(name, arguments)
+
+
 @pytest.fixture(scope="module")
-def registry() -> ToolRegistry:
+def registry() -> Iterator[ToolRegistry]:
     reg = ToolRegistry(default_timeout=5)
     for func in (add, describe, fail, quit_process, slow, nothing, give, later):
         reg.add(func)
@@ -134,9 +140,9 @@ def registry() -> ToolRegistry:
                 "The tools you can call are: add, describe, fail",
             ],
         ),
-        (ToolCall("add", [1, 2]), "InvalidArgumentsError", ["must be a JSON object", "not array [1, 2]"]),
-        (ToolCall("add", 5), "InvalidArgumentsError", ['must be a JSON object, for example {"a": 1}']),
-        (ToolCall("add", '{"a": 1'), "InvalidArgumentsError", ["are not valid JSON", "Send a JSON object"]),
+        (raw_call("add", [1, 2]), "InvalidArgumentsError", ["must be a JSON object", "not array [1, 2]"]),
+        (raw_call("add", 5), "InvalidArgumentsError", ['must be a JSON object, for example {"a": 1}']),
+        (raw_call("add", '{"a": 1'), "InvalidArgumentsError", ["are not valid JSON", "Send a JSON object"]),
         (ToolCall("add", {}), "InvalidArgumentsError", ["missing required argument 'a'"]),
         (ToolCall("add", {"a": 1, "c": 2}), "InvalidArgumentsError", ["unexpected argument 'c'"]),
         (

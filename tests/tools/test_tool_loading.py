@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tools import ToolRegistry, default_registry
+from tools import ToolRegistry, ToolSpec, default_registry
 from workbench.conversation import ToolCall
+
+
+def spec_of(registry: ToolRegistry, name: str) -> ToolSpec:
+    """The registered tool ``name`` (the test fails if there is none)."""
+    spec = registry.get(name)
+    assert spec is not None, f"no tool {name!r}"
+    return spec
 
 GOOD = '''
 from typing import Literal
@@ -95,9 +102,9 @@ def test_good_file_registers_only_marked_functions(tmp_path):
     registry.load_path(tmp_path)
     assert registry.names() == ["shout", "whisper_it"]
     assert registry.errors == []
-    assert registry.get("shout").source == str(path)
+    assert spec_of(registry, "shout").source == str(path)
     assert registry.call(ToolCall("shout", {"text": "hi", "times": "2"})).content == "HI! HI! "
-    assert registry.get("whisper_it").parameters["properties"]["style"]["enum"] == ["soft", "softer"]
+    assert spec_of(registry, "whisper_it").parameters["properties"]["style"]["enum"] == ["soft", "softer"]
 
 
 def test_broken_files_are_reported_and_the_rest_still_loads(tmp_path):
@@ -180,7 +187,7 @@ def test_duplicate_names_across_files_keep_the_first(tmp_path):
     registry = ToolRegistry()
     registry.load_path(tmp_path)
     assert registry.names() == ["shout", "whisper_it"]
-    assert registry.get("shout").description == "Shout some text."
+    assert spec_of(registry, "shout").description == "Shout some text."
     assert [e.source for e in registry.errors] == [str(second), str(second)]
     message = registry.errors[0].message
     assert f"Two tools are named 'shout': one from {first} and one from {second}" in message
@@ -206,7 +213,7 @@ def test_duplicate_of_a_builtin_and_reexport_of_a_builtin(tmp_path):
     registry.load_path(tmp_path)
     assert len(registry.errors) == 1
     assert "Two tools are named 'current_time': one from builtin and one from" in registry.errors[0].message
-    assert registry.get("current_time").source == "builtin"
+    assert spec_of(registry, "current_time").source == "builtin"
 
 
 def test_reload_picks_up_new_changed_and_deleted_files(tmp_path):
@@ -262,7 +269,7 @@ def test_entry_points_modules_and_functions(fake_entry_points):
     registry = ToolRegistry()
     registry.load_entry_points()
     assert registry.names() == ["shout", "whisper_it", "plain"]
-    assert registry.get("shout").source == "entry point loud = wb_ep_tools"
+    assert spec_of(registry, "shout").source == "entry point loud = wb_ep_tools"
     assert registry.call(ToolCall("plain", {"n": 7})).content == "49"
     messages = {e.source: e.message for e in registry.errors}
     assert "No module named 'wb_ep_not_installed'" in messages["entry point gone = wb_ep_not_installed"]
@@ -310,7 +317,7 @@ def test_the_documented_examples_load(tmp_path):
     registry.load_path(tmp_path)
     assert registry.errors == []
     assert registry.names() == ["convert_temperature", "search"]
-    assert registry.get("search").source == str(tmp_path / "temperature.py")
+    assert spec_of(registry, "search").source == str(tmp_path / "temperature.py")
     result = registry.call(ToolCall("convert_temperature", {"value": "212", "to": "Celsius"}))
     assert result.content == "100.0"
     assert registry.call(ToolCall("search", {"query": "x", "limit": 2})).content == '["x", "x"]'

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import pytest
 
 from tools import ToolRegistry, tool, tool_from_schema
-from tools.registry import spec_from_function
+from tools.spec import spec_from_function
 from workbench.conversation import ToolCall
 from workbench.errors import DuplicateToolError, ToolDefinitionError
 
@@ -121,7 +121,7 @@ def _undescribed_arg(x: int, y: int) -> int:
     return x + y
 
 
-def _missing_hint(x, y: int) -> int:  # type: ignore[no-untyped-def]
+def _missing_hint(x, y: int) -> int:  # type: ignore[no-untyped-def,unused-ignore]
     """Add.
 
     Args:
@@ -228,7 +228,7 @@ HAND_WRITTEN = {
 }
 
 
-def _lookup(word, limit=3):  # type: ignore[no-untyped-def]
+def _lookup(word, limit=3):  # type: ignore[no-untyped-def,unused-ignore]
     return {"word": word, "limit": limit}
 
 

@@ -24,6 +24,9 @@ class Dialect(ABC):
     tool_call_open: str | None = None
     #: Text that closes one JSON tool call.
     tool_call_close: str = ""
+    #: What a reply that is a code-interpreter turn starts with, before its python fence (ChatGLM3
+    #: writes a metadata line ``interpreter`` after its assistant token; other formats nothing).
+    code_turn_header: str = ""
 
     @abstractmethod
     def render(

@@ -2,7 +2,7 @@
 
 A dialect turns the model's text into an assistant :class:`~workbench.conversation.Message` whose
 ``tool_calls`` hold the calls it could read. A call it could not read (bad JSON, no name, arguments
-that are not an object) is kept as an :class:`InvalidCall` in the message's metadata, so the tool loop
+that are not an object) is kept as an :class:`InvalidCall` in the message's ``invalid_calls``, so the tool loop
 can answer it with an error observation the model sees, instead of dropping it or crashing.
 """
 
@@ -11,13 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from workbench.conversation import Message, Role, ToolCall
-
-INVALID_CALLS_KEY = "invalid_tool_calls"
-"""Metadata key of an assistant message: the calls it made that could not be read."""
+from workbench.conversation import InvalidCall, Message, Role, ToolCall
 
 CALL_OPEN_TAG = "<tool_call>"
 CALL_CLOSE_TAG = "</tool_call>"
@@ -25,41 +21,26 @@ _NAME_IN_TEXT = re.compile(r'"name"\s*:\s*"([^"\\]{1,64})"')
 _CALL_SHAPE = '{"name": <tool name>, "arguments": {<parameter>: <value>, ...}}'
 
 
-@dataclass
-class InvalidCall:
-    """A call the model wrote that could not be read.
-
-    Attributes:
-        text: What the model wrote for the call.
-        error: What is wrong, addressed to the model (it has to fix its next call).
-        name: The tool's name where it could still be made out, else None.
-    """
-
-    text: str
-    error: str
-    name: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form kept in message metadata."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InvalidCall:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(str(data.get("text", "")), str(data.get("error", "")), data.get("name"))
-
-
 def invalid_calls(message: Message) -> list[InvalidCall]:
     """Return the unreadable calls recorded on an assistant message."""
-    return [InvalidCall.from_dict(item) for item in message.metadata.get(INVALID_CALLS_KEY) or []]
+    return list(message.invalid_calls)
 
 
 def assistant_message(content: str, calls: list[ToolCall], invalid: list[InvalidCall]) -> Message:
-    """Build an assistant message, recording unreadable calls in its metadata."""
-    message = Message(Role.ASSISTANT, content.strip(), tool_calls=list(calls))
-    if invalid:
-        message.metadata[INVALID_CALLS_KEY] = [item.to_dict() for item in invalid]
-    return message
+    """Build an assistant message, recording unreadable calls in :attr:`Message.invalid_calls`."""
+    return Message(Role.ASSISTANT, content.strip(), tool_calls=list(calls), invalid_calls=list(invalid))
+
+
+__all__ = [
+    "CALL_CLOSE_TAG",
+    "CALL_OPEN_TAG",
+    "InvalidCall",
+    "assistant_message",
+    "call_from_data",
+    "call_from_json",
+    "invalid_calls",
+    "split_tagged_calls",
+]
 
 
 def call_from_json(text: str) -> ToolCall | InvalidCall:

@@ -68,9 +68,12 @@ class ChatTemplateDialect(Dialect):
                 item["role"] = "tool"
                 if message.name:
                     item["name"] = message.name
+                if message.tool_call_id:
+                    item["tool_call_id"] = message.tool_call_id
             if message.tool_calls:
                 item["tool_calls"] = [
-                    {"type": "function", "function": call.to_dict()} for call in message.tool_calls
+                    {"id": call.id, "type": "function", "function": call.to_dict()}
+                    for call in message.tool_calls
                 ]
             unreadable = invalid_calls(message)
             if unreadable:

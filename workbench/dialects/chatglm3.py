@@ -16,7 +16,7 @@ writes the metadata line itself (see PROMPT_en.md in THUDM/ChatGLM3)::
 A call's arguments are read with :mod:`ast` as literals only; nothing the model writes is evaluated.
 The tool's name stays on the assistant message (``tool_calls`` and ``metadata["tool"]``), so every
 call in the history renders again with its name. A code-interpreter turn is an assistant message with
-``metadata["interpreter"]``; its observation is wrapped in a ```` ```result ```` block.
+``interpreter`` set; its observation is wrapped in a ```` ```result ```` block.
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ import json
 import re
 from typing import Any
 
-from workbench.conversation import Message, Role, ToolCall
+from workbench.conversation import INTERPRETER, Message, Role, ToolCall
 from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import InvalidCall, assistant_message, invalid_calls
 
 TOOL_PROMPT = "Answer the following questions as best as you can. You have access to the following tools:"
-INTERPRETER = "interpreter"
 ASSISTANT_TOKEN = "<|assistant|>"
 _FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CALL_SHAPE = 'tool_call(name="value", count=3)'
@@ -100,6 +99,7 @@ class ChatGLM3Dialect(Dialect):
 
     name = "chatglm3"
     stop_strings = ("<|user|>", "<|observation|>")
+    code_turn_header = f"{INTERPRETER}\n"
 
     def __init__(self, tokenizer: Any = None) -> None:
         self.tokenizer = tokenizer
@@ -141,8 +141,8 @@ class ChatGLM3Dialect(Dialect):
         if message.role is not Role.ASSISTANT:
             return [f"<|{message.role.value}|>\n{message.content}"]
         parts = [f"{ASSISTANT_TOKEN}\n{message.content}"] if message.content else []
-        if message.metadata.get(INTERPRETER):
-            code = message.metadata.get("code")
+        if message.interpreter:
+            code = message.code
             block = f"```python\n{code}\n```" if isinstance(code, str) else message.content
             if not isinstance(code, str):
                 parts = []
@@ -157,7 +157,7 @@ class ChatGLM3Dialect(Dialect):
         """Read the reply: plain text, tool calls (``<|assistant|>NAME`` segments) or interpreter code.
 
         A code-interpreter reply becomes a message whose text is the prose before the code, with
-        ``metadata["interpreter"]`` set and the code in ``metadata["code"]``.
+        ``interpreter`` set and the code in ``code``.
         """
         text = strip_stop_strings(text, self.stop_strings)
         content: list[str] = []
@@ -177,7 +177,7 @@ class ChatGLM3Dialect(Dialect):
                 content.append((body if not metadata else segment).strip())
         message = assistant_message("\n\n".join(part for part in content if part), calls, invalid)
         if code:
-            message.metadata.update({INTERPRETER: True, "code": "\n".join(code)})
+            message.interpreter, message.code = True, "\n".join(code)
         names = [call.name for call in calls] + [call.name for call in invalid if call.name]
         if names:
             message.metadata["tool"] = names[0]

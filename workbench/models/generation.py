@@ -6,6 +6,7 @@ so the mode loops never depend on how the text is produced.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import GenerationError
+from workbench.errors import GenerationError, SettingsError
 
 if TYPE_CHECKING:
     from workbench.conversation import Message
@@ -47,6 +48,24 @@ class SamplingSettings:
     repetition_penalty: float = 1.0
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        """Check every value: the one place settings from the CLI, the pages, the API and the server meet.
+
+        Raises:
+            SettingsError: Naming the setting, the value and the allowed range.
+        """
+        _check_number("temperature", self.temperature, "between 0 (greedy) and 2", lambda v: 0 <= v <= 2)
+        _check_number("top_p", self.top_p, "above 0 and at most 1", lambda v: 0 < v <= 1)
+        _check_number(
+            "repetition_penalty", self.repetition_penalty, "above 0 (1.0 means none)", lambda v: v > 0
+        )
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise SettingsError(f"max_new_tokens must be a whole number, not {self.max_new_tokens!r}.")
+        if self.max_new_tokens < 1:
+            raise SettingsError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise SettingsError(f"seed must be a whole number (or unset), not {self.seed!r}.")
+
     def with_(self, **changes: Any) -> SamplingSettings:
         """Return a copy with some fields changed (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -54,6 +73,14 @@ class SamplingSettings:
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a plain dict."""
         return asdict(self)
+
+
+def _check_number(name: str, value: Any, allowed: str, ok: Callable[[float], bool]) -> None:
+    """Raise a :class:`SettingsError` unless ``value`` is a finite number that ``ok`` accepts."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number {allowed}, not {value!r}.")
+    if not ok(float(value)):
+        raise SettingsError(f"{name} must be {allowed}, not {value!r}.")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 from workbench.dialects.jinja_template import JinjaChatTemplate
 from workbench.dialects.template import ChatTemplateSource
-from workbench.errors import ModelLoadError
+from workbench.errors import ModelLoadError, SettingsError
 from workbench.models.backend import Capabilities, ModelInfo, PreparedPrompt, SerialBackend
 from workbench.models.generation import (
     FinishReason,
@@ -142,7 +142,7 @@ class LlamaCppBackend(SerialBackend):
             context_length=int(llm.n_ctx()),
             load_seconds=round(time.perf_counter() - started, 2),
             architecture=gguf.architecture,
-            quantization=f"GGUF {gguf.file_type}",
+            quantization="GGUF",
             threads=threads,
         )
         return cls(spec, llm, gguf, info)
@@ -166,9 +166,12 @@ class LlamaCppBackend(SerialBackend):
             # SmolLM2's model card suggests a low temperature; a mild penalty stops loops.
             return SamplingSettings(temperature=0.2, top_p=0.9, max_new_tokens=512, repetition_penalty=1.1)
         meta = self.gguf.metadata
-        return SamplingSettings().with_(
-            temperature=meta.get("general.sampling.temp"), top_p=meta.get("general.sampling.top_p")
-        )
+        try:
+            return SamplingSettings().with_(
+                temperature=meta.get("general.sampling.temp"), top_p=meta.get("general.sampling.top_p")
+            )
+        except SettingsError:  # values out of range in the file: our defaults are safer than a crash
+            return SamplingSettings()
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         """Tokenize the prompt and size the reply.

@@ -14,6 +14,7 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextStreamer
 
 from workbench.dialects.template import ChatTemplateSource
+from workbench.errors import SettingsError
 from workbench.models.backend import Capabilities, ModelInfo, PreparedPrompt, SerialBackend
 from workbench.models.constrained import JsonGrammar
 from workbench.models.devices import resolve_device, resolve_dtype
@@ -110,11 +111,14 @@ class TransformersBackend(SerialBackend):
         base = SamplingSettings()
         if config is None:
             return base
-        return base.with_(
-            temperature=getattr(config, "temperature", None) if getattr(config, "do_sample", False) else None,
-            top_p=getattr(config, "top_p", None),
-            repetition_penalty=getattr(config, "repetition_penalty", None),
-        )
+        try:
+            return base.with_(
+                temperature=getattr(config, "temperature", None) if getattr(config, "do_sample", False) else None,
+                top_p=getattr(config, "top_p", None),
+                repetition_penalty=getattr(config, "repetition_penalty", None),
+            )
+        except SettingsError:  # a generation_config out of range: our defaults are safer than a crash
+            return base
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         """Tokenize the prompt and size the reply.

@@ -1,7 +1,10 @@
 """The chat loop: one conversation with a system prompt, streaming, stop, regenerate and clear.
 
 A :class:`ChatSession` belongs to one page of one browser session (or one CLI run). Sending a message
-returns a :class:`Turn`, an iterator of text chunks. Whatever ends the turn (the model's end, Stop,
+returns a :class:`Turn`, an iterator of the same :mod:`events <workbench.modes.events>` the tool and
+code loops yield (:class:`TextDelta` chunks, then :class:`MessageDone` with the recorded reply);
+:meth:`Turn.text` gives the text chunks alone, for ``st.write_stream`` and the CLI. The history lives
+in a :class:`~workbench.history.Conversation` (mode chat) and changes only through it. Whatever ends the turn (the model's end, Stop,
 a closed browser tab, an exception in the consumer) the reply generated so far is added to the
 history when the turn is closed, and the generation itself is halted.
 """
@@ -14,11 +17,13 @@ from collections.abc import Iterator
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
 from workbench.errors import EmptyPromptError, WorkbenchError
+from workbench.history import Conversation, Mode
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
+from workbench.modes.events import Event, MessageDone, TextDelta
 
 
 class Turn:
-    """One assistant reply being generated; iterate to get its text as it is written.
+    """One assistant reply being generated; iterate to get its events, or :meth:`text` for its text.
 
     Closing the turn (explicitly, or by leaving a ``with`` block) stops the generation and records the
     reply (possibly partial) in the session's history exactly once.
@@ -31,11 +36,27 @@ class Turn:
         # A stopped Streamlit script and the next run may both close the turn: record it once.
         self._close_lock = threading.Lock()
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Event]:
         try:
-            yield from self.stream
+            for chunk in self.stream:
+                yield TextDelta(chunk)
+            message = self.close()
+            if self.recorded:
+                yield MessageDone(message)
         finally:
             self.close()
+
+    def text(self) -> Iterator[str]:
+        """The reply's text chunks as they are written (the events without the bookkeeping)."""
+        for event in self:
+            if isinstance(event, TextDelta):
+                yield event.text
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the closed turn's reply joined the history (an empty stopped reply does not)."""
+        message = self.message
+        return message is not None and (bool(message.content) or not message.stopped)
 
     def __enter__(self) -> Turn:
         return self
@@ -63,11 +84,10 @@ class Turn:
         self.stream.halt()
         message = self.session.model.dialect.parse(self.stream.text)
         stats = self.stream.stats
-        message.metadata["stats"] = stats.to_dict()
-        if stats.finish_reason == "cancelled":
-            message.metadata["stopped"] = True
+        message.stats = stats.to_dict()
+        message.stopped = stats.finish_reason == "cancelled"
         if self.stream.error is not None:
-            message.metadata["error"] = str(self.stream.error)
+            message.failure = str(self.stream.error)
         self.message = message
         self.session._finish(self)
         return message
@@ -80,17 +100,26 @@ class ChatSession:
         model: The shared model.
         system_prompt: Sent first, as the system message, when not empty.
         settings: Sampling settings for the next turns.
-        messages: The user and assistant messages so far (the system prompt is kept apart).
+        history: The conversation (mode chat): user and assistant messages, the system prompt kept apart.
     """
 
     def __init__(
-        self, model: ChatModel, system_prompt: str = "", settings: SamplingSettings | None = None
+        self,
+        model: ChatModel,
+        system_prompt: str = "",
+        settings: SamplingSettings | None = None,
+        history: Conversation | None = None,
     ) -> None:
         self.model = model
         self.system_prompt = system_prompt
         self.settings = settings or model.default_settings()
-        self.messages: list[Message] = []
+        self.history = history or Conversation(Mode.CHAT)
         self.active: Turn | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the history's messages (change them through :attr:`history`)."""
+        return self.history.snapshot()
 
     @property
     def busy(self) -> bool:
@@ -113,11 +142,12 @@ class ChatSession:
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
         self.stop()
-        self.messages.append(Message(Role.USER, text))
+        asked = Message(Role.USER, text)
+        self.history.append(asked)
         try:
             return self._start()
         except WorkbenchError:
-            self.messages.pop()
+            self.history.remove_if_last(asked)
             raise
 
     def regenerate(self) -> Turn:
@@ -127,9 +157,10 @@ class ChatSession:
             WorkbenchError: If there is no user message to answer yet.
         """
         self.stop()
-        while self.messages and self.messages[-1].role is not Role.USER:
-            self.messages.pop()
-        if not self.messages:
+        messages = self.history.snapshot()
+        keep = next((i + 1 for i in range(len(messages) - 1, -1, -1) if messages[i].role is Role.USER), 0)
+        self.history.truncate(keep)
+        if not keep:
             raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
         return self._start()
 
@@ -141,7 +172,7 @@ class ChatSession:
     def clear(self) -> None:
         """Stop any reply and empty the history (the system prompt and settings stay)."""
         self.stop()
-        self.messages.clear()
+        self.history.clear()
 
     def _start(self) -> Turn:
         stream = self.model.stream(self.conversation(), self.settings)
@@ -149,7 +180,7 @@ class ChatSession:
         return self.active
 
     def _finish(self, turn: Turn) -> None:
-        if turn.message is not None and (turn.message.content or not turn.message.metadata.get("stopped")):
-            self.messages.append(turn.message)
+        if turn.message is not None and turn.recorded:
+            self.history.append(turn.message)
         if self.active is turn:
             self.active = None

@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Iterator
 
-from kernel import KernelPool
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
-from workbench.errors import EmptyPromptError, KernelError, WorkbenchError
+from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError
+from workbench.history import Conversation, Mode
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.code_format import (
     CODE_FENCE,
@@ -38,7 +38,14 @@ from workbench.modes.code_format import (
     split_code,
     worked_example,
 )
-from workbench.modes.code_runs import BackgroundRun, CodeKernel, CodeRun, CodeRunning, CodeSettings
+from workbench.modes.code_runs import (
+    BackgroundRun,
+    CodeKernel,
+    CodeRun,
+    CodeRunning,
+    CodeSettings,
+    KernelProvider,
+)
 from workbench.modes.code_workspace import Workspace, create_pool
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
@@ -105,7 +112,8 @@ class CodeSession(Workspace):
         code_settings: Loop settings (rounds, time-out, forcing code).
 
     Attributes:
-        messages: The user, assistant and observation messages (no system prompt).
+        history: The conversation (mode code): user, assistant and observation messages (no system
+            prompt); each interpreter observation carries its run's full outputs.
         active: The turn being answered, if any.
 
     Raises:
@@ -117,18 +125,24 @@ class CodeSession(Workspace):
         model: ChatModel,
         kernel: CodeKernel | None = None,
         *,
-        pool: KernelPool | None = None,
+        pool: KernelProvider | None = None,
         session_id: str = "default",
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         settings: SamplingSettings | None = None,
         code_settings: CodeSettings | None = None,
+        history: Conversation | None = None,
     ) -> None:
         super().__init__(kernel, pool=pool, session_id=session_id, code_settings=code_settings)
         self.model = model
         self.system_prompt = system_prompt
         self.settings = settings or model.default_settings()
-        self.messages: list[Message] = []
+        self.history = history or Conversation(Mode.CODE)
         self.active: CodeTurn | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the history's messages (change them through :attr:`history`)."""
+        return self.history.snapshot()
 
     def close(self) -> None:
         """Stop any turn and give the kernel back to the pool (a given kernel is left running)."""
@@ -165,7 +179,7 @@ class CodeSession(Workspace):
             )
         if self._kernel is not None:
             _ = self.kernel  # notices a kernel the pool replaced, before the model is told of the files
-        self.messages.append(Message(Role.USER, text))
+        self.history.append(Message(Role.USER, text))
         self.active = CodeTurn(self)
         return self.active
 
@@ -177,7 +191,7 @@ class CodeSession(Workspace):
     def clear(self) -> None:
         """Stop any turn and empty the conversation (the kernel, its state and the cells stay)."""
         self.stop()
-        self.messages.clear()
+        self.history.clear()
 
     # --- internals ----------------------------------------------------------------------------
     def _run_recorded(self, run: BackgroundRun, record: CodeRun) -> None:
@@ -185,12 +199,10 @@ class CodeSession(Workspace):
         if run.source != "model":
             return
         if record.execution is not None:
-            run.observation = observation_message(
-                record.execution, record.number, self.code.observation_chars
-            )
+            run.observation = observation_message(record.execution, self.code.observation_chars)
         else:
             run.observation = not_run_message(record.error)
-        self.messages.append(run.observation)
+        self.history.append(run.observation)
 
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():
@@ -201,7 +213,7 @@ class CodeSession(Workspace):
                 message = yield from self._generate(turn, forced)
                 forced = False
                 code = split_code(message)[1]
-                if code is None or turn.stopped or "error" in message.metadata:
+                if code is None or turn.stopped or message.failure is not None:
                     return
                 if runs >= self.code.max_rounds:
                     yield from self._refuse(
@@ -213,7 +225,7 @@ class CodeSession(Workspace):
                 runs += 1
                 try:
                     run = self.start_run(code, "model")
-                except WorkbenchError as exc:
+                except USER_ERRORS as exc:
                     yield from self._refuse(str(exc), f"The code could not run: {exc}", "error")
                     return
                 yield from self._wait_for(turn, run)
@@ -222,7 +234,7 @@ class CodeSession(Workspace):
 
     def _refuse(self, reason: str, notice: str, level: str = "warning") -> Generator[CodeEvent, None, None]:
         observation = not_run_message(reason)
-        self.messages.append(observation)
+        self.history.append(observation)
         yield MessageDone(observation)
         yield Notice(notice, level)
 
@@ -270,13 +282,13 @@ class CodeSession(Workspace):
 
     def _record_reply(self, text: str, stream: GenerationStream, stopped: bool) -> Message:
         message = mark_code_turn(self.model.dialect.parse(text))
-        message.metadata["stats"] = stream.stats.to_dict()
+        message.stats = stream.stats.to_dict()
         if stream.error is not None:
-            message.metadata["error"] = str(stream.error)
+            message.failure = str(stream.error)
         elif stopped:
-            message.metadata["stopped"] = True
+            message.stopped = True
         if message.content or split_code(message)[1] is not None or not stopped:
-            self.messages.append(message)
+            self.history.append(message)
         return message
 
     def _finish(self, turn: CodeTurn) -> None:

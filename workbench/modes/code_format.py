@@ -1,16 +1,18 @@
 """How code turns are written and read: the system prompt, fenced python blocks, observations.
 
-A code turn is an assistant message with ``metadata["interpreter"]``. Two shapes exist, one per
+A code turn is an assistant message with ``interpreter`` set. Two shapes exist, one per
 dialect family, and :func:`split_code` reads both:
 
 - ChatGLM3 (its dialect parses ``<|assistant|>interpreter``): the prose in ``content`` and the code
-  in ``metadata["code"]``; the dialect renders the fenced block and wraps the observation in a
+  in ``code``; the dialect renders the fenced block and wraps the observation in a
   ```` ```result ```` block.
 - Every other model: the fenced ```` ```python ```` block stays in ``content``, as the model wrote
   it, so the chat template shows the model its own code; nothing after the block is kept.
 
 The observation is ``Message(role=OBSERVATION, name="interpreter")`` holding the run's text for
-the model (:meth:`kernel.Execution.for_model`) and its images.
+the model (:meth:`kernel.Execution.for_model`), its images, and in ``execution`` everything the page
+shows of the run (:class:`~workbench.execution_record.ExecutionRecord`), so a saved conversation can
+be drawn again from its messages alone.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import re
 from dataclasses import dataclass
 
 from kernel import Execution
-from workbench.conversation import Message, Role
+from workbench.conversation import INTERPRETER, Message, Role
 from workbench.dialects import Dialect
-
-INTERPRETER = "interpreter"
+from workbench.execution_record import ExecutionRecord, OutputRecord
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant with a Python interpreter (a Jupyter kernel with numpy, pandas and "
@@ -75,8 +76,7 @@ def complete_block_end(text: str) -> int | None:
 
 def code_prefix(dialect: Dialect) -> str:
     """The text that forces a reply to open a python block, in the dialect's own format."""
-    # ChatGLM3 writes a metadata line after <|assistant|>; its interpreter turns start "interpreter\n".
-    return f"{INTERPRETER}\n{CODE_FENCE}" if dialect.name == "chatglm3" else CODE_FENCE
+    return dialect.code_turn_header + CODE_FENCE
 
 
 def mark_code_turn(message: Message) -> Message:
@@ -86,7 +86,7 @@ def mark_code_turn(message: Message) -> Message:
     python block is found in the content, anything after it is dropped (the model's guesses at the
     output), and an unclosed block is closed. A block with no code in it is removed.
     """
-    if message.metadata.get(INTERPRETER):
+    if message.interpreter:
         return message
     block = find_code_block(message.content)
     if block is None:
@@ -95,37 +95,58 @@ def mark_code_turn(message: Message) -> Message:
         message.content = (message.content[: block.start] + message.content[block.end :]).strip()
         return message
     message.content = message.content[: block.end] + ("" if block.closed else "\n" + _CLOSE)
-    message.metadata[INTERPRETER] = True
+    message.interpreter = True
     return message
 
 
 def split_code(message: Message) -> tuple[str, str | None]:
     """The prose and the code of an assistant message; the code is None for a plain answer."""
-    if not message.metadata.get(INTERPRETER):
+    if not message.interpreter:
         return message.content, None
-    code = message.metadata.get("code")
-    if isinstance(code, str):
-        return message.content, code
+    if message.code is not None:
+        return message.content, message.code
     block = find_code_block(message.content)
     if block is None:
         return message.content, None
     return message.content[: block.start].strip(), block.code
 
 
-def observation_message(execution: Execution, run_index: int, max_chars: int) -> Message:
-    """The interpreter's observation of one run, for the model (text capped, images attached)."""
-    metadata: dict[str, object] = {"run": run_index}
-    if execution.timed_out:
-        metadata["timed_out"] = True
-    if execution.restarted:
-        metadata["restarted"] = True
+def execution_record(execution: Execution) -> ExecutionRecord:
+    """Copy what a page shows of a kernel run into the transcript's own type."""
+    outputs = []
+    for output in execution.outputs:
+        html = output.data.get("text/html")
+        outputs.append(
+            OutputRecord(
+                kind=output.kind,
+                name=output.name,
+                text=output.text,
+                html=html if isinstance(html, str) else None,
+                png=output.image,
+            )
+        )
+    error = execution.error
+    return ExecutionRecord(
+        outputs=outputs,
+        error_name=error.name if error is not None else None,
+        error_value=error.value if error is not None else "",
+        timed_out=execution.timed_out,
+        restarted=execution.restarted,
+        note=execution.note,
+        duration=execution.duration,
+        execution_count=execution.execution_count,
+    )
+
+
+def observation_message(execution: Execution, max_chars: int) -> Message:
+    """The interpreter's observation of one run: text for the model (capped), images, the full record."""
     return Message(
         Role.OBSERVATION,
         execution.for_model(max_chars=max_chars),
         name=INTERPRETER,
         images=list(execution.images),
         error=bool(execution.error or execution.timed_out),
-        metadata=metadata,
+        execution=execution_record(execution),
     )
 
 
@@ -140,7 +161,7 @@ def worked_example() -> list[Message]:
     """A short solved exchange shown before the conversation: small models copy its shape."""
     return [
         Message(Role.USER, "What is 3**4?"),
-        Message(Role.ASSISTANT, f"{CODE_FENCE}print(3**4)\n{_CLOSE}", metadata={INTERPRETER: True}),
+        Message(Role.ASSISTANT, f"{CODE_FENCE}print(3**4)\n{_CLOSE}", interpreter=True),
         Message(Role.OBSERVATION, "81", name=INTERPRETER),
         Message(Role.ASSISTANT, "3**4 is 81."),
     ]

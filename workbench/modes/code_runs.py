@@ -15,7 +15,9 @@ from typing import Literal, Protocol
 
 from kernel import Execution
 from workbench.conversation import Message
-from workbench.errors import KernelError, WorkbenchError
+from workbench.errors import USER_ERRORS, KernelError
+from workbench.execution_record import ExecutionRecord
+from workbench.modes.code_format import execution_record
 
 RunSource = Literal["model", "user"]
 
@@ -38,6 +40,18 @@ class CodeKernel(Protocol):
 
     def restart(self) -> None:
         """Restart the kernel (state lost)."""
+        ...
+
+
+class KernelProvider(Protocol):
+    """Where a session's kernel comes from (:class:`kernel.KernelPool` provides it): one per session id."""
+
+    def get(self, session_id: str) -> CodeKernel:
+        """Return the session's kernel, starting one if needed."""
+        ...
+
+    def release(self, session_id: str) -> None:
+        """Shut the session's kernel down."""
         ...
 
 
@@ -72,6 +86,10 @@ class CodeRun:
     execution: Execution | None = None
     error: str = ""
 
+    def outputs(self) -> ExecutionRecord | None:
+        """What the run showed, in the transcript's own type (for saving a user's cell); None if it never ran."""
+        return None if self.execution is None else execution_record(self.execution)
+
 
 @dataclass
 class BackgroundRun:
@@ -102,7 +120,7 @@ class BackgroundRun:
         error = ""
         try:
             execution = self.kernel.execute(self.code, timeout=timeout)
-        except WorkbenchError as exc:
+        except USER_ERRORS as exc:
             error = str(exc)
         except Exception as exc:  # a bug in a kernel layer must not leave the session busy forever
             error = f"Running the code failed unexpectedly ({exc!r}). Restart the kernel and try again."

@@ -14,18 +14,26 @@ import time
 import weakref
 from pathlib import Path
 
-from kernel import Execution, FileInfo, KernelPool, list_files, read_file, sandbox_available, save_upload
+from kernel import (
+    STATE_LOST,
+    Execution,
+    FileInfo,
+    KernelPool,
+    list_files,
+    read_file,
+    sandbox_available,
+    save_upload,
+)
 from workbench.errors import EmptyPromptError, KernelError
 from workbench.modes.code_runs import (
     BackgroundRun,
     CodeKernel,
     CodeRun,
     CodeSettings,
+    KernelProvider,
     KernelStatus,
     RunSource,
 )
-
-STATE_LOST = "variables and imports from earlier code are gone; files in the work folder were kept"
 
 
 class Workspace:
@@ -49,7 +57,7 @@ class Workspace:
         self,
         kernel: CodeKernel | None = None,
         *,
-        pool: KernelPool | None = None,
+        pool: KernelProvider | None = None,
         session_id: str = "default",
         code_settings: CodeSettings | None = None,
     ) -> None:

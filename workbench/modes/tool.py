@@ -34,8 +34,8 @@ from workbench.conversation import Message, Role, ToolCall
 from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
+from workbench.history import Conversation, Mode
 from workbench.models.generation import GenerationStream, SamplingSettings
-from workbench.models.spec import EMBEDDED
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
 MALFORMED_CALL = "MalformedCallError"
@@ -71,9 +71,8 @@ class ToolOptions:
 
 
 def default_tool_choice(model: ChatModel) -> ToolChoice:
-    """``required`` for the embedded SmolLM2-135M, which never opens a call on its own; else ``auto``."""
-    spec = getattr(model.backend, "spec", None)
-    return ToolChoice.REQUIRED if spec is not None and spec.source == EMBEDDED else ToolChoice.AUTO
+    """``required`` for models that never open a call on their own (the embedded SmolLM2-135M); else ``auto``."""
+    return ToolChoice.AUTO if model.capabilities.opens_tool_calls else ToolChoice.REQUIRED
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,7 +140,7 @@ class ToolSession:
         settings: Sampling settings.
         options: tool_choice, max rounds, time limit, result size.
         enabled: Names of the tools switched on here; None means every tool of the registry.
-        messages: The conversation so far: user, assistant (with calls) and observation messages.
+        history: The conversation (mode tool): user, assistant (with calls) and observation messages.
     """
 
     def __init__(
@@ -152,6 +151,7 @@ class ToolSession:
         system_prompt: str = "",
         settings: SamplingSettings | None = None,
         options: ToolOptions | None = None,
+        history: Conversation | None = None,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -159,7 +159,7 @@ class ToolSession:
         self.settings = settings or model.default_settings()
         self.options = options or ToolOptions()
         self.enabled: set[str] | None = None
-        self.messages: list[Message] = []
+        self.history = history or Conversation(Mode.TOOL)
         self._stream: GenerationStream | None = None
         self._events: Generator[Event, None, None] | None = None
         self._stop = threading.Event()
@@ -186,6 +186,11 @@ class ToolSession:
         """Whether a user message is being answered."""
         return self._busy
 
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the history's messages (change them through :attr:`history`)."""
+        return self.history.snapshot()
+
     def conversation(self) -> list[Message]:
         """The messages as sent to the model: the system prompt, then the history."""
         head = [Message(Role.SYSTEM, self.system_prompt)] if self.system_prompt.strip() else []
@@ -200,9 +205,10 @@ class ToolSession:
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
         self.stop()
-        self.messages.append(Message(Role.USER, text))
+        asked = Message(Role.USER, text)
+        self.history.append(asked)
         self._stop.clear()
-        self._events = self._turn()
+        self._events = self._turn(asked)
         return self._events
 
     def stop(self) -> None:
@@ -220,12 +226,11 @@ class ToolSession:
     def clear(self) -> None:
         """Stop any answer and empty the history (system prompt, tools and settings stay)."""
         self.stop()
-        self.messages.clear()
+        self.history.clear()
 
     # --- the loop -------------------------------------------------------------------------------
-    def _turn(self) -> Generator[Event, None, None]:
+    def _turn(self, asked: Message) -> Generator[Event, None, None]:
         self._busy = True
-        asked = self.messages[-1]
         try:
             choice = self.options.tool_choice
             tools = self.tool_schemas() if choice is not ToolChoice.NONE else []
@@ -247,12 +252,12 @@ class ToolSession:
                 try:
                     reply = yield from self._reply(tools, force=force and number == 1)
                 except WorkbenchError:
-                    if number == 1 and self.messages and self.messages[-1] is asked:
-                        self.messages.pop()  # nothing was answered: take the message back, as chat does
+                    if number == 1:  # nothing was answered: take the message back, as chat does
+                        self.history.remove_if_last(asked)
                     raise
                 if reply is None:  # stopped
                     return
-                self.messages.append(reply)
+                self.history.append(reply)
                 yield MessageDone(reply)
                 pending: list[ToolCall | InvalidCall] = [*reply.tool_calls, *invalid_calls(reply)]
                 if not pending:
@@ -261,7 +266,7 @@ class ToolSession:
                     if self._stop.is_set():
                         return
                     observation = self._observe(call)
-                    self.messages.append(observation)
+                    self.history.append(observation)
                     yield MessageDone(observation)
             yield Notice(
                 f"Stopped after {rounds} rounds: the model kept calling tools without giving an answer. "
@@ -330,7 +335,7 @@ class ToolSession:
             message = dialect.parse(text)
         else:  # tools are off: whatever looks like a call is just text
             message = Message(Role.ASSISTANT, strip_stop_strings(text, dialect.stop_strings).strip())
-        message.metadata["stats"] = stream.stats.to_dict()
+        message.stats = stream.stats.to_dict()
         if stream.stats.finish_reason == "length" and invalid_calls(message):
             message.metadata["note"] = "The call was cut off by the max new tokens limit."
         return message
@@ -343,15 +348,14 @@ class ToolSession:
         text = strip_stop_strings(text, self.model.dialect.stop_strings).strip()
         if not text:
             return None
-        return Message(Role.ASSISTANT, text, metadata={"stopped": True, "stats": stream.stats.to_dict()})
+        return Message(Role.ASSISTANT, text, stopped=True, stats=stream.stats.to_dict())
 
     def _keep_partial(self, stream: GenerationStream) -> None:
         stream.halt()
         self._stream = None
         message = self._stopped_message(stream.text, stream)
         if message is not None:
-            message.metadata["stopped"] = True
-            self.messages.append(message)
+            self.history.append(message)
 
     def _observe(self, call: ToolCall | InvalidCall) -> Message:
         """Run one call and return its observation message (never raises)."""
@@ -361,6 +365,7 @@ class ToolSession:
                 call.error,
                 name=call.name or "unknown",
                 error=True,
+                tool_call_id=call.id,
                 metadata={"error_type": MALFORMED_CALL, "call_text": call.text},
             )
         result = self.registry.call(call, enabled=self.enabled, timeout=self.options.call_timeout_s)
@@ -370,4 +375,11 @@ class ToolSession:
             metadata["error_type"] = result.error_type
         if len(content) != len(result.content):
             metadata["full_length"] = len(result.content)
-        return Message(Role.OBSERVATION, content, name=call.name, error=result.error, metadata=metadata)
+        return Message(
+            Role.OBSERVATION,
+            content,
+            name=call.name,
+            error=result.error,
+            tool_call_id=call.id,
+            metadata=metadata,
+        )

@@ -1,6 +1,6 @@
-"""The command line of code mode: ``ask --mode code`` and ``exec``.
+"""``python -m workbench exec``: run Python in a fresh sandboxed kernel and print what it produced.
 
-``exec`` exit statuses: 0 the code ran to the end; 1 it raised an exception; 124 it ran past
+Exit statuses: 0 the code ran to the end; 1 it raised an exception; 124 it ran past
 ``--timeout`` and was interrupted; 125 the kernel died (or was restarted) while it ran. Errors
 before the code runs (an unreadable file, no kernel) exit with 1 and say what to do.
 """
@@ -10,19 +10,12 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from kernel import Execution, KernelSession
 from kernel.outputs import image_size
-from workbench.chat_model import ChatModel
-from workbench.cli import settings_from_args
-from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
-from workbench.modes.code import CodeSession, CodeSettings
-from workbench.modes.code_format import DEFAULT_SYSTEM_PROMPT
-from workbench.modes.events import MessageDone, Notice, TextDelta
 
 EXIT_OK, EXIT_ERROR, EXIT_TIMEOUT, EXIT_DIED = 0, 1, 124, 125
 
@@ -36,64 +29,6 @@ def sandbox_warning(kernel: KernelSession) -> str:
         f"Warning: the code runs NOT sandboxed ({reason}): it can read and change your files and use "
         "the network. Install bubblewrap and enable user namespaces to sandbox it."
     )
-
-
-def run_ask(
-    model: ChatModel,
-    args: argparse.Namespace,
-    prompt: str,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> list[Message]:
-    """Answer one prompt in code mode, in a fresh kernel; return the transcript.
-
-    Without ``--json`` the model's text and each run's output are printed as they come.
-
-    Raises:
-        WorkbenchError: If the kernel cannot start or the model fails.
-    """
-    out = out or sys.stdout
-    err = err or sys.stderr
-    settings = settings_from_args(model, args)
-    code_settings = CodeSettings(
-        max_rounds=args.max_rounds,
-        timeout=args.timeout,
-        force_code=True if args.force_code is None else args.force_code,
-    )
-    with KernelSession() as kernel:
-        warning = sandbox_warning(kernel)
-        if warning:
-            print(warning, file=err, flush=True)
-        session = CodeSession(
-            model,
-            kernel,
-            system_prompt=args.system or DEFAULT_SYSTEM_PROMPT,
-            settings=settings,
-            code_settings=code_settings,
-        )
-        with session.send(prompt) as turn:
-            for event in turn:
-                if isinstance(event, Notice):
-                    print(f"\n[workbench] {event.text}", file=err, flush=True)
-                elif args.json:
-                    continue
-                elif isinstance(event, TextDelta):
-                    print(event.text, end="", file=out, flush=True)
-                elif isinstance(event, MessageDone):
-                    _print_done(event.message, out)
-        return session.transcript()
-
-
-def _print_done(message: Message, out: TextIO) -> None:
-    if message.role is Role.OBSERVATION:
-        images = (
-            f" ({len(message.images)} image{'s' if len(message.images) != 1 else ''})"
-            if message.images
-            else ""
-        )
-        print(f"[interpreter{images}]\n{message.content}\n", file=out, flush=True)
-    else:
-        print("\n", file=out, flush=True)
 
 
 def run_exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:

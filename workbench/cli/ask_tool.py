@@ -3,38 +3,31 @@
 Tools come from the built-ins, every ``--tools-path DIR``, the folders in ``WORKBENCH_TOOLS_PATH`` and
 the ``workbench.tools`` entry points. A tool file that fails to load is reported on stderr and the
 others still run. The answer streams to stdout; each call and its result is reported on stderr, so
-stdout holds only the answer (or, with ``--json``, the transcript printed by :mod:`workbench.cli`).
+stdout holds only the answer (or, with ``--json``, the transcript printed by :mod:`workbench.cli.ask`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import TextIO
 
 from tools import default_registry
 from workbench.chat_model import ChatModel
-from workbench.cli import settings_from_args
-from workbench.conversation import Message
+from workbench.cli.options import settings_from_args
+from workbench.conversation import Message, Role
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 
 
-def run_ask(
-    model: ChatModel,
-    args: argparse.Namespace,
-    prompt: str,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
+def ask_with_tools(
+    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO
 ) -> list[Message]:
     """Answer ``prompt`` in Tool mode and return the conversation (calls and observations included).
 
     Raises:
         WorkbenchError: If the prompt is empty or the conversation does not fit the model.
     """
-    out = out or sys.stdout
-    err = err or sys.stderr
     registry = default_registry(extra_paths=args.tools_path or [])
     for problem in registry.errors:
         print(f"[workbench] Tool not loaded from {problem.source}: {problem.message}", file=err)
@@ -66,7 +59,7 @@ def report_message(message: Message, err: TextIO) -> None:
     """One stderr line per call made and per result received."""
     for call in message.tool_calls:
         print(f"[tool] {call.name}({json.dumps(call.arguments, ensure_ascii=False)})", file=err)
-    if message.role.value == "observation":
+    if message.role is Role.OBSERVATION:
         status = "failed" if message.error else "returned"
         text = message.content if len(message.content) <= 300 else message.content[:300] + "..."
         print(f"[tool] {message.name} {status}: {text}", file=err)

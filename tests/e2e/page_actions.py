@@ -1,0 +1,46 @@
+"""What a user does on any page of the app, for the browser tests: send a message, change sampling, wait."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.e2e.streamlit_server import CHAT_INPUT
+
+STOP_BUTTON = "[data-testid='stChatInputStopButton']"
+
+
+def set_sampling(page: Any, *, temperature: float | None = None, max_new_tokens: int | None = None) -> None:
+    """Change the sidebar's sampling controls the way a user does (keyboard on the slider, typing)."""
+    sidebar = page.locator("[data-testid='stSidebar']")
+    expander = sidebar.locator("[data-testid='stExpander']").filter(has_text="Sampling").locator("details")
+    if expander.get_attribute("open") is None:
+        sidebar.get_by_text("Sampling", exact=True).click()
+    if temperature == 0:
+        slider = sidebar.get_by_role("slider", name="Temperature")
+        slider.focus()
+        slider.press("Home")
+        sidebar.locator("[data-testid='stSliderThumbValue']").get_by_text("0.00").wait_for()
+    if max_new_tokens is not None:
+        box = sidebar.get_by_label("Max new tokens")
+        box.fill(str(max_new_tokens))
+        box.press("Enter")
+    wait_idle(page)
+
+
+def wait_idle(page: Any, timeout_s: float = 240) -> None:
+    """Wait until the script run has finished (no Stop button, the status widget gone)."""
+    time.sleep(0.5)  # let the rerun a widget change asked for begin
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = page.locator(STOP_BUTTON).count() or page.get_by_text("Running...").count()
+        if not running:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the app was still running after {timeout_s} s")
+
+
+def send(page: Any, text: str) -> None:
+    """Type ``text`` into the chat input and press Enter."""
+    page.fill(CHAT_INPUT, text)
+    page.press(CHAT_INPUT, "Enter")

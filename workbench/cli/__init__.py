@@ -1,0 +1,68 @@
+"""The command line: ``python -m workbench chat | ask | exec`` (also installed as ``workbench``).
+
+One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``); the parser and
+the options they share live in ``parser`` and ``options``. A command's module is imported only when it
+runs, so ``exec`` does not load the model stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from workbench.cli.parser import Command, build_parser
+from workbench.errors import USER_ERRORS
+
+CommandRunner = Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int]
+"""Runs a command: ``(args, stdin, out, err) -> exit status``."""
+
+
+def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.chat import run_chat
+
+    return run_chat(args, stdin, out, err)
+
+
+def _ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.ask import run_ask
+
+    return run_ask(args, stdin, out, err)
+
+
+def _exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.exec import run_exec
+
+    return run_exec(args, stdin, out, err)
+
+
+COMMANDS: dict[Command, CommandRunner] = {Command.CHAT: _chat, Command.ASK: _ask, Command.EXEC: _exec}
+
+
+def main(
+    argv: list[str] | None = None,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Entry point; returns the exit status (1 for a user error, 130 for Ctrl-C).
+
+    Bad options exit with status 2 and argparse's message (``SystemExit``), as ``--help`` exits with 0.
+
+    The streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr`` as they are at call time, so a
+    caller that redirects them (``contextlib.redirect_stdout``, pytest's capsys) gets the output.
+    """
+    stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[Command(args.command)](args, stdin, out, err)
+    except USER_ERRORS as exc:
+        print(f"Error: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=err)
+        return 130
+
+
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]

@@ -1,0 +1,86 @@
+"""Options shared by the commands that run a model (``chat``, ``ask``, ``serve``) and what they build.
+
+The model options are made from :data:`~workbench.models.spec.SPEC_OPTIONS`, the table that also
+builds the sidebar's form and reads the environment: a new model option is one entry there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import TYPE_CHECKING, TextIO
+
+from workbench.models.spec import SPEC_OPTIONS, ModelSpec, convert_option
+
+if TYPE_CHECKING:  # the model stack (torch) is imported only by the commands that load a model
+    from workbench.chat_model import ChatModel
+    from workbench.models.generation import SamplingSettings
+    from workbench.modes.chat import ChatSession
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add one option per ModelSpec field (``--model``, ``--backend``, ``--device``, ...).
+
+    Every option defaults to None (not given), so the environment and then the spec's defaults fill it.
+    """
+    for option in SPEC_OPTIONS:
+        default = ModelSpec.__dataclass_fields__[option.field].default
+        if isinstance(default, bool):
+            parser.add_argument(option.flag, dest=option.field, action="store_true", default=None, help=option.help)
+        elif option.choices is not None:
+            parser.add_argument(option.flag, dest=option.field, choices=option.choices, help=option.help)
+        else:
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                metavar=option.flag.lstrip("-").upper(),
+                type=functools.partial(convert_option, option.field),
+                help=option.help,
+            )
+
+
+def add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """Add the system prompt and the sampling options (unset ones keep the model's defaults)."""
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--max-new-tokens", type=int, help="upper bound on generated tokens")
+    parser.add_argument("--temperature", type=float, help="0 for greedy decoding")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling mass")
+    parser.add_argument("--repetition-penalty", type=float, help="1.0 for none")
+    parser.add_argument("--seed", type=int, help="sampling seed")
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    """The model the options name; options not given come from the environment (see ``ModelSpec.from_env``)."""
+    values = {option.field: getattr(args, option.field, None) for option in SPEC_OPTIONS}
+    return ModelSpec.from_env(values.pop("source"), **values)
+
+
+def load_chat_model(args: argparse.Namespace, err: TextIO) -> ChatModel:
+    """Load the model the options name, reporting progress on ``err``.
+
+    Raises:
+        WorkbenchError: If the model cannot be loaded (the message says what to do).
+    """
+    from workbench.chat_model import ChatModel
+
+    return ChatModel.load(
+        spec_from_args(args), progress=lambda msg: print(f"[workbench] {msg}", file=err, flush=True)
+    )
+
+
+def settings_from_args(model: ChatModel, args: argparse.Namespace) -> SamplingSettings:
+    """The model's default sampling settings, with the options given on the command line."""
+    return model.default_settings().with_(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    )
+
+
+def chat_session_from_args(model: ChatModel, args: argparse.Namespace) -> ChatSession:
+    """A chat session with the options' system prompt and sampling settings."""
+    from workbench.modes.chat import ChatSession
+
+    return ChatSession(model, system_prompt=args.system or "", settings=settings_from_args(model, args))

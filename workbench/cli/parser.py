@@ -1,0 +1,91 @@
+"""The argument parser of ``python -m workbench`` (and of the ``workbench`` console script)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from enum import Enum
+from pathlib import Path
+
+from workbench.cli.options import add_generation_options, add_model_options
+
+
+class Command(str, Enum):
+    """The subcommands."""
+
+    CHAT = "chat"
+    ASK = "ask"
+    EXEC = "exec"
+
+
+class AskMode(str, Enum):
+    """What answers ``ask``: the plain chat, the tool loop or the code interpreter."""
+
+    CHAT = "chat"
+    TOOL = "tool"
+    CODE = "code"
+
+
+def program_name() -> str:
+    """``workbench`` when run as the console script, else ``python -m workbench``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name == "workbench" else "python -m workbench"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``python -m workbench`` (and of the ``workbench`` command)."""
+    parser = argparse.ArgumentParser(prog=program_name(), description="Workbench: a local LLM workbench.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    chat = sub.add_parser(
+        Command.CHAT.value, help="chat in the terminal ('clear' empties the history, 'stop' exits)"
+    )
+    add_model_options(chat)
+    add_generation_options(chat)
+    _add_ask(sub.add_parser(Command.ASK.value, help="answer one prompt and exit"))
+    _add_exec(
+        sub.add_parser(
+            Command.EXEC.value, help="run Python in a fresh sandboxed kernel and print its outputs"
+        )
+    )
+    return parser
+
+
+def _add_ask(ask: argparse.ArgumentParser) -> None:
+    add_model_options(ask)
+    add_generation_options(ask)
+    ask.add_argument("prompt", help="the user's message ('-' reads standard input)")
+    ask.add_argument("--json", action="store_true", help='print the transcript as {"messages": [...]}')
+    ask.add_argument(
+        "--mode",
+        choices=sorted(mode.value for mode in AskMode),
+        default=AskMode.CHAT.value,
+        help="chat (default), tool or code",
+    )
+    ask.add_argument(
+        "--tools-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="tool mode: a folder of tool files (repeatable; adds to WORKBENCH_TOOLS_PATH)",
+    )
+    ask.add_argument(
+        "--tool-choice",
+        choices=("auto", "required", "none"),
+        default=None,
+        help="tool mode: whether the model may, must or must not call a tool "
+        "(default: required for the embedded model, which never calls on its own; auto for others)",
+    )
+    ask.add_argument("--max-rounds", type=int, default=5, help="tool/code mode: model turns per message")
+    ask.add_argument("--timeout", type=float, default=30.0, help="code mode: seconds per code run")
+    ask.add_argument(
+        "--force-code",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="code mode: make the first reply open a python block (default: on)",
+    )
+
+
+def _add_exec(run: argparse.ArgumentParser) -> None:
+    run.add_argument("file", help="a .py file, or '-' for standard input")
+    run.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is interrupted")
+    run.add_argument("--json", action="store_true", help="print the execution as JSON")

@@ -1,0 +1,186 @@
+"""Conversion between Workbench messages and OpenAI-style chat messages, in one place.
+
+``to_openai`` writes the Chat Completions format:
+
+- ``system``, ``user`` and ``assistant`` keep their roles; an assistant's calls become
+  ``tool_calls: [{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}]``.
+  A call the model wrote unreadably keeps its id, its name (or ``unknown``) and what the model
+  wrote as the ``arguments`` string (OpenAI allows arguments that are not valid JSON).
+- A tool's observation becomes ``{"role": "tool", "tool_call_id", "content"}``. An observation of an
+  older transcript, with no id, takes the id of the call it answers by position.
+- A code-interpreter turn is written as a call too, so the pairing survives: the assistant message
+  keeps its prose and gets one call ``{"name": "interpreter"}`` whose arguments are ``{"code": ...}``; the
+  interpreter's observation is a ``tool`` message answering it (images are not carried).
+
+``from_openai`` reads that format back, validating it: content as a string, null or a list of text
+parts; ``tool`` and ``function`` roles as observations; arguments as a JSON string (one that is not
+JSON becomes an unreadable call, kept so the model sees its mistake) or an object. Anything else
+raises :class:`~workbench.errors.TranscriptError` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workbench.conversation import INTERPRETER, InvalidCall, Message, Role, ToolCall, new_call_id
+from workbench.errors import TranscriptError
+
+_ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
+_OBSERVATION_ROLES = ("tool", "function")
+_FENCE = "```"
+
+
+def _function(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _code_of(message: Message) -> tuple[str, str | None]:
+    """The prose and code of a code turn (the same reading as ``code_format.split_code``)."""
+    if message.code is not None:
+        return message.content, message.code
+    start = message.content.find(_FENCE)
+    if start == -1:
+        return message.content, None
+    body_start = message.content.find("\n", start)
+    if body_start == -1:
+        return message.content, None
+    end = message.content.find(_FENCE, body_start)
+    body = message.content[body_start + 1 : end if end != -1 else len(message.content)]
+    return message.content[:start].strip(), body.rstrip()
+
+
+def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
+    """Write messages as OpenAI chat messages (see the module's notes)."""
+    out: list[dict[str, Any]] = []
+    waiting: list[str] = []  # ids of calls not answered yet, in order
+    for message in messages:
+        if message.role is Role.OBSERVATION:
+            call_id = message.tool_call_id
+            if call_id in waiting:
+                waiting.remove(call_id)
+            elif call_id is None:
+                call_id = waiting.pop(0) if waiting else new_call_id()
+            out.append({"role": "tool", "tool_call_id": call_id, "content": message.content})
+            continue
+        item: dict[str, Any] = {"role": message.role.value, "content": message.content}
+        if message.role is Role.ASSISTANT:
+            calls = [
+                _function(call.id, call.name, json.dumps(call.arguments, ensure_ascii=False))
+                for call in message.tool_calls
+            ]
+            calls += [_function(bad.id, bad.name or "unknown", bad.text) for bad in message.invalid_calls]
+            if message.interpreter:
+                prose, code = _code_of(message)
+                if code is not None:
+                    item["content"] = prose
+                    arguments = json.dumps({"code": code}, ensure_ascii=False)
+                    calls.append(_function(new_call_id(), INTERPRETER, arguments))
+            if calls:
+                item["tool_calls"] = calls
+                item["content"] = item["content"] or None
+                waiting = [call["id"] for call in calls]
+        out.append(item)
+    return out
+
+
+def from_openai(messages: Any) -> list[Message]:
+    """Read OpenAI chat messages into Workbench messages.
+
+    Raises:
+        TranscriptError: If the input is not a list of valid chat messages.
+    """
+    if not isinstance(messages, list):
+        raise TranscriptError(f"The messages must be a JSON array, got {_kind(messages)}.")
+    out: list[Message] = []
+    names: dict[str, str] = {}  # call id -> tool name, for the observations
+    for number, raw in enumerate(messages, 1):
+        where = f"Message {number}"
+        if not isinstance(raw, dict):
+            raise TranscriptError(f"{where} must be a JSON object, got {_kind(raw)}.")
+        role = raw.get("role")
+        content = _content(raw.get("content"), where)
+        if role in _OBSERVATION_ROLES:
+            call_id = raw.get("tool_call_id")
+            if call_id is not None and not isinstance(call_id, str):
+                raise TranscriptError(f"{where}: 'tool_call_id' must be a string.")
+            name = raw.get("name") if isinstance(raw.get("name"), str) else names.get(call_id or "")
+            out.append(Message(Role.OBSERVATION, content, name=name, tool_call_id=call_id))
+            continue
+        if not isinstance(role, str) or role not in _ROLES:
+            valid = ", ".join([*_ROLES, *_OBSERVATION_ROLES])
+            raise TranscriptError(f"{where} has an unknown role {role!r}; use one of: {valid}.")
+        message = Message(_ROLES[role], content)
+        if message.role is Role.ASSISTANT:
+            _read_calls(message, raw.get("tool_calls"), where, names)
+        elif raw.get("tool_calls"):
+            raise TranscriptError(f"{where}: only assistant messages can have 'tool_calls'.")
+        out.append(message)
+    return out
+
+
+def _read_calls(message: Message, raw_calls: Any, where: str, names: dict[str, str]) -> None:
+    if raw_calls is None:
+        return
+    if not isinstance(raw_calls, list):
+        raise TranscriptError(f"{where}: 'tool_calls' must be an array.")
+    for raw in raw_calls:
+        if not isinstance(raw, dict) or not isinstance(raw.get("function"), dict):
+            raise TranscriptError(f'{where}: each tool call must be an object with a "function" object.')
+        call_id = raw.get("id") or new_call_id()
+        function = raw["function"]
+        name = function.get("name")
+        if not isinstance(call_id, str) or not isinstance(name, str) or not name.strip():
+            raise TranscriptError(f"{where}: each tool call needs a string 'id' and a function 'name'.")
+        names[call_id] = name
+        arguments = function.get("arguments", "{}")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError as exc:
+                error = f"The arguments are not valid JSON ({exc.msg}); write a JSON object."
+                message.invalid_calls.append(InvalidCall(function["arguments"], error, name, call_id))
+                continue
+        if not isinstance(arguments, dict):
+            raise TranscriptError(
+                f"{where}: the arguments of the call to {name!r} must be a JSON object, got {_kind(arguments)}."
+            )
+        if name == INTERPRETER and set(arguments) == {"code"} and isinstance(arguments["code"], str):
+            fenced = f"{_FENCE}python\n{arguments['code']}\n{_FENCE}"
+            message.content = f"{message.content}\n\n{fenced}".strip()
+            message.interpreter = True
+            continue
+        message.tool_calls.append(ToolCall(name, arguments, call_id))
+
+
+def _content(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise TranscriptError(
+                    f'{where}: content parts must be {{"type": "text", "text": "..."}}; other parts '
+                    "(images, audio) are not supported."
+                )
+            texts.append(part["text"])
+        return "".join(texts)
+    raise TranscriptError(
+        f"{where}: 'content' must be a string, null or a list of text parts, got {_kind(content)}."
+    )
+
+
+def _kind(value: Any) -> str:
+    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array"}
+    return (
+        "null"
+        if value is None
+        else names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__)
+    )
