@@ -171,8 +171,7 @@ def bench_cache(turns: int = 10) -> None:
     print(f"cache: time to first token (ms) at turns 1, 5 and {turns}; load average {load_average()}")
     for sessions in (1, 2):
         for saved in (True, False):
-            model.backend.states.saved.clear()  # type: ignore[attr-defined]
-            model.backend.llm.reset()  # type: ignore[attr-defined]
+            model.backend.states.forget()  # type: ignore[attr-defined]
             budget = llamacpp_state.DEFAULT_BUDGET_BYTES if saved else 0
             model.backend.states.budget_bytes = budget  # type: ignore[attr-defined]
             ttft = conversation_ttft(model, sessions, turns)

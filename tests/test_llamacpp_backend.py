@@ -66,7 +66,9 @@ def test_auto_picks_llama_cpp_for_gguf_files_on_the_cpu(spec, engine):
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp\."):
+    with pytest.raises(
+        ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp\."
+    ):
         choose_backend(ModelSpec(backend="vllm"))
 
 
@@ -99,7 +101,9 @@ def test_options_that_cannot_apply_say_what_to_do(spec, message):
 
 def test_a_folder_on_llama_cpp_says_to_use_transformers(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 8)
-    with pytest.raises(ModelLoadError, match=r"loads \.gguf files and .* is a folder; use --backend transformers"):
+    with pytest.raises(
+        ModelLoadError, match=r"loads \.gguf files and .* is a folder; use --backend transformers"
+    ):
         ChatModel.load(ModelSpec(source=str(tmp_path), backend="llama.cpp"))
 
 
@@ -120,7 +124,7 @@ def test_an_unknown_architecture_gets_llama_cpps_reason(tmp_path):
 
 def test_a_bad_file_leaves_the_loaded_model_working(llama_model, tmp_path):
     broken = tmp_path / "broken.gguf"
-    broken.write_bytes(embedded_gguf_path().read_bytes()[: 1 << 20])
+    broken.write_bytes(embedded_gguf_path().read_bytes()[: 4 << 20])
     with pytest.raises(ModelLoadError, match="it is truncated"):
         ChatModel.load(ModelSpec(source=str(broken), backend="llama.cpp"))
     reply, _ = llama_model.chat("Which city is the capital of France?", settings=GREEDY)
@@ -158,13 +162,13 @@ def test_the_sidebar_line_names_engine_precision_and_threads(llama_model):
 
 def test_stop_strings_end_the_reply(llama_model):
     stream = llama_model.stream(
-        [Message(Role.USER, "Count from one to twenty in words, separated by commas.")],
+        [Message(Role.USER, "List the days of the week.")],
         GREEDY.with_(max_new_tokens=60),
-        stop_strings=("five",),
+        stop_strings=("Wednesday",),
     )
     text = stream.result(timeout=120)
     assert stream.stats.finish_reason == "stop_string"
-    assert text.endswith("five") and "six" not in text
+    assert "Tuesday" in text and text.endswith("Wednesday") and "Thursday" not in text
 
 
 def test_a_seed_repeats_a_sampled_reply(llama_model):
@@ -192,25 +196,40 @@ def test_schema_constrained_output_is_compact_json(llama_model):
     assert stream.stats.finish_reason == "eos"
 
 
-def test_two_conversations_taking_turns_keep_their_kv_cache_and_their_answers(llama_model):
+def run_turns(model, conversations, questions, order):
+    """Ask each conversation's questions in ``order`` (names); return each one's replies."""
+    histories = {name: list(history) for name, history in conversations.items()}
+    replies: dict[str, list[str]] = {name: [] for name in conversations}
+    for name in order:
+        histories[name].append(Message(Role.USER, questions[name][len(replies[name])]))
+        text = model.stream(histories[name], GREEDY).result(timeout=120)
+        replies[name].append(text)
+        histories[name].append(model.dialect.parse(text))
+    return replies
+
+
+def test_two_conversations_taking_turns_get_what_each_gets_alone(llama_model):
+    """Each conversation's KV cache is saved when the other one runs and restored for its next turn.
+
+    The reference is each conversation run alone (its cache kept between turns, as llama.cpp does): a
+    prompt evaluated in one batch can differ in the last bits from one evaluated in two, so a run from
+    scratch is not the reference; the restored cache must give exactly what the kept one gives.
+    """
     backend = llama_model.backend
     conversations = {
         "a": [Message(Role.SYSTEM, "You are a geography teacher. " * 12)],
         "b": [Message(Role.SYSTEM, "You are a cooking teacher. " * 12)],
     }
-    questions = {"a": ["Which city is the capital of France?", "And of Germany?"], "b": ["Name a fruit.", "And a vegetable?"]}
-    replies: dict[str, list[str]] = {"a": [], "b": []}
+    questions = {
+        "a": ["Which city is the capital of France?", "And of Germany?"],
+        "b": ["Name a fruit.", "And a vegetable?"],
+    }
+    alone = {}
+    for name in conversations:
+        backend.states.forget()
+        alone.update(run_turns(llama_model, {name: conversations[name]}, questions, [name, name]))
+    backend.states.forget()
     restores = backend.states.restores
-    for turn in range(2):
-        for name, history in conversations.items():
-            history.append(Message(Role.USER, questions[name][turn]))
-            stream = llama_model.stream(history, GREEDY)
-            text = stream.result(timeout=120)
-            replies[name].append(text)
-            history.append(llama_model.dialect.parse(text))
+    taking_turns = run_turns(llama_model, conversations, questions, ["a", "b", "a", "b"])
     assert backend.states.restores >= restores + 2  # each second turn found its own conversation's cache
-    # The restored caches give exactly what evaluating from scratch gives.
-    for name, history in conversations.items():
-        backend.states.saved.clear()
-        backend.llm.reset()
-        assert llama_model.stream(history[:-1], GREEDY).result(timeout=120) == replies[name][-1]
+    assert taking_turns == alone

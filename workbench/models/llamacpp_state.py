@@ -29,7 +29,7 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     return int(differ[0]) if len(differ) else n
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: token arrays of different lengths do not compare
 class SavedState:
     """One conversation's evaluated tokens and their KV cache cells.
 
@@ -69,14 +69,31 @@ class ConversationStates:
         if len(live) - live_match >= MIN_GAIN_TOKENS:
             self._save(live)
         best = max(self.saved, key=lambda s: common_prefix(s.tokens, wanted), default=None)
-        if best is None:
-            return live_match
-        best_match = common_prefix(best.tokens, wanted)
-        if best_match - live_match < MIN_GAIN_TOKENS or not self._restore(best):
-            return live_match
-        self.saved.remove(best)
-        self.saved.append(best)
-        return best_match
+        best_match = 0 if best is None else common_prefix(best.tokens, wanted)
+        if best is not None and best_match - live_match >= MIN_GAIN_TOKENS and self._restore(best):
+            self.saved.remove(best)
+            self.saved.append(best)
+            return best_match
+        if live_match < MIN_GAIN_TOKENS and len(live):
+            # Another conversation's cache shares only the template's first tokens: start afresh, so that
+            # an answer never depends on which conversation ran before (a prompt evaluated in two batches
+            # can differ in the last bits from one evaluated in one).
+            self._clear_live()
+            return 0
+        return live_match
+
+    def forget(self) -> None:
+        """Drop every saved state and the live cache (the next prompt is evaluated from the start)."""
+        self.saved.clear()
+        self._clear_live()
+
+    def _clear_live(self) -> None:
+        # Clearing the memory, not only the token count, puts the next prompt in the first cells again:
+        # the cells in use decide the attention kernels' shapes, and so the last bits of the logits.
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
+        self.llm.n_tokens = 0
 
     def _save(self, tokens: np.ndarray) -> None:
         import llama_cpp
@@ -99,8 +116,7 @@ class ConversationStates:
         import llama_cpp
 
         llm = self.llm
-        memory = llama_cpp.llama_get_memory(llm.ctx)
-        llama_cpp.llama_memory_clear(memory, True)
+        self._clear_live()
         buffer = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
         if not llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(state.data), 0):
             llm.n_tokens = 0  # the cache is empty now; the prompt is evaluated from the start
