@@ -39,6 +39,9 @@ from workbench.models.spec import EMBEDDED, ModelSpec
 
 #: Tokens of recent history the repetition penalty looks at (llama.cpp's default is 64).
 PENALTY_LAST_N = 256
+#: The default context when the model's is longer: llama.cpp allocates the whole KV cache up front (a
+#: 128k-token context of an 8B model would take 16 GB); ``--context`` asks for more.
+DEFAULT_MAX_CONTEXT = 8192
 
 
 def default_threads(cpu_count: int | None = None) -> int:
@@ -112,7 +115,7 @@ class LlamaCppBackend(SerialBackend):
             )
         layers = 0 if spec.device == "cpu" or not gpu_build else spec.n_gpu_layers
         threads = spec.threads if spec.threads > 0 else default_threads()
-        context = gguf.context_length or 4096
+        context = spec.context if spec.context > 0 else min(gguf.context_length or 4096, DEFAULT_MAX_CONTEXT)
         say(f"Loading weights from {path} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
         errors: list[str] = []
         try:

@@ -79,6 +79,13 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "llama.cpp: CPU threads for decoding (default 0: chosen for this machine)",
     ),
     SpecOption(
+        "context",
+        ("WORKBENCH_CONTEXT",),
+        "--context",
+        "llama.cpp: context window in tokens (default 0: the model's, at most 8192; its KV cache is "
+        "allocated up front)",
+    ),
+    SpecOption(
         "n_gpu_layers",
         ("WORKBENCH_N_GPU_LAYERS",),
         "--n-gpu-layers",
@@ -100,6 +107,7 @@ class ModelSpec:
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
         quantize: ``none``, ``int8`` or ``int4``: weight quantization for transformers on a CUDA GPU.
         threads: llama.cpp's CPU threads for decoding; 0 chooses for this machine.
+        context: llama.cpp's context window in tokens; 0 is the model's, at most 8192.
         n_gpu_layers: llama.cpp's layers on the GPU: -1 all (when the build has CUDA or Metal), 0 none.
     """
 
@@ -110,6 +118,7 @@ class ModelSpec:
     trust_remote_code: bool = False
     quantize: str = "none"
     threads: int = 0
+    context: int = 0
     n_gpu_layers: int = -1
 
     @classmethod
