@@ -16,6 +16,7 @@ import ctypes
 import os
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,7 +36,7 @@ from workbench.models.gguf_check import GGUFInfo
 from workbench.models.llamacpp_grammar import json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
-from workbench.models.spec import EMBEDDED, ModelSpec
+from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 
 #: Tokens of recent history the repetition penalty looks at (llama.cpp's default is 64).
 PENALTY_LAST_N = 256
@@ -75,6 +76,9 @@ class LlamaCppBackend(SerialBackend):
             constrained_json=True, prompt_prefix=True, opens_tool_calls=spec.source != EMBEDDED
         )
         self.states = ConversationStates(llm)
+        # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
+        # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules).
+        weakref.finalize(self, llm.close)
         self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
         import llama_cpp
 
@@ -91,6 +95,10 @@ class LlamaCppBackend(SerialBackend):
         """
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
+        if spec.device not in DEVICES:
+            raise ModelLoadError(f"Unknown device {spec.device!r}; choose one of {', '.join(DEVICES)}.")
+        if spec.dtype not in DTYPES:
+            raise ModelLoadError(f"Unknown dtype {spec.dtype!r}; choose one of {', '.join(DTYPES)}.")
         path = resolve_source(spec)
         if path.is_dir():
             raise ModelLoadError(
