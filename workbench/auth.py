@@ -146,9 +146,7 @@ class LoginGuard:
             self._failures[client] = failures
             delay = min(self.base_delay * 2 ** (failures - 1), self.max_delay)
             self._locked_until[client] = now + delay
-            return LoginOutcome(
-                False, f"Wrong password. The next try is possible in {delay:.0f} s.", delay
-            )
+            return LoginOutcome(False, f"Wrong password. The next try is possible in {delay:.0f} s.", delay)
 
 
 def main(argv: list[str] | None = None) -> int:
