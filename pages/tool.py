@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, show_error, stats_caption
-from pages._tool_ui import live_turn, show_call, tool_session, tools_panel
+from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
 from workbench.errors import WorkbenchError
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges
@@ -45,6 +45,7 @@ session.settings = sampling_controls("tool", model.default_settings())
 if st.sidebar.button("Clear", use_container_width=True, key="tool_clear"):
     session.clear()
 
+loading_status(session.registry)
 with st.expander("Tools", expanded=False):
     tools_panel(session, "tool_panel")
 
