@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 from streamlit import runtime
+from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kernel import KernelLease, KernelPool
@@ -151,7 +152,10 @@ if session.model is not model:
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
 
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
-session.settings = sampling_controls("code", model.default_settings())
+try:
+    session.settings = sampling_controls("code", model.default_settings())
+except (USER_ERRORS, StreamlitAPIException) as exc:  # e.g. a model default outside a slider's range
+    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
 with st.sidebar.expander("Code settings", expanded=False):
     session.code.max_rounds = int(
         st.number_input("Max code runs per message", 1, 20, 5, key="code_max_rounds")
