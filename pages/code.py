@@ -154,7 +154,9 @@ session.stop()  # a turn left running by a stopped script ends here, what it wro
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
 try:
     session.settings = sampling_controls("code", model.default_settings())
-except (USER_ERRORS, StreamlitAPIException) as exc:  # e.g. a model default outside a slider's range
+except USER_ERRORS as exc:
+    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+except StreamlitAPIException as exc:  # e.g. a model's default outside a slider's range
     st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
 with st.sidebar.expander("Code settings", expanded=False):
     session.code.max_rounds = int(

@@ -44,7 +44,9 @@ session.options.max_rounds = int(
 )
 try:
     session.settings = sampling_controls("tool", model.default_settings())
-except (USER_ERRORS, StreamlitAPIException) as exc:  # e.g. a model default outside a slider's range
+except USER_ERRORS as exc:
+    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+except StreamlitAPIException as exc:  # e.g. a model's default outside a slider's range
     st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
 if st.sidebar.button("Clear", use_container_width=True, key="tool_clear"):
     session.clear()
