@@ -8,7 +8,7 @@ from enum import Enum
 from pathlib import Path
 
 from workbench.cli.history import add_history_parser
-from workbench.cli.options import add_generation_options, add_model_options
+from workbench.cli.options import add_generation_options, add_model_options, positive_int, positive_number
 from workbench.cli.serve import add_serve_options
 
 
@@ -88,8 +88,10 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
         help="tool mode: whether the model may, must or must not call a tool "
         "(default: required for the embedded model, which never calls on its own; auto for others)",
     )
-    ask.add_argument("--max-rounds", type=int, default=5, help="tool/code mode: model turns per message")
-    ask.add_argument("--timeout", type=float, default=30.0, help="code mode: seconds per code run")
+    ask.add_argument(
+        "--max-rounds", type=positive_int, default=5, help="tool/code mode: model turns per message"
+    )
+    ask.add_argument("--timeout", type=positive_number, default=30.0, help="code mode: seconds per code run")
     ask.add_argument(
         "--force-code",
         action=argparse.BooleanOptionalAction,
@@ -100,5 +102,7 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
 
 def _add_exec(run: argparse.ArgumentParser) -> None:
     run.add_argument("file", help="a .py file, or '-' for standard input")
-    run.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is interrupted")
+    run.add_argument(
+        "--timeout", type=positive_number, default=30.0, help="seconds before the run is interrupted"
+    )
     run.add_argument("--json", action="store_true", help="print the execution as JSON")
