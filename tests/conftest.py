@@ -1,15 +1,33 @@
-"""Shared fixtures: the real embedded model, loaded once per test session."""
+"""Shared fixtures: the real embedded model once per engine installed here; a data folder of their own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.engines import ENGINES
 from workbench.chat_model import ChatModel
 from workbench.models.spec import ModelSpec
 from workbench.shared import shared_model
 
 
+@pytest.fixture(scope="session", params=ENGINES)
+def chat_model(request: pytest.FixtureRequest) -> ChatModel:
+    """The real embedded SmolLM2-135M-Instruct on the CPU, once per engine (tests using it run on each)."""
+    return shared_model(ModelSpec(device="cpu", backend=request.param)).get()
+
+
 @pytest.fixture(scope="session")
-def chat_model() -> ChatModel:
-    """The real embedded SmolLM2-135M-Instruct on the CPU (converted once, then from the cache)."""
-    return shared_model(ModelSpec(device="cpu")).get()
+def transformers_model() -> ChatModel:
+    """The embedded model on transformers, for tests of its tokenizer or its conversion cache."""
+    return shared_model(ModelSpec(device="cpu", backend="transformers")).get()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Saved conversations of the tests (pages, CLI, browser servers) go to a folder of the session's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_DATA_DIR", str(tmp_path_factory.mktemp("workbench-data")))
+        patch.delenv("WORKBENCH_DB_URL", raising=False)
+        yield

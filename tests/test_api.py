@@ -16,10 +16,10 @@ def test_load_model_and_chat_two_turns():
     assert bot.info.device == "cpu"
     greedy = SamplingSettings(temperature=0.0, max_new_tokens=24)
 
-    reply, history = bot.chat("What is the capital of France?", settings=greedy)
+    reply, history = bot.chat("Which city is the capital of France?", settings=greedy)
     assert "Paris" in reply
     assert [(m.role, m.content) for m in history] == [
-        (Role.USER, "What is the capital of France?"),
+        (Role.USER, "Which city is the capital of France?"),
         (Role.ASSISTANT, reply),
     ]
 

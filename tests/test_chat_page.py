@@ -59,9 +59,9 @@ def test_regenerate_on_an_empty_chat_says_why_not(app):
 
 
 def test_a_message_gets_a_streamed_answer_with_stats(app):
-    send(app, "What is the capital of France?")
+    send(app, "Which city is the capital of France?")
     assert not app.exception and not app.error
-    assert conversation(app)[0] == ("user", "What is the capital of France?")
+    assert conversation(app)[0] == ("user", "Which city is the capital of France?")
     role, answer = conversation(app)[1]
     assert role == "assistant" and "Paris" in answer
     stats = app.chat_message[1].caption[0].value
@@ -69,7 +69,7 @@ def test_a_message_gets_a_streamed_answer_with_stats(app):
 
 
 def test_history_survives_reruns_and_clear_empties_it(app):
-    send(app, "What is the capital of France?")
+    send(app, "Which city is the capital of France?")
     send(app, "And of Germany?")
     assert [role for role, _ in conversation(app)] == ["user", "assistant", "user", "assistant"]
     app.run()
@@ -80,14 +80,14 @@ def test_history_survives_reruns_and_clear_empties_it(app):
 
 
 def test_regenerate_replaces_the_last_answer(app):
-    send(app, "What is the capital of France?")
+    send(app, "Which city is the capital of France?")
     first = conversation(app)
     app.sidebar.button(key="chat_regenerate").click().run()
     assert conversation(app) == first  # greedy: the same answer again, not a second one
 
 
 def test_a_bad_model_path_shows_an_error_and_keeps_the_old_model(app, tmp_path):
-    send(app, "What is the capital of France?")
+    send(app, "Which city is the capital of France?")
     missing = tmp_path / "no-such-model"
     load_other_model(app, str(missing))
     assert not app.exception
@@ -99,7 +99,7 @@ def test_a_bad_model_path_shows_an_error_and_keeps_the_old_model(app, tmp_path):
     assert [i.value for i in app.sidebar.info] == ["Still using SmolLM2-135M-Instruct (embedded)."]
     assert shows_model([c.value for c in app.sidebar.caption])
     assert len(app.chat_message) == 2, "the conversation is kept"
-    send(app, "What is the capital of Germany?")
+    send(app, "Which city is the capital of Germany?")
     assert not app.error
     assert "Berlin" in conversation(app)[-1][1]
 
@@ -116,7 +116,7 @@ def test_a_corrupt_gguf_in_the_sidebar_keeps_the_old_model(app, tmp_path):
 
 
 def test_a_prompt_longer_than_the_context_shows_an_error(app):
-    send(app, "What is the capital of France?")
+    send(app, "Which city is the capital of France?")
     send(app, "word " * 9000)
     assert not app.exception
     assert "tokens long but the model's context holds 8192" in app.error[0].value

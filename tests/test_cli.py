@@ -15,12 +15,12 @@ from workbench.cli.parser import AskMode
 
 @pytest.mark.model
 def test_ask_json_prints_the_transcript():
-    result = run_cli("ask", "--json", "--temperature", "0", "What is the capital of France?")
+    result = run_cli("ask", "--json", "--temperature", "0", "Which city is the capital of France?")
     assert result.returncode == 0, result.stderr
     transcript = json.loads(result.stdout)
     messages = transcript["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[0]["content"] == "What is the capital of France?"
+    assert messages[0]["content"] == "Which city is the capital of France?"
     assert "Paris" in messages[1]["content"]
     assert messages[1]["stats"]["finish_reason"] == "eos"
     assert "[workbench] Loading weights from" in result.stderr  # progress goes to stderr, not stdout
@@ -120,7 +120,7 @@ def test_prompt_longer_than_the_context_exits_1():
 @pytest.mark.model
 def test_ask_plain_prints_the_answer_and_reads_stdin():
     code, out, err = run_main(
-        "ask", "-", "--temperature", "0", "--max-new-tokens", "24", stdin="What is the capital of France?"
+        "ask", "-", "--temperature", "0", "--max-new-tokens", "24", stdin="Which city is the capital of France?"
     )
     assert code == 0, err
     assert "Paris" in out and out.endswith("\n")
@@ -162,4 +162,4 @@ def test_main_writes_to_the_streams_of_the_moment(capsys):
 def test_every_command_and_ask_mode_has_a_runner():
     assert set(COMMANDS) == set(Command)
     assert set(ASK_RUNNERS) == set(AskMode)
-    assert "{chat,ask,exec,serve}" in build_parser().format_usage()
+    assert "{chat,ask,exec,history,serve}" in build_parser().format_usage()

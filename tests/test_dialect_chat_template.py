@@ -126,8 +126,8 @@ def test_an_invalid_call_is_shown_to_a_tool_template_as_text():
 
 
 @pytest.mark.model
-def test_the_real_tokenizer_parse_response_with_a_response_template(chat_model):
-    tokenizer = copy.copy(chat_model.backend.tokenizer)  # the shared one stays untouched
+def test_the_real_tokenizer_parse_response_with_a_response_template(transformers_model):
+    tokenizer = copy.copy(transformers_model.backend.tokenizer)  # the shared one stays untouched
     tokenizer.response_template = RESPONSE_TEMPLATE
     dialect = HermesDialect(tokenizer)
     message = dialect.parse(

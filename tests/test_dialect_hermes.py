@@ -127,7 +127,7 @@ def test_the_model_writing_a_result_itself_is_cut_off(dialect):
 @pytest.mark.model
 def test_the_embedded_model_gets_the_hermes_dialect(chat_model):
     assert isinstance(chat_model.dialect, HermesDialect)
-    assert chat_model.backend.tokenizer.chat_template == SMOLLM2_TEMPLATE
+    assert chat_model.backend.template.chat_template == SMOLLM2_TEMPLATE
     conversation = [Message(Role.USER, "What is 1234 plus 4321?")]
     fake = HermesDialect(TemplateTokenizer(SMOLLM2_TEMPLATE))
     assert chat_model.dialect.render(conversation, tools=[CALCULATOR]) == fake.render(

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.engines import ENGINES
 from workbench.chat_model import ChatModel
 from workbench.dialects import ChatTemplateDialect
 from workbench.errors import ChatTemplateError, ModelError, ModelLoadError, ModelNotFoundError
@@ -24,8 +25,14 @@ def cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache" / "models"
 
 
-def load(source: Path | str) -> ChatModel:
-    return ChatModel.load(ModelSpec(source=str(source), device="cpu"))
+def load(source: Path | str, backend: str = "auto") -> ChatModel:
+    return ChatModel.load(ModelSpec(source=str(source), device="cpu", backend=backend))
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Each engine installed here: every bad GGUF file gets the same clear error on each."""
+    return str(request.param)
 
 
 def chatglm_like_folder(folder: Path) -> Path:
@@ -95,31 +102,31 @@ def test_a_file_that_is_not_gguf(tmp_path, cache, name):
     ("content", "magic"),
     [(b"", "b''"), (b"PK\x03\x04 a zip file", r"b'PK\x03\x04'"), (b"ggufGGUF", "b'gguf'")],
 )
-def test_a_gguf_with_the_wrong_magic_bytes(tmp_path, cache, content, magic):
+def test_a_gguf_with_the_wrong_magic_bytes(tmp_path, cache, content, magic, engine):
     path = tmp_path / "model.gguf"
     path.write_bytes(content)
     with pytest.raises(ModelLoadError) as info:
-        load(path)
+        load(path, engine)
     assert str(info.value) == (
         f"model.gguf is not a GGUF file (bad magic bytes {magic}). The file is corrupt or of another format; "
         "download it again or choose another model."
     )
 
 
-def test_random_bytes_gguf(tmp_path, cache):
+def test_random_bytes_gguf(tmp_path, cache, engine):
     path = tmp_path / "random.gguf"
     path.write_bytes(b"\x01\x02\x03\x04" + os.urandom(4096))
     with pytest.raises(ModelLoadError, match=r"random.gguf is not a GGUF file \(bad magic bytes"):
-        load(path)
+        load(path, engine)
 
 
 @pytest.mark.parametrize("size", [16, 4096, 1 << 20], ids=["16B", "4KiB", "1MiB"])
-def test_truncated_gguf(tmp_path, cache, size):
+def test_truncated_gguf(tmp_path, cache, size, engine):
     path = tmp_path / "truncated.gguf"
     with embedded_gguf_path().open("rb") as handle:
         path.write_bytes(handle.read(size))
     with pytest.raises(ModelLoadError) as info:
-        load(path)
+        load(path, engine)
     message = str(info.value)
     assert message.startswith(f"Could not load the model from {path}: ")
     assert message.endswith(
@@ -159,11 +166,11 @@ def test_dialect_refuses_a_tokenizer_without_chat_template():
 
 
 @pytest.mark.model
-def test_model_without_chat_template(tmp_path, cache, chat_model):
+def test_model_without_chat_template(tmp_path, cache, transformers_model):
     """The embedded model's converted folder, minus its chat template: a base model, as users bring."""
     folder = tmp_path / "base-model"
     folder.mkdir()
-    for file in Path(chat_model.info.loaded_from).iterdir():
+    for file in Path(transformers_model.info.loaded_from).iterdir():
         if file.name not in ("chat_template.jinja", "workbench.json"):
             (folder / file.name).symlink_to(file)
     with pytest.raises(ChatTemplateError, match="has no chat template"):
@@ -171,11 +178,11 @@ def test_model_without_chat_template(tmp_path, cache, chat_model):
 
 
 @pytest.mark.model
-def test_gguf_is_converted_once_then_loaded_from_the_cache(cache, chat_model):
+def test_gguf_is_converted_once_then_loaded_from_the_cache(cache, transformers_model):
     gguf = embedded_gguf_path()
     steps: list[str] = []
     started = time.perf_counter()
-    first = ChatModel.load(ModelSpec(device="cpu"), progress=steps.append)
+    first = ChatModel.load(ModelSpec(device="cpu", backend="transformers"), progress=steps.append)
     first_s = time.perf_counter() - started
 
     folder = cache / file_sha256(gguf)[:20]
@@ -188,7 +195,7 @@ def test_gguf_is_converted_once_then_loaded_from_the_cache(cache, chat_model):
 
     steps.clear()
     started = time.perf_counter()
-    second = ChatModel.load(ModelSpec(device="cpu"), progress=steps.append)
+    second = ChatModel.load(ModelSpec(device="cpu", backend="transformers"), progress=steps.append)
     second_s = time.perf_counter() - started
     assert not any(step.startswith("Converting") for step in steps)
     assert second.info.loaded_from == str(folder)

@@ -20,13 +20,22 @@ STORY = "Write a very long story about a dragon who learns to bake bread. Use ma
 
 def test_model_info(chat_model):
     info = chat_model.info
-    assert (info.device, info.dtype, info.context_length) == ("cpu", "float32", 8192)
-    assert info.architecture == "LlamaForCausalLM"
     assert info.label == "SmolLM2-135M-Instruct (embedded)"
+    if info.backend == "llama.cpp":
+        assert (info.device, info.dtype, info.context_length) == ("cpu", "Q4_1", 8192)
+        assert (info.architecture, info.quantization) == ("llama", "GGUF")
+        assert info.threads is not None and info.threads >= 1
+        assert info.loaded_from.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    else:
+        assert info.backend == "transformers"
+        assert (info.device, info.dtype, info.context_length) == ("cpu", "float32", 8192)
+        assert (info.architecture, info.quantization) == ("LlamaForCausalLM", None)
 
 
 def test_greedy_answer_mentions_paris(chat_model):
-    reply, history = chat_model.chat("What is the capital of France?", settings=GREEDY)
+    # "What is the capital...?" sits on a knife's edge for this 135M model: its first token is "The" in
+    # float32 (transformers) and "L'" on llama.cpp's Q4_1 kernels (logits 25.3 vs 25.2). This wording is not.
+    reply, history = chat_model.chat("Which city is the capital of France?", settings=GREEDY)
     assert "Paris" in reply
     assert [m.role for m in history] == [Role.USER, Role.ASSISTANT]
     stats = history[-1].stats
@@ -69,7 +78,7 @@ def test_two_threads_generating_at_once_both_get_their_own_answer(chat_model):
     results: dict[str, tuple[str, list[Message]]] = {}
 
     def ask(country: str) -> None:
-        results[country] = chat_model.chat(f"What is the capital of {country}?", settings=GREEDY)
+        results[country] = chat_model.chat(f"Which city is the capital of {country}?", settings=GREEDY)
 
     threads = [threading.Thread(target=ask, args=(country,)) for country in questions]
     for thread in threads:

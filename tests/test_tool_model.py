@@ -44,7 +44,9 @@ def test_required_calls_the_calculator_and_the_answer_streams_after_it(chat_mode
         settings=GREEDY,
         options=ToolOptions(tool_choice=ToolChoice.REQUIRED, max_rounds=2),
     )
-    events = list(session.send("What is 1234 plus 4321?"))
+    # The answer after the result is on a knife's edge for this 135M model: asked "What is 1234 plus 4321?",
+    # it echoes <tool_response> (an empty answer) on llama.cpp's Q4_1 kernels and answers in float32.
+    events = list(session.send("What is the sum of 1234 and 4321?"))
     call, observation, answer = [e.message for e in events if isinstance(e, MessageDone)]
     assert call.tool_calls == [ToolCall("calculator", {"expression": "1234 + 4321"})]
     assert (observation.name, observation.content, observation.error) == ("calculator", "5555", False)
@@ -98,5 +100,5 @@ def test_cli_calls_a_custom_tool_from_the_tools_path_beside_broken_files(tmp_pat
 @pytest.mark.model
 def test_the_embedded_model_is_made_to_call_by_default_other_models_choose(chat_model):
     assert default_tool_choice(chat_model) is ToolChoice.REQUIRED  # it never opens a call on its own
-    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.tokenizer))
+    other = ChatModel(ScriptedBackend(), dialect=HermesDialect(chat_model.backend.template))
     assert default_tool_choice(other) is ToolChoice.AUTO

@@ -94,7 +94,7 @@ def test_two_browser_sessions_get_their_own_answers(streamlit_server, new_page):
 
     # Both at once: the second generation waits for the first (the shared model's lock).
     for country, page in pages.items():
-        page.fill(CHAT_INPUT, f"What is the capital of {country}?")
+        page.fill(CHAT_INPUT, f"Which city is the capital of {country}?")
     for page in pages.values():
         page.press(CHAT_INPUT, "Enter")
 
@@ -106,4 +106,4 @@ def test_two_browser_sessions_get_their_own_answers(streamlit_server, new_page):
         other = next(c for c in questions.values() if c != city)
         assert other not in answer[0]
         messages = page.locator("[data-testid='stChatMessageContent']").all_inner_texts()
-        assert messages[0] == f"What is the capital of {country}?"
+        assert messages[0] == f"Which city is the capital of {country}?"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from typing import TextIO
 
 from workbench.chat_model import ChatModel
 from workbench.cli.ask_code import ask_with_code
 from workbench.cli.ask_tool import ask_with_tools
-from workbench.cli.options import chat_session_from_args, load_chat_model
+from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Message, transcript_to_json
 from workbench.errors import WorkbenchError
@@ -52,7 +53,15 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     if not prompt.strip():
         raise WorkbenchError("The prompt is empty; pass some text (or '-' to read standard input).")
     runner = ASK_RUNNERS[AskMode(args.mode)]
-    messages = runner(load_chat_model(args, err), args, prompt, out, err)
+    model = load_chat_model(args, err)
+    messages = runner(model, args, prompt, out, err)
+    if args.save:
+        from workbench.cli.history import save_transcript
+
+        save_transcript(messages, args.mode, spec_from_args(args), err)
     if args.json:
-        print(transcript_to_json(messages, include_images=False), file=out)
+        # The transcript, and which model answered: engine, device, precision, quantization, threads.
+        payload = json.loads(transcript_to_json(messages, include_images=False))
+        payload["model"] = model.info.to_dict()
+        print(json.dumps(payload, indent=2, ensure_ascii=False), file=out)
     return 0

@@ -10,9 +10,27 @@ from workbench.dialects.chatglm3 import ChatGLM3Dialect
 from workbench.dialects.hermes import HermesDialect
 
 
+def is_chatglm3_template(template: object) -> bool:
+    """Whether a chat template's text is ChatGLM3's.
+
+    ChatGLM3 writes ``[gMASK]sop`` and has an ``<|observation|>`` role; GLM-4, which shares both role
+    tokens, writes ``<sop>`` in angle brackets and renders tools itself, so it keeps the generic dialect.
+    """
+    if not isinstance(template, str) or "<sop>" in template:
+        return False
+    return "[gMASK]sop" in template or "<|observation|>" in template
+
+
 def is_chatglm3(tokenizer: Any) -> bool:
-    """Whether a tokenizer is ChatGLM3's (ChatGLM2 shares the class name but has no ``<|observation|>``)."""
-    if "chatglm" not in type(tokenizer).__name__.lower() or "4" in type(tokenizer).__name__:
+    """Whether a tokenizer (or template source) is ChatGLM3's.
+
+    A transformers tokenizer is recognised by its class (ChatGLM2 shares the class name but has no
+    ``<|observation|>``); a template read from a GGUF file, by its text.
+    """
+    name = type(tokenizer).__name__.lower()
+    if "chatglm" not in name:
+        return is_chatglm3_template(getattr(tokenizer, "chat_template", None))
+    if "4" in name:
         return False
     get_command = getattr(tokenizer, "get_command", None)
     if callable(get_command):
@@ -41,4 +59,12 @@ def dialect_for(tokenizer: Any) -> Dialect:
     return HermesDialect(tokenizer)
 
 
-__all__ = ["ChatGLM3Dialect", "ChatTemplateDialect", "Dialect", "HermesDialect", "dialect_for", "is_chatglm3"]
+__all__ = [
+    "ChatGLM3Dialect",
+    "ChatTemplateDialect",
+    "Dialect",
+    "HermesDialect",
+    "dialect_for",
+    "is_chatglm3",
+    "is_chatglm3_template",
+]

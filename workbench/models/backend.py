@@ -82,7 +82,7 @@ class ModelInfo:
         if self.quantization:
             parts.append(self.quantization)
         if self.threads:
-            parts.append(f"{self.threads} threads")
+            parts.append(f"{self.threads} thread{'s' if self.threads > 1 else ''}")
         parts.append(f"context {self.context_length}")
         return " · ".join(parts)
 

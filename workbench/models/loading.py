@@ -1,6 +1,7 @@
 """Loading local models: the embedded default, a Hugging Face folder or a GGUF file.
 
-A GGUF file is converted by transformers (de-quantised to the chosen dtype, tokenizer rebuilt), which
+Every GGUF file is checked first (:func:`check_gguf`), whichever engine loads it. On the transformers
+engine a GGUF file is converted by transformers (de-quantised to the chosen dtype, tokenizer rebuilt), which
 costs 10-30 s. The converted model is saved once as safetensors + tokenizer files in a cache folder
 keyed by the GGUF file's SHA-256, so every later start loads in well under a second.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelLoadError, ModelNotFoundError
+from workbench.models.gguf_check import GGUFFormatError, GGUFInfo, read_gguf
 from workbench.models.spec import EMBEDDED, ModelSpec
 
 ProgressCallback = Callable[[str], None]
@@ -101,8 +103,24 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _check_gguf(path: Path) -> None:
-    """Raise a clear error for a file that is not a complete GGUF file."""
+def load_error(path: Path, reason: str) -> ModelLoadError:
+    """The error for a model file that cannot be loaded, with the reason and what to do."""
+    first_line = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
+    return ModelLoadError(
+        f"Could not load the model from {path}: {first_line[:300].rstrip('.')}. The files may be corrupt, "
+        "truncated or of an unsupported architecture; check them or choose another model."
+    )
+
+
+def check_gguf(path: Path) -> GGUFInfo:
+    """Check a GGUF file's header, metadata and tensor table before any engine reads it.
+
+    Returns:
+        What the file holds (architecture, metadata, tensors).
+
+    Raises:
+        ModelLoadError: For a file that is not a complete, consistent GGUF file, saying what is wrong.
+    """
     with path.open("rb") as handle:
         magic = handle.read(4)
     if magic != b"GGUF":
@@ -110,6 +128,10 @@ def _check_gguf(path: Path) -> None:
             f"{path.name} is not a GGUF file (bad magic bytes {magic!r}). The file is corrupt or of "
             "another format; download it again or choose another model."
         )
+    try:
+        return read_gguf(path)
+    except (GGUFFormatError, OSError) as exc:
+        raise load_error(path, str(exc)) from exc
 
 
 def load_tokenizer_and_model(
@@ -131,18 +153,56 @@ def load_tokenizer_and_model(
         ModelLoadError: If the files are corrupt or the model needs options it was not given.
     """
     say = progress or (lambda _msg: None)
+    quantization = quantization_config(spec.quantize, device, torch_dtype)
     source = resolve_source(spec)
     folder = _cached_gguf_folder(source, say) if source.is_file() else source
-    say(f"Loading weights from {folder} onto {device}...")
-    tokenizer, model = _from_pretrained(folder, spec, torch_dtype, gguf_file=None)
-    model.to(device)
+    if quantization is None:
+        say(f"Loading weights from {folder} onto {device}...")
+        tokenizer, model = _from_pretrained(folder, spec, torch_dtype, gguf_file=None)
+        model.to(device)
+    else:
+        # A quantized model is placed by its loader (device_map): bitsandbytes weights cannot be moved.
+        say(f"Loading weights from {folder} onto {device}, quantized to {spec.quantize} (bitsandbytes)...")
+        tokenizer, model = _from_pretrained(
+            folder, spec, torch_dtype, gguf_file=None, quantization_config=quantization, device_map={"": device}
+        )
     model.eval()
     return tokenizer, model, str(folder)
 
 
+def quantization_config(quantize: str, device: str, torch_dtype: Any) -> Any:
+    """The transformers ``quantization_config`` for ``--quantize``, or None for ``none``.
+
+    Weight quantization runs through bitsandbytes, whose 8- and 4-bit kernels need a CUDA GPU.
+
+    Raises:
+        ModelLoadError: On a device other than CUDA (with the way to run quantized on a CPU), when
+            bitsandbytes is missing, or for an unknown choice.
+    """
+    if quantize == "none":
+        return None
+    if quantize not in ("int8", "int4"):
+        raise ModelLoadError(f"Unknown quantization {quantize!r}; choose one of none, int8, int4.")
+    if device != "cuda":
+        raise ModelLoadError(
+            f"--quantize {quantize} needs a CUDA GPU (bitsandbytes' kernels) and this model runs on {device}. "
+            "On a CPU, run a quantized GGUF file (Q4_K_M, Q8_0, ...) with the llama.cpp backend instead: "
+            "--model file.gguf --backend llama.cpp."
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes.")
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype
+    )
+
+
 def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
     """Return a cache folder with the GGUF file converted to safetensors, converting on first use."""
-    _check_gguf(gguf)
+    check_gguf(gguf)
     say(f"Checking the conversion cache for {gguf.name}...")
     key = file_sha256(gguf)[:20]
     folder = cache_dir() / key
@@ -184,7 +244,7 @@ def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
 
 
 def _from_pretrained(
-    folder: Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None
+    folder: Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None, **model_kwargs: Any
 ) -> tuple[Any, Any]:
     """Call transformers' loaders and turn their exceptions into messages with a next step."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -194,7 +254,7 @@ def _from_pretrained(
         kwargs["gguf_file"] = gguf_file
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs, **model_kwargs)
     except _LOAD_ERRORS as exc:
         text = str(exc)
         if "trust_remote_code" in text:
@@ -202,10 +262,6 @@ def _from_pretrained(
                 f"{folder.name} ships its own Python code and loads only if you trust it: pass "
                 "--trust-remote-code on the CLI or tick 'Trust remote code' in the sidebar."
             ) from exc
-        what = f"{folder / gguf_file}" if gguf_file else str(folder)
-        first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise ModelLoadError(
-            f"Could not load the model from {what}: {first_line[:300].rstrip('.')}. The files may be corrupt, "
-            "truncated or of an unsupported architecture; check them or choose another model."
-        ) from exc
+        what = folder / gguf_file if gguf_file else folder
+        raise load_error(what, text if text.strip() else type(exc).__name__) from exc
     return tokenizer, model

@@ -17,9 +17,11 @@ EMBEDDED = "embedded"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: ``auto`` picks the best engine for the model (see :func:`workbench.models.backends.choose_backend`).
-BACKENDS = ("auto", "transformers", "remote")
+BACKENDS = ("auto", "transformers", "llama.cpp", "remote")
 #: A source naming an OpenAI-compatible server: ``openai:http://host:8000/v1#model`` (see remote_backend).
 REMOTE_PREFIX = "openai:"
+#: Weight quantization for the transformers engine on a CUDA GPU (GGUF files are quantized already).
+QUANTIZATIONS = ("none", "int8", "int4")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -74,6 +76,33 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "the key of a remote OpenAI-compatible server (never shown)",
         secret=True,
     ),
+    SpecOption(
+        "quantize",
+        ("WORKBENCH_QUANTIZE",),
+        "--quantize",
+        "transformers on a CUDA GPU: load the weights in 8 or 4 bits (bitsandbytes); "
+        "on a CPU use a quantized GGUF file with llama.cpp instead",
+        QUANTIZATIONS,
+    ),
+    SpecOption(
+        "threads",
+        ("WORKBENCH_THREADS",),
+        "--threads",
+        "llama.cpp: CPU threads for decoding (default 0: chosen for this machine)",
+    ),
+    SpecOption(
+        "context",
+        ("WORKBENCH_CONTEXT",),
+        "--context",
+        "llama.cpp: context window in tokens (default 0: the model's, at most 8192; its KV cache is "
+        "allocated up front)",
+    ),
+    SpecOption(
+        "n_gpu_layers",
+        ("WORKBENCH_N_GPU_LAYERS",),
+        "--n-gpu-layers",
+        "llama.cpp: layers to offload to the GPU (default -1: all, when the build has CUDA or Metal; 0: none)",
+    ),
 )
 
 
@@ -89,6 +118,10 @@ class ModelSpec:
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
         api_key: The key of a remote server (``openai:`` sources); kept out of ``repr``.
+        quantize: ``none``, ``int8`` or ``int4``: weight quantization for transformers on a CUDA GPU.
+        threads: llama.cpp's CPU threads for decoding; 0 chooses for this machine.
+        context: llama.cpp's context window in tokens; 0 is the model's, at most 8192.
+        n_gpu_layers: llama.cpp's layers on the GPU: -1 all (when the build has CUDA or Metal), 0 none.
     """
 
     source: str = EMBEDDED
@@ -97,6 +130,10 @@ class ModelSpec:
     dtype: str = "auto"
     trust_remote_code: bool = False
     api_key: str = field(default="", repr=False)
+    quantize: str = "none"
+    threads: int = 0
+    context: int = 0
+    n_gpu_layers: int = -1
 
     @classmethod
     def from_env(

@@ -89,6 +89,7 @@ class TransformersBackend(SerialBackend):
             context_length=context,
             load_seconds=round(time.perf_counter() - started, 2),
             architecture=(getattr(config, "architectures", None) or [config.model_type])[0],
+            quantization=f"bitsandbytes {spec.quantize}" if spec.quantize != "none" else None,
         )
         return cls(spec, tokenizer, model, info)
 

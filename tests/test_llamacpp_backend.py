@@ -1,0 +1,235 @@
+"""The llama.cpp engine on the real embedded model: choosing it, its errors, sampling, grammars, KV states.
+
+The behaviour both engines share (Paris, Stop, two threads, prompts too long, tools, code) runs on both
+through the parametrized ``chat_model`` fixture; this file holds what is particular to llama.cpp.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role
+from workbench.errors import ModelLoadError
+from workbench.models.backends import choose_backend, llama_cpp_installed
+from workbench.models.generation import SamplingSettings
+from workbench.models.llamacpp_grammar import json_schema_gbnf
+from workbench.models.loading import embedded_gguf_path
+from workbench.models.spec import ModelSpec
+from workbench.shared import shared_model
+
+pytestmark = pytest.mark.skipif(not llama_cpp_installed(), reason="llama-cpp-python is not installed")
+
+ROOT = Path(__file__).resolve().parent.parent
+GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=24)
+CALL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"const": "calculator"},
+        "arguments": {
+            "type": "object",
+            "properties": {"expression": {"type": "string"}},
+            "required": ["expression"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["name", "arguments"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def llama_model() -> ChatModel:
+    return shared_model(ModelSpec(device="cpu", backend="llama.cpp")).get()
+
+
+@pytest.mark.parametrize(
+    ("spec", "engine"),
+    [
+        (ModelSpec(), "llama.cpp"),
+        (ModelSpec(source="/models/qwen2.5-7b-instruct-q4_k_m.GGUF"), "llama.cpp"),
+        (ModelSpec(device="cpu"), "llama.cpp"),
+        (ModelSpec(source="/models/Qwen2.5-0.5B-Instruct"), "transformers"),
+        (ModelSpec(quantize="int8"), "transformers"),
+        (ModelSpec(device="cuda"), "transformers"),  # this llama.cpp build has no GPU backend
+        (ModelSpec(backend="transformers"), "transformers"),
+        (ModelSpec(source="/models/folder", backend="llama.cpp"), "llama.cpp"),
+    ],
+)
+def test_auto_picks_llama_cpp_for_gguf_files_on_the_cpu(spec, engine):
+    assert choose_backend(spec) == engine
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(
+        ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp\."
+    ):
+        choose_backend(ModelSpec(backend="vllm"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            ModelSpec(backend="llama.cpp", quantize="int4"),
+            "--quantize int4 is for the transformers backend on a CUDA GPU; SmolLM2-135M-Instruct.Q4_1.gguf is "
+            "quantized already (Q4_1). Leave --quantize at none, or pick a GGUF file with fewer bits per weight.",
+        ),
+        (
+            ModelSpec(backend="llama.cpp", device="cuda"),
+            "Device 'cuda' was asked for but this llama.cpp build has no GPU support; use --device cpu, --backend "
+            "transformers, or reinstall llama-cpp-python with CMAKE_ARGS=-DGGML_CUDA=on (or -DGGML_METAL=on).",
+        ),
+        (
+            ModelSpec(quantize="int8", device="cpu"),
+            "--quantize int8 needs a CUDA GPU (bitsandbytes' kernels) and this model runs on cpu. On a CPU, run a "
+            "quantized GGUF file (Q4_K_M, Q8_0, ...) with the llama.cpp backend instead: --model file.gguf "
+            "--backend llama.cpp.",
+        ),
+    ],
+)
+def test_options_that_cannot_apply_say_what_to_do(spec, message):
+    with pytest.raises(ModelLoadError) as info:
+        ChatModel.load(spec)
+    assert str(info.value) == message
+
+
+def test_a_folder_on_llama_cpp_says_to_use_transformers(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 8)
+    with pytest.raises(
+        ModelLoadError, match=r"loads \.gguf files and .* is a folder; use --backend transformers"
+    ):
+        ChatModel.load(ModelSpec(source=str(tmp_path), backend="llama.cpp"))
+
+
+def test_an_unknown_architecture_gets_llama_cpps_reason(tmp_path):
+    data = bytearray(embedded_gguf_path().read_bytes())
+    key = b"general.architecture" + (8).to_bytes(4, "little") + (5).to_bytes(8, "little") + b"llama"
+    start = data.index(key) + len(key) - 5
+    data[start : start + 5] = b"xxxxx"
+    path = tmp_path / "other.gguf"
+    path.write_bytes(data)
+    with pytest.raises(ModelLoadError) as info:
+        ChatModel.load(ModelSpec(source=str(path), backend="llama.cpp"))
+    assert str(info.value) == (
+        f"Could not load the model from {path}: unknown model architecture: 'xxxxx'. The files may be corrupt, "
+        "truncated or of an unsupported architecture; check them or choose another model."
+    )
+
+
+def test_a_bad_file_leaves_the_loaded_model_working(llama_model, tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(embedded_gguf_path().read_bytes()[: 4 << 20])
+    with pytest.raises(ModelLoadError, match="it is truncated"):
+        ChatModel.load(ModelSpec(source=str(broken), backend="llama.cpp"))
+    reply, _ = llama_model.chat("Which city is the capital of France?", settings=GREEDY)
+    assert "Paris" in reply
+
+
+def test_the_llama_cpp_path_imports_neither_torch_nor_transformers():
+    code = (
+        "import sys, json\n"
+        "from workbench.chat_model import ChatModel\n"
+        "from workbench.models.generation import SamplingSettings\n"
+        "from workbench.models.spec import ModelSpec\n"
+        "model = ChatModel.load(ModelSpec())\n"
+        "reply, _ = model.chat('Which city is the capital of France?', "
+        "settings=SamplingSettings(temperature=0.0, max_new_tokens=12))\n"
+        "print(json.dumps({'backend': model.info.backend, 'reply': reply, "
+        "'loaded': sorted(m for m in ('torch', 'transformers', 'xgrammar') if m in sys.modules)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "llama.cpp"
+    assert "Paris" in result["reply"]
+    assert result["loaded"] == []
+
+
+def test_the_sidebar_line_names_engine_precision_and_threads(llama_model):
+    info = llama_model.info
+    threads = f"{info.threads} thread{'s' if info.threads > 1 else ''}"
+    assert info.summary() == (
+        f"**SmolLM2-135M-Instruct (embedded)** · llama.cpp · cpu · Q4_1 · GGUF · {threads} · context 8192"
+    )
+    assert info.to_dict()["backend"] == "llama.cpp" and info.load_seconds < 10
+
+
+def test_stop_strings_end_the_reply(llama_model):
+    stream = llama_model.stream(
+        [Message(Role.USER, "List the days of the week.")],
+        GREEDY.with_(max_new_tokens=60),
+        stop_strings=("Wednesday",),
+    )
+    text = stream.result(timeout=120)
+    assert stream.stats.finish_reason == "stop_string"
+    assert "Tuesday" in text and text.endswith("Wednesday") and "Thursday" not in text
+
+
+def test_a_seed_repeats_a_sampled_reply(llama_model):
+    settings = SamplingSettings(temperature=1.0, top_p=0.95, max_new_tokens=16, seed=1234)
+    messages = [Message(Role.USER, "Write a short poem about the sea.")]
+    first = llama_model.stream(messages, settings).result()
+    second = llama_model.stream(messages, settings).result()
+    others = {llama_model.stream(messages, settings.with_(seed=seed)).result() for seed in (1, 2, 3)}
+    assert first == second
+    assert len(others | {first}) > 1
+
+
+def test_schema_constrained_output_is_compact_json(llama_model):
+    grammar = json_schema_gbnf(CALL_SCHEMA)
+    assert 'space ::= ""' in grammar
+    stream = llama_model.stream(
+        [Message(Role.USER, "What is the sum of 1234 and 4321? Call the calculator.")],
+        GREEDY.with_(max_new_tokens=60),
+        json_schema=CALL_SCHEMA,
+    )
+    text = stream.result(timeout=120)
+    call = json.loads(text)
+    assert call["name"] == "calculator" and isinstance(call["arguments"]["expression"], str)
+    assert text == json.dumps(call, separators=(",", ":"))
+    assert stream.stats.finish_reason == "eos"
+
+
+def run_turns(model, conversations, questions, order):
+    """Ask each conversation's questions in ``order`` (names); return each one's replies."""
+    histories = {name: list(history) for name, history in conversations.items()}
+    replies: dict[str, list[str]] = {name: [] for name in conversations}
+    for name in order:
+        histories[name].append(Message(Role.USER, questions[name][len(replies[name])]))
+        text = model.stream(histories[name], GREEDY).result(timeout=120)
+        replies[name].append(text)
+        histories[name].append(model.dialect.parse(text))
+    return replies
+
+
+def test_two_conversations_taking_turns_get_what_each_gets_alone(llama_model):
+    """Each conversation's KV cache is saved when the other one runs and restored for its next turn.
+
+    The reference is each conversation run alone (its cache kept between turns, as llama.cpp does): a
+    prompt evaluated in one batch can differ in the last bits from one evaluated in two, so a run from
+    scratch is not the reference; the restored cache must give exactly what the kept one gives.
+    """
+    backend = llama_model.backend
+    conversations = {
+        "a": [Message(Role.SYSTEM, "You are a geography teacher. " * 12)],
+        "b": [Message(Role.SYSTEM, "You are a cooking teacher. " * 12)],
+    }
+    questions = {
+        "a": ["Which city is the capital of France?", "And of Germany?"],
+        "b": ["Name a fruit.", "And a vegetable?"],
+    }
+    alone = {}
+    for name in conversations:
+        backend.states.forget()
+        alone.update(run_turns(llama_model, {name: conversations[name]}, questions, [name, name]))
+    backend.states.forget()
+    restores = backend.states.restores
+    taking_turns = run_turns(llama_model, conversations, questions, ["a", "b", "a", "b"])
+    assert backend.states.restores >= restores + 2  # each second turn found its own conversation's cache
+    assert taking_turns == alone

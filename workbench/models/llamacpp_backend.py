@@ -1,0 +1,268 @@
+"""The llama.cpp engine: a GGUF file run in process by llama-cpp-python, on its quantized weights.
+
+Loading maps the file (a fraction of a second, no conversion, no cache to fill) after
+:func:`workbench.models.loading.check_gguf` has checked it, since llama.cpp can abort the process on a
+malformed file. The chat template and the context length come from the file's metadata; the dialects
+render the template through :class:`~workbench.dialects.jinja_template.JinjaChatTemplate`. This path
+imports neither torch nor transformers.
+
+Only the decode step lives here; the lock, worker thread, cancel and stats are :class:`SerialBackend`'s.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import sys
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from workbench.dialects.jinja_template import JinjaChatTemplate
+from workbench.dialects.template import ChatTemplateSource
+from workbench.errors import ModelLoadError, SettingsError
+from workbench.models.backend import Capabilities, ModelInfo, PreparedPrompt, SerialBackend
+from workbench.models.generation import (
+    FinishReason,
+    GenerationRequest,
+    GenerationStats,
+    GenerationStream,
+    SamplingSettings,
+)
+from workbench.models.gguf_check import GGUFInfo
+from workbench.models.llamacpp_grammar import json_schema_grammar
+from workbench.models.llamacpp_state import ConversationStates
+from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
+from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
+
+#: Tokens of recent history the repetition penalty looks at (llama.cpp's default is 64).
+PENALTY_LAST_N = 256
+#: The default context when the model's is longer: llama.cpp allocates the whole KV cache up front (a
+#: 128k-token context of an 8B model would take 16 GB); ``--context`` asks for more.
+DEFAULT_MAX_CONTEXT = 8192
+
+
+def default_threads(cpu_count: int | None = None) -> int:
+    """Decoding threads for this machine, from bench/RESULTS.md's measurements.
+
+    llama.cpp's threads spin while they wait for each other, so one thread held by another process
+    stalls them all: on 2 busy cores, 2 threads fell far below 1 thread. One core is left to the app
+    and the rest of the machine, up to 8 threads (decoding is bound by memory bandwidth beyond that).
+    """
+    cores = cpu_count or os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
+
+
+def _special_tokens(llm: Any) -> dict[str, str]:
+    """The special tokens a chat template may read (``bos_token``, ``eos_token``), as transformers passes them."""
+    tokens: dict[str, str] = {}
+    for name, token_id in (("bos_token", llm.token_bos()), ("eos_token", llm.token_eos())):
+        if token_id is not None and token_id >= 0:
+            tokens[name] = llm._model.token_get_text(token_id)
+    return tokens
+
+
+class LlamaCppBackend(SerialBackend):
+    """A GGUF model on llama.cpp, loaded once and shared by every page and session."""
+
+    def __init__(self, spec: ModelSpec, llm: Any, gguf: GGUFInfo, info: ModelInfo) -> None:
+        super().__init__(spec, info)
+        self.llm = llm
+        self.gguf = gguf
+        self.capabilities = Capabilities(
+            constrained_json=True, prompt_prefix=True, opens_tool_calls=spec.source != EMBEDDED
+        )
+        self.states = ConversationStates(llm)
+        # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
+        # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules).
+        weakref.finalize(self, llm.close)
+        self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
+        import llama_cpp
+
+        self._vocab = llm._model.vocab
+        self._is_eog = llama_cpp.llama_vocab_is_eog
+        self._default_seed = llama_cpp.LLAMA_DEFAULT_SEED
+
+    @classmethod
+    def load(cls, spec: ModelSpec, progress: ProgressCallback | None = None) -> LlamaCppBackend:
+        """Check and load a GGUF file.
+
+        Raises:
+            ModelError: With a message naming the problem and the fix.
+        """
+        say = progress or (lambda _msg: None)
+        started = time.perf_counter()
+        if spec.device not in DEVICES:
+            raise ModelLoadError(f"Unknown device {spec.device!r}; choose one of {', '.join(DEVICES)}.")
+        if spec.dtype not in DTYPES:
+            raise ModelLoadError(f"Unknown dtype {spec.dtype!r}; choose one of {', '.join(DTYPES)}.")
+        path = resolve_source(spec)
+        if path.is_dir():
+            raise ModelLoadError(
+                f"The llama.cpp backend loads .gguf files and {str(path)!r} is a folder; use --backend "
+                "transformers (or auto) for Hugging Face model folders."
+            )
+        gguf = check_gguf(path)
+        if spec.quantize != "none":
+            raise ModelLoadError(
+                f"--quantize {spec.quantize} is for the transformers backend on a CUDA GPU; {path.name} is "
+                f"quantized already ({gguf.file_type}). Leave --quantize at none, or pick a GGUF file with "
+                "fewer bits per weight."
+            )
+        import llama_cpp
+
+        gpu_build = bool(llama_cpp.llama_supports_gpu_offload())
+        if spec.device in ("cuda", "mps") and not gpu_build:
+            raise ModelLoadError(
+                f"Device {spec.device!r} was asked for but this llama.cpp build has no GPU support; use "
+                "--device cpu, --backend transformers, or reinstall llama-cpp-python with "
+                "CMAKE_ARGS=-DGGML_CUDA=on (or -DGGML_METAL=on)."
+            )
+        layers = 0 if spec.device == "cpu" or not gpu_build else spec.n_gpu_layers
+        threads = spec.threads if spec.threads > 0 else default_threads()
+        context = spec.context if spec.context > 0 else min(gguf.context_length or 4096, DEFAULT_MAX_CONTEXT)
+        say(f"Loading weights from {path} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
+        errors: list[str] = []
+        try:
+            with _llama_errors_to(errors):
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=context,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=layers,
+                    last_n_tokens_size=PENALTY_LAST_N,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            # llama.cpp's own log says why ("unknown model architecture: 'x'"); the exception does not.
+            lines = "".join(errors).strip().splitlines()
+            reason = lines[0].rpartition("error loading model: ")[2] if lines else str(exc)
+            raise load_error(path, reason) from exc
+        device = "cpu" if layers == 0 else spec.device if spec.device != "auto" else _gpu_name()
+        info = ModelInfo(
+            label=spec.label,
+            source=spec.source,
+            loaded_from=str(path),
+            backend="llama.cpp",
+            device=device,
+            dtype=gguf.file_type,
+            context_length=int(llm.n_ctx()),
+            load_seconds=round(time.perf_counter() - started, 2),
+            architecture=gguf.architecture,
+            quantization="GGUF",
+            threads=threads,
+        )
+        return cls(spec, llm, gguf, info)
+
+    @property
+    def template(self) -> ChatTemplateSource:
+        """The GGUF file's chat template, rendered as transformers would."""
+        return self._template
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) count as one each."""
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text``."""
+        return len(self.tokenize(text))
+
+    def default_settings(self) -> SamplingSettings:
+        """Sampling defaults: ours for the embedded model, the file's ``general.sampling.*`` where set."""
+        if self.spec.source == EMBEDDED:
+            # SmolLM2's model card suggests a low temperature; a mild penalty stops loops.
+            return SamplingSettings(temperature=0.2, top_p=0.9, max_new_tokens=512, repetition_penalty=1.1)
+        meta = self.gguf.metadata
+        try:
+            return SamplingSettings().with_(
+                temperature=meta.get("general.sampling.temp"), top_p=meta.get("general.sampling.top_p")
+            )
+        except SettingsError:  # values out of range in the file: our defaults are safer than a crash
+            return SamplingSettings()
+
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """Tokenize the prompt and size the reply.
+
+        Raises:
+            PromptTooLongError: If the prompt leaves no room to generate.
+        """
+        tokens = self.tokenize(request.prompt)
+        return PreparedPrompt(len(tokens), self.room_for(len(tokens), request), tokens)
+
+    def decode(
+        self,
+        request: GenerationRequest,
+        prepared: PreparedPrompt,
+        stream: GenerationStream,
+        stats: GenerationStats,
+    ) -> None:
+        """Sample token by token: text to the stream, stop on cancel, end of turn, a stop string or the limit."""
+        settings = request.settings
+        grammar = json_schema_grammar(request.json_schema) if request.json_schema is not None else None
+        self.states.prepare_for(prepared.payload)
+        self.llm.set_seed(settings.seed if settings.seed is not None else self._default_seed)
+        greedy = settings.temperature <= 0
+        tokens = self.llm.generate(
+            prepared.payload,
+            temp=0.0 if greedy else settings.temperature,
+            top_p=1.0 if greedy else settings.top_p,
+            top_k=0,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=settings.repetition_penalty,
+            grammar=grammar,
+            reset=True,
+        )
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = request.stop_strings
+        longest_stop = max((len(s) for s in stops), default=0)
+        stats.finish_reason = FinishReason.LENGTH
+        try:
+            for token in tokens:
+                if self._is_eog(self._vocab, token):
+                    stats.finish_reason = FinishReason.EOS
+                    break
+                stats.new_tokens += 1
+                piece = text.decode(self.llm.detokenize([token]))
+                self.emit(stream, stats, piece)
+                if stream.cancelled:
+                    break
+                if stops and any(s in stream.text[-(len(piece) + longest_stop) :] for s in stops):
+                    stats.finish_reason = FinishReason.STOP_STRING
+                    break
+                if stats.new_tokens >= prepared.max_new_tokens:
+                    break
+        finally:
+            tokens.close()
+        self.emit(stream, stats, text.decode(b"", final=True))
+
+
+@contextmanager
+def _llama_errors_to(errors: list[str]) -> Iterator[None]:
+    """Collect llama.cpp's error log lines while loading (its exceptions carry no reason)."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    error_level, continued = 4, 5  # ggml_log_level: GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_CONT
+    last = [0]
+
+    @llama_cpp.llama_log_callback
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if level == error_level or (level == continued and last[0] == error_level):
+            errors.append(text.decode("utf-8", errors="replace"))
+        if level != continued:
+            last[0] = level
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def _gpu_name() -> str:
+    return "mps" if sys.platform == "darwin" else "cuda"
