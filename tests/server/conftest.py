@@ -1,4 +1,4 @@
-"""Fixtures: the API on the embedded model, served from a thread of the test process (one model in memory)."""
+"""Fixtures: the API on the embedded model (on each engine installed), served from a thread of the test process."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from tests.server.helpers import server_thread
 from workbench.chat_model import ChatModel
-from workbench.models.spec import ModelSpec
 from workbench.server.app import create_app
 from workbench.shared import SharedModel, shared_model
 
@@ -18,8 +17,8 @@ API_KEY = "test-key-1234"
 
 @pytest.fixture(scope="session")
 def model_slot(chat_model: ChatModel) -> SharedModel:
-    """The loaded slot of the embedded model (the same one the ``chat_model`` fixture holds)."""
-    slot = shared_model(ModelSpec(device="cpu"))
+    """The loaded slot of the embedded model on each engine (the one the ``chat_model`` fixture holds)."""
+    slot = shared_model(chat_model.backend.spec)
     assert slot.loaded
     return slot
 

@@ -28,7 +28,7 @@ from workbench.modes.chat import ChatSession
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession, default_tool_choice
 from workbench.server.app import create_app
-from workbench.shared import SharedModel
+from workbench.shared import SharedModel, shared_model
 
 pytestmark = pytest.mark.model
 
@@ -74,7 +74,9 @@ def test_without_a_model_name_the_servers_first_is_used(served: str) -> None:
     assert model.info.label == MODEL_ID
 
 
-def test_chat_answers_as_the_model_does_in_process(remote: ChatModel, chat_model: ChatModel) -> None:
+def test_chat_answers_as_the_model_does_in_process(remote: ChatModel) -> None:
+    # serve picked its engine with backend auto; so does the model in process.
+    chat_model = shared_model(ModelSpec(device="cpu")).get()
     remote_turn = ChatSession(remote, settings=GREEDY).send("Name three colors.")
     remote_text = "".join(remote_turn.text())
     local_turn = ChatSession(chat_model, settings=GREEDY).send("Name three colors.")

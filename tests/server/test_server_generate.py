@@ -79,5 +79,5 @@ def test_a_backend_without_prefixes_writes_calls_in_full() -> None:
 def test_stop_strings_cut_the_answer_and_tools_off_means_text() -> None:
     backend = ScriptedBackend("one two <tool_call> three END four")
     text, finished = run(backend, stop=("END",))
-    assert finished.content == "one two <tool_call> three" and finished.tool_calls == []
-    assert text.rstrip() == "one two <tool_call> three" and finished.finish_reason == "stop"
+    assert finished.content == text == "one two <tool_call> three " and finished.tool_calls == []
+    assert finished.finish_reason == "stop"

@@ -160,8 +160,8 @@ class CompletionRun:
             yield TextPiece(tail)
         if self.params.tools:
             message = dialect.parse(text)
-        else:  # without tools, whatever looks like a call is just text
-            message = Message(Role.ASSISTANT, strip_stop_strings(text, dialect.stop_strings).strip())
+        else:  # without tools, whatever looks like a call is just text (kept as streamed)
+            message = Message(Role.ASSISTANT, strip_stop_strings(text, dialect.stop_strings))
         yield self._finished(message.content, calls_of(message), stream)
 
     # --- internals ----------------------------------------------------------------------------
