@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._login import login_gate
+
 st.set_page_config(page_title="Workbench", page_icon=":material/handyman:", layout="wide")
+login_gate()  # before st.navigation: a stranger sees the login form and no page
 
 pages = [
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),

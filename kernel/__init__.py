@@ -37,7 +37,7 @@ from kernel.errors import (
 if TYPE_CHECKING:
     from kernel.files import FileInfo, list_files, read_file, resolve_in_workdir, save_upload
     from kernel.outputs import STATE_LOST, Execution, ExecutionError, Output
-    from kernel.pool import KernelPool
+    from kernel.pool import KernelLease, KernelPool
     from kernel.sandbox import SandboxLimits, sandbox_available
     from kernel.session import KernelSession
 
@@ -52,6 +52,7 @@ _LAZY = {
     "Execution": "kernel.outputs",
     "ExecutionError": "kernel.outputs",
     "Output": "kernel.outputs",
+    "KernelLease": "kernel.pool",
     "KernelPool": "kernel.pool",
     "SandboxLimits": "kernel.sandbox",
     "sandbox_available": "kernel.sandbox",
@@ -65,6 +66,7 @@ __all__ = [
     "FileInfo",
     "KernelDiedError",
     "KernelError",
+    "KernelLease",
     "KernelLimitError",
     "KernelPool",
     "KernelSession",

@@ -26,6 +26,10 @@ class KernelPool:
         warm_spare: Keep one kernel started ahead of need.
         limits: Resource limits for every kernel.
         session_factory: Builds a session (tests and the CLI may pass their own options).
+        session_alive: Tells whether a session id still belongs to a live session (the app asks its
+            web server); when the pool is full, the kernels of sessions it says are gone are released
+            before a new session is refused. None: every session counts as alive until released.
+        limit_hint: The end of the refusal message: how the user raises the limit.
     """
 
     def __init__(
@@ -35,6 +39,8 @@ class KernelPool:
         warm_spare: bool = True,
         limits: SandboxLimits | None = None,
         session_factory: Callable[[], KernelSession] | None = None,
+        session_alive: Callable[[str], bool] | None = None,
+        limit_hint: str = "or create the pool with a higher max_kernels.",
     ) -> None:
         if max_kernels < 1:
             raise KernelError(f"max_kernels must be at least 1, not {max_kernels}; pass 1 or more.")
@@ -43,6 +49,8 @@ class KernelPool:
         self.warm_spare = warm_spare
         self.limits = limits or SandboxLimits()
         self._factory = session_factory or (lambda: KernelSession(limits=self.limits))
+        self._session_alive = session_alive
+        self._limit_hint = limit_hint
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
         self._sessions: dict[str, KernelSession] = {}
@@ -66,6 +74,8 @@ class KernelPool:
             KernelStartError: If a new kernel cannot start.
         """
         self.reap_idle()
+        if self._full_for(session_id):
+            self.reap_dead()  # never refuse a session while a gone session holds a kernel
         with self._create_lock:  # one creation at a time keeps the count under the cap
             with self._lock:
                 if self._closed:
@@ -78,7 +88,7 @@ class KernelPool:
                     raise KernelLimitError(
                         f"All {self.max_kernels} kernels are in use by other sessions. Close another "
                         f"session, wait until an idle kernel is stopped (after {self.idle_timeout:g} s "
-                        "without use), or raise the kernel limit in the settings."
+                        f"without use), {self._limit_hint}"
                     )
                 thread = self._spare_thread
             if thread is not None:
@@ -95,6 +105,10 @@ class KernelPool:
         self._start_spare()
         return session
 
+    def lease(self, session_id: str) -> KernelLease:
+        """A handle whose ``release()`` frees this session's kernel: hand it to the web server's session-end hook."""
+        return KernelLease(self, session_id)
+
     def release(self, session_id: str) -> None:
         """Shut down the kernel of ``session_id`` (for example when the browser session ends)."""
         with self._lock:
@@ -102,6 +116,28 @@ class KernelPool:
         if session is not None:
             session.shutdown()
         self._start_spare()
+
+    def reap_dead(self) -> list[str]:
+        """Shut down the kernels of sessions that ``session_alive`` says are gone; return their ids."""
+        if self._session_alive is None:
+            return []
+        with self._lock:
+            ids = list(self._sessions)
+        dead = [sid for sid in ids if not self._alive(sid)]
+        for sid in dead:
+            self.release(sid)
+        return dead
+
+    def _alive(self, session_id: str) -> bool:
+        assert self._session_alive is not None
+        try:
+            return bool(self._session_alive(session_id))
+        except Exception:
+            return True  # when in doubt, keep the kernel: the idle limit still frees it
+
+    def _full_for(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id not in self._sessions and len(self._sessions) >= self.max_kernels
 
     def reap_idle(self) -> list[str]:
         """Shut down kernels unused for ``idle_timeout`` seconds; return their session ids."""
@@ -150,3 +186,20 @@ class KernelPool:
                 self._spare = spare
         if not keep:
             spare.shutdown()
+
+
+class KernelLease:
+    """One session's claim on a pool: :meth:`release` shuts its kernel down and removes its work folder.
+
+    Args:
+        pool: The pool the kernel comes from.
+        session_id: The session's key in the pool.
+    """
+
+    def __init__(self, pool: KernelPool, session_id: str) -> None:
+        self.pool = pool
+        self.session_id = session_id
+
+    def release(self) -> None:
+        """Free the session's kernel (safe to call more than once, and from any thread)."""
+        self.pool.release(self.session_id)

@@ -15,7 +15,7 @@ from workbench.chat_model import ChatModel
 from workbench.conversation import Message
 from workbench.errors import WorkbenchError
 from workbench.models.generation import GenerationStats, SamplingSettings
-from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec, convert_option
+from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec, convert_option, is_remote_source
 from workbench.shared import SharedModel
 
 T = TypeVar("T")
@@ -74,12 +74,26 @@ def _model_form() -> None:
     """
     current: ModelSpec = st.session_state["model_spec"]
     values: dict[str, object] = {}
+    served: list[str] = []
+    picked = ""
     with st.sidebar.expander("Change model"), st.form("model_form", border=False):
         for option in SPEC_OPTIONS:
             value = getattr(current, option.field)
             label = option.field.replace("_", " ").capitalize()
             if option.field == "source":
                 values[option.field] = st.text_input("Model", value=value, help=option.help)
+                served = _server_models(current.source, current.api_key)
+                if served:
+                    model_now = current.source.partition("#")[2]
+                    picked = st.selectbox(
+                        "Server model",
+                        served,
+                        index=served.index(model_now) if model_now in served else 0,
+                        help="the models the server lists (GET /v1/models)",
+                    )
+            elif option.secret:
+                text = st.text_input(label, value=str(value), type="password", help=option.help)
+                values[option.field] = convert_option(option.field, text)
             elif option.choices is not None:
                 values[option.field] = st.selectbox(
                     label, option.choices, index=option.choices.index(value), help=option.help
@@ -91,10 +105,27 @@ def _model_form() -> None:
                 values[option.field] = convert_option(option.field, text)
         if st.form_submit_button("Load"):
             values["source"] = str(values["source"]).strip() or EMBEDDED
+            if served and values["source"] == current.source:
+                from workbench.models.remote_backend import with_model
+
+                values["source"] = with_model(current.source, picked)
             wanted = current.replace(**values)
             if wanted != current:
                 st.session_state["model_previous"] = current
                 st.session_state["model_spec"] = wanted
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _server_models(source: str, api_key: str) -> list[str]:
+    """The models a remote source's server lists; none for a local model or an unreachable server."""
+    if not is_remote_source(source):
+        return []
+    from workbench.models.remote_backend import server_models
+
+    try:
+        return server_models(source, api_key)
+    except WorkbenchError:  # the load itself reports what is wrong
+        return []
 
 
 def current_model() -> ChatModel:
@@ -130,6 +161,8 @@ def current_model() -> ChatModel:
         model = model_slot(previous).get()
     info = model.info
     st.sidebar.caption(info.summary())
+    if info.device == "remote":
+        st.sidebar.caption(f"remote: {info.loaded_from}")
     return model
 
 

@@ -28,7 +28,7 @@ SESSION_KEY = "tool_session"
 @st.cache_resource(show_spinner=False)
 def _registry(tools_path: str) -> ToolRegistry:
     """One registry per process and tool path (the path is the cache key, so a changed one reloads)."""
-    return default_registry()
+    return default_registry(wait=False)  # tool files load in the background, in the tool host
 
 
 def tool_registry() -> ToolRegistry:
@@ -128,7 +128,7 @@ def tools_panel(session: ToolSession, key: str) -> None:
     top = st.columns([3, 1])
     summary = top[0].empty()  # filled in after the switches, so the count includes this run's changes
     if top[1].button("Reload", key=f"{key}_reload", help="Load the tool files again (new and changed ones)"):
-        registry.reload()
+        registry.reload(wait=False)
         st.rerun()
     for problem in registry.errors:
         st.error(f"**{problem.source}**: {problem.message}")
@@ -144,6 +144,24 @@ def tools_panel(session: ToolSession, key: str) -> None:
     summary.caption(
         f"{enabled} of {len(registry)} tools on in this conversation · add yours in a folder named by {PATH_VARIABLE}"
     )
+
+
+def loading_status(registry: ToolRegistry) -> None:
+    """ "Loading tools" and the file being imported while tools load in the background, else any problems."""
+    if registry.loading:
+        _loading_watch(registry)
+    elif registry.errors:
+        names = ", ".join(sorted({os.path.basename(e.source) for e in registry.errors}))
+        st.warning(f"Some tools did not load ({names}): see Tools below.", icon=":material/warning:")
+
+
+@st.fragment(run_every=1.0)
+def _loading_watch(registry: ToolRegistry) -> None:
+    """Refreshed every second while loading; reruns the whole page once the tools are there."""
+    if not registry.loading:
+        st.rerun()  # the whole page, so the tools panel and the model see the new tools
+    file = registry.loading_file
+    st.info("Loading tools…" + (f" importing {file}" if file else ""), icon=":material/hourglass_top:")
 
 
 def _shown_schema(schema: dict[str, Any]) -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
+from pages._history import conversation_sidebar
 from workbench.conversation import Role
 from workbench.errors import WorkbenchError
+from workbench.history import Mode
 from workbench.modes.chat import ChatSession, Turn
 
 st.title("Chat")
@@ -15,6 +17,7 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
+conversation_sidebar(Mode.CHAT, session)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings())

@@ -7,15 +7,20 @@ session, from the process-wide pool; the user's own cells run in the same kernel
 from __future__ import annotations
 
 import functools
-import uuid
 from typing import Any
 
 import streamlit as st
+from streamlit import runtime
+from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from kernel import KernelLease, KernelPool
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
+from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from workbench.conversation import Message, Role
 from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
+from workbench.history import Mode
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
 from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
@@ -28,10 +33,34 @@ TABLE_STYLE = (
 )
 
 
+def streamlit_session_id() -> str:
+    """This browser session's id in Streamlit's runtime (the pool's key for its kernel)."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "default"
+
+
+def streamlit_session_alive(session_id: str) -> bool:
+    """Whether Streamlit still has a connected browser session with this id."""
+    if not runtime.exists():
+        return True
+    return runtime.get_instance().is_active_session(session_id)
+
+
 @st.cache_resource(show_spinner=False)
 def kernel_pool() -> Any:
     """The process-wide pool: one kernel per browser session, a warm spare, an idle limit."""
-    return create_pool()
+    return create_pool(session_alive=streamlit_session_alive)
+
+
+def release_kernel(lease: KernelLease) -> None:
+    """Streamlit's session-end hook: the session's kernel and work folder go with it."""
+    lease.release()
+
+
+@st.cache_resource(scope="session", on_release=release_kernel, show_spinner=False)
+def kernel_lease(_pool: KernelPool, session_id: str) -> KernelLease:
+    """This session's claim on the pool, released by Streamlit when the session ends."""
+    return _pool.lease(session_id)
 
 
 def show_execution(execution: ExecutionRecord) -> None:
@@ -117,14 +146,21 @@ try:
 except USER_ERRORS as exc:
     st.error(str(exc))
     st.stop()
-session_id = session_object("code_session_id", lambda: uuid.uuid4().hex)
+session_id = session_object("code_session_id", streamlit_session_id)
+kernel_lease(pool, session_id)
 session = session_object("code_session", lambda: CodeSession(model, pool=pool, session_id=session_id))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
+history = conversation_sidebar(Mode.CODE, session, on_reopen=lambda _opened: restart_for(session))
 
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
-session.settings = sampling_controls("code", model.default_settings())
+try:
+    session.settings = sampling_controls("code", model.default_settings())
+except USER_ERRORS as exc:
+    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+except StreamlitAPIException as exc:  # e.g. a model's default outside a slider's range
+    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
 with st.sidebar.expander("Code settings", expanded=False):
     session.code.max_rounds = int(
         st.number_input("Max code runs per message", 1, 20, 5, key="code_max_rounds")
@@ -188,6 +224,7 @@ with cells_tab:
             show_cell(record)
 
 with chat_tab:
+    reopened_code_notice(history, session.run_user_cell, session)
     conversation = st.container()  # above the input, which a tab shows inline
     prompt = st.chat_input(
         "Ask for something to compute, analyse or plot", key="code_input", submit_mode="stop"

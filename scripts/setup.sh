@@ -34,6 +34,22 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   fi
 fi
 
+# --- PostgreSQL, for the conversation store's tests (tests/store) ------------------------------------
+# Debian's server binaries only: the test fixture starts a throwaway cluster of its own (initdb, pg_ctl).
+if [ "$want_tests" = 1 ] && ! command -v initdb >/dev/null 2>&1 \
+    && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  if command -v apt-get >/dev/null 2>&1; then
+    pg_sudo=()
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && pg_sudo=(sudo)
+    say "installing Debian's postgresql (the store's tests run on it too)"
+    { "${pg_sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${pg_sudo[@]}" \
+        apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+      || say "WARNING: could not install postgresql; the store's PostgreSQL tests will be skipped."
+  else
+    say "WARNING: no apt-get; install PostgreSQL yourself, or the store's PostgreSQL tests are skipped."
+  fi
+fi
+
 # A user of its own for sandboxed kernels when the app runs as root (otherwise they run as nobody).
 if [ "$(id -u)" -eq 0 ] && ! id workbench-kernel >/dev/null 2>&1; then
   useradd --system --no-create-home --shell /usr/sbin/nologin workbench-kernel 2>/dev/null \

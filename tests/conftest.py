@@ -1,6 +1,8 @@
-"""Shared fixtures: the real embedded model, loaded once per test session on each engine installed here."""
+"""Shared fixtures: the real embedded model once per engine installed here; a data folder of their own."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,3 +22,12 @@ def chat_model(request: pytest.FixtureRequest) -> ChatModel:
 def transformers_model() -> ChatModel:
     """The embedded model on transformers, for tests of its tokenizer or its conversion cache."""
     return shared_model(ModelSpec(device="cpu", backend="transformers")).get()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Saved conversations of the tests (pages, CLI, browser servers) go to a folder of the session's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_DATA_DIR", str(tmp_path_factory.mktemp("workbench-data")))
+        patch.delenv("WORKBENCH_DB_URL", raising=False)
+        yield

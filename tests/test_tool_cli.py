@@ -77,3 +77,22 @@ def test_tool_choice_none_and_max_rounds_reach_the_loop(scripted):
 def test_an_empty_prompt_is_refused(scripted):
     code, _, err = run("  ")
     assert code == 1 and "prompt is empty" in err
+
+
+def test_a_tool_file_that_kills_or_hangs_the_loader_is_named_and_the_answer_still_comes(
+    scripted, tmp_path, monkeypatch
+):
+    """Issue 11: os._exit(1) at import used to end the CLI with exit 1 and no word; a sleeper, 60 s of silence."""
+    (tmp_path / "good.py").write_text(GOOD)
+    (tmp_path / "killer.py").write_text("import os\nos._exit(1)\n")
+    (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    monkeypatch.setenv("WORKBENCH_TOOL_IMPORT_TIMEOUT_S", "3")
+    scripted.replies += [call("echo", text="alive"), "It said alive."]
+    code, out, err = run("--tools-path", str(tmp_path), "--tool-choice", "required", "Echo alive")
+    assert code == 0 and out == "It said alive.\n"
+    lines = err.splitlines()
+    assert lines[0] == "[workbench] Loading tools…"
+    assert f"[workbench] Loading tools: importing {tmp_path / 'sleeper.py'}" in lines
+    assert f"Tool not loaded from {tmp_path / 'killer.py'}" in err and "killed the tool loader" in err
+    assert f"Tool not loaded from {tmp_path / 'sleeper.py'}" in err and "took longer than 3 s" in err
+    assert "[tool] echo returned: alive" in err

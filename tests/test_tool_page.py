@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,20 @@ def open_page(path: str) -> AppTest:
     at.switch_page(path)
     at.run()
     assert not at.exception
+    return wait_for_tools(at)
+
+
+def loading_notes(at: AppTest) -> list[str]:
+    return [i.value for i in at.info if i.value.startswith("Loading tools")]
+
+
+def wait_for_tools(at: AppTest, limit_s: float = 120) -> AppTest:
+    """Rerun the page until it no longer says "Loading tools" (they load in the background)."""
+    deadline = time.monotonic() + limit_s
+    while loading_notes(at):
+        assert time.monotonic() < deadline, "the tools never finished loading"
+        time.sleep(0.5)
+        at.run()
     return at
 
 
@@ -115,9 +130,46 @@ def test_reload_picks_up_a_new_tool_file_and_clear_empties_the_history(app, tool
         "    return text.upper()\n"
     )
     app.button(key="tool_panel_reload").click().run()
+    wait_for_tools(app)
     assert "shout" in [t.label for t in app.toggle]
     app.session_state["tool_session"].history.append(
         __import__("workbench.conversation", fromlist=["Message"]).Message("user", "hi")
     )
     app.sidebar.button(key="tool_clear").click().run()
     assert app.session_state["tool_session"].messages == [] and not app.chat_message
+
+
+def test_a_killer_and_a_sleeper_tool_file_leave_the_page_usable(tmp_path, monkeypatch):
+    """Issue 11: os._exit at import killed the server; a sleeper left the page blank for a minute."""
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "killer.py").write_text("import os\nos._exit(1)\n")
+    (folder / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    (folder / "failing.py").write_text(FAILING_TOOL)
+    for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_TOOLS_PATH", str(folder))
+    monkeypatch.setenv("WORKBENCH_TOOL_IMPORT_TIMEOUT_S", "4")
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.run()
+    at.switch_page("pages/tool.py")
+    started = time.monotonic()
+    at.run()
+    assert time.monotonic() - started < 30  # the page does not wait for the tool files
+    assert not at.exception
+    assert loading_notes(at), [i.value for i in at.info]
+    assert at.chat_input(key="tool_input") is not None  # usable while loading
+    seen = set()
+    deadline = time.monotonic() + 120
+    while loading_notes(at):
+        seen.update(loading_notes(at))
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+        at.run()
+    assert any("sleeper.py" in note for note in seen), seen
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "did not load" in w.value]
+    assert "killer.py" in warning and "sleeper.py" in warning
+    errors = " ".join(e.value for e in at.main.error)
+    assert "killed the tool loader" in errors and "took longer than 4 s" in errors
+    assert "always_fails" in [t.label for t in at.toggle]

@@ -28,9 +28,13 @@ __all__ = [
 ]
 
 
-def default_registry(extra_paths: Iterable[str | os.PathLike[str]] = ()) -> ToolRegistry:
+def default_registry(
+    extra_paths: Iterable[str | os.PathLike[str]] = (), *, wait: bool = True
+) -> ToolRegistry:
     """Return a new registry with the built-ins, ``extra_paths``, ``WORKBENCH_TOOLS_PATH`` and entry points.
 
     Each call loads afresh; share one per process (``st.cache_resource``) and call ``reload()`` on it.
+    With ``wait=False`` it returns at once and the tools load in the background (``registry.loading``,
+    ``registry.loading_file``, ``registry.wait()``).
     """
-    return ToolRegistry.from_env(extra_paths=extra_paths)
+    return ToolRegistry.from_env(extra_paths=extra_paths, wait=wait)

@@ -20,6 +20,7 @@ from typing import Any
 
 from tools.arguments import prepare_arguments
 from tools.errors import ToolDisabledError, ToolRaisedError, ToolTimeoutError, UnknownToolError
+from tools.host import HostedTool
 from tools.spec import ToolSpec
 from workbench.conversation import Message, Role, ToolCall
 from workbench.errors import ToolError
@@ -92,15 +93,19 @@ def _find(specs: Mapping[str, ToolSpec], name: Any, enabled: set[str] | None) ->
 
 
 def run_with_timeout(spec: ToolSpec, arguments: dict[str, Any], timeout: float) -> str:
-    """Run the tool in a worker thread and return its result as text.
+    """Run the tool and return its result as text.
 
-    A Python thread cannot be killed: a tool past its limit is abandoned, not stopped, and keeps running
-    in the background until it returns. The thread is a daemon so it never keeps the process alive.
+    A tool from a tool file runs in the tool host, whose process is killed when the tool runs past
+    its limit. Any other tool (built-ins, installed modules) runs in a worker thread here: a Python
+    thread cannot be killed, so such a tool past its limit is abandoned, not stopped, and keeps
+    running in the background until it returns. The thread is a daemon so it never keeps the process alive.
 
     Raises:
         ToolRaisedError: If the tool raised (the message gives the type and text).
         ToolTimeoutError: If it did not finish within ``timeout`` seconds.
     """
+    if isinstance(spec.function, HostedTool):
+        return spec.function.run(arguments, timeout)
     outcome: dict[str, Any] = {}
 
     def work() -> None:

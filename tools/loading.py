@@ -19,6 +19,9 @@ from typing import Any
 from tools.spec import ToolSpec, is_tool
 from workbench.errors import ToolDefinitionError
 
+USER_MODULE_PREFIX = "workbench_user_tools_"
+"""The module names of imported tool files begin with this."""
+
 Found = list[Any] | ToolDefinitionError
 """The tools of one source (functions and specs), or the error that stopped loading it."""
 
@@ -67,7 +70,7 @@ def import_file(path: Path) -> ModuleType:
     """
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     stem = re.sub(r"\W", "_", path.stem)
-    name = f"workbench_user_tools_{stem}_{digest}"
+    name = f"{USER_MODULE_PREFIX}{stem}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None:
         raise ToolDefinitionError(f"{path} cannot be imported as a Python module.")

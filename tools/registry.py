@@ -4,11 +4,18 @@ A registry is filled from the built-ins, from ``*.py`` files in folders (``WORKB
 from the ``workbench.tools`` entry points; a file or tool that fails becomes a :class:`LoadError` in
 ``registry.errors`` while everything else still loads. How a tool is written (``@tool``, schemas) is in
 :mod:`tools.spec`; how files and entry points are found, in :mod:`tools.loading`.
+
+The files of tool folders are imported and called in a separate process, the tool host
+(:mod:`tools.host`), so that a file that exits, crashes or hangs cannot take the app down; the
+built-ins, modules and entry points (installed code) run in process. Loading can happen in the
+background (``wait=False``): :attr:`ToolRegistry.loading` says whether it is still going on.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -18,6 +25,7 @@ from typing import Any
 
 from tools import builtins, loading
 from tools.calling import ToolResult, call_tool
+from tools.host import DEFAULT_IMPORT_TIMEOUT_S, HostedTool, ToolHost
 from tools.spec import ToolSpec, spec_from_function
 from workbench.conversation import ToolCall
 from workbench.errors import DuplicateToolError, ToolDefinitionError
@@ -25,6 +33,7 @@ from workbench.errors import DuplicateToolError, ToolDefinitionError
 DEFAULT_TIMEOUT_S = 30.0
 ENTRY_POINT_GROUP = "workbench.tools"
 PATH_VARIABLE = "WORKBENCH_TOOLS_PATH"
+IMPORT_TIMEOUT_VARIABLE = "WORKBENCH_TOOL_IMPORT_TIMEOUT_S"
 
 
 @dataclass(frozen=True)
@@ -61,12 +70,42 @@ class ToolRegistry:
     by passing ``enabled`` (a set of names, None for all) to :meth:`schemas` and :meth:`call`.
     """
 
-    def __init__(self, *, default_timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT_S,
+        import_timeout: float = DEFAULT_IMPORT_TIMEOUT_S,
+    ) -> None:
         self.default_timeout = default_timeout
+        self.import_timeout = import_timeout
         self.errors: list[LoadError] = []
         self._specs: dict[str, ToolSpec] = {}
         # What was loaded, in order, so reload() can do it again from scratch.
         self._steps: list[LoadStep] = []
+        self._host: ToolHost | None = None
+        self._host_finalizer: weakref.finalize[[], ToolRegistry] | None = None
+        self._loader: threading.Thread | None = None
+        self._loading_file: str | None = None
+        self._swap_lock = threading.Lock()
+
+    # --- background loading --------------------------------------------------------------------
+    @property
+    def loading(self) -> bool:
+        """Whether tools are still being loaded in the background."""
+        loader = self._loader
+        return loader is not None and loader.is_alive()
+
+    @property
+    def loading_file(self) -> str | None:
+        """The file being imported now, while :attr:`loading`."""
+        return self._loading_file if self.loading else None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until background loading is over; return whether it is."""
+        loader = self._loader
+        if loader is not None:
+            loader.join(timeout)
+        return not self.loading
 
     # --- looking up ----------------------------------------------------------------------------------
     def __contains__(self, name: object) -> bool:
@@ -132,32 +171,78 @@ class ToolRegistry:
         builtins: bool = True,
         entry_points: bool = True,
         default_timeout: float = DEFAULT_TIMEOUT_S,
+        wait: bool = True,
     ) -> ToolRegistry:
         """Build a registry from the built-ins, folders and entry points.
 
         The folders are ``extra_paths`` (the CLI's ``--tools-path``), then those in ``WORKBENCH_TOOLS_PATH``
-        (separated like PATH); then come the ``workbench.tools`` entry points.
+        (separated like PATH); then come the ``workbench.tools`` entry points. With ``wait=False`` all of
+        it loads in the background (see :attr:`loading`) and the registry is empty until then.
+        A file may take ``WORKBENCH_TOOL_IMPORT_TIMEOUT_S`` seconds to import (default 20).
         """
-        registry = cls(default_timeout=default_timeout)
-        if builtins:
-            registry.load_builtins()
+        registry = cls(default_timeout=default_timeout, import_timeout=_import_timeout())
+        steps: list[LoadStep] = [(StepKind.BUILTINS, None)] if builtins else []
         env_paths = [p for p in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if p.strip()]
-        registry.load_path([*extra_paths, *env_paths])
+        steps += [(StepKind.PATH, Path(p).expanduser()) for p in [*extra_paths, *env_paths]]
         if entry_points:
-            registry.load_entry_points()
+            steps.append((StepKind.ENTRY_POINTS, ENTRY_POINT_GROUP))
+        if wait:
+            for step in steps:
+                registry._run(step)
+        else:
+            registry._steps = steps  # what reload() replays, even before the first load is over
+            registry._load_in_background(steps)
         return registry
 
-    def reload(self) -> None:
+    def reload(self, *, wait: bool = True) -> None:
         """Load everything again from scratch: new and changed files are picked up, deleted ones vanish.
 
-        Files in tool folders are read again; installed modules (built-ins, entry points) are not
-        re-imported, but newly installed entry points are found.
+        Files in tool folders are read again (in a fresh tool host); installed modules (built-ins,
+        entry points) are not re-imported, but newly installed entry points are found. With
+        ``wait=False`` the current tools stay callable until the new ones are ready.
         """
-        fresh = ToolRegistry(default_timeout=self.default_timeout)
-        for step in self._steps:
+        if wait:
+            self._swap_in(self._fresh(list(self._steps)))
+        else:
+            self._load_in_background(list(self._steps))
+
+    def _fresh(self, steps: list[LoadStep]) -> ToolRegistry:
+        fresh = ToolRegistry(default_timeout=self.default_timeout, import_timeout=self.import_timeout)
+        fresh._progress = self._set_loading_file
+        for step in steps:
             fresh._run(step)
+        return fresh
+
+    def _set_loading_file(self, file: str | None) -> None:
+        self._loading_file = file
+
+    def _load_in_background(self, steps: list[LoadStep]) -> None:
+        previous = self._loader
+
+        def work() -> None:
+            if previous is not None:
+                previous.join()  # one load at a time, in the order asked
+            self._swap_in(self._fresh(steps))
+
+        self._loader = threading.Thread(target=work, name="tool-loader", daemon=True)
+        self._loader.start()
+
+    def _swap_in(self, fresh: ToolRegistry) -> None:
         # Swap whole objects so a conversation reading the registry meanwhile sees old or new, not half.
-        self._specs, self.errors, self._steps = fresh._specs, fresh.errors, fresh._steps
+        with self._swap_lock:
+            old_host = self._host
+            if self._host_finalizer is not None:
+                self._host_finalizer.detach()
+            if fresh._host_finalizer is not None:
+                fresh._host_finalizer.detach()
+            self._host, self._host_finalizer = None, None
+            if fresh._host is not None:
+                self._adopt(fresh._host)
+            self._specs, self.errors, self._steps = fresh._specs, fresh.errors, fresh._steps
+            fresh._host = None
+        if old_host is not None:
+            # Closing waits for a call in progress on the old host: do it aside.
+            threading.Thread(target=old_host.close, name="tool-host-close", daemon=True).start()
 
     def _run(self, step: LoadStep) -> None:
         self._steps.append(step)
@@ -170,8 +255,7 @@ class ToolRegistry:
             module, source = arg
             self._load_found(loading.tools_in_module(module), source)
         elif kind is StepKind.PATH:
-            for source, found in loading.tools_in_folder(arg):
-                self._load_found(found, source)
+            self._load_hosted(arg)
         elif kind is StepKind.ENTRY_POINTS:
             for source, found in loading.tools_from_entry_points(arg):
                 self._load_found(found, source)
@@ -187,9 +271,54 @@ class ToolRegistry:
             except (ToolDefinitionError, DuplicateToolError) as exc:
                 self.errors.append(LoadError(source, str(exc)))
 
+    _progress: Callable[[str | None], None] | None = None
+
+    def _load_hosted(self, folder: Path) -> None:
+        """Import a folder's files (or one file) in the tool host and register what it found."""
+        if not (folder.is_dir() or folder.is_file()):
+            for source, found in loading.tools_in_folder(folder):  # the error saying it does not exist
+                self._load_found(found, source)
+            return
+        if folder.is_dir() and not any(not p.name.startswith(".") for p in folder.glob("*.py")):
+            return  # nothing to import: no host needed
+        host = self._host or self._adopt(
+            ToolHost(import_timeout=self.import_timeout, on_progress=self._progress)
+        )
+        try:
+            files = host.load(folder)
+        except ToolDefinitionError as exc:
+            self.errors.append(LoadError(str(folder), str(exc)))
+            return
+        for file in files:
+            self.errors.extend(LoadError(file.source, message) for message in file.errors)
+            for hosted in file.tools:
+                spec = ToolSpec(
+                    name=hosted["name"],
+                    description=hosted["description"],
+                    parameters=hosted["parameters"],
+                    function=HostedTool(host, file.source, hosted["name"], hosted["key"]),
+                    source=hosted["source"],
+                    timeout=hosted["timeout"],
+                )
+                try:
+                    self._register(spec)
+                except DuplicateToolError as exc:
+                    self.errors.append(LoadError(file.source, str(exc)))
+
+    def _adopt(self, host: ToolHost) -> ToolHost:
+        """Own ``host``: it is closed when this registry is dropped."""
+        self._host = host
+        self._host_finalizer = weakref.finalize(self, host.close)
+        return host
+
+    def close(self) -> None:
+        """Stop this registry's tool host (its file tools can then no longer be called)."""
+        if self._host is not None:
+            self._host.close()
+
     def _register(self, spec: ToolSpec) -> None:
         existing = self._specs.get(spec.name)
-        if existing is not None and existing.function is spec.function:
+        if existing is not None and _same_function(existing.function, spec.function):
             return  # the same function reached twice, e.g. a file importing a built-in
         if existing is not None:
             raise DuplicateToolError(
@@ -215,3 +344,28 @@ class ToolRegistry:
             enabled=None if enabled is None else set(enabled),
             timeout=timeout or self.default_timeout,
         )
+
+
+def _same_function(first: Any, second: Any) -> bool:
+    """Whether two tools run the same function (a file re-exporting a built-in is not a duplicate)."""
+    if first is second:
+        return True
+    keys = [f.key if isinstance(f, HostedTool) else _key(f) for f in (first, second)]
+    return keys[0] == keys[1] and not keys[0].startswith(loading.USER_MODULE_PREFIX)
+
+
+def _key(func: Any) -> str:
+    return f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
+
+
+def _import_timeout() -> float:
+    raw = os.environ.get(IMPORT_TIMEOUT_VARIABLE, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_IMPORT_TIMEOUT_S
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ToolDefinitionError(
+            f"{IMPORT_TIMEOUT_VARIABLE}={raw!r} is not a positive number of seconds; fix or unset it."
+        )
+    return value

@@ -23,6 +23,7 @@ from it, never the other way round.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -121,6 +122,7 @@ def spec_from_function(
 
     options = getattr(func, TOOL_MARK, None) or {}
     where = describe_location(func)
+    _refuse_star_parameters(func, where)
     try:
         schema = get_json_schema(func)["function"]
     except Exception as exc:
@@ -137,6 +139,26 @@ def spec_from_function(
         source=source or describe_source(func),
         timeout=timeout if timeout is not None else options.get("timeout"),
     )
+
+
+def _refuse_star_parameters(func: Callable[..., Any], where: str) -> None:
+    """Refuse ``*args`` and ``**kwargs``: a JSON schema names every argument, so they cannot be called well."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return  # no signature to read: get_json_schema reports it
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            star = f"*{parameter.name}"
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            star = f"**{parameter.name}"
+        else:
+            continue
+        raise ToolDefinitionError(
+            f"Tool {where} takes {star}: a tool's arguments must each be named with a type hint, because "
+            f"the model sees one schema property per argument. Replace {star} with named parameters (a "
+            "list[...] or dict[str, ...] parameter holds many values)."
+        )
 
 
 def tool_from_schema(

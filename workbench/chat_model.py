@@ -5,11 +5,13 @@ Mode loops, the CLI and the pages use this class only; they never touch a tokeni
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields, replace
 from typing import Any
 
 from workbench.conversation import Message, Role
 from workbench.dialects import Dialect, dialect_for
-from workbench.errors import EmptyPromptError
+from workbench.errors import EmptyPromptError, SettingsError
 from workbench.models.backend import Backend, Capabilities, ModelInfo
 from workbench.models.backends import load_backend
 from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings
@@ -55,7 +57,7 @@ class ChatModel:
     def stream(
         self,
         messages: list[Message],
-        settings: SamplingSettings | None = None,
+        settings: SamplingSettings | Mapping[str, Any] | None = None,
         *,
         tools: list[dict[str, Any]] | None = None,
         prefix: str = "",
@@ -67,7 +69,7 @@ class ChatModel:
 
         Args:
             messages: The conversation so far.
-            settings: Sampling settings (the model's defaults if None).
+            settings: Sampling settings (the model's defaults if None; a dict changes some of them).
             tools: Tool schemas to render into the prompt.
             prefix: Text forced at the start of the reply (already part of the prompt, not streamed).
             stop_strings: Extra strings that end the turn.
@@ -81,7 +83,7 @@ class ChatModel:
         prompt = use.render(messages, tools=tools) + prefix
         request = GenerationRequest(
             prompt=prompt,
-            settings=settings or self.default_settings(),
+            settings=self._settings(settings),
             stop_strings=tuple(dict.fromkeys(use.stop_strings + stop_strings)),
             json_schema=json_schema,
             messages=list(messages),
@@ -90,13 +92,35 @@ class ChatModel:
         )
         return self.backend.start(request)
 
+    def _settings(self, settings: SamplingSettings | Mapping[str, Any] | None) -> SamplingSettings:
+        """The settings to use: the defaults, the given ones, or the defaults changed by a dict.
+
+        Raises:
+            SettingsError: If a value is out of range, a key is no setting, or ``settings`` is neither.
+        """
+        if settings is None:
+            return self.default_settings()
+        if isinstance(settings, SamplingSettings):
+            return settings
+        if isinstance(settings, Mapping):
+            known = {f.name for f in fields(SamplingSettings)}
+            unknown = sorted(str(k) for k in settings if k not in known)
+            if unknown:
+                raise SettingsError(
+                    f"Unknown sampling setting(s) {', '.join(unknown)}; use {', '.join(sorted(known))}."
+                )
+            return replace(self.default_settings(), **settings)
+        raise SettingsError(
+            f"settings must be a SamplingSettings or a dict of its fields, not {type(settings).__name__}."
+        )
+
     def chat(
         self,
         query: str,
         history: list[Message] | None = None,
         *,
         system: str | None = None,
-        settings: SamplingSettings | None = None,
+        settings: SamplingSettings | Mapping[str, Any] | None = None,
     ) -> tuple[str, list[Message]]:
         """Run one chat turn and return the reply and the updated history (ChatGLM's ``model.chat``).
 
@@ -104,9 +128,11 @@ class ChatModel:
             query: The user's message.
             history: Earlier messages (not modified).
             system: A system prompt, used when the history has none.
-            settings: Sampling settings.
+            settings: Sampling settings, or a dict changing some of the model's defaults
+                (``{"temperature": 0}``).
 
         Raises:
+            SettingsError: If a setting is out of range (checked before anything is generated).
             EmptyPromptError: If ``query`` is blank.
             PromptTooLongError: If the conversation no longer fits the context.
         """

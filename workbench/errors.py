@@ -74,6 +74,10 @@ class GenerationError(ModelError):
     """Generation failed while running."""
 
 
+class RemoteModelError(ModelError):
+    """A remote OpenAI-compatible server could not be reached or answered badly (key, model, time-out)."""
+
+
 class SettingsError(WorkbenchError):
     """A sampling setting is out of its range (temperature, top p, max new tokens, penalty, seed)."""
 

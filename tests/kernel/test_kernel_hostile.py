@@ -15,7 +15,7 @@ import pytest
 from kernel import KernelSession, list_files, read_file
 from kernel.errors import WorkdirPathError
 from kernel.folders import RUN_BYTES, RUN_INODES
-from tests.kernel.conftest import assert_usable, host_processes_with, is_running
+from tests.kernel.helpers import assert_usable, host_processes_with, is_running
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -46,8 +46,10 @@ def test_loop_catching_keyboard_interrupt_is_restarted(kernel_session: KernelSes
 def test_sleep_1000_is_interrupted(kernel_session: KernelSession) -> None:
     started = time.monotonic()
     execution = kernel_session.execute("import time\ntime.sleep(1000)", timeout=1.0)
-    assert time.monotonic() - started < 3
-    assert execution.timed_out and execution.error is not None
+    assert time.monotonic() - started < 10, "interrupted after the 1 s limit (generous bound: a loaded CI machine)"
+    # Under a heavy load the interrupt can land before the sleep starts; the run is still stopped and said so.
+    assert execution.timed_out and "exceeded the 1 s time limit" in execution.note
+    assert_usable(kernel_session)
 
 
 @pytest.mark.parametrize(

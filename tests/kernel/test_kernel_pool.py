@@ -10,7 +10,7 @@ import pytest
 
 from kernel import KernelPool, KernelSession
 from kernel.errors import KernelLimitError
-from tests.kernel.conftest import assert_usable
+from tests.kernel.helpers import assert_usable
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -103,3 +103,55 @@ def test_shutdown_all_stops_every_kernel_and_the_spare(recorder: Recorder) -> No
     assert pool.sessions == []
     with pytest.raises(Exception, match="shut down"):
         pool.get("two")
+
+
+def test_kernels_follow_their_sessions(recorder: Recorder) -> None:
+    """Five sessions one after another, the first two closed before the fourth and fifth (issue 11)."""
+    live: set[str] = set()
+    pool = KernelPool(
+        max_kernels=4, warm_spare=False, session_factory=recorder, session_alive=live.__contains__
+    )
+    try:
+        leases = {}
+        for name in ["s1", "s2", "s3"]:
+            live.add(name)
+            pool.get(name)
+            leases[name] = pool.lease(name)
+        # s1 ends the way Streamlit ends it: the session-scoped cache calls the lease's release.
+        live.discard("s1")
+        leases["s1"].release()
+        # s2's tab is closed but no hook ran (yet): a full pool must free its kernel before refusing.
+        live.discard("s2")
+        for name in ["s4", "s5"]:
+            live.add(name)
+            assert_usable(pool.get(name))
+        assert sorted(pool.sessions) == ["s2", "s3", "s4", "s5"]  # s2 still counted: room was left
+        live.add("s6")
+        assert_usable(pool.get("s6"))  # the pool is full: s2, gone, gives way
+        assert sorted(pool.sessions) == ["s3", "s4", "s5", "s6"]
+        assert sum(session.alive for session in recorder.sessions) == 4
+        stopped = [s for s in recorder.sessions if not s.alive]
+        assert len(stopped) == 2 and not any(s.workdir.exists() for s in stopped)
+        live.add("s7")
+        with pytest.raises(KernelLimitError, match="All 4 kernels are in use") as raised:
+            pool.get("s7")  # every kernel belongs to a live session: refused
+        assert "higher max_kernels" in str(raised.value)
+        leases["s1"].release()  # a second release is harmless
+    finally:
+        pool.shutdown_all()
+
+
+def test_the_apps_refusal_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.modes.code_workspace import create_pool
+
+    monkeypatch.setenv("WORKBENCH_MAX_KERNELS", "1")
+    pool = create_pool()
+    try:
+        pool.get("one")
+        with pytest.raises(KernelLimitError) as raised:
+            pool.get("two")
+        message = str(raised.value)
+        assert "All 1 kernels are in use" in message
+        assert "WORKBENCH_MAX_KERNELS (now 1)" in message and "settings" not in message
+    finally:
+        pool.shutdown_all()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from kernel import KernelSession, SandboxLimits, sandbox, sandbox_available
 from kernel.errors import KernelError, KernelStartError
-from tests.kernel.conftest import assert_usable, is_running
+from tests.kernel.helpers import assert_usable, is_running
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 

@@ -124,8 +124,11 @@ def test_below_absolute_zero():
 
 
 def test_no_tool_runs_commands_on_the_host():
-    # The package itself imports nothing that starts processes.
+    # The package imports nothing that starts processes, but for the tool host, which starts its own
+    # Python process to import and call the user's tool files (tests/tools/test_tool_host.py).
     for path in Path(tools.__file__).parent.glob("*.py"):
+        if path.name == "host.py":
+            continue
         text = path.read_text()
         for forbidden in (
             r"\bsubprocess\b",

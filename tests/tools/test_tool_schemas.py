@@ -147,9 +147,41 @@ def _only_args(x: int) -> int:
     return x
 
 
+def _mixed(a: int, **extra: str) -> str:
+    """Mix.
+
+    Args:
+        a: A number.
+        extra: More.
+    """
+    return str(a)
+
+
+def _kwargs_only(**kwargs: int) -> str:
+    """Take anything.
+
+    Args:
+        kwargs: Anything.
+    """
+    return str(kwargs)
+
+
+def _star_args(first: int, *rest: int) -> int:
+    """Sum.
+
+    Args:
+        first: A number.
+        rest: More numbers.
+    """
+    return first + sum(rest)
+
+
 @pytest.mark.parametrize(
     ("func", "expected"),
     [
+        (_mixed, ["'_mixed'", "takes **extra", "Replace **extra with named parameters"]),
+        (_kwargs_only, ["'_kwargs_only'", "takes **kwargs"]),
+        (_star_args, ["'_star_args'", "takes *rest", "list[...]"]),
         (_no_docstring, ["'_no_docstring'", "no docstring", "Google-style docstring"]),
         (_undescribed_arg, ["'_undescribed_arg'", "no description for the argument 'y'", "'Args:' section"]),
         (_missing_hint, ["'_missing_hint'", "missing a type hint", "give every parameter a type hint"]),

@@ -1,6 +1,6 @@
-"""The command line: ``python -m workbench chat | ask | exec`` (also installed as ``workbench``).
+"""The command line: ``python -m workbench chat | ask | exec | history | serve`` (also installed as ``workbench``).
 
-One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``); the parser and
+One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``, ``history``, ``serve``); the parser and
 the options they share live in ``parser`` and ``options``. A command's module is imported only when it
 runs, so ``exec`` does not load the model stack.
 """
@@ -12,8 +12,13 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from workbench.cli.options import SAMPLING_FIELDS, check_generation_options
 from workbench.cli.parser import Command, build_parser
-from workbench.errors import USER_ERRORS
+from workbench.errors import USER_ERRORS, SettingsError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Exit statuses: done; a failure while running; a bad option or setting (nothing ran); Ctrl-C.
+``exec`` adds 1 (the code raised), 124 (it timed out) and 125 (its kernel died)."""
 
 CommandRunner = Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int]
 """Runs a command: ``(args, stdin, out, err) -> exit status``."""
@@ -37,7 +42,25 @@ def _exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> 
     return run_exec(args, stdin, out, err)
 
 
-COMMANDS: dict[Command, CommandRunner] = {Command.CHAT: _chat, Command.ASK: _ask, Command.EXEC: _exec}
+def _history(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.history import run_history
+
+    return run_history(args, stdin, out, err)
+
+
+def _serve(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.serve import run_serve
+
+    return run_serve(args, stdin, out, err)
+
+
+COMMANDS: dict[Command, CommandRunner] = {
+    Command.CHAT: _chat,
+    Command.ASK: _ask,
+    Command.EXEC: _exec,
+    Command.HISTORY: _history,
+    Command.SERVE: _serve,
+}
 
 
 def main(
@@ -46,9 +69,11 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Entry point; returns the exit status (1 for a user error, 130 for Ctrl-C).
+    """Entry point; returns the exit status (see :data:`EXIT_USAGE` and the others; the README lists them).
 
-    Bad options exit with status 2 and argparse's message (``SystemExit``), as ``--help`` exits with 0.
+    Bad options exit with status 2 and argparse's message (``SystemExit``), as ``--help`` exits with 0;
+    so does a sampling setting out of range (``--temperature -1``), checked before a model loads.
+    An error while running (a model that cannot load, an empty prompt, no kernel) exits with 1.
 
     The streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr`` as they are at call time, so a
     caller that redirects them (``contextlib.redirect_stdout``, pytest's capsys) gets the output.
@@ -56,13 +81,32 @@ def main(
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
     try:
+        check_generation_options(args)
         return COMMANDS[Command(args.command)](args, stdin, out, err)
+    except SettingsError as exc:
+        print(f"Error: {_option_of(exc)}{exc} Fix the option and run again.", file=err)
+        return EXIT_USAGE
     except USER_ERRORS as exc:
         print(f"Error: {exc}", file=err)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("\nInterrupted.", file=err)
-        return 130
+        return EXIT_INTERRUPTED
 
 
-__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+def _option_of(exc: SettingsError) -> str:
+    """``"--top-p: "`` for an error about top_p, so the user sees which option to fix."""
+    field = next((name for name in SAMPLING_FIELDS if str(exc).startswith(f"{name} ")), None)
+    return f"--{field.replace('_', '-')}: " if field else ""
+
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Command",
+    "build_parser",
+    "main",
+]

@@ -10,7 +10,7 @@ from typing import TextIO
 from workbench.chat_model import ChatModel
 from workbench.cli.ask_code import ask_with_code
 from workbench.cli.ask_tool import ask_with_tools
-from workbench.cli.options import chat_session_from_args, load_chat_model
+from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Message, transcript_to_json
 from workbench.errors import WorkbenchError
@@ -55,6 +55,10 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     runner = ASK_RUNNERS[AskMode(args.mode)]
     model = load_chat_model(args, err)
     messages = runner(model, args, prompt, out, err)
+    if args.save:
+        from workbench.cli.history import save_transcript
+
+        save_transcript(messages, args.mode, spec_from_args(args), err)
     if args.json:
         # The transcript, and which model answered: engine, device, precision, quantization, threads.
         payload = json.loads(transcript_to_json(messages, include_images=False))

@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import TextIO
 
-from tools import default_registry
+from tools import ToolRegistry, default_registry
 from workbench.chat_model import ChatModel
 from workbench.cli.options import settings_from_args
 from workbench.conversation import Message, Role
@@ -28,7 +28,7 @@ def ask_with_tools(
     Raises:
         WorkbenchError: If the prompt is empty or the conversation does not fit the model.
     """
-    registry = default_registry(extra_paths=args.tools_path or [])
+    registry = load_tools(args.tools_path or [], err)
     for problem in registry.errors:
         print(f"[workbench] Tool not loaded from {problem.source}: {problem.message}", file=err)
     settings = settings_from_args(model, args)
@@ -53,6 +53,20 @@ def ask_with_tools(
     if printed:
         print(file=out)
     return session.conversation()
+
+
+def load_tools(paths: list[str], err: TextIO) -> ToolRegistry:
+    """Load the tools in the background (a tool host imports the files), saying so on stderr."""
+    registry = default_registry(extra_paths=paths, wait=False)
+    shown: str | None = None
+    if registry.loading:
+        print("[workbench] Loading tools…", file=err, flush=True)
+    while not registry.wait(0.5):
+        file = registry.loading_file
+        if file is not None and file != shown:
+            print(f"[workbench] Loading tools: importing {file}", file=err, flush=True)
+            shown = file
+    return registry
 
 
 def report_message(message: Message, err: TextIO) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from workbench.cli.options import chat_session_from_args, load_chat_model
+from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.errors import USER_ERRORS
 
 BANNER = "Workbench chat. Type 'clear' to empty the history, 'stop' or Ctrl-D to exit."
@@ -22,6 +22,11 @@ def run_chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
     """
     session = chat_session_from_args(load_chat_model(args, err), args)
     print(BANNER, file=out)
+    recorder = None
+    if args.save or args.resume:
+        from workbench.cli.history import open_for_chat
+
+        recorder, session.history = open_for_chat(args.resume, spec_from_args(args), out)
     while True:
         print("\nUser: ", end="", file=out, flush=True)
         line = stdin.readline()
@@ -49,5 +54,7 @@ def run_chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
             finally:
                 turn.close()
             print(file=out)
+            if recorder is not None and recorder.error is not None:
+                print(f"[workbench] Not saved: {recorder.error}", file=err)
         except USER_ERRORS as exc:
             print(f"\nError: {exc}", file=err)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
+from collections.abc import Collection
 from typing import TYPE_CHECKING, TextIO
 
 from workbench.models.spec import SPEC_OPTIONS, ModelSpec, convert_option
@@ -18,15 +20,23 @@ if TYPE_CHECKING:  # the model stack (torch) is imported only by the commands th
     from workbench.modes.chat import ChatSession
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
     """Add one option per ModelSpec field (``--model``, ``--backend``, ``--device``, ...).
 
     Every option defaults to None (not given), so the environment and then the spec's defaults fill it.
+
+    Args:
+        parser: The command's parser.
+        exclude: ModelSpec fields left out (``serve`` uses ``--api-key`` for its own key).
     """
     for option in SPEC_OPTIONS:
+        if option.field in exclude:
+            continue
         default = ModelSpec.__dataclass_fields__[option.field].default
         if isinstance(default, bool):
-            parser.add_argument(option.flag, dest=option.field, action="store_true", default=None, help=option.help)
+            parser.add_argument(
+                option.flag, dest=option.field, action="store_true", default=None, help=option.help
+            )
         elif option.choices is not None:
             parser.add_argument(option.flag, dest=option.field, choices=option.choices, help=option.help)
         else:
@@ -37,6 +47,45 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                 type=functools.partial(convert_option, option.field),
                 help=option.help,
             )
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0 (seconds, limits)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def check_generation_options(args: argparse.Namespace) -> None:
+    """Check the sampling options given, before any model loads (the checks are ``SamplingSettings``'s).
+
+    Raises:
+        SettingsError: Naming the option's setting, its value and the allowed range.
+    """
+    from workbench.models.generation import SamplingSettings  # no torch: generation.py is light
+
+    SamplingSettings().with_(
+        **{name: getattr(args, name, None) for name in SAMPLING_FIELDS},
+    )
+
+
+SAMPLING_FIELDS = ("temperature", "top_p", "max_new_tokens", "repetition_penalty", "seed")
+"""The sampling options, by their ``SamplingSettings`` field (and ``argparse`` dest) name."""
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,9 @@ import sys
 from enum import Enum
 from pathlib import Path
 
-from workbench.cli.options import add_generation_options, add_model_options
+from workbench.cli.history import add_history_parser
+from workbench.cli.options import add_generation_options, add_model_options, positive_int, positive_number
+from workbench.cli.serve import add_serve_options
 
 
 class Command(str, Enum):
@@ -16,6 +18,8 @@ class Command(str, Enum):
     CHAT = "chat"
     ASK = "ask"
     EXEC = "exec"
+    HISTORY = "history"
+    SERVE = "serve"
 
 
 class AskMode(str, Enum):
@@ -41,12 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_options(chat)
     add_generation_options(chat)
+    chat.add_argument("--save", action="store_true", help="save the chat in the history as it goes")
+    chat.add_argument("--resume", metavar="ID", help="continue a saved conversation (and save what follows)")
     _add_ask(sub.add_parser(Command.ASK.value, help="answer one prompt and exit"))
     _add_exec(
         sub.add_parser(
             Command.EXEC.value, help="run Python in a fresh sandboxed kernel and print its outputs"
         )
     )
+    add_history_parser(
+        sub.add_parser(Command.HISTORY.value, help="saved conversations: list, show, export, import, delete")
+    )
+    serve = sub.add_parser(Command.SERVE.value, help="serve the model over an OpenAI-compatible API")
+    add_model_options(serve, exclude=("api_key",))
+    add_serve_options(serve)
     return parser
 
 
@@ -55,6 +67,7 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
     add_generation_options(ask)
     ask.add_argument("prompt", help="the user's message ('-' reads standard input)")
     ask.add_argument("--json", action="store_true", help='print the transcript as {"messages": [...]}')
+    ask.add_argument("--save", action="store_true", help="save the conversation in the history")
     ask.add_argument(
         "--mode",
         choices=sorted(mode.value for mode in AskMode),
@@ -75,8 +88,10 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
         help="tool mode: whether the model may, must or must not call a tool "
         "(default: required for the embedded model, which never calls on its own; auto for others)",
     )
-    ask.add_argument("--max-rounds", type=int, default=5, help="tool/code mode: model turns per message")
-    ask.add_argument("--timeout", type=float, default=30.0, help="code mode: seconds per code run")
+    ask.add_argument(
+        "--max-rounds", type=positive_int, default=5, help="tool/code mode: model turns per message"
+    )
+    ask.add_argument("--timeout", type=positive_number, default=30.0, help="code mode: seconds per code run")
     ask.add_argument(
         "--force-code",
         action=argparse.BooleanOptionalAction,
@@ -87,5 +102,7 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
 
 def _add_exec(run: argparse.ArgumentParser) -> None:
     run.add_argument("file", help="a .py file, or '-' for standard input")
-    run.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is interrupted")
+    run.add_argument(
+        "--timeout", type=positive_number, default=30.0, help="seconds before the run is interrupted"
+    )
     run.add_argument("--json", action="store_true", help="print the execution as JSON")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from workbench.errors import ModelLoadError
 from workbench.models.backend import Backend
 from workbench.models.loading import ProgressCallback
-from workbench.models.spec import BACKENDS, EMBEDDED, ModelSpec
+from workbench.models.spec import BACKENDS, EMBEDDED, ModelSpec, is_remote_source
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,12 @@ def llama_cpp_gpu_offload() -> bool:
 ENGINES: dict[str, EngineEntry] = {
     "transformers": EngineEntry("workbench.models.transformers_backend", "TransformersBackend"),
     "llama.cpp": EngineEntry("workbench.models.llamacpp_backend", "LlamaCppBackend", llama_cpp_installed),
+    "remote": EngineEntry("workbench.models.remote_backend", "RemoteBackend", lambda: _installed("openai")),
 }
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
 
 
 def is_gguf_source(spec: ModelSpec) -> bool:
@@ -64,6 +69,7 @@ def _cuda_gpu_present() -> bool:
 def choose_backend(spec: ModelSpec) -> str:
     """The engine ``auto`` stands for.
 
+    remote for an ``openai:`` server source.
     llama.cpp for GGUF files (and the embedded model) when it is installed: it runs their quantized
     weights as they are, loads in a fraction of a second and decodes several times faster on a CPU.
     transformers for Hugging Face folders, for ``--quantize``, for a GPU that the installed llama.cpp
@@ -76,6 +82,8 @@ def choose_backend(spec: ModelSpec) -> str:
         raise ModelLoadError(f"Unknown backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}.")
     if spec.backend != "auto":
         return spec.backend
+    if is_remote_source(spec.source):
+        return "remote"
     if spec.quantize != "none" or not is_gguf_source(spec) or not llama_cpp_installed():
         return "transformers"
     wants_gpu = spec.device in ("cuda", "mps") or (spec.device == "auto" and _cuda_gpu_present())
@@ -94,7 +102,7 @@ def load_backend(spec: ModelSpec, progress: ProgressCallback | None = None) -> B
     entry = ENGINES[name]
     if entry.available is not None and not entry.available():
         raise ModelLoadError(
-            f"The {name} backend is not installed here: run scripts/setup.sh (it builds llama-cpp-python), "
+            f"The {name} backend is not installed here: run scripts/setup.sh (it installs every engine it can), "
             "or use --backend auto or transformers."
         )
     engine = getattr(importlib.import_module(entry.module), entry.factory)

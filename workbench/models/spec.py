@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 EMBEDDED = "embedded"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: ``auto`` picks the best engine for the model (see :func:`workbench.models.backends.choose_backend`).
-BACKENDS = ("auto", "transformers", "llama.cpp")
+BACKENDS = ("auto", "transformers", "llama.cpp", "remote")
+#: A source naming an OpenAI-compatible server: ``openai:http://host:8000/v1#model`` (see remote_backend).
+REMOTE_PREFIX = "openai:"
 #: Weight quantization for the transformers engine on a CUDA GPU (GGUF files are quantized already).
 QUANTIZATIONS = ("none", "int8", "int4")
 _TRUE = ("1", "true", "yes", "on")
@@ -33,6 +35,7 @@ class SpecOption:
         flag: The command-line option.
         help: One line for ``--help`` and the sidebar.
         choices: The allowed values, or None for free text / a boolean.
+        secret: Never shown: a password field in the sidebar, left out of labels and logs.
     """
 
     field: str
@@ -40,6 +43,7 @@ class SpecOption:
     flag: str
     help: str
     choices: tuple[str, ...] | None = None
+    secret: bool = False
 
 
 SPEC_OPTIONS: tuple[SpecOption, ...] = (
@@ -47,7 +51,8 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "source",
         ("WORKBENCH_MODEL", "MODEL_PATH"),
         "--model",
-        "embedded (default), a Hugging Face model folder or a .gguf file",
+        "embedded (default), a Hugging Face model folder, a .gguf file, or an OpenAI-compatible server: "
+        "openai:http://HOST:PORT/v1#MODEL",
     ),
     SpecOption(
         "backend",
@@ -63,6 +68,13 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         ("WORKBENCH_TRUST_REMOTE_CODE",),
         "--trust-remote-code",
         "allow the model folder's own code to run (ChatGLM3 needs it)",
+    ),
+    SpecOption(
+        "api_key",
+        ("WORKBENCH_API_KEY", "OPENAI_API_KEY"),
+        "--api-key",
+        "the key of a remote OpenAI-compatible server (never shown)",
+        secret=True,
     ),
     SpecOption(
         "quantize",
@@ -105,6 +117,7 @@ class ModelSpec:
         device: ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
+        api_key: The key of a remote server (``openai:`` sources); kept out of ``repr``.
         quantize: ``none``, ``int8`` or ``int4``: weight quantization for transformers on a CUDA GPU.
         threads: llama.cpp's CPU threads for decoding; 0 chooses for this machine.
         context: llama.cpp's context window in tokens; 0 is the model's, at most 8192.
@@ -116,6 +129,7 @@ class ModelSpec:
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
+    api_key: str = field(default="", repr=False)
     quantize: str = "none"
     threads: int = 0
     context: int = 0
@@ -163,7 +177,15 @@ class ModelSpec:
         """A short name for the UI."""
         if self.source == EMBEDDED:
             return "SmolLM2-135M-Instruct (embedded)"
+        if is_remote_source(self.source):
+            url, _, model = self.source.removeprefix(REMOTE_PREFIX).partition("#")
+            return f"{model or 'first model'} @ {url}"
         return os.path.basename(os.path.normpath(self.source)) or self.source
+
+
+def is_remote_source(source: str) -> bool:
+    """Whether a source names an OpenAI-compatible server (``openai:...`` or an ``http(s)://`` URL)."""
+    return source.startswith((REMOTE_PREFIX, "http://", "https://"))
 
 
 def convert_option(name: str, raw: str) -> Any:

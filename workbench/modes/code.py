@@ -207,7 +207,8 @@ class CodeSession(Workspace):
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():
             yield Notice(note, "warning")
-        runs, forced = 0, self.code.force_code
+        # Forcing the fence open needs a backend that continues a prefix (a chat server cannot).
+        runs, forced = 0, self.code.force_code and self.model.capabilities.prompt_prefix
         try:
             while not turn.stopped:
                 message = yield from self._generate(turn, forced)

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from kernel import (
@@ -239,17 +240,29 @@ class Workspace:
         """Hook for the model loop: a run was recorded (runs in the worker thread)."""
 
 
-def create_pool() -> KernelPool:
+def create_pool(session_alive: Callable[[str], bool] | None = None) -> KernelPool:
     """The app's kernel pool, sized by ``WORKBENCH_MAX_KERNELS`` and ``WORKBENCH_KERNEL_IDLE_S``.
 
-    A background thread stops kernels left idle that long (a closed browser tab).
+    A background thread stops kernels left idle that long (a backstop: the app releases a session's
+    kernel when the session ends, and a full pool first frees the kernels of sessions that are gone).
+
+    Args:
+        session_alive: Whether a session id still belongs to a live session (see :class:`KernelPool`).
 
     Raises:
         KernelError: If a setting is not a positive number.
     """
     max_kernels = _env_number("WORKBENCH_MAX_KERNELS", 4)
     idle = _env_number("WORKBENCH_KERNEL_IDLE_S", 1800)
-    pool = KernelPool(max_kernels=int(max_kernels), idle_timeout=idle, warm_spare=True)
+    pool = KernelPool(
+        max_kernels=int(max_kernels),
+        idle_timeout=idle,
+        warm_spare=True,
+        session_alive=session_alive,
+        limit_hint=(
+            f"or set WORKBENCH_MAX_KERNELS (now {int(max_kernels)}) to a higher number and restart the app."
+        ),
+    )
     _start_reaper(pool, every=min(60.0, idle / 2))
     return pool
 

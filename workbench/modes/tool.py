@@ -291,7 +291,9 @@ class ToolSession:
                     delta = held.feed(chunk)
                     if delta:
                         yield TextDelta(delta)
-                if not (marker and marker in stream.text) or self._stop.is_set():
+                # A backend that cannot continue a prefix (a chat server) wrote any call in full already.
+                whole = not self.model.capabilities.prompt_prefix
+                if whole or not (marker and marker in stream.text) or self._stop.is_set():
                     tail = held.flush()
                     if tail:
                         yield TextDelta(tail)

@@ -1,0 +1,223 @@
+"""Conversation store figures at scale: 10,000 conversations, 1,000,000 messages.
+
+Fills a fresh database with bulk inserts (through the store's real schema, triggers and indexes), then
+times what the app does: open the store, list the newest conversations (all, one page's mode, a later
+page), search a common word, a rare word and two words, open a 500-message conversation, append a
+message. It also times the alternatives the indexes were chosen against: search with LIKE instead of
+FTS5, and the list and the open without their index (SQLite's NOT INDEXED).
+
+Run: .venv/bin/python bench/bench_store.py [--conversations 10000] [--messages 1000000] [--url URL]
+     [--keep PATH]  (default: a SQLite file in a temporary folder, removed at the end)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa
+
+from workbench.conversation import Message, Role
+from workbench.store import ConversationStore
+from workbench.store.schema import conversations, messages
+
+MODES = ("chat", "tool", "code")
+RARE_WORD = "zanzibar"
+BIG = "big-conversation"
+T = TypeVar("T")
+
+
+def vocabulary(size: int, rng: random.Random) -> list[str]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(size)]
+
+
+def fill(store: ConversationStore, n_conversations: int, n_messages: int, seed: int = 1) -> float:
+    """Insert the conversations and messages in batches; return the seconds it took."""
+    rng = random.Random(seed)
+    words = vocabulary(5000, rng)
+    weights = [1 / (rank + 1) for rank in range(len(words))]  # Zipf-like: a few words are everywhere
+    cumulative = list(itertools.accumulate(weights))
+    now = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    big_share = 500
+    per_conversation = (n_messages - big_share) // (n_conversations - 1)
+    with store.engine.begin() as connection:
+        rows = []
+        for number in range(n_conversations):
+            when = now - timedelta(seconds=rng.randint(0, 365 * 86400))
+            count = big_share if number == 0 else per_conversation
+            rows.append(
+                {
+                    "id": BIG if number == 0 else f"c{number:06d}",
+                    "title": " ".join(rng.choices(words[:500], k=4)),
+                    "mode": MODES[number % 3],
+                    "model": json.dumps({"path": "embedded", "device": "cpu"}),
+                    "created_at": when,
+                    "updated_at": when,
+                    "deleted_at": None,
+                    "message_count": count,
+                }
+            )
+        connection.execute(conversations.insert(), rows)
+        batch: list[dict[str, object]] = []
+        planted = 0
+        for conversation in rows:
+            for position in range(conversation["message_count"]):  # type: ignore[call-overload]
+                text = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(8, 60)))
+                if planted < 20 and rng.random() < 0.0001:
+                    text += f" {RARE_WORD}"
+                    planted += 1
+                extra = {"metadata": {"stats": {"tokens": 42, "tokens_per_s": 20.5}}} if position % 2 else {}
+                batch.append(
+                    {
+                        "conversation_id": conversation["id"],
+                        "position": position,
+                        "role": "user" if position % 2 == 0 else "assistant",
+                        "content": text,
+                        "extra": json.dumps(extra),
+                        "created_at": conversation["created_at"],
+                    }
+                )
+                if len(batch) == 50_000:
+                    connection.execute(messages.insert(), batch)
+                    batch = []
+        if batch:
+            connection.execute(messages.insert(), batch)
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    elif store.engine.dialect.name == "postgresql":
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def timed(work: Callable[[], T], runs: int) -> tuple[float, T]:
+    result = work()  # once to warm the caches, as in a running app
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def report(label: str, seconds: float, note: str = "") -> None:
+    print(f"  {label:<52} {seconds * 1000:9.2f} ms  {note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--url", help="a database URL (default: a new SQLite file)")
+    parser.add_argument("--keep", help="keep the SQLite file at this path")
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    folder = tempfile.TemporaryDirectory(prefix="workbench-bench-")
+    url = args.url or f"sqlite:///{args.keep or os.path.join(folder.name, 'conversations.sqlite3')}"
+    print(f"Workbench conversation store benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"Database: {sa.make_url(url).render_as_string(hide_password=True)}; SQLAlchemy {sa.__version__}")
+    print(
+        f"Load average at start (other work on this machine): {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    store = ConversationStore.open(url)
+    seconds = fill(store, args.conversations, args.messages)
+    print(f"Filled {args.conversations:,} conversations, {args.messages:,} messages in {seconds:.1f} s")
+    if store.engine.dialect.name == "sqlite":
+        size = Path(sa.make_url(url).database or "").stat().st_size
+        print(f"Database file: {size / 1e6:.0f} MB")
+    store.close()
+    print(f"Median of {args.runs} runs after one warm-up:")
+    seconds, store = timed(lambda: open_and_list(url), max(3, args.runs // 3))
+    report("open (engine, schema check, first list)", seconds)
+    measure(store, args.runs)
+    store.close()
+    folder.cleanup()
+
+
+def open_and_list(url: str) -> ConversationStore:
+    store = ConversationStore.open(url)
+    store.list(limit=1)
+    return store
+
+
+def measure(store: ConversationStore, runs: int) -> None:
+    report("list newest 50, all modes", timed(lambda: store.list(limit=50), runs)[0])
+    report(
+        "list newest 50 of one mode (a page's sidebar)", timed(lambda: store.list("code", limit=50), runs)[0]
+    )
+    report(
+        "list 50 of one mode at offset 2,000",
+        timed(lambda: store.list("code", limit=50, offset=2000), runs)[0],
+    )
+    like_store = ConversationStore(store.engine)
+    like_store._fts5 = False  # the LIKE path, for comparison
+    first, second = store.get(BIG)[1][:2]
+    queries = {
+        "a common word": first.content.split()[0],
+        "a rare word": RARE_WORD,
+        "two words": " ".join(second.content.split()[:2]),
+    }
+    for label, query in queries.items():
+        seconds, found = timed(partial(store.search, query, limit=50), runs)
+        report(f"search {label} ({query!r}), first 50 hits", seconds, f"{len(found)} hits")
+        if store.engine.dialect.name == "sqlite":
+            seconds, found = timed(partial(like_store.search, query, limit=50), max(3, runs // 5))
+            report("  the same with LIKE instead of FTS5", seconds, f"{len(found)} hits")
+    seconds, (_info, history) = timed(partial(store.get, BIG), runs)
+    report(f"open a {len(history)}-message conversation", seconds)
+    position = [len(history)]
+
+    def append() -> None:
+        store.append(BIG, position[0], Message(Role.USER, "one more message " + "word " * 40))
+        position[0] += 1
+
+    report("append a message (one committed transaction)", timed(append, runs)[0])
+    if store.engine.dialect.name == "sqlite":
+        without_indexes(store)
+
+
+def without_indexes(store: ConversationStore) -> None:
+    print("The same queries in SQL, with and without their index (SQLite NOT INDEXED):")
+    listing = (
+        "SELECT * FROM conversations {hint} WHERE deleted_at IS NULL AND mode = 'code' "
+        "ORDER BY updated_at DESC, id DESC LIMIT 50"
+    )
+    opening = "SELECT * FROM messages {hint} WHERE conversation_id = ? ORDER BY position"
+    cases: list[tuple[str, str, tuple[str, ...]]] = [
+        ("list newest 50 of one mode", listing, ()),
+        ("open 500 messages", opening, (BIG,)),
+    ]
+    with store.engine.connect() as connection:
+        for label, sql, params in cases:
+            for hint in ("", "NOT INDEXED"):
+                statement = sql.format(hint=hint)
+                seconds, _ = timed(partial(fetch_all, connection, statement, params), 5)
+                plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+                report(
+                    f"{label} {hint or 'with the index'}", seconds, "; ".join(str(row[-1]) for row in plan)
+                )
+
+
+def fetch_all(connection: sa.Connection, statement: str, params: tuple[str, ...]) -> list[object]:
+    return list(connection.exec_driver_sql(statement, params).fetchall())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests of the OpenAI-compatible server and of the remote backend."""

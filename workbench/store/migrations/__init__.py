@@ -1,0 +1,1 @@
+"""Alembic migrations of the conversation store (run on open by ``workbench.store.database.migrate``)."""

@@ -1,0 +1,140 @@
+"""Saving a conversation as it changes: a listener that writes each change to the store.
+
+``ConversationRecorder.attach(store, conversation)`` subscribes to a
+:class:`~workbench.history.Conversation`; from then on every change is written when it happens, in
+the thread that made it: an appended message (complete, or a stopped or failed answer with its partial
+text and mark) is one committed row; a truncate, a clear and a new title are one statement each. The
+conversation's row is created at its first change, so an empty conversation is never listed.
+
+Two writers of one conversation (two tabs on it) never drop each other's messages: when the saved
+conversation has changed under this one, this one goes on as a copy (a new id, "(copy)" in its
+title, :attr:`ConversationRecorder.forked_from` set). A failed write does not break the loop that made
+the change: the recorder keeps the error in :attr:`ConversationRecorder.error` (and logs it) for the
+app or the CLI to show, and writes the whole history at the next change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.history import Appended, Cleared, Conversation, HistoryChange, TitleChanged, Truncated
+from workbench.store.errors import ConversationConflictError
+from workbench.store.store import ConversationStore
+
+logger = logging.getLogger(__name__)
+
+
+class ConversationRecorder:
+    """Writes a conversation's changes to a store as they happen (see the module's notes)."""
+
+    def __init__(self, store: ConversationStore, conversation: Conversation, *, model: Any = None) -> None:
+        """Prepare a recorder; :meth:`attach` also subscribes it (use that)."""
+        self.store = store
+        self.conversation = conversation
+        self.model = model
+        self.error: WorkbenchError | None = None
+        self.forked_from: str | None = None
+        """Set when another writer changed the saved conversation: the id it had; it goes on as a copy."""
+        self._saved_count: int | None = None  # None: the row does not exist yet (or is out of sync)
+        self._lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @classmethod
+    def attach(
+        cls, store: ConversationStore, conversation: Conversation, *, model: Any = None, saved: bool = False
+    ) -> ConversationRecorder:
+        """Subscribe a recorder to ``conversation`` and return it.
+
+        Args:
+            store: Where to save.
+            conversation: What to save.
+            model: The model spec to record with it (a ``ModelSpec``, a mapping or None).
+            saved: The conversation was just opened from ``store`` (its row and messages exist).
+        """
+        recorder = cls(store, conversation, model=model)
+        if saved:
+            recorder._saved_count = len(conversation)
+        recorder._unsubscribe = conversation.subscribe(recorder)
+        return recorder
+
+    def detach(self) -> None:
+        """Stop saving this conversation's changes."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def __call__(self, change: HistoryChange) -> None:
+        """Save one change (the conversation's listener)."""
+        with self._lock:
+            try:
+                self._save(change)
+                self.error = None
+            except WorkbenchError as exc:
+                self._saved_count = None  # write the whole history at the next change
+                self.error = exc
+                logger.warning("Conversation %s was not saved: %s", self.conversation.id, exc)
+
+    def save_now(self) -> None:
+        """Write the whole conversation (its row and every message) now."""
+        with self._lock:
+            self._save_all()
+
+    def _save(self, change: HistoryChange) -> None:
+        conversation_id = self.conversation.id
+        if self._saved_count is None:
+            self._save_all()
+        elif isinstance(change, Appended):
+            if change.index == self._saved_count:
+                try:
+                    self.store.append(
+                        conversation_id, change.index, change.message, expected_count=change.index
+                    )
+                except ConversationConflictError:
+                    self._fork()
+                    return
+                self._saved_count += 1
+            else:  # listeners of two threads ran out of order: write what the history is now
+                self._save_all()
+        elif isinstance(change, Truncated):
+            self.store.truncate(conversation_id, change.length)
+            self._saved_count = min(self._saved_count, change.length)
+        elif isinstance(change, Cleared):
+            self.store.truncate(conversation_id, 0)
+            self._saved_count = 0
+        elif isinstance(change, TitleChanged):
+            self.store.rename(conversation_id, change.title)
+
+    def _fork(self) -> None:
+        """Another writer changed the saved conversation: keep both, this one as a copy."""
+        conversation = self.conversation
+        original = conversation.id
+        conversation.id = uuid.uuid4().hex
+        conversation.title = f"{conversation.title or 'Untitled'} (copy)"  # saved below, no event needed
+        self.forked_from = original
+        self.store.create(conversation.mode, conversation.title, self.model, conversation_id=conversation.id)
+        history = conversation.snapshot()
+        self.store.save_all(conversation.id, history)
+        self._saved_count = len(history)
+        logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
+
+    def _save_all(self) -> None:
+        conversation = self.conversation
+        history = conversation.snapshot()
+        if not history and self._saved_count is None and not self._exists():
+            return  # nothing worth listing yet
+        if not self._exists():
+            self.store.create(
+                conversation.mode, conversation.title, self.model, conversation_id=conversation.id
+            )
+        elif conversation.title:
+            self.store.rename(conversation.id, conversation.title)
+        self.store.save_all(conversation.id, history)
+        self._saved_count = len(history)
+
+    def _exists(self) -> bool:
+        return self.store.exists(self.conversation.id)

@@ -1,0 +1,151 @@
+"""Rows to and from Python: conversation infos, message rows, times, imported conversations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from workbench.conversation import Message
+from workbench.errors import TranscriptError
+from workbench.store.errors import StoreError
+from workbench.store.schema import conversations, messages
+from workbench.store.transcripts import ImportedConversation
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversationInfo:
+    """What the store knows of a conversation, without its messages.
+
+    Attributes:
+        id: Its id (letters, digits, ``-`` and ``_``).
+        title: Its title; empty until the first user message or a rename names it.
+        mode: ``chat``, ``tool`` or ``code``.
+        model: The model spec it was held with (JSON), or None.
+        created: When it was created (UTC).
+        updated: When its messages or title last changed (UTC).
+        deleted: When it was deleted (UTC), or None for a live one.
+        message_count: How many messages it has.
+    """
+
+    id: str
+    title: str
+    mode: str
+    model: dict[str, Any] | None
+    created: datetime
+    updated: datetime
+    deleted: datetime | None
+    message_count: int
+
+
+InfoList = list[ConversationInfo]
+
+
+def now() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Mark a time read back without a zone as UTC (SQLite keeps none; the store writes only UTC)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)  # SQLite keeps no zone; we only ever write UTC
+
+
+def model_json(model: Any) -> str | None:
+    """Serialise a model spec (a mapping, a dataclass or an object with ``to_dict``) as JSON."""
+    if model is None:
+        return None
+    if dataclasses.is_dataclass(model) and not isinstance(model, type):
+        model = dataclasses.asdict(model)
+    elif hasattr(model, "to_dict"):
+        model = model.to_dict()
+    if not isinstance(model, Mapping):
+        raise TypeError(f"model must be a mapping or a dataclass, got {type(model).__name__}")
+    return json.dumps(dict(model), default=str, ensure_ascii=False)
+
+
+def message_row(conversation_id: str, position: int, message: Message, when: datetime) -> dict[str, Any]:
+    """Return the ``messages`` row for a message: role and content in columns, the rest as JSON."""
+    data = message.to_dict()
+    role, content = data.pop("role"), data.pop("content", "")
+    return {
+        "conversation_id": conversation_id,
+        "position": position,
+        "role": role,
+        "content": content,
+        "extra": json.dumps(data, ensure_ascii=False),
+        "created_at": when,
+    }
+
+
+def info(row: Any) -> ConversationInfo:
+    """Build a :class:`ConversationInfo` from a ``conversations`` row."""
+    return ConversationInfo(
+        id=row.id,
+        title=row.title,
+        mode=row.mode,
+        model=json.loads(row.model) if row.model else None,
+        created=utc(row.created_at) or now(),
+        updated=utc(row.updated_at) or now(),
+        deleted=utc(row.deleted_at),
+        message_count=row.message_count,
+    )
+
+
+class RowView:
+    """Attribute access to a dict, so a freshly written row reads like a fetched one."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.__dict__.update(row)
+
+
+def message(conversation_id: str, row: Any) -> Message:
+    """Rebuild a message from its ``messages`` row.
+
+    Raises:
+        StoreError: If the row does not hold a valid message.
+    """
+    try:
+        return Message.from_dict({"role": row.role, "content": row.content, **json.loads(row.extra)})
+    except (TranscriptError, ValueError) as exc:
+        raise StoreError(
+            f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "
+            "export the conversation and check it."
+        ) from None
+
+
+def insert_imported(connection: Connection, item: ImportedConversation) -> str:
+    """Insert an imported conversation (its id if free, else a new one) and return its id."""
+    conversation_id = item.conversation_id
+    taken = (
+        conversation_id is not None
+        and connection.execute(
+            sa.select(conversations.c.id).where(conversations.c.id == conversation_id)
+        ).first()
+    )
+    if conversation_id is None or taken:
+        conversation_id = uuid.uuid4().hex
+    when = now()
+    connection.execute(
+        conversations.insert().values(
+            id=conversation_id,
+            title=item.title,
+            mode=item.mode,
+            model=model_json(item.model),
+            created_at=item.created or when,
+            updated_at=item.updated or when,
+            message_count=len(item.messages),
+        )
+    )
+    if item.messages:
+        new_rows = [message_row(conversation_id, i, m, when) for i, m in enumerate(item.messages)]
+        connection.execute(messages.insert(), new_rows)
+    return conversation_id

@@ -1,0 +1,50 @@
+"""The tables the store queries, as SQLAlchemy Core objects.
+
+The migrations in ``migrations/versions`` create them (each migration is a frozen copy of the schema
+at its version); this module describes the newest schema for the queries. A change here needs a new
+migration. Times are UTC; ``deleted_at`` marks a conversation deleted but still restorable.
+
+A message row keeps ``role`` and ``content`` in columns (content is what search reads) and the rest of
+``Message.to_dict()`` (tool calls, metadata, images as base64, and whatever later fields appear) as a
+JSON object in ``extra``; reading joins them back into the dict ``Message.from_dict`` takes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("message_count", sa.Integer, nullable=False, server_default="0"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(64),
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("extra", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("conversation_id", "position", name="uq_messages_position"),
+)
+
+# The SQLite full-text index over messages.content (FTS5, external content); see migration 0002.
+MESSAGES_FTS = "messages_fts"

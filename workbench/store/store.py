@@ -1,0 +1,472 @@
+"""The conversation store: conversations and their messages in a database, one row per message.
+
+Every call is one short transaction, committed before it returns: a message appended is on disk when
+:meth:`ConversationStore.append` returns, so a crash loses at most the answer still being written.
+Deleting is soft (``deleted_at``) so that it can be undone with :meth:`ConversationStore.restore`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from workbench.conversation import Message
+from workbench.store import database, rows, search, transcripts
+from workbench.store.errors import ConversationConflictError, ConversationNotFoundError, StoreError
+from workbench.store.rows import ConversationInfo, InfoList
+from workbench.store.schema import conversations, messages
+from workbench.store.transcripts import MODES
+
+MAX_QUERY_CHARS = 500
+"""A search query is cut to this many characters."""
+
+
+class ConversationStore:
+    """Saved conversations in SQLite (the default) or any database SQLAlchemy reaches.
+
+    Thread-safe: share one store per process. Several processes may use one database at once.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine whose database is already migrated; use :meth:`open` instead."""
+        self._engine = engine
+        self._fts5 = database.run_read(engine, search.has_fts5)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> ConversationStore:
+        """Open the store, creating or migrating its database to this release's schema.
+
+        Args:
+            url: A SQLAlchemy database URL; by default ``WORKBENCH_DB_URL``, else the SQLite file in
+                the data folder (``WORKBENCH_DATA_DIR``).
+            migrate: Bring the schema up to date (leave on unless a test needs an old schema).
+
+        Raises:
+            StoreError: If the database cannot be opened or migrated.
+        """
+        engine = database.create_store_engine(url or database.default_url())
+        try:
+            if migrate:
+                database.migrate(engine)
+            return cls(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for tools and tests)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------------------------
+    def create(
+        self, mode: str, title: str = "", model: Any = None, conversation_id: str | None = None
+    ) -> ConversationInfo:
+        """Create an empty conversation and return it.
+
+        Args:
+            mode: ``chat``, ``tool`` or ``code``.
+            title: Its title; empty to take one from the first user message.
+            model: The model spec (a mapping, or a dataclass such as ``ModelSpec``), or None.
+            conversation_id: Its id; a new random one by default.
+
+        Raises:
+            StoreError: If the id is malformed or taken.
+        """
+        mode = str(getattr(mode, "value", mode))
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        conversation_id = conversation_id or uuid.uuid4().hex
+        self._check_id(conversation_id)
+        now = rows.now()
+        row = {
+            "id": conversation_id,
+            "title": transcripts.clean_title(title),
+            "mode": mode,
+            "model": rows.model_json(model),
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+            "message_count": 0,
+        }
+
+        def work(connection: Connection) -> None:
+            if connection.execute(
+                sa.select(conversations.c.id).where(conversations.c.id == conversation_id)
+            ).first():
+                raise StoreError(
+                    f"A conversation with id {conversation_id!r} already exists; use another id."
+                )
+            connection.execute(conversations.insert().values(**row))
+
+        database.run_write(self._engine, work)
+        return rows.info(rows.RowView(row))
+
+    def append(
+        self, conversation_id: str, position: int, message: Message, *, expected_count: int | None = None
+    ) -> None:
+        """Save ``message`` at ``position`` (0-based); any saved message at or after it is dropped.
+
+        The store mirrors the history list: after the call the conversation has ``position + 1``
+        messages. An untitled conversation takes its title from its first user message. A deleted
+        conversation that is written to is live again (another tab went on with it).
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+            ConversationConflictError: If ``expected_count`` is given and the conversation holds
+                another number of messages (someone else wrote to it); nothing is written.
+            StoreError: If ``position`` would leave a gap, or the database fails.
+        """
+        now = rows.now()
+
+        def work(connection: Connection) -> None:
+            current = self._require(connection, conversation_id, include_deleted=True)
+            if expected_count is not None and current.message_count != expected_count:
+                raise ConversationConflictError(
+                    f"Conversation {conversation_id} holds {current.message_count} messages, not "
+                    f"{expected_count}: another tab or program wrote to it."
+                )
+            if not 0 <= position <= current.message_count:
+                raise StoreError(
+                    f"Cannot save message {position} of conversation {conversation_id}: it holds "
+                    f"{current.message_count} messages. Save the whole history instead (save_all)."
+                )
+            if position < current.message_count:
+                connection.execute(
+                    messages.delete().where(
+                        messages.c.conversation_id == conversation_id, messages.c.position >= position
+                    )
+                )
+            connection.execute(
+                messages.insert().values(**rows.message_row(conversation_id, position, message, now))
+            )
+            changes: dict[str, Any] = {"message_count": position + 1, "updated_at": now, "deleted_at": None}
+            if not current.title and message.role.value == "user":
+                changes["title"] = transcripts.make_title(message.content)
+            connection.execute(
+                conversations.update().where(conversations.c.id == conversation_id).values(**changes)
+            )
+
+        database.run_write(self._engine, work)
+
+    def replace(self, conversation_id: str, position: int, message: Message) -> None:
+        """Overwrite the saved message at ``position``, keeping the others.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation or message.
+        """
+        now = rows.now()
+        row = rows.message_row(conversation_id, position, message, now)
+
+        def work(connection: Connection) -> None:
+            self._require(connection, conversation_id, include_deleted=True)
+            done = connection.execute(
+                messages.update()
+                .where(messages.c.conversation_id == conversation_id, messages.c.position == position)
+                .values(role=row["role"], content=row["content"], extra=row["extra"])
+            )
+            if done.rowcount == 0:
+                raise ConversationNotFoundError(
+                    f"Conversation {conversation_id} has no message {position}; append it instead."
+                )
+            connection.execute(
+                conversations.update().where(conversations.c.id == conversation_id).values(updated_at=now)
+            )
+
+        database.run_write(self._engine, work)
+
+    def save_all(self, conversation_id: str, history: list[Message]) -> None:
+        """Replace every saved message of the conversation with ``history``, in one transaction."""
+        now = rows.now()
+
+        def work(connection: Connection) -> None:
+            current = self._require(connection, conversation_id, include_deleted=True)
+            connection.execute(messages.delete().where(messages.c.conversation_id == conversation_id))
+            if history:
+                new_rows = [rows.message_row(conversation_id, i, m, now) for i, m in enumerate(history)]
+                connection.execute(messages.insert(), new_rows)
+            changes: dict[str, Any] = {"message_count": len(history), "updated_at": now, "deleted_at": None}
+            first_user = next((m.content for m in history if m.role.value == "user"), "")
+            if not current.title and first_user:
+                changes["title"] = transcripts.make_title(first_user)
+            connection.execute(
+                conversations.update().where(conversations.c.id == conversation_id).values(**changes)
+            )
+
+        database.run_write(self._engine, work)
+
+    def truncate(self, conversation_id: str, length: int) -> None:
+        """Keep only the first ``length`` messages (regenerate drops the last answer, clear drops all).
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+        """
+        if length < 0:
+            raise ValueError("length must be >= 0")
+
+        def work(connection: Connection) -> None:
+            current = self._require(connection, conversation_id, include_deleted=True)
+            connection.execute(
+                messages.delete().where(
+                    messages.c.conversation_id == conversation_id, messages.c.position >= length
+                )
+            )
+            connection.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id)
+                .values(message_count=min(length, current.message_count), updated_at=rows.now())
+            )
+
+        database.run_write(self._engine, work)
+
+    def rename(self, conversation_id: str, title: str) -> ConversationInfo:
+        """Give the conversation a new title (one line, at most 200 characters) and return it.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+        """
+        clean = transcripts.clean_title(title)
+
+        def work(connection: Connection) -> None:
+            self._require(connection, conversation_id, include_deleted=True)
+            connection.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id)
+                .values(title=clean, updated_at=rows.now())
+            )
+
+        database.run_write(self._engine, work)
+        return self.info(conversation_id)
+
+    def delete(self, conversation_id: str) -> None:
+        """Delete the conversation; it stays restorable with :meth:`restore` until purged.
+
+        Raises:
+            ConversationNotFoundError: If there is no such live conversation.
+        """
+        self._set_deleted(conversation_id, rows.now())
+
+    def restore(self, conversation_id: str) -> None:
+        """Undo :meth:`delete`.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation (or it was purged).
+        """
+        self._set_deleted(conversation_id, None)
+
+    def _set_deleted(self, conversation_id: str, when: datetime | None) -> None:
+        def work(connection: Connection) -> None:
+            self._require(connection, conversation_id, include_deleted=True)
+            connection.execute(
+                conversations.update().where(conversations.c.id == conversation_id).values(deleted_at=when)
+            )
+
+        database.run_write(self._engine, work)
+
+    def purge(self, deleted_before: datetime | None = None) -> int:
+        """Remove deleted conversations for good (those deleted before ``deleted_before``, or all).
+
+        Returns:
+            How many conversations were removed.
+        """
+        condition: ColumnElement[bool] = conversations.c.deleted_at.is_not(None)
+        if deleted_before is not None:
+            condition = sa.and_(condition, conversations.c.deleted_at < deleted_before)
+
+        def work(connection: Connection) -> int:
+            return connection.execute(conversations.delete().where(condition)).rowcount or 0
+
+        return database.run_write(self._engine, work)
+
+    # --- reading ------------------------------------------------------------------------------------
+    def resolve_id(self, prefix: str) -> str:
+        """Return the id of the one conversation whose id starts with ``prefix`` (as git takes hashes).
+
+        Raises:
+            ConversationNotFoundError: If no conversation, or more than one, matches.
+        """
+        if not transcripts.valid_id(prefix):
+            raise ConversationNotFoundError(f"{prefix!r} is not a conversation id.")
+        statement = (
+            sa.select(conversations.c.id)
+            .where(conversations.c.id.startswith(prefix, autoescape=True))
+            .order_by(conversations.c.id)
+            .limit(2)
+        )
+        found = database.run_read(self._engine, lambda c: list(c.execute(statement).scalars()))
+        if prefix in found or len(found) == 1:
+            return prefix if prefix in found else found[0]
+        if not found:
+            raise ConversationNotFoundError(
+                f"No saved conversation has an id starting with {prefix!r}; list them with "
+                "`python -m workbench history list`."
+            )
+        raise ConversationNotFoundError(
+            f"More than one conversation's id starts with {prefix!r}; give more of it."
+        )
+
+    def exists(self, conversation_id: str, *, include_deleted: bool = True) -> bool:
+        """Whether a conversation with this id is saved (deleted ones count unless told otherwise)."""
+        try:
+            self.info(conversation_id, include_deleted=include_deleted)
+        except ConversationNotFoundError:
+            return False
+        return True
+
+    def info(self, conversation_id: str, *, include_deleted: bool = False) -> ConversationInfo:
+        """Return what the store knows of a conversation.
+
+        Raises:
+            ConversationNotFoundError: If there is no such (live) conversation.
+        """
+        return database.run_read(
+            self._engine, lambda c: self._require(c, conversation_id, include_deleted=include_deleted)
+        )
+
+    def get(
+        self, conversation_id: str, *, include_deleted: bool = False
+    ) -> tuple[ConversationInfo, list[Message]]:
+        """Return a conversation and its messages, in order, from one consistent snapshot.
+
+        Raises:
+            ConversationNotFoundError: If there is no such (live) conversation.
+            StoreError: If a saved message cannot be read back.
+        """
+
+        def work(connection: Connection) -> tuple[ConversationInfo, list[Message]]:
+            info = self._require(connection, conversation_id, include_deleted=include_deleted)
+            found = connection.execute(
+                sa.select(messages.c.position, messages.c.role, messages.c.content, messages.c.extra)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.position)
+            )
+            return info, [rows.message(conversation_id, row) for row in found]
+
+        return database.run_read(self._engine, work)
+
+    def list(
+        self,
+        mode: str | None = None,
+        query: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        deleted: bool = False,
+    ) -> InfoList:
+        """List conversations, most recently updated first.
+
+        Args:
+            mode: Only this mode's (``chat``, ``tool``, ``code``); all by default.
+            query: Only those whose title or message text matches (see :mod:`workbench.store.search`).
+            limit: At most this many.
+            offset: Skip this many (for paging).
+            deleted: List deleted (restorable) conversations instead of live ones.
+        """
+        condition = (
+            conversations.c.deleted_at.is_not(None) if deleted else conversations.c.deleted_at.is_(None)
+        )
+        statement = sa.select(conversations).where(condition)
+        if mode is not None:
+            statement = statement.where(conversations.c.mode == str(getattr(mode, "value", mode)))
+        if query and query.strip():
+            query = query[:MAX_QUERY_CHARS]
+            dialect = self._engine.dialect.name
+            statement = statement.where(search.matching_condition(query, dialect=dialect, fts5=self._fts5))
+        statement = statement.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+        statement = statement.limit(max(0, limit)).offset(max(0, offset))
+        return database.run_read(self._engine, lambda c: [rows.info(row) for row in c.execute(statement)])
+
+    def search(self, query: str, mode: str | None = None, limit: int = 50, offset: int = 0) -> InfoList:
+        """Conversations whose title or message text matches ``query``, most recent first."""
+        return self.list(mode=mode, query=query, limit=limit, offset=offset)
+
+    def count(self, mode: str | None = None) -> int:
+        """How many live conversations there are (of one mode, or all)."""
+        statement = (
+            sa.select(sa.func.count()).select_from(conversations).where(conversations.c.deleted_at.is_(None))
+        )
+        if mode is not None:
+            statement = statement.where(conversations.c.mode == mode)
+        return database.run_read(self._engine, lambda c: int(c.execute(statement).scalar_one()))
+
+    # --- files --------------------------------------------------------------------------------------
+    def export_json(self, conversation_id: str | None = None, *, indent: int | None = 2) -> str:
+        """Export one conversation as its JSON transcript, or every live one as ``{"conversations"}``."""
+        if conversation_id is not None:
+            payload: dict[str, Any] = transcripts.conversation_to_dict(*self.get(conversation_id))
+        else:
+            payload = {
+                "conversations": [transcripts.conversation_to_dict(*self.get(i.id)) for i in self._all()]
+            }
+        return json.dumps(payload, indent=indent, ensure_ascii=False)
+
+    def export_markdown(self, conversation_id: str | None = None) -> str:
+        """Export one conversation, or every live one, as Markdown."""
+        ids = [conversation_id] if conversation_id is not None else [i.id for i in self._all()]
+        return "\n---\n\n".join(transcripts.conversation_to_markdown(*self.get(i)) for i in ids)
+
+    def import_json(self, data: bytes | str) -> InfoList:
+        """Import conversations from an export (or an OpenAI-style message list) in one transaction.
+
+        Ids are kept when free, else new ones are given. All is checked first: on any error nothing
+        is stored.
+
+        Raises:
+            ImportRefusedError: If the file is malformed, too large or hostile (says what and where).
+        """
+        parsed = transcripts.parse_import(data)
+
+        def work(connection: Connection) -> list[str]:
+            return [rows.insert_imported(connection, item) for item in parsed]
+
+        ids = database.run_write(self._engine, work)
+        return [self.info(i) for i in ids]
+
+    # --- helpers ------------------------------------------------------------------------------------
+    def _all(self) -> InfoList:
+        found: InfoList = []
+        while batch := self.list(limit=1000, offset=len(found)):
+            found += batch
+        return found
+
+    @staticmethod
+    def _check_id(conversation_id: str) -> None:
+        if not transcripts.valid_id(conversation_id):
+            raise StoreError(
+                f"{conversation_id!r} is not a conversation id; ids are 1-64 letters, digits, '-' or '_'."
+            )
+
+    def _require(
+        self, connection: Connection, conversation_id: str, *, include_deleted: bool = False
+    ) -> ConversationInfo:
+        statement = sa.select(conversations).where(conversations.c.id == conversation_id)
+        if not include_deleted:
+            statement = statement.where(conversations.c.deleted_at.is_(None))
+        row = connection.execute(statement).first()
+        if row is None:
+            raise ConversationNotFoundError(
+                f"No saved conversation has the id {conversation_id!r}; list them with "
+                "`python -m workbench history list`."
+            )
+        return rows.info(row)

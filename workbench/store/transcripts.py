@@ -1,0 +1,241 @@
+"""Saved conversations as files: the JSON transcript and Markdown out, checked JSON in.
+
+Export writes the transcript the CLI already writes, ``{"messages": [...]}``, plus ``title``, ``mode``
+and the conversation's times and model; several conversations are ``{"conversations": [...]}``.
+Import takes those, a bare list of messages, and OpenAI-style messages (``tool`` role, ``tool_calls``
+with JSON-string arguments, content as a list of text parts). Everything is checked before anything is
+written, and one bad conversation refuses the whole file (see :func:`parse_import`).
+
+Scripts: content is stored as the text it is, and the app renders it as Markdown with raw HTML off
+(Streamlit escapes it), so a ``<script>`` in a message is shown, never run. Import refuses active HTML
+outside code anyway (``<script>``, ``<iframe>``, ``on...=`` handlers, ``javascript:`` links): a
+transcript carrying it was not written by Workbench, and another viewer of the export might render it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from workbench.conversation import Message
+from workbench.errors import TranscriptError
+from workbench.history import title_from
+from workbench.openai_messages import from_openai
+from workbench.store.errors import ImportRefusedError
+
+MODES = ("chat", "tool", "code")
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_CHARS = 2_000_000
+MAX_MESSAGES = 20_000
+MAX_CONVERSATIONS = 10_000
+MAX_TITLE_CHARS = 200
+_OPENAI_ROLES = ("tool", "developer", "function")
+_CODE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]*`", re.DOTALL)
+_ACTIVE_HTML = re.compile(
+    r"<\s*/?\s*(script|iframe|frame|object|embed|applet|meta|link|base|form|svg|math|style)\b"
+    r"|<[^>]*\son[a-z]+\s*="
+    r"|(?:javascript|vbscript|data\s*:\s*text/html)\s*:",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass
+class ImportedConversation:
+    """One conversation read from an import, checked and ready to store."""
+
+    title: str
+    mode: str
+    messages: list[Message]
+    model: dict[str, Any] | None = None
+    conversation_id: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+
+
+def make_title(text: str) -> str:
+    """Make a title from a message's text as a :class:`~workbench.history.Conversation` does."""
+    return title_from(_CONTROL.sub(" ", text))
+
+
+def clean_title(title: str) -> str:
+    """Return ``title`` on one line, without control characters, at most ``MAX_TITLE_CHARS`` long."""
+    return " ".join(_CONTROL.sub(" ", title).split())[:MAX_TITLE_CHARS]
+
+
+def find_active_html(text: str) -> str | None:
+    """Return the first piece of active HTML in ``text`` outside code spans and blocks, or None."""
+    match = _ACTIVE_HTML.search(_CODE.sub(" ", text))
+    return match.group(0) if match else None
+
+
+def conversation_to_dict(info: Any, messages: list[Message]) -> dict[str, Any]:
+    """Return the export form of one conversation (``info`` is a ``ConversationInfo``)."""
+    return {
+        "id": info.id,
+        "title": info.title,
+        "mode": info.mode,
+        "model": info.model,
+        "created": info.created.isoformat(),
+        "updated": info.updated.isoformat(),
+        "messages": [message.to_dict() for message in messages],
+    }
+
+
+def conversation_to_markdown(info: Any, messages: list[Message]) -> str:
+    """Render one conversation as Markdown: a heading per message, calls and results as code."""
+    lines = [f"# {info.title or 'Untitled conversation'}", ""]
+    lines += [f"*{info.mode} · {info.created:%Y-%m-%d %H:%M} UTC · id `{info.id}`*", ""]
+    for message in messages:
+        heading = message.role.value.capitalize()
+        if message.name:
+            heading += f" ({message.name})"
+        if message.error:
+            heading += " (error)"
+        lines += [f"## {heading}", ""]
+        if message.content:
+            if message.role.value == "observation":
+                lines += ["```", message.content, "```", ""]
+            else:
+                lines += [message.content, ""]
+        for call in message.tool_calls:
+            lines += [f"Call `{call.name}`:", "", "```json", json.dumps(call.arguments, indent=2), "```", ""]
+        for number, _image in enumerate(message.images, 1):
+            lines += [f"*(image {number} of {len(message.images)}: in the JSON export)*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def parse_import(data: bytes | str, *, max_bytes: int = MAX_IMPORT_BYTES) -> list[ImportedConversation]:
+    """Read and check an import; return its conversations or refuse it whole.
+
+    Args:
+        data: The file's bytes or text.
+        max_bytes: The largest file accepted.
+
+    Raises:
+        ImportRefusedError: With what is wrong (and where) and what to do; nothing is stored.
+    """
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ImportRefusedError(
+            f"The import is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
+            "export fewer conversations per file."
+        )
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        payload = json.loads(text)
+    except UnicodeDecodeError:
+        raise ImportRefusedError("The import is not UTF-8 text; give a JSON transcript.") from None
+    except json.JSONDecodeError as exc:
+        raise ImportRefusedError(f"The import is not valid JSON ({exc}); check the file.") from None
+    except RecursionError:
+        raise ImportRefusedError("The import is nested too deeply to be a transcript.") from None
+    if isinstance(payload, dict) and "conversations" in payload:
+        items = payload["conversations"]
+        if not isinstance(items, list):
+            raise ImportRefusedError('"conversations" must be a list of conversations.')
+    elif isinstance(payload, (dict, list)):
+        items = [payload]
+    else:
+        raise ImportRefusedError(
+            'An import must be {"messages": [...]}, {"conversations": [...]} or a list of messages.'
+        )
+    if len(items) > MAX_CONVERSATIONS:
+        raise ImportRefusedError(f"The import holds {len(items)} conversations, over {MAX_CONVERSATIONS}.")
+    return [_parse_conversation(item, number) for number, item in enumerate(items, 1)]
+
+
+def _parse_conversation(item: Any, number: int) -> ImportedConversation:
+    where = f"Conversation {number}"
+    if isinstance(item, list):
+        item = {"messages": item}
+    if not isinstance(item, dict):
+        raise ImportRefusedError(f"{where} must be a JSON object, got {type(item).__name__}.")
+    raw_messages = item.get("messages")
+    if not isinstance(raw_messages, list):
+        raise ImportRefusedError(f'{where} needs "messages": a list of messages.')
+    if len(raw_messages) > MAX_MESSAGES:
+        raise ImportRefusedError(f"{where} has {len(raw_messages)} messages, over {MAX_MESSAGES}.")
+    title, mode, model = item.get("title", ""), item.get("mode", "chat"), item.get("model")
+    if not isinstance(title, str):
+        raise ImportRefusedError(f'{where}: "title" must be a string.')
+    if mode not in MODES:
+        raise ImportRefusedError(f'{where}: "mode" must be one of {", ".join(MODES)}, got {mode!r}.')
+    if model is not None and not isinstance(model, dict):
+        raise ImportRefusedError(f'{where}: "model" must be an object.')
+    conversation_id = item.get("id")
+    if not (isinstance(conversation_id, str) and valid_id(conversation_id)):
+        conversation_id = None
+    messages = _parse_messages(raw_messages, where)
+    for label, text in [("title", title)] + [(f"message {i}", m.content) for i, m in enumerate(messages, 1)]:
+        found = find_active_html(text)
+        if found:
+            raise ImportRefusedError(
+                f"{where}, {label} holds active HTML ({found!r}) outside a code block; Workbench does "
+                "not import it. Remove it, or put it in a ``` code block, and import again."
+            )
+    if not title:
+        first_user = next((m.content for m in messages if m.role.value == "user"), "")
+        title = make_title(first_user)
+    return ImportedConversation(
+        clean_title(title),
+        mode,
+        messages,
+        model,
+        conversation_id,
+        parse_time(item.get("created")),
+        parse_time(item.get("updated")),
+    )
+
+
+def _parse_messages(raw_messages: list[Any], where: str) -> list[Message]:
+    for index, raw in enumerate(raw_messages, 1):
+        content = raw.get("content") if isinstance(raw, dict) else None
+        if isinstance(content, str) and len(content) > MAX_MESSAGE_CHARS:
+            raise ImportRefusedError(
+                f"{where}, message {index} is {len(content):,} characters long, over {MAX_MESSAGE_CHARS:,}."
+            )
+    try:
+        if any(_is_openai(raw) for raw in raw_messages):
+            return from_openai(raw_messages)
+        messages = []
+        for index, raw in enumerate(raw_messages, 1):
+            try:
+                messages.append(Message.from_dict(raw))
+            except TranscriptError as exc:
+                raise TranscriptError(f"message {index}: {exc}") from None
+        return messages
+    except TranscriptError as exc:
+        text = str(exc)
+        raise ImportRefusedError(f"{where}, {text[0].lower() + text[1:]}") from None
+
+
+def _is_openai(raw: Any) -> bool:
+    """Whether a message is in OpenAI's form rather than Workbench's (which it may then not parse)."""
+    if not isinstance(raw, dict):
+        return False
+    calls = raw.get("tool_calls")
+    openai_calls = isinstance(calls, list) and any(isinstance(c, dict) and "function" in c for c in calls)
+    return raw.get("role") in _OPENAI_ROLES or isinstance(raw.get("content"), list) or openai_calls
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def valid_id(conversation_id: str) -> bool:
+    """Whether ``conversation_id`` has the form of a conversation id (1-64 of ``A-Za-z0-9_-``)."""
+    return bool(_ID.fullmatch(conversation_id))
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse an exported ISO time (UTC when it names no zone), or return None."""
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
