@@ -12,6 +12,8 @@ from tests.engines import ENGINES
 
 pytestmark = pytest.mark.browser
 
+ASSISTANT = "[data-testid='stChatMessageContent'][aria-label='Chat message from assistant']"
+
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_chat_page_answers_on_each_engine(engine, new_page, tmp_path):
@@ -25,10 +27,9 @@ def test_the_chat_page_answers_on_each_engine(engine, new_page, tmp_path):
         sidebar.get_by_text(f"SmolLM2-135M-Instruct (embedded) · {engine} · cpu", exact=False).wait_for()
         set_sampling(page, temperature=0, max_new_tokens=24)
         send(page, "Which city is the capital of France?")
+        answer = page.locator(ASSISTANT)
+        answer.locator("[data-testid='stCaptionContainer']").first.wait_for(timeout=240_000)  # the stats line
         wait_idle(page)
-        answer = page.locator(
-            "[data-testid='stChatMessageContent'][aria-label='Chat message from assistant']"
-        )
         assert "Paris" in answer.first.inner_text()
     if engine == "llama.cpp":
         # No conversion and no torch: the server is up with the model loaded within seconds (a busy
