@@ -1,6 +1,6 @@
 """Measure the llama.cpp engine's choices on this machine and print the figures.
 
-    python bench/bench_llamacpp.py [threads] [cache] [lookup] [grammar]
+    python bench/bench_llamacpp.py [threads] [cache] [lookup] [grammar] [path]
 
 Each section decides a default in ``workbench/models/llamacpp_backend.py`` (see bench/RESULTS.md):
 
@@ -11,7 +11,8 @@ Each section decides a default in ``workbench/models/llamacpp_backend.py`` (see 
 - ``lookup``: prompt-lookup (n-gram) speculative decoding on a reply that repeats its prompt (a code
   edit) and on one that does not, against plain decoding;
 - ``grammar``: a constrained tool call with llama.cpp's grammar (how long it takes, is it valid), and
-  what xgrammar would cost on this path (its import, which brings torch, and its per-token mask).
+  what xgrammar would cost on this path (its import, which brings torch, and its per-token mask);
+- ``path``: Workbench's decode through ``ChatModel.stream`` against raw llama-cpp-python, alternating.
 
 Runs alternate between the variants so that both see the same load; the load average is printed.
 """
@@ -263,13 +264,56 @@ def bench_grammar(runs: int = 3) -> None:
     )
 
 
+def bench_path(runs: int = 4, tokens: int = 200) -> None:
+    """Workbench's full path (ChatModel.stream) against raw llama-cpp-python, runs alternating."""
+    from workbench.chat_model import ChatModel
+    from workbench.conversation import Message, Role
+    from workbench.models.generation import SamplingSettings
+    from workbench.models.spec import ModelSpec
+
+    model = ChatModel.load(ModelSpec(device="cpu", backend="llama.cpp"))
+    threads = model.info.threads or 1
+    raw = raw_llama(threads)
+    essay = [Message(Role.USER, ESSAY)]
+    prompt = model.dialect.render(essay)
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=tokens)
+
+    def workbench() -> float:
+        model.backend.states.forget()  # type: ignore[attr-defined]
+        stream = model.stream(essay, settings)
+        stream.result()
+        stats = stream.stats
+        return (stats.new_tokens - 1) / (stats.seconds - (stats.first_token_s or 0.0))
+
+    def plain() -> float:
+        raw.reset()
+        times: list[float] = []
+        for chunk in raw.create_completion(prompt, max_tokens=tokens, temperature=0.0, stream=True):
+            if chunk["choices"][0]["text"]:
+                times.append(time.perf_counter())
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    print(f"path: decode tokens/s, {tokens} tokens, {threads} thread(s); load average {load_average()}")
+    results = alternate({"Workbench (ChatModel.stream)": workbench, "raw llama-cpp-python": plain}, runs)
+    show(results, "tok/s")
+    ratio = statistics.median(results["Workbench (ChatModel.stream)"]) / statistics.median(
+        results["raw llama-cpp-python"]
+    )
+    print(f"  Workbench / raw: {ratio:.2f}x; load average {load_average()}")
+
+
 def main() -> int:
-    sections = sys.argv[1:] or ["threads", "cache", "lookup", "grammar"]
+    sections = sys.argv[1:] or ["threads", "cache", "lookup", "grammar", "path"]
     print(f"llama.cpp engine benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores")
     for section in sections:
-        {"threads": bench_threads, "cache": bench_cache, "lookup": bench_lookup, "grammar": bench_grammar}[
-            section
-        ]()
+        sections_by_name = {
+            "threads": bench_threads,
+            "cache": bench_cache,
+            "lookup": bench_lookup,
+            "grammar": bench_grammar,
+            "path": bench_path,
+        }
+        sections_by_name[section]()
         print()
     return 0
 
