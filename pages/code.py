@@ -14,7 +14,7 @@ from streamlit import runtime
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from kernel import KernelLease, KernelPool
+from kernel import FileInfo, KernelLease, KernelPool
 from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from workbench.conversation import Message, Role
@@ -25,6 +25,11 @@ from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
 from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
+
+INTERRUPT_WAIT_S = 5.0
+"""Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it."""
+FILES_SHOWN = 20
+"""Files listed at the top level of the files panel before the rest collapse."""
 
 TABLE_STYLE = (
     "<style>table.dataframe{border-collapse:collapse;font-size:0.9rem}"
@@ -139,6 +144,112 @@ def show_status() -> None:
     status_slot.markdown(f"**{status.label}**")
 
 
+def download_button(session: CodeSession, info: FileInfo, label: str) -> None:
+    """One file's download button (its bytes read only when clicked)."""
+    st.download_button(
+        f"{label} · {info.size:,} bytes",
+        functools.partial(session.read_file, info.name),
+        file_name=info.name.rsplit("/", 1)[-1],
+        key=f"code_download_{info.name}",
+        on_click="ignore",
+        use_container_width=True,
+    )
+
+
+def file_list(session: CodeSession, files: list[FileInfo], prefix: str = "") -> None:
+    """The first files as buttons; the rest counted (the zip holds them all)."""
+    for info in files[:FILES_SHOWN]:
+        download_button(session, info, info.name.removeprefix(prefix))
+    if len(files) > FILES_SHOWN:
+        st.caption(f"… and {len(files) - FILES_SHOWN:,} more: download all as a zip above.")
+
+
+def files_panel(session: CodeSession) -> None:
+    """The work folder: a zip of everything, top-level files, then one collapsed group per folder."""
+    files = session.files()
+    if not files:
+        st.sidebar.caption("No files yet. Uploads and files your code writes appear here.")
+        return
+    total = sum(info.size for info in files)
+    st.sidebar.download_button(
+        f"Download all as zip ({len(files):,} file{'s' if len(files) != 1 else ''}, {total:,} bytes)",
+        session.zip_files,
+        file_name="workbench-files.zip",
+        mime="application/zip",
+        key="code_download_zip",
+        on_click="ignore",
+        icon=":material/folder_zip:",
+        use_container_width=True,
+    )
+    top = [info for info in files if "/" not in info.name]
+    folders: dict[str, list[FileInfo]] = {}
+    for info in files:
+        if "/" in info.name:
+            folders.setdefault(info.name.split("/", 1)[0], []).append(info)
+    with st.sidebar.container():
+        file_list(session, top)
+    for folder, inside in folders.items():
+        with st.sidebar.expander(f"{folder}/ · {len(inside):,} files", icon=":material/folder:"):
+            file_list(session, inside, prefix=f"{folder}/")
+
+
+def fingerprint(session: CodeSession) -> tuple[object, ...]:
+    """What the page shows that can change behind its back (a run ending, a stopped turn recorded)."""
+    return (len(session.runs), len(session.messages), session.busy, session.active is None)
+
+
+def after_action(note: str) -> None:
+    """Keep a sentence for this rerun's sidebar (an action's outcome)."""
+    st.session_state["code_action_note"] = note
+
+
+def interrupt_clicked() -> None:
+    """Interrupt, then wait (briefly) for the run to end, so this same rerun shows it and the status."""
+    session: CodeSession | None = st.session_state.get("code_session")
+    if session is None:
+        return
+    seen = st.session_state.get("code_seen", (0,))
+    if session.interrupt():
+        session.wait_idle(INTERRUPT_WAIT_S)
+        after_action("Interrupted the running code.")
+    elif len(session.runs) != seen[0]:
+        after_action("Interrupted the running code.")  # the click's own rerun had already stopped it
+    else:
+        after_action("Nothing is running now.")
+
+
+def restart_clicked() -> None:
+    """Restart the kernel, then wait for the run it stopped to be recorded (same rerun)."""
+    session: CodeSession | None = st.session_state.get("code_session")
+    if session is None:
+        return
+    try:
+        note = session.restart()
+    except USER_ERRORS as exc:
+        st.session_state["code_action_error"] = str(exc)
+        return
+    session.wait_idle(INTERRUPT_WAIT_S)
+    after_action(note)
+
+
+def watch_changes(session: CodeSession, live: bool) -> None:
+    """While something runs, check every second whether the page is behind the session and rerun it.
+
+    A stopped script (Stop, a click) cannot draw what ends after it: the run an interrupt ended, the
+    stopped mark and stats of a reply. The main script stores what it drew; this fragment compares.
+    """
+
+    def check() -> None:
+        ctx = get_script_run_ctx()
+        if ctx is None or not ctx.fragment_ids_this_run:
+            return  # drawn inside a full run: that run draws the truth itself
+        seen = st.session_state.get("code_seen")
+        if seen is not None and fingerprint(session) != seen:
+            st.rerun()  # the whole page
+
+    st.fragment(check, run_every=1.0 if live else None)()
+
+
 st.title("Code interpreter")
 model = current_model()
 try:
@@ -153,6 +264,8 @@ if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
 history = conversation_sidebar(Mode.CODE, session, on_reopen=lambda _opened: restart_for(session))
+pending = bool(st.session_state.get("code_input")) or bool(st.session_state.get("code_run"))
+watch_changes(session, live=pending or session.busy)
 
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
 try:
@@ -184,13 +297,12 @@ if not status.sandboxed:
         "files and use the network. Install bubblewrap with user namespaces enabled to sandbox it."
     )
 left, right = st.sidebar.columns(2)
-if left.button("Interrupt", use_container_width=True, key="code_interrupt"):
-    st.sidebar.info("Interrupted the running code." if session.interrupt() else "Nothing is running now.")
-if right.button("Restart", use_container_width=True, key="code_restart"):
-    try:
-        st.sidebar.info(session.restart())
-    except USER_ERRORS as exc:
-        st.sidebar.error(str(exc))
+left.button("Interrupt", use_container_width=True, key="code_interrupt", on_click=interrupt_clicked)
+right.button("Restart", use_container_width=True, key="code_restart", on_click=restart_clicked)
+if note := st.session_state.pop("code_action_note", None):
+    st.sidebar.info(note)
+if error := st.session_state.pop("code_action_error", None):
+    st.sidebar.error(error)
 if st.sidebar.button("Clear chat", use_container_width=True, key="code_clear"):
     session.clear()
 
@@ -250,26 +362,17 @@ with chat_tab:
             show_status()
 
 # Files last, so that files written by the code that just ran are listed.
-with st.sidebar.expander("Files", expanded=True):
-    saved: set[str] = session_object("code_saved_uploads", set)
-    for upload in (
-        st.file_uploader("Upload into the work folder", accept_multiple_files=True, key="code_upload") or []
-    ):
-        if upload.file_id not in saved:
-            try:
-                session.upload(upload.name, upload.getvalue())
-                saved.add(upload.file_id)
-            except USER_ERRORS as exc:
-                st.error(str(exc))
-    files = session.files()
-    if not files:
-        st.caption("No files yet. Uploads and files your code writes appear here.")
-    for info in files:
-        st.download_button(
-            f"{info.name} · {info.size:,} bytes",
-            functools.partial(session.read_file, info.name),
-            file_name=info.name.rsplit("/", 1)[-1],
-            key=f"code_download_{info.name}",
-            on_click="ignore",
-            use_container_width=True,
-        )
+st.sidebar.markdown("**Files**")
+saved: set[str] = session_object("code_saved_uploads", set)
+for upload in (
+    st.sidebar.file_uploader("Upload into the work folder", accept_multiple_files=True, key="code_upload")
+    or []
+):
+    if upload.file_id not in saved:
+        try:
+            session.upload(upload.name, upload.getvalue())
+            saved.add(upload.file_id)
+        except USER_ERRORS as exc:
+            st.sidebar.error(str(exc))
+files_panel(session)
+st.session_state["code_seen"] = fingerprint(session)  # what this run drew (see watch_changes)

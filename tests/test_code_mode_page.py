@@ -90,11 +90,67 @@ def test_plots_tables_and_written_files_show_up(app: AppTest) -> None:
     assert len(elements(app, "Image")) == 1, "the plot shows without plt.show()"
     assert len(elements(app, "Html")) == 1, "the DataFrame shows as a table"
     downloads = [b.label for b in app.sidebar.download_button]
-    assert downloads == ["out.txt · 5 bytes"]
+    assert downloads == ["Download all as zip (1 file, 5 bytes)", "out.txt · 5 bytes"]
     session = app.session_state["code_session"]
     session.upload("data.csv", b"a,b\n1,2\n")  # what the uploader does (AppTest cannot upload)
     app.run()
     assert [b.label for b in app.sidebar.download_button] == [
+        "Download all as zip (2 files, 13 bytes)",
         "data.csv · 8 bytes",
         "out.txt · 5 bytes",
     ]
+
+
+def test_many_files_collapse_into_folders_and_a_zip_holds_them_all(app: AppTest) -> None:
+    """Issue 11: a cell writing 300 files stacked 302 download buttons in the sidebar."""
+    run_cell(
+        app,
+        "import os\nos.makedirs('data/deep', exist_ok=True)\n"
+        "for i in range(250): open(f'data/f{i:03}.txt', 'w').write('x')\n"
+        "open('data/deep/inner.txt', 'w').write('z')\n"
+        "for i in range(49): open(f'r{i:02}.txt', 'w').write('yy')",
+    )
+    assert not app.exception and not app.error
+    labels = [b.label for b in app.sidebar.download_button]
+    assert labels[0] == "Download all as zip (300 files, 349 bytes)"
+    assert len(labels) == 1 + 20 + 20, len(labels)  # the zip, 20 top-level files, 20 in the folder
+    assert labels[1] == "r00.txt · 2 bytes" and labels[21] == "data/deep/inner.txt · 1 bytes".replace(
+        "data/", ""
+    )
+    [folder] = [e for e in app.sidebar.expander if e.label.startswith("data/")]
+    assert folder.label == "data/ · 251 files"
+    captions = [c.value for c in app.sidebar.caption]
+    assert "… and 29 more: download all as a zip above." in captions
+    assert "… and 231 more: download all as a zip above." in captions
+    import io
+    import zipfile
+
+    archive = zipfile.ZipFile(io.BytesIO(app.session_state["code_session"].zip_files()))
+    names = archive.namelist()
+    assert len(names) == 300 and "data/deep/inner.txt" in names and archive.read("r00.txt") == b"yy"
+
+
+def test_interrupt_shows_the_interrupted_run_and_an_idle_kernel_in_the_same_rerun(app: AppTest) -> None:
+    """Issue 11: after Interrupt the page said "busy" and lacked the run until the next action."""
+    run_cell(app, "1")  # the kernel is started
+    session = app.session_state["code_session"]
+    running = session.start_user_cell("import time\ntime.sleep(100)")  # as the Run button does
+    assert not running.done.wait(1.0)
+    app.sidebar.button(key="code_interrupt").click().run()
+    assert running.done.is_set()
+    assert "**Kernel: idle · sandboxed**" in [m.value for m in app.sidebar.markdown]
+    assert "Interrupted the running code." in [i.value for i in app.sidebar.info]
+    assert any("KeyboardInterrupt" in e.value for e in app.error), [e.value for e in app.error]
+    assert "import time\ntime.sleep(100)" in [c.value for c in app.code]
+
+
+def test_restart_during_a_run_shows_it_ended_in_the_same_rerun(app: AppTest) -> None:
+    run_cell(app, "1")
+    session = app.session_state["code_session"]
+    running = session.start_user_cell("import time\ntime.sleep(100)")
+    assert not running.done.wait(1.0)
+    app.sidebar.button(key="code_restart").click().run()
+    assert running.done.is_set()
+    assert "**Kernel: idle · sandboxed**" in [m.value for m in app.sidebar.markdown]
+    assert any("restarted" in i.value for i in app.sidebar.info)
+    assert "import time\ntime.sleep(100)" in [c.value for c in app.code]

@@ -8,10 +8,12 @@ share one kernel and one run history.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
 import weakref
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,6 +138,14 @@ class Workspace:
         run.kernel.interrupt()
         return True
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a run in progress to end and be recorded; return whether it did.
+
+        A page calls it after Interrupt or Restart, so the same rerun shows the stopped run and the status.
+        """
+        run = self._running
+        return run is None or run.done.wait(timeout)
+
     def restart(self) -> str:
         """Restart the kernel (its state is lost; a run in progress stops) and return a sentence for the user.
 
@@ -181,6 +191,21 @@ class Workspace:
         if self._kernel is None or getattr(self._kernel, "workdir", None) is None:
             return []
         return list_files(self.workdir)
+
+    def zip_files(self) -> bytes:
+        """Every file of the work folder in one zip archive (folders kept), for a download-all.
+
+        A file that vanishes while the archive is made is left out.
+        """
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info in self.files():
+                try:
+                    data = self.read_file(info.name)
+                except KernelError:
+                    continue
+                archive.writestr(info.name, data)
+        return buffer.getvalue()
 
     def read_file(self, name: str) -> bytes:
         """The bytes of a file in the work folder, for download.

@@ -1,0 +1,87 @@
+"""The Code page in Chromium: kernels follow their browser sessions, and Interrupt shows its outcome at once."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.e2e.streamlit_server import launch_streamlit
+from tests.e2e.test_code_browser import CELL_MS, open_code_page, wait_script_done
+
+pytestmark = [pytest.mark.browser, pytest.mark.kernel]
+
+
+def kernels() -> int:
+    """Sandboxed kernels started under this test process (the server's): outermost bwrap processes."""
+    count = 0
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if process.name() == "bwrap" and process.parent().name() != "bwrap":
+                count += 1
+        except psutil.Error:
+            continue
+    return count
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.25)
+
+
+def run_cell(page: Any, code: str) -> None:
+    page.get_by_role("tab", name="Your cells").click()
+    editor = page.get_by_role("tabpanel").get_by_label("Python")
+    editor.fill(code)
+    editor.press("Control+Enter")
+    wait_script_done(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+
+def test_closed_tabs_free_their_kernels(browser: Any, tmp_path: Path) -> None:
+    """Issue 11: closed tabs' kernels ran on for minutes and a fifth session was refused."""
+    env = {
+        "WORKBENCH_MODEL": "",
+        "MODEL_PATH": "",
+        "WORKBENCH_MAX_KERNELS": "2",
+        "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2",  # Streamlit's default is 120 s
+    }
+    with launch_streamlit(tmp_path / "server.log", env) as url:
+        folders = []
+        for number in range(3):  # one more session than the limit, one after another
+            context = browser.new_context()
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            open_code_page(page, url)
+            run_cell(page, "import os\nprint('folder', os.getcwd())")
+            output = page.get_by_text("folder /").first
+            output.wait_for(timeout=CELL_MS)
+            folders.append(Path(output.inner_text().split("folder ", 1)[1].strip()))
+            assert folders[-1].is_dir()
+            assert not page.get_by_text("kernels are in use").count()
+            context.close()
+            # Streamlit ends the session after its TTL; the session-scoped cache's hook frees the kernel.
+            wait_until(lambda: not folders[-1].exists(), 60, f"session {number}'s work folder is still there")
+            wait_until(lambda: kernels() <= 1, 30, f"{kernels()} kernels after session {number} closed")
+        assert kernels() <= 1  # at most the warm spare
+
+
+def test_interrupt_shows_the_stopped_run_and_an_idle_kernel_at_once(page: Any, streamlit_server: str) -> None:
+    """Issue 11: after Interrupt the page said "busy" and lacked the run until the next action."""
+    open_code_page(page, streamlit_server)
+    run_cell(page, "import time\ntime.sleep(100)")
+    page.get_by_text("Running…").first.wait_for(timeout=CELL_MS)
+    page.get_by_role("button", name="Interrupt").click()
+    clicked = time.monotonic()
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Kernel: idle").wait_for(timeout=10_000)
+    page.get_by_role("tabpanel").get_by_text("KeyboardInterrupt").first.wait_for(timeout=10_000)
+    assert time.monotonic() - clicked < 10
+    assert not sidebar.get_by_text("Kernel: busy").count()
