@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message
@@ -197,9 +198,35 @@ def stats_caption(message: Message) -> None:
         st.caption(GenerationStats.from_dict(stats).summary())
 
 
+def rerun_when_behind(key: str, fingerprint: Callable[[], object], live: bool) -> None:
+    """While something runs, check every second whether the page is behind its session and rerun it.
+
+    A stopped script (Stop, a click) cannot draw what ends after it: the run an interrupt ended, the
+    stopped mark and stats of a reply. The page stores what it drew in ``st.session_state[key]`` at its
+    end; this fragment compares that with ``fingerprint()`` and reruns the whole page when they differ.
+    """
+
+    def check() -> None:
+        ctx = get_script_run_ctx()
+        if ctx is None or not ctx.fragment_ids_this_run:
+            return  # drawn inside a full run: that run draws the truth itself
+        seen = st.session_state.get(key)
+        if seen is not None and fingerprint() != seen:
+            st.rerun()  # the whole page
+
+    st.fragment(check, run_every=1.0 if live else None)()
+
+
 def show_error(exc: Exception) -> None:
     """Show a WorkbenchError as an error box (the page keeps running)."""
     st.error(str(exc))
 
 
-__all__ = ["current_model", "sampling_controls", "session_object", "show_error", "stats_caption"]
+__all__ = [
+    "current_model",
+    "rerun_when_behind",
+    "sampling_controls",
+    "session_object",
+    "show_error",
+    "stats_caption",
+]

@@ -15,7 +15,14 @@ from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kernel import FileInfo, KernelLease, KernelPool
-from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
+from pages._common import (
+    current_model,
+    rerun_when_behind,
+    sampling_controls,
+    session_object,
+    show_error,
+    stats_caption,
+)
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from workbench.conversation import Message, Role
 from workbench.errors import USER_ERRORS
@@ -232,22 +239,6 @@ def restart_clicked() -> None:
     after_action(note)
 
 
-def watch_changes(session: CodeSession, live: bool) -> None:
-    """While something runs, check every second whether the page is behind the session and rerun it.
-
-    A stopped script (Stop, a click) cannot draw what ends after it: the run an interrupt ended, the
-    stopped mark and stats of a reply. The main script stores what it drew; this fragment compares.
-    """
-
-    def check() -> None:
-        ctx = get_script_run_ctx()
-        if ctx is None or not ctx.fragment_ids_this_run:
-            return  # drawn inside a full run: that run draws the truth itself
-        seen = st.session_state.get("code_seen")
-        if seen is not None and fingerprint(session) != seen:
-            st.rerun()  # the whole page
-
-    st.fragment(check, run_every=1.0 if live else None)()
 
 
 st.title("Code interpreter")
@@ -265,7 +256,7 @@ if session.model is not model:
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
 history = conversation_sidebar(Mode.CODE, session, on_reopen=lambda _opened: restart_for(session))
 pending = bool(st.session_state.get("code_input")) or bool(st.session_state.get("code_run"))
-watch_changes(session, live=pending or session.busy)
+rerun_when_behind("code_seen", lambda: fingerprint(session), live=pending or session.busy)
 
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
 try:
@@ -375,4 +366,4 @@ for upload in (
         except USER_ERRORS as exc:
             st.sidebar.error(str(exc))
 files_panel(session)
-st.session_state["code_seen"] = fingerprint(session)  # what this run drew (see watch_changes)
+st.session_state["code_seen"] = fingerprint(session)  # what this run drew (see rerun_when_behind)

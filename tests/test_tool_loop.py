@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -356,3 +357,24 @@ def test_an_unreadable_call_is_answered_by_an_observation_with_its_id(registry):
     list(session.send("Go"))
     bad = session.messages[1].invalid_calls[0]
     assert session.messages[2].tool_call_id == bad.id and session.messages[2].error
+
+
+def test_a_message_sent_while_tools_load_waits_for_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user's tool file that takes a while to import: the registry loads in the background (as the page does).
+    (tmp_path / "slow_tool.py").write_text(
+        "import time\nfrom tools import tool\ntime.sleep(1.5)\n\n\n@tool\n"
+        "def double(x: int) -> int:\n    '''Double a number.\n\n    Args:\n        x: The number.\n    '''\n"
+        "    return 2 * x\n"
+    )
+    monkeypatch.delenv("WORKBENCH_TOOLS_PATH", raising=False)
+    registry = ToolRegistry.from_env(extra_paths=[tmp_path], entry_points=False, wait=False)
+    try:
+        assert registry.loading
+        session, _ = session_with(registry, call("double", x=21), "42.", tool_choice="required")
+        events = list(session.send("Double 21."))
+        notices = [e.text for e in events if isinstance(e, Notice)]
+        assert notices[0] == "Waiting for the tools to finish loading before answering..."
+        observation = next(m for m in done(events) if m.role is Role.OBSERVATION)
+        assert (observation.name, observation.content, observation.error) == ("double", "42", False)
+    finally:
+        registry.close()

@@ -42,6 +42,10 @@ MALFORMED_CALL = "MalformedCallError"
 """``error_type`` of the observation answering a call the dialect could not read."""
 
 
+#: Seconds a message waits for tools still loading in the background before it is answered without them.
+TOOLS_LOAD_WAIT_S = 60.0
+
+
 class ToolChoice(str, Enum):
     """Whether the model may (auto), must (required) or must not (none) call a tool."""
 
@@ -233,6 +237,15 @@ class ToolSession:
         self._busy = True
         try:
             choice = self.options.tool_choice
+            if choice is not ToolChoice.NONE and self.registry.loading:
+                # A message sent right after the page opened: answer with the tools, not without them.
+                yield Notice("Waiting for the tools to finish loading before answering...", "info")
+                if not self.registry.wait(TOOLS_LOAD_WAIT_S):
+                    yield Notice(
+                        f"The tools are still loading after {TOOLS_LOAD_WAIT_S:.0f} s; answering with the ones "
+                        "loaded so far. The Tools panel names a file that is slow to import.",
+                        "warning",
+                    )
             tools = self.tool_schemas() if choice is not ToolChoice.NONE else []
             force = choice is ToolChoice.REQUIRED
             if force and not tools:
