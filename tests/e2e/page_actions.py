@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.e2e.streamlit_server import CHAT_INPUT
+from tests.e2e.streamlit_server import CHAT_INPUT, open_app
 
 STOP_BUTTON = "[data-testid='stChatInputStopButton']"
 
@@ -44,3 +44,43 @@ def send(page: Any, text: str) -> None:
     """Type ``text`` into the chat input and press Enter."""
     page.fill(CHAT_INPUT, text)
     page.press(CHAT_INPUT, "Enter")
+
+
+# --- the Code page ---------------------------------------------------------------------------------
+# Kernel start plus the first matplotlib import (its font cache) on a busy two-core machine.
+CELL_MS = 90_000
+# The embedded model writes the code, the kernel runs it, then the model answers: slow under load.
+TURN_S = 240
+SCRIPT_STATE = "data-test-script-state"
+
+
+def wait_script_done(page: Any, timeout_s: float = TURN_S) -> None:
+    """Wait until the script run has finished, by the app's own script state.
+
+    The Code page's chat input has no Stop button and the ``minimal`` toolbar shows no "Running..."
+    text, so ``wait_idle`` from the chat tests cannot see a run here.
+    """
+    time.sleep(0.5)  # let the rerun a click or a key asked for begin
+    app = page.locator("[data-testid='stApp']")
+    deadline, idle_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if app.get_attribute(SCRIPT_STATE) == "notRunning":
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > 0.5:
+                return
+        else:
+            idle_since = None
+        time.sleep(0.1)
+    raise AssertionError(f"the script was still running after {timeout_s} s")
+
+
+def open_code_page(page: Any, url: str) -> None:
+    """Open the app and go to the Code interpreter page through the sidebar, as a user does.
+
+    ``test_deep_links.py`` opens ``/code`` directly.
+    """
+    open_app(page, url)
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Code interpreter", exact=True).click()
+    page.get_by_role("heading", name="Code interpreter").wait_for()
+    page.get_by_role("tab", name="Your cells").wait_for()
+    wait_script_done(page)
