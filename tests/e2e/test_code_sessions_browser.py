@@ -17,10 +17,23 @@ from tests.e2e.streamlit_server import launch_streamlit
 pytestmark = [pytest.mark.browser, pytest.mark.kernel]
 
 
-def kernels() -> int:
-    """Sandboxed kernels started under this test process (the server's): outermost bwrap processes."""
-    count = 0
+def server_process(url: str) -> psutil.Process:
+    """The ``streamlit run`` process this test started (other tests' servers may still run beside it)."""
+    port = url.rsplit(":", 1)[1]
     for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            command = process.cmdline()
+        except psutil.Error:
+            continue
+        if "streamlit" in " ".join(command) and port in command:
+            return process
+    raise AssertionError(f"no streamlit server on port {port} among this test's processes")
+
+
+def kernels(server: psutil.Process) -> int:
+    """Sandboxed kernels of one server: its outermost bwrap processes."""
+    count = 0
+    for process in server.children(recursive=True):
         try:
             if process.name() == "bwrap" and process.parent().name() != "bwrap":
                 count += 1
@@ -54,6 +67,7 @@ def test_closed_tabs_free_their_kernels(browser: Any, tmp_path: Path) -> None:
         "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2",  # Streamlit's default is 120 s
     }
     with launch_streamlit(tmp_path / "server.log", env) as url:
+        server = server_process(url)
         folders = []
         for number in range(3):  # one more session than the limit, one after another
             context = browser.new_context()
@@ -69,8 +83,8 @@ def test_closed_tabs_free_their_kernels(browser: Any, tmp_path: Path) -> None:
             context.close()
             # Streamlit ends the session after its TTL; the session-scoped cache's hook frees the kernel.
             wait_until(lambda: not folders[-1].exists(), 60, f"session {number}'s work folder is still there")
-            wait_until(lambda: kernels() <= 1, 60, f"{kernels()} kernels after session {number} closed")
-        assert kernels() <= 1  # at most the warm spare
+            wait_until(lambda: kernels(server) <= 1, 60, f"{kernels(server)} kernels after session {number} closed")
+        assert kernels(server) <= 1  # at most the warm spare
 
 
 def test_interrupt_shows_the_stopped_run_and_an_idle_kernel_at_once(page: Any, streamlit_server: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
+from collections.abc import Callable
 
 import pytest
 
@@ -64,12 +66,24 @@ def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
+def in_fresh_thread(run: Callable[[], int]) -> int:
+    """Call ``run`` in a new thread: uvicorn starts its own event loop, and the browser tests' sync
+    Playwright may have left one running in this test process's main thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=120)
+
+
 def test_public_address_without_key_warns(capfd: pytest.CaptureFixture[str]) -> None:
     err = io.StringIO()
     # 192.0.2.1 (TEST-NET-1) is on no interface here: the warning is printed, then binding fails.
-    status = serve(ModelSpec(source="/no/model"), host="192.0.2.1", port=8000, err=err)
+    status = in_fresh_thread(lambda: serve(ModelSpec(source="/no/model"), host="192.0.2.1", port=8000, err=err))
     assert status == 1
     assert "WARNING: listening on 192.0.2.1 without --api-key" in err.getvalue()
     quiet = io.StringIO()
-    assert serve(ModelSpec(source="/no/model"), host="192.0.2.1", port=8000, api_key="k", err=quiet) == 1
+    assert (
+        in_fresh_thread(
+            lambda: serve(ModelSpec(source="/no/model"), host="192.0.2.1", port=8000, api_key="k", err=quiet)
+        )
+        == 1
+    )
     assert "WARNING" not in quiet.getvalue()
