@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import (
-    current_model,
-    rerun_when_behind,
-    sampling_controls,
-    session_object,
-    show_error,
-    stats_caption,
-)
+from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
 from pages._history import conversation_sidebar
 from workbench.conversation import Role
 from workbench.errors import WorkbenchError
@@ -25,17 +18,6 @@ if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
 conversation_sidebar(Mode.CHAT, session)
-
-
-def fingerprint() -> tuple[object, ...]:
-    """What the page shows that can change behind its back (a stopped reply recorded with its stats)."""
-    last = session.messages[-1] if session.messages else None
-    return (len(session.messages), session.busy, last is not None and last.stopped)
-
-
-# Stop ends this script while the reply streams; the reply is recorded (stopped, with stats) just after,
-# and this fragment reruns the page so the mark shows at once instead of on the next click.
-rerun_when_behind("chat_seen", fingerprint, live=bool(st.session_state.get("chat_input")) or session.busy)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings())
@@ -77,4 +59,3 @@ if turn is not None:
         finally:
             reply = turn.close()  # also runs when Stop ends the script: the generation halts here
         stats_caption(reply)
-st.session_state["chat_seen"] = fingerprint()  # what this run drew (see rerun_when_behind)

@@ -75,8 +75,9 @@ def test_stop_halts_the_reply_and_keeps_it(streamlit_server, page):
     wait_idle(page, timeout_s=10)
     assert page.locator(CHAT_INPUT).is_enabled()
 
-    # With no other action the page redraws itself from the session: the stats line and the stopped mark.
-    watch_reply(page, 0, lambda p: len(captions(p)) == 1, timeout_s=15)
+    # Any interaction reruns the page, which redraws the history from the session, with the stats line.
+    set_sampling(page, max_new_tokens=64)
+    watch_reply(page, 0, lambda p: len(captions(p)) == 1, timeout_s=60)
     kept = replies(page)
     assert len(kept) == 1 and final.strip()
     assert kept[0].startswith(final[:60]), "the partial reply is kept in the history"
