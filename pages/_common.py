@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from workbench.chat_model import ChatModel
@@ -167,8 +168,22 @@ def current_model() -> ChatModel:
     return model
 
 
-def sampling_controls(key: str, defaults: SamplingSettings) -> SamplingSettings:
-    """Sidebar sliders for sampling, keyed per page; start from the model's defaults."""
+def sampling_controls(key: str, defaults: SamplingSettings, current: SamplingSettings) -> SamplingSettings:
+    """Sidebar sliders for sampling, keyed per page; start from the model's defaults.
+
+    Settings out of range (or a model default outside a slider's range) show an error in the sidebar
+    and ``current`` is kept, so the page goes on running.
+    """
+    try:
+        return _sampling_sliders(key, defaults)
+    except WorkbenchError as exc:
+        st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+    except StreamlitAPIException as exc:  # e.g. a model's default outside a slider's range
+        st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+    return current
+
+
+def _sampling_sliders(key: str, defaults: SamplingSettings) -> SamplingSettings:
     with st.sidebar.expander("Sampling", expanded=False):
         temperature = st.slider(
             "Temperature",

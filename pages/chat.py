@@ -20,7 +20,7 @@ session.stop()  # a turn left running by a stopped script ends here, its partial
 conversation_sidebar(Mode.CHAT, session)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
-session.settings = sampling_controls("chat", model.default_settings())
+session.settings = sampling_controls("chat", model.default_settings(), session.settings)
 left, right = st.sidebar.columns(2)
 clear = left.button("Clear", use_container_width=True, key="chat_clear")
 # Never disabled: the flag would be computed before this run's reply exists and grey the button out

@@ -11,7 +11,6 @@ from typing import Any
 
 import streamlit as st
 from streamlit import runtime
-from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kernel import FileInfo, KernelLease, KernelPool
@@ -259,12 +258,7 @@ pending = bool(st.session_state.get("code_input")) or bool(st.session_state.get(
 rerun_when_behind("code_seen", lambda: fingerprint(session), live=pending or session.busy)
 
 # --- sidebar: settings, kernel, files -------------------------------------------------------------
-try:
-    session.settings = sampling_controls("code", model.default_settings())
-except USER_ERRORS as exc:
-    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
-except StreamlitAPIException as exc:  # e.g. a model's default outside a slider's range
-    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+session.settings = sampling_controls("code", model.default_settings(), session.settings)
 with st.sidebar.expander("Code settings", expanded=False):
     session.code.max_rounds = int(
         st.number_input("Max code runs per message", 1, 20, 5, key="code_max_rounds")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from pages._common import current_model, sampling_controls, show_error, stats_caption
 from pages._history import conversation_sidebar
 from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
-from workbench.errors import USER_ERRORS, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.history import Mode
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges
@@ -45,12 +44,7 @@ session.options.max_rounds = int(
         help="Replies the model may write per message, calls included",
     )
 )
-try:
-    session.settings = sampling_controls("tool", model.default_settings())
-except USER_ERRORS as exc:
-    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
-except StreamlitAPIException as exc:  # e.g. a model's default outside a slider's range
-    st.sidebar.error(f"Sampling settings: {exc} The previous settings are kept.")
+session.settings = sampling_controls("tool", model.default_settings(), session.settings)
 if st.sidebar.button("Clear", use_container_width=True, key="tool_clear"):
     session.clear()
 
