@@ -62,8 +62,10 @@ def spin() -> None:  # pragma: no cover - runs in a child process
 def raw_llama(threads: int, **kwargs: Any) -> Any:
     import llama_cpp
 
+    from workbench.models.llamacpp_cpu import load_cpu_backend
     from workbench.models.loading import embedded_gguf_path
 
+    load_cpu_backend()  # the portable build registers its CPU kernels when asked
     return llama_cpp.Llama(
         model_path=str(embedded_gguf_path()),
         n_ctx=4096,

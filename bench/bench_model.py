@@ -132,8 +132,10 @@ def raw_worker(new_tokens: int, runs: int, prompt: str, threads: int) -> dict[st
     started = time.perf_counter()
     import llama_cpp
 
+    from workbench.models.llamacpp_cpu import load_cpu_backend
     from workbench.models.loading import embedded_gguf_path
 
+    load_cpu_backend()  # the portable build registers its CPU kernels when asked
     out: dict[str, Any] = {"import_s": time.perf_counter() - started}
     kwargs = {"n_ctx": 8192, "n_threads": threads, "n_threads_batch": threads, "verbose": False}
     t0 = time.perf_counter()

@@ -231,3 +231,61 @@ def test_two_conversations_taking_turns_get_what_each_gets_alone(llama_model):
     taking_turns = run_turns(llama_model, conversations, questions, ["a", "b", "a", "b"])
     assert backend.states.restores >= restores + 2  # each second turn found its own conversation's cache
     assert taking_turns == alone
+
+
+def fresh_replies(model: ChatModel, system: str, questions: list[str]) -> list[str]:
+    """Each turn's greedy reply with the cache emptied first: every prompt evaluated from its first token."""
+    history = [Message(Role.SYSTEM, system)]
+    replies = []
+    for question in questions:
+        history.append(Message(Role.USER, question))
+        model.backend.states.forget()  # type: ignore[attr-defined]
+        text = model.stream(history, GREEDY).result(timeout=120)
+        replies.append(text)
+        history.append(model.dialect.parse(text))
+    return replies
+
+
+def test_greedy_is_the_same_from_a_kept_cache_as_afresh(llama_model):
+    """A turn continued from the cache (the previous turns' cells kept) answers as the same prompt afresh.
+
+    The kept cells include the previous answers, decoded one token at a time, and the second ask of
+    the same conversation finds its whole prompt cached: both must give the fresh prompt's text.
+    """
+    system = "You are a helpful assistant who answers in one short sentence."
+    questions = ["Name a colour.", "Name another one.", "And a third?"]
+    afresh = fresh_replies(llama_model, system, questions)
+    llama_model.backend.states.forget()
+    kept = run_turns(llama_model, {"a": [Message(Role.SYSTEM, system)]}, {"a": questions}, ["a"] * 3)["a"]
+    assert kept == afresh
+    history = [Message(Role.SYSTEM, system), Message(Role.USER, questions[0])]
+    again = [llama_model.stream(history, GREEDY).result(timeout=120) for _ in range(2)]
+    assert again == [afresh[0], afresh[0]]  # the same messages, their prompt cached whole the second time
+
+
+def test_greedy_is_the_same_after_another_conversation_ran(llama_model):
+    """A conversation whose first turn follows another's keeps the shared template head, and answers alike."""
+    system = "You are a helpful assistant who answers in one short sentence."
+    afresh = fresh_replies(llama_model, system, ["Name a fruit."])
+    fresh_replies(llama_model, system, ["Name a vegetable."])  # leaves its cells (the same system block)
+    after_other = llama_model.stream(
+        [Message(Role.SYSTEM, system), Message(Role.USER, "Name a fruit.")], GREEDY
+    ).result(timeout=120)
+    assert after_other == afresh[0]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "size", "cuts"),
+    [
+        (0, 5, 512, [(0, 5)]),
+        (0, 513, 512, [(0, 511), (511, 513)]),  # never a last batch of one token
+        (10, 12, 512, [(10, 12)]),
+        (0, 1024, 512, [(0, 512), (512, 1024)]),
+        (0, 1, 512, [(0, 1)]),  # a one-token prompt is one token
+        (3, 3, 512, []),
+    ],
+)
+def test_batches_never_leave_a_single_token(start, end, size, cuts):
+    from workbench.models.llamacpp_state import batches
+
+    assert batches(start, end, size) == cuts

@@ -11,6 +11,7 @@ check the context) and :meth:`SerialBackend.decode` (produce tokens).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -27,6 +28,8 @@ from workbench.models.generation import (
     SamplingSettings,
 )
 from workbench.models.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class ModelInfo:
         architecture: The model's architecture name.
         quantization: How the weights are quantized, or None.
         threads: CPU threads used for decoding, or None when not applicable.
+        cpu_kernels: llama.cpp's CPU variant in use (``haswell``, ``icelake``, ``built-in``), or None.
     """
 
     label: str
@@ -75,6 +79,7 @@ class ModelInfo:
     architecture: str
     quantization: str | None = None
     threads: int | None = None
+    cpu_kernels: str | None = None
 
     def summary(self) -> str:
         """One line for the sidebar: name, engine, device, precision, context."""
@@ -83,6 +88,8 @@ class ModelInfo:
             parts.append(self.quantization)
         if self.threads:
             parts.append(f"{self.threads} thread{'s' if self.threads > 1 else ''}")
+        if self.cpu_kernels:
+            parts.append(f"{self.cpu_kernels} kernels")
         parts.append(f"context {self.context_length}")
         return " · ".join(parts)
 
@@ -202,6 +209,14 @@ class SerialBackend(ABC):
         consumer through the stream.
         """
 
+    def after_decode(self) -> None:
+        """Tidy up after a generation, holding the lock, once its consumer has the whole answer.
+
+        The default does nothing; llama.cpp settles the answer's cache cells here (see
+        :meth:`workbench.models.llamacpp_state.ConversationStates.settle`).
+        """
+        return None
+
     # --- shared -------------------------------------------------------------------------------
     def room_for(self, prompt_tokens: int, request: GenerationRequest) -> int:
         """The number of tokens that may be generated after a prompt of ``prompt_tokens``.
@@ -250,6 +265,7 @@ class SerialBackend(ABC):
                 stats.waited_s = round(time.perf_counter() - queued, 3)
                 if not stream.cancelled:
                     self._decode_locked(request, prepared, stream, stats)
+                    self._after_decode()
                     return
             finally:
                 self._lock.release()
@@ -275,5 +291,11 @@ class SerialBackend(ABC):
             stats.finish_reason = FinishReason.ERROR
         stats.seconds = round(time.perf_counter() - started, 3)
         stream.finish(stats, error)
+
+    def _after_decode(self) -> None:
+        try:
+            self.after_decode()
+        except Exception:  # the answer is delivered; the engine recovers at the next generation
+            logger.exception("Tidying up after a generation failed")
 
     _decode_started: float = 0.0

@@ -42,6 +42,9 @@ def llama_cpp_gpu_offload() -> bool:
     """Whether the installed llama.cpp was built with a GPU backend (CUDA, Metal, ...)."""
     import llama_cpp
 
+    from workbench.models.llamacpp_cpu import load_cpu_backend
+
+    load_cpu_backend()  # a portable build registers its backends (a GPU one too, when built) when asked
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 

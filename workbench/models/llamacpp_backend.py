@@ -33,6 +33,7 @@ from workbench.models.generation import (
     SamplingSettings,
 )
 from workbench.models.gguf_check import GGUFInfo
+from workbench.models.llamacpp_cpu import load_cpu_backend
 from workbench.models.llamacpp_grammar import json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
@@ -114,6 +115,7 @@ class LlamaCppBackend(SerialBackend):
             )
         import llama_cpp
 
+        cpu_kernels = load_cpu_backend()
         gpu_build = bool(llama_cpp.llama_supports_gpu_offload())
         if spec.device in ("cuda", "mps") and not gpu_build:
             raise ModelLoadError(
@@ -155,6 +157,7 @@ class LlamaCppBackend(SerialBackend):
             architecture=gguf.architecture,
             quantization="GGUF",
             threads=threads,
+            cpu_kernels=cpu_kernels,
         )
         return cls(spec, llm, gguf, info)
 
@@ -193,6 +196,10 @@ class LlamaCppBackend(SerialBackend):
         tokens = self.tokenize(request.prompt)
         return PreparedPrompt(len(tokens), self.room_for(len(tokens), request), tokens)
 
+    def after_decode(self) -> None:
+        """Settle the answer's cache cells, so that the next turn continues as a fresh prompt would."""
+        self.states.settle()
+
     def decode(
         self,
         request: GenerationRequest,
@@ -203,7 +210,7 @@ class LlamaCppBackend(SerialBackend):
         """Sample token by token: text to the stream, stop on cancel, end of turn, a stop string or the limit."""
         settings = request.settings
         grammar = json_schema_grammar(request.json_schema) if request.json_schema is not None else None
-        self.states.prepare_for(prepared.payload)
+        self.states.evaluate(prepared.payload)
         self.llm.set_seed(settings.seed if settings.seed is not None else self._default_seed)
         greedy = settings.temperature <= 0
         tokens = self.llm.generate(

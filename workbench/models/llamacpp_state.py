@@ -6,6 +6,20 @@ messages. Two sessions taking turns would each throw the other's cache away and 
 whole conversation every turn. :class:`ConversationStates` saves the live cache (llama.cpp's per-sequence
 state, only the cells in use) before another conversation overwrites it, and brings back the saved
 cache that shares the longest prefix with the prompt about to run. In one conversation it does nothing.
+
+Greedy answers must not depend on what the cache held before. llama.cpp computes a batch of one token
+with other kernels (matrix-vector) than a batch of several, and the last bits of the results differ, so
+a token's cache cells and the logits after it depend on how the prompt was cut into batches; with more
+than one token per batch they do not (bench/RESULTS.md, "Greedy with and without the cache"). So every
+cell the cache keeps is evaluated in a batch of at least :data:`MIN_BATCH_TOKENS` tokens:
+
+- :meth:`ConversationStates.evaluate` evaluates what the cache lacks of a prompt, taking back cached
+  tokens when fewer than two are left to evaluate (the same prompt asked again re-evaluates its last two);
+- :meth:`ConversationStates.settle`, after an answer, evaluates its tokens again as one batch: they were
+  decoded one at a time, and the next turn's prompt starts with them.
+
+A prompt continued from a kept or restored cache then gives the same logits, bit for bit, as the same
+prompt evaluated afresh (tests/test_llamacpp_backend.py checks the greedy texts).
 """
 
 from __future__ import annotations
@@ -20,6 +34,26 @@ import numpy as np
 DEFAULT_BUDGET_BYTES = 96 << 20
 #: A state worth saving or bringing back covers at least this many tokens more than the live one.
 MIN_GAIN_TOKENS = 32
+#: Every batch evaluated holds at least this many tokens (a one-token batch runs other kernels).
+MIN_BATCH_TOKENS = 2
+
+
+def batches(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """Cut the positions ``[start, end)`` into batches of at most ``size`` tokens, none of one token.
+
+    The caller makes sure ``end - start >= MIN_BATCH_TOKENS`` where it can (a one-token prompt is one
+    token); the last two batches share the remainder when it would leave a single token.
+    """
+    size = max(size, MIN_BATCH_TOKENS)
+    cuts: list[tuple[int, int]] = []
+    at = start
+    while at < end:
+        stop = min(end, at + size)
+        if end - stop == 1:  # the next batch would be a single token: leave it two
+            stop -= 1
+        cuts.append((at, stop))
+        at = stop
+    return cuts
 
 
 def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -55,14 +89,51 @@ class ConversationStates:
         self.budget_bytes = budget_bytes
         self.saved: list[SavedState] = []  # most recently used last
         self.restores = 0
+        #: The live cache's first cells that were evaluated in batches (see :meth:`settle`).
+        self.settled = 0
+
+    def evaluate(self, prompt: list[int]) -> int:
+        """Make the cache hold ``prompt``, evaluating only what it lacks; return how many tokens were reused.
+
+        The last logits are those of ``prompt``'s last token, computed in a batch of at least two tokens,
+        so ``llama_cpp.Llama.generate`` samples from them at once (an exact cache hit).
+        """
+        llm = self.llm
+        reused = self.prepare_for(prompt)
+        keep = min(reused, max(0, len(prompt) - MIN_BATCH_TOKENS))
+        llm.n_tokens = keep  # eval() removes the cells from here on before it evaluates
+        for start, stop in batches(keep, len(prompt), llm.n_batch):
+            llm.eval(prompt[start:stop])
+        self.settled = len(prompt)
+        return keep
+
+    def settle(self) -> None:
+        """Evaluate again, as batches, the answer's tokens that were decoded one at a time.
+
+        Call it after a generation, holding the model's lock; the next turn's prompt then finds cells
+        equal to a fresh evaluation's. Costs one batch over the answer (a fraction of its decode time).
+        """
+        llm = self.llm
+        end = int(llm.n_tokens)
+        start = min(self.settled, end)
+        if end - start < 1:
+            return
+        start = max(0, min(start, end - MIN_BATCH_TOKENS))
+        tokens = [int(t) for t in llm.input_ids[start:end]]
+        llm.n_tokens = start
+        for a, b in batches(0, len(tokens), llm.n_batch):
+            llm.eval(tokens[a:b])
+        self.settled = end
 
     def prepare_for(self, prompt: list[int]) -> int:
         """Make the live cache the best one for ``prompt``; return how many prompt tokens it already holds.
 
         Saves the live cache when this prompt would overwrite most of it, then restores the saved one
-        that shares the longest prefix with the prompt when that beats the live one.
+        that shares the longest prefix with the prompt when that beats the live one. Only settled cells
+        count (see :meth:`settle`); the rest of the live cache is dropped.
         """
         llm = self.llm
+        self._drop_unsettled()
         wanted = np.asarray(prompt, dtype=np.intc)
         live = np.array(llm._input_ids, dtype=np.intc)
         live_match = common_prefix(live, wanted)
@@ -74,13 +145,17 @@ class ConversationStates:
             self.saved.remove(best)
             self.saved.append(best)
             return best_match
-        if live_match < MIN_GAIN_TOKENS and len(live):
-            # Another conversation's cache shares only the template's first tokens: start afresh, so that
-            # an answer never depends on which conversation ran before (a prompt evaluated in two batches
-            # can differ in the last bits from one evaluated in one).
-            self._clear_live()
-            return 0
+        # Another conversation's cache may share only the template's first tokens (the system block):
+        # they are kept, since a settled cell is what a fresh evaluation would compute.
         return live_match
+
+    def _drop_unsettled(self) -> None:
+        # Cells past ``settled`` came from one-token batches (an answer not settled, e.g. after an
+        # error): never reuse them.
+        llm = self.llm
+        if llm.n_tokens > self.settled:
+            llm.n_tokens = self.settled
+            llm._ctx.kv_cache_seq_rm(-1, self.settled, -1)
 
     def forget(self) -> None:
         """Drop every saved state and the live cache (the next prompt is evaluated from the start)."""
@@ -94,6 +169,7 @@ class ConversationStates:
 
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
         self.llm.n_tokens = 0
+        self.settled = 0
 
     def _save(self, tokens: np.ndarray) -> None:
         import llama_cpp
@@ -124,6 +200,7 @@ class ConversationStates:
         n = len(state.tokens)
         llm.input_ids[:n] = state.tokens
         llm.n_tokens = n
+        self.settled = n  # only settled caches are saved
         llm._requires_eval = True  # logits are not part of the saved state: re-evaluate the last token
         self.restores += 1
         return True
