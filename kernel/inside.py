@@ -29,17 +29,21 @@ def cap_stream(stream: Any, limit: int, window: float = 0.2) -> None:
     write = stream.write
 
     def capped_write(text: str) -> int:
-        now = time.monotonic()
+        now, total = time.monotonic(), len(text)
         if now - state["start"] >= window:
             state["start"], state["taken"] = now, 0
-        if state["taken"] >= limit:
+        room = limit - state["taken"]
+        if room <= 0:
             state["dropped"] += len(text)
             return len(text)
+        if len(text) > room:  # one huge write (print of 40 MB) is cut too, not sent whole
+            state["dropped"] += len(text) - room
+            text = text[:room]
         state["taken"] += len(text)
-        written = int(write(text) or 0)
+        write(text)
         if state["taken"] >= limit:
             stream.flush()
-        return written
+        return total
 
     def mark_cut(msg: dict[str, Any]) -> dict[str, Any]:
         text = msg["content"].get("text", "")
