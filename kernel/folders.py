@@ -132,13 +132,12 @@ def prepare_folders(
             raise KernelStartError(
                 f"The work folder {folders.work} does not exist. Create it or pass workdir=None."
             )
-        if owner is not None and workdir is not None:
-            if not reachable_by(folders.work, *owner):
-                # e.g. a folder under a private home: reach it through a bind mount in ``base``.
-                (base / "given").mkdir(mode=0o755)
-                _mount(str(folders.work), base / "given", None, _MS_BIND | _MS_NOSUID | _MS_NODEV, None)
-                folders.mounts.append(base / "given")
-                folders.work_source = base / "given"
+        if owner is not None and workdir is not None and not reachable_by(folders.work, *owner):
+            # e.g. a folder under a private home: reach it through a bind mount in ``base``.
+            (base / "given").mkdir(mode=0o755)
+            _mount(str(folders.work), base / "given", None, _MS_BIND | _MS_NOSUID | _MS_NODEV, None)
+            folders.mounts.append(base / "given")
+            folders.work_source = base / "given"
     except BaseException:
         folders.cleanup()
         raise
@@ -158,7 +157,12 @@ def make_folder(path: Path, owner: tuple[int, int] | None, mode: int) -> None:
 
 
 def create_file(
-    path: Path, data: bytes = b"", owner: tuple[int, int] | None = None, mode: int = 0o600, *, keep_open: bool = False
+    path: Path,
+    data: bytes = b"",
+    owner: tuple[int, int] | None = None,
+    mode: int = 0o600,
+    *,
+    keep_open: bool = False,
 ) -> int | None:
     """Create ``path`` afresh in a folder of the app, never through a link or into an existing file.
 

@@ -290,18 +290,20 @@ class OutputCollector:
     def _decode(self, data: dict[str, Any]) -> dict[str, Any]:
         """Decode base64 images and cap text in one MIME bundle."""
         decoded: dict[str, Any] = {}
+        dropped = ""  # why the image was left out: it replaces the bundle's text/plain
         for mime, value in data.items():
             if mime == "image/png" and isinstance(value, str):
                 try:
                     png = base64.b64decode(value)
                 except (binascii.Error, ValueError):
+                    dropped = "[image dropped: not valid base64]"
                     continue
                 if len(png) > self._image_bytes_left:
-                    decoded.setdefault("text/plain", "[image dropped: the image output cap was reached]")
+                    dropped = "[image dropped: the image output cap was reached]"
                     continue
                 problem = image_problem(png)
                 if problem:
-                    decoded["text/plain"] = f"[image dropped: {problem}]"
+                    dropped = f"[image dropped: {problem}]"
                     continue
                 self._image_bytes_left -= len(png)
                 decoded[mime] = png
@@ -309,4 +311,6 @@ class OutputCollector:
                 value, str
             ):
                 decoded[mime] = self._take(value)
+        if dropped:
+            decoded["text/plain"] = dropped
         return decoded

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.connect import port_names
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
-from jupyter_client.connect import port_names
 from traitlets import Bool, Instance
 
 from kernel.errors import KernelStartError
@@ -257,7 +257,9 @@ def bwrap_argv(
 def write_identity_files(folders: SessionFolders, owner: tuple[int, int] | None) -> None:
     """Write the sandbox's /etc/passwd and /etc/group (one user, ``sandbox``)."""
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
-    create_file(folders.run / "passwd", f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n".encode(), mode=0o644)
+    create_file(
+        folders.run / "passwd", f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n".encode(), mode=0o644
+    )
     create_file(folders.run / "group", f"sandbox:x:{gid}:\n".encode(), mode=0o644)
 
 

@@ -58,7 +58,16 @@ DENIED_SYSCALLS = (
 )  # fmt: skip
 
 #: clone flags that create namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME).
-_CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080)
+_CLONE_NAMESPACE_FLAGS = (
+    0x00020000,
+    0x02000000,
+    0x04000000,
+    0x08000000,
+    0x10000000,
+    0x20000000,
+    0x40000000,
+    0x00000080,
+)
 #: personality() bits Docker refuses: READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE.
 _PERSONALITY_BITS = (0x0400000, 0x0040000)
 
@@ -106,6 +115,7 @@ def seccomp_program() -> bytes:
         rules.export_bpf(buffer)
         buffer.seek(0)
         return buffer.read()
+
 
 def seccomp_fd() -> int:
     """A fresh file descriptor holding :func:`seccomp_program`, positioned at its start.
