@@ -36,7 +36,8 @@ def cap_stream(stream: Any, limit: int, window: float = 0.2) -> Callable[[], Non
     """
     if not hasattr(stream, "register_hook"):
         return None
-    state = {"start": 0.0, "taken": 0, "dropped": 0}
+    state: dict[str, int] = {"taken": 0, "dropped": 0}
+    started = [0.0]  # when the current window began
     write = stream.write
 
     def report_dropped() -> None:
@@ -46,8 +47,8 @@ def cap_stream(stream: Any, limit: int, window: float = 0.2) -> Callable[[], Non
 
     def capped_write(text: str) -> int:
         now, total = time.monotonic(), len(text)
-        if now - state["start"] >= window:
-            state["start"], state["taken"] = now, 0
+        if now - started[0] >= window:
+            started[0], state["taken"] = now, 0
             report_dropped()
         room = limit - state["taken"]
         if room <= 0:
@@ -63,7 +64,7 @@ def cap_stream(stream: Any, limit: int, window: float = 0.2) -> Callable[[], Non
 
     def end_run() -> None:
         report_dropped()
-        state["start"], state["taken"] = 0.0, 0  # each run starts with a full window
+        started[0], state["taken"] = 0.0, 0  # each run starts with a full window
 
     stream.write = capped_write
     return end_run

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel import KernelSession
+from kernel import KernelPool, KernelSession
 from kernel.errors import KernelError
 from tests.kernel.helpers import assert_usable
 
@@ -202,29 +202,31 @@ def test_planted_modules_never_run_before_the_limits(fresh_session: KernelSessio
 
 
 # --- 4. one kernel blocks all others -------------------------------------------------------------
-def test_a_fifo_connection_file_blocks_no_other_session() -> None:
-    """Session A turns its connection file into a FIFO and dies; B must still get a kernel at once."""
-    attacker = KernelSession(sandbox=True, start_timeout=20)
+def test_fifos_for_the_connection_file_and_log_block_no_other_session() -> None:
+    """Session A swaps its connection file and log for FIFOs (again at its next launch) and dies;
+    session B must still get a kernel, started while A's restart is under way."""
+    fifos = FIND_RUN + (
+        "for name in ('kernel.json', 'kernel.log'):\n"
+        "    path = os.path.join(RUN, name)\n"
+        "    try:\n        os.unlink(path)\n    except OSError:\n        pass\n"
+        "    try:\n        os.mkfifo(path)\n    except OSError:\n        pass\n"
+    )
+    code = fifos + plant("resource.py", fifos + "os._exit(3)\n")
+    pool = KernelPool(max_kernels=3, idle_timeout=600, warm_spare=False)
     outcome: list[str] = []
-
-    def attack() -> None:
-        code = FIND_RUN + "path = os.path.join(RUN, 'kernel.json')\n"
-        code += "try:\n    os.unlink(path)\nexcept OSError:\n    pass\n"
-        code += "try:\n    os.mkfifo(path)\nexcept OSError:\n    pass\n"
-        outcome.append(play(attacker, code))
-
-    thread = threading.Thread(target=attack, daemon=True)
     try:
+        attacker = pool.get("attacker")
+        thread = threading.Thread(target=lambda: outcome.append(play(attacker, code)), daemon=True)
         thread.start()
-        time.sleep(1.0)  # the attacker's kernel is dying and being restarted
+        time.sleep(2.0)  # the attacker's kernel has died and is being restarted
         started = time.monotonic()
-        with KernelSession(sandbox=True, start_timeout=60) as other:
-            assert other.execute("6 * 7", timeout=30).result == "42"
+        other = pool.get("other")
+        assert other.execute("6 * 7", timeout=30).result == "42"
         assert time.monotonic() - started < 90  # generous bound: a loaded 2-core machine
-        thread.join(timeout=60)
+        thread.join(timeout=90)
         assert not thread.is_alive(), "the attacker's restart never ended"
     finally:
-        attacker.shutdown()
+        pool.shutdown_all()
 
 
 # --- 5. smaller holes ----------------------------------------------------------------------------

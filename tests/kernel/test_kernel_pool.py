@@ -159,7 +159,7 @@ def test_the_apps_refusal_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_start_that_hangs_blocks_no_other_session() -> None:
     """Issue 24: one session's kernel start must not hold up another's (no pool-wide creation lock)."""
-    release, made = threading.Event(), []
+    release, made = threading.Event(), list[object]()
 
     def factory() -> KernelSession:
         if not made:
