@@ -14,6 +14,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -69,8 +70,8 @@ class KernelSession:
         limits: Resource limits; the defaults of :class:`SandboxLimits` when None.
         sandbox: True requires bubblewrap, False runs the kernel NOT sandboxed, None (default)
             uses bubblewrap when it works here.
-        start_timeout: Seconds a kernel start may take (launch, then the first answer); a start
-            that takes longer is abandoned and its processes killed.
+        start_timeout: Seconds each step of a kernel start may take (the launch, then the first
+            answer); a step that takes longer is abandoned and the kernel's processes killed.
         interrupt_grace: Seconds an interrupted run gets to stop before the kernel is restarted.
         max_output_chars: Characters of text output kept per execution (the rest is counted).
         max_image_bytes: Bytes of images kept per execution.
@@ -337,7 +338,7 @@ class KernelSession:
         self._connect()
         self.start_seconds = time.monotonic() - started
 
-    def _launch(self, start: Any) -> None:
+    def _launch(self, start: Callable[[], object]) -> None:
         """Run ``start`` in this session's launcher thread, abandoning it after the start timeout."""
         try:
             self._launcher.run(start, timeout=self.start_timeout)

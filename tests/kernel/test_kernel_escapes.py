@@ -9,6 +9,7 @@ Run as root they use the real ``workbench-kernel`` user, as on a server.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from kernel import KernelPool, KernelSession
@@ -227,6 +229,24 @@ def test_fifos_for_the_connection_file_and_log_block_no_other_session() -> None:
         assert not thread.is_alive(), "the attacker's restart never ended"
     finally:
         pool.shutdown_all()
+
+
+def test_a_start_over_its_timeout_is_abandoned_and_leaves_no_kernel() -> None:
+    def sandboxes() -> set[int]:
+        running = set()
+        for process in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if process.name() == "bwrap" and process.status() != psutil.STATUS_ZOMBIE:
+                    running.add(process.pid)
+        return running
+
+    before = sandboxes()
+    with pytest.raises(KernelError, match=r"did not start within 0\.01 s and was abandoned"):
+        KernelSession(sandbox=True, start_timeout=0.01)
+    deadline = time.monotonic() + 30
+    while sandboxes() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sandboxes() - before, "the abandoned start left a kernel running"
 
 
 # --- 5. smaller holes ----------------------------------------------------------------------------
