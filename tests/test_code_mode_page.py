@@ -43,6 +43,8 @@ def test_page_loads_with_a_kernel_indicator(app: AppTest) -> None:
     assert "**Kernel: not started · sandboxed**" in [m.value for m in app.sidebar.markdown]
     assert not app.sidebar.warning, "the sandbox works here, so no NOT sandboxed warning"
     assert not app.chat_message and not app.error
+    # Issue 24: bare attribute docstrings were printed on the page by Streamlit's magic.
+    assert not [m.value for m in app.main.markdown if "Interrupt and Restart wait" in m.value]
 
 
 def test_a_user_cell_shows_its_output_and_the_kernel_is_idle(app: AppTest) -> None:
