@@ -3,6 +3,8 @@
 Modules, by role (as in jupyter_client):
 
 - :mod:`kernel.sandbox`: the limits, the bubblewrap command line and the kernel manager;
+- :mod:`kernel.seccomp`: the seccomp filter bubblewrap loads (what is denied, and why);
+- :mod:`kernel.launcher`: each session's launcher thread (start time-outs, none shared);
 - :mod:`kernel.folders`: the session's host folders and their size cap;
 - :mod:`kernel.session`: :class:`KernelSession`, one kernel and the code it runs;
 - :mod:`kernel.outputs`: :class:`Execution`, what a run produced, and its text for a model;

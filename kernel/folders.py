@@ -3,8 +3,14 @@
 Layout of a session (``base`` is a fresh temporary folder)::
 
     base/        a size-capped tmpfs when the app runs as root (see below), else a plain folder
-      run/       connection file, ZeroMQ ipc sockets, the kernel's log; bound into the sandbox
+      run/       the app's: connection file, log, passwd; bound READ-ONLY into the sandbox
+      sockets/   the kernel's: its ZeroMQ ipc sockets; bound read-write into the sandbox
       work/      the work folder (unless the caller gave one); bound read-write into the sandbox
+
+Nothing the kernel can write is trusted: ``base`` and ``run`` belong to the app and the kernel
+user cannot create, replace or link anything in them, so the app never reads a file the kernel
+chose. The app creates its files with ``O_EXCL | O_NOFOLLOW`` and gives them away with
+``fchown`` on its own descriptor (:func:`create_file`, :func:`make_folder`), never by path.
 
 When the app runs as root, ``base`` is a tmpfs mounted with ``size=`` and ``nr_inodes=``: the
 kernel cannot write more than the cap in bytes or files, the app still sees every file at once
@@ -54,7 +60,8 @@ class SessionFolders:
 
     Attributes:
         base: The session's private folder (removed by :meth:`cleanup`).
-        run: The runtime folder (connection file, sockets, log).
+        run: The app's runtime folder (connection file, log, passwd), read-only in the sandbox.
+        sockets: The kernel's ipc sockets, writable by the kernel.
         work: The work folder the code runs in.
         owns_work: The work folder was created here and is removed with the session.
         size_capped: The work folder lies on a size-capped tmpfs.
@@ -65,6 +72,7 @@ class SessionFolders:
 
     base: Path
     run: Path
+    sockets: Path
     work: Path
     owns_work: bool
     size_capped: bool = False
@@ -100,7 +108,9 @@ def prepare_folders(
         The folders; the caller must call :meth:`SessionFolders.cleanup` at the end.
     """
     base = Path(tempfile.mkdtemp(prefix="workbench-kernel-"))
-    folders = SessionFolders(base=base, run=base / "run", work=base / "work", owns_work=workdir is None)
+    folders = SessionFolders(
+        base=base, run=base / "run", sockets=base / "sockets", work=base / "work", owns_work=workdir is None
+    )
     if workdir is not None:
         folders.work = Path(workdir).resolve()
     try:
@@ -113,27 +123,87 @@ def prepare_folders(
                 folders.size_capped = workdir is None
             except OSError:
                 os.chmod(base, 0o711)  # no mount rights: a plain folder, checked while running
-        folders.run.mkdir(mode=0o700)
+        # The kernel user must traverse run/ to read its connection file, and nothing more.
+        make_folder(folders.run, None, 0o711 if owner is not None else 0o700)
+        make_folder(folders.sockets, owner, 0o700)
         if workdir is None:
-            folders.work.mkdir(mode=0o700)
+            make_folder(folders.work, owner, 0o700)
         elif not folders.work.is_dir():
             raise KernelStartError(
                 f"The work folder {folders.work} does not exist. Create it or pass workdir=None."
             )
-        if owner is not None:
-            os.chown(folders.run, *owner)
-            if workdir is None:
-                os.chown(folders.work, *owner)
-            elif not reachable_by(folders.work, *owner):
-                # e.g. a folder under a private home: reach it through a bind mount in ``base``.
-                (base / "given").mkdir(mode=0o755)
-                _mount(str(folders.work), base / "given", None, _MS_BIND | _MS_NOSUID | _MS_NODEV, None)
-                folders.mounts.append(base / "given")
-                folders.work_source = base / "given"
+        if owner is not None and workdir is not None and not reachable_by(folders.work, *owner):
+            # e.g. a folder under a private home: reach it through a bind mount in ``base``.
+            (base / "given").mkdir(mode=0o755)
+            _mount(str(folders.work), base / "given", None, _MS_BIND | _MS_NOSUID | _MS_NODEV, None)
+            folders.mounts.append(base / "given")
+            folders.work_source = base / "given"
     except BaseException:
         folders.cleanup()
         raise
     return folders
+
+
+def make_folder(path: Path, owner: tuple[int, int] | None, mode: int) -> None:
+    """Create a folder that must not exist yet; give it to ``owner`` through its descriptor."""
+    os.mkdir(path, mode)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)  # the umask may have taken bits away
+    finally:
+        os.close(fd)
+
+
+def create_file(
+    path: Path,
+    data: bytes = b"",
+    owner: tuple[int, int] | None = None,
+    mode: int = 0o600,
+    *,
+    keep_open: bool = False,
+) -> int | None:
+    """Create ``path`` afresh in a folder of the app, never through a link or into an existing file.
+
+    Args:
+        path: The file, in a folder only the app can write (a name there is removed first).
+        data: The content.
+        owner: ``(uid, gid)`` to give the file to, by ``fchown`` on the new descriptor.
+        mode: Its permission bits.
+        keep_open: Return the descriptor (opened for reading and appending) instead of closing it.
+
+    Returns:
+        The open descriptor when ``keep_open``, else None.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_RDWR | os.O_APPEND if keep_open else os.O_WRONLY
+    fd = os.open(path, flags, mode)
+    try:
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    if keep_open:
+        return fd
+    os.close(fd)
+    return None
+
+
+def read_tail(fd: int, max_bytes: int) -> bytes:
+    """The last ``max_bytes`` of the regular file open as ``fd`` (b"" for anything else)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return b""
+    start = max(info.st_size - max_bytes, 0)
+    return os.pread(fd, info.st_size - start, start)
 
 
 def reachable_by(path: Path, uid: int, gid: int) -> bool:

@@ -11,45 +11,63 @@ import contextlib
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
-def cap_stream(stream: Any, limit: int, window: float = 0.2) -> None:
+def cut_note(count: int) -> str:
+    """The marker written where ``count`` characters were dropped (``kernel.outputs.cut_marker``)."""
+    return f"\n[... {count} more characters cut ...]\n"
+
+
+def cap_stream(stream: Any, limit: int, window: float = 0.2) -> Callable[[], None] | None:
     """Let ``stream`` take at most ``limit`` characters per ``window`` seconds; count the rest.
 
     ipykernel buffers output until its IO thread flushes it, without bound, and a tight print
     loop can starve that thread: code printing forever would fill the kernel's memory and send
     huge messages. Here each window's share is flushed as soon as it is full (a blocking flush,
-    which also lets the IO thread run), further writes in the window are dropped, and the next
-    message says how much was cut.
+    which also lets the IO thread run), further writes in the window are dropped, and a marker
+    says how much was cut: at once for a single write over the cap (a 40 MB print would be one
+    message over the app's size limit), at the next window, or at the end of the run.
+
+    Returns:
+        A function writing the marker for what is still uncounted, to call after each run, or
+        None when ``stream`` is not ipykernel's.
     """
     if not hasattr(stream, "register_hook"):
-        return
-    state = {"start": 0.0, "taken": 0, "dropped": 0}
+        return None
+    state: dict[str, int] = {"taken": 0, "dropped": 0}
+    started = [0.0]  # when the current window began
     write = stream.write
 
+    def report_dropped() -> None:
+        if state["dropped"]:
+            dropped, state["dropped"] = state["dropped"], 0
+            write(cut_note(dropped))
+
     def capped_write(text: str) -> int:
-        now = time.monotonic()
-        if now - state["start"] >= window:
-            state["start"], state["taken"] = now, 0
-        if state["taken"] >= limit:
-            state["dropped"] += len(text)
-            return len(text)
-        state["taken"] += len(text)
-        written = int(write(text) or 0)
+        now, total = time.monotonic(), len(text)
+        if now - started[0] >= window:
+            started[0], state["taken"] = now, 0
+            report_dropped()
+        room = limit - state["taken"]
+        if room <= 0:
+            state["dropped"] += total
+            return total
+        if total > room:
+            text = text[:room] + cut_note(total - room)
+        state["taken"] += min(total, room)
+        write(text)
         if state["taken"] >= limit:
             stream.flush()
-        return written
+        return total
 
-    def mark_cut(msg: dict[str, Any]) -> dict[str, Any]:
-        text = msg["content"].get("text", "")
-        dropped, state["dropped"] = state["dropped"] + max(len(text) - limit, 0), 0
-        if dropped:
-            msg["content"]["text"] = text[:limit] + f"\n[... {dropped} more characters cut ...]\n"
-        return msg
+    def end_run() -> None:
+        report_dropped()
+        started[0], state["taken"] = 0.0, 0  # each run starts with a full window
 
     stream.write = capped_write
-    stream.register_hook(mark_cut)
+    return end_run
 
 
 def main(limits: list[tuple[str, int]], stream_chars: int) -> None:
@@ -62,9 +80,11 @@ def main(limits: list[tuple[str, int]], stream_chars: int) -> None:
 
     app = IPKernelApp.instance()
     app.initialize()
-    for stream in (sys.stdout, sys.stderr):
-        cap_stream(stream, stream_chars)
+    reporters = [cap_stream(stream, stream_chars) for stream in (sys.stdout, sys.stderr)]
     shell = getattr(app, "shell", None)
+    for report in reporters:
+        if shell is not None and report is not None:
+            shell.events.register("post_execute", report)
     if shell is not None and hasattr(shell, "_tee"):
         # IPython 9 tees every write into history_manager.outputs, kept for the kernel's whole
         # life and ahead of the cap above: code printing forever would fill the memory.

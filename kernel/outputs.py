@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,15 +85,40 @@ class Output:
         return value if isinstance(value, bytes) else None
 
 
-def image_size(png: bytes) -> tuple[int, int] | None:
-    """Width and height in pixels of an image, or None if Pillow cannot read it."""
+def image_problem(png: bytes) -> str:
+    """Why an image must not be shown (a decompression bomb, not an image), or "" when it is fine.
+
+    The pixel count is checked against Pillow's ``Image.MAX_IMAGE_PIXELS`` before anything is
+    decoded, and every Pillow error counts as unreadable: a 48 KB PNG of 20,000 x 20,000 pixels
+    raises ``DecompressionBombError`` (no ``OSError``), and a browser or ``st.image`` would try to
+    decode it whole.
+    """
     from PIL import Image  # imported here: Pillow is only needed once an image exists
 
+    limit = Image.MAX_IMAGE_PIXELS or 0
     try:
-        with Image.open(io.BytesIO(png)) as image:
-            return image.size
-    except (OSError, ValueError, SyntaxError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(png)) as image:
+                width, height = image.size
+                if limit and width * height > limit:
+                    return f"{width}x{height} pixels is over the limit of {limit} pixels"
+                image.verify()  # reads the chunks and their checksums, decodes nothing
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"over the limit of {limit} pixels (a decompression bomb)"
+    except Exception as error:  # any other Pillow failure (UnidentifiedImageError, SyntaxError, ...)
+        return f"not a readable image ({type(error).__name__})"
+    return ""
+
+
+def image_size(png: bytes) -> tuple[int, int] | None:
+    """Width and height in pixels of an image, or None if it is unreadable or too big to show."""
+    from PIL import Image
+
+    if image_problem(png):
         return None
+    with Image.open(io.BytesIO(png)) as image:
+        return image.size
 
 
 STATE_LOST = "its state is lost (variables and imports are gone; files in the work folder were kept)"
@@ -264,14 +290,20 @@ class OutputCollector:
     def _decode(self, data: dict[str, Any]) -> dict[str, Any]:
         """Decode base64 images and cap text in one MIME bundle."""
         decoded: dict[str, Any] = {}
+        dropped = ""  # why the image was left out: it replaces the bundle's text/plain
         for mime, value in data.items():
             if mime == "image/png" and isinstance(value, str):
                 try:
                     png = base64.b64decode(value)
                 except (binascii.Error, ValueError):
+                    dropped = "[image dropped: not valid base64]"
                     continue
                 if len(png) > self._image_bytes_left:
-                    decoded.setdefault("text/plain", "[image dropped: the image output cap was reached]")
+                    dropped = "[image dropped: the image output cap was reached]"
+                    continue
+                problem = image_problem(png)
+                if problem:
+                    dropped = f"[image dropped: {problem}]"
                     continue
                 self._image_bytes_left -= len(png)
                 decoded[mime] = png
@@ -279,4 +311,6 @@ class OutputCollector:
                 value, str
             ):
                 decoded[mime] = self._take(value)
+        if dropped:
+            decoded["text/plain"] = dropped
         return decoded

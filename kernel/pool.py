@@ -51,9 +51,12 @@ class KernelPool:
         self._factory = session_factory or (lambda: KernelSession(limits=self.limits))
         self._session_alive = session_alive
         self._limit_hint = limit_hint
+        #: Seconds a new session waits for a spare being started before starting its own kernel.
+        self.spare_wait = 30.0  # a spare start gives up after its own start timeout (30 s by default)
         self._lock = threading.Lock()
-        self._create_lock = threading.Lock()
         self._sessions: dict[str, KernelSession] = {}
+        #: Sessions whose kernel is being started, each set when it is ready (or failed).
+        self._starting: dict[str, threading.Event] = {}
         self._spare: KernelSession | None = None
         self._spare_thread: threading.Thread | None = None
         self._closed = False
@@ -76,7 +79,7 @@ class KernelPool:
         self.reap_idle()
         if self._full_for(session_id):
             self.reap_dead()  # never refuse a session while a gone session holds a kernel
-        with self._create_lock:  # one creation at a time keeps the count under the cap
+        while True:
             with self._lock:
                 if self._closed:
                     raise KernelError("The kernel pool was shut down; restart the app to run code.")
@@ -84,25 +87,42 @@ class KernelPool:
                 if session is not None:
                     session.last_used = time.monotonic()
                     return session
-                if len(self._sessions) >= self.max_kernels:
-                    raise KernelLimitError(
-                        f"All {self.max_kernels} kernels are in use by other sessions. Close another "
-                        f"session, wait until an idle kernel is stopped (after {self.idle_timeout:g} s "
-                        f"without use), {self._limit_hint}"
-                    )
-                thread = self._spare_thread
-            if thread is not None:
-                thread.join()  # a spare being started is still sooner than a new start
+                starting = self._starting.get(session_id)
+                if starting is None:
+                    if len(self._sessions) + len(self._starting) >= self.max_kernels:
+                        raise KernelLimitError(
+                            f"All {self.max_kernels} kernels are in use by other sessions. Close another "
+                            f"session, wait until an idle kernel is stopped (after {self.idle_timeout:g} s "
+                            f"without use), {self._limit_hint}"
+                        )
+                    # The slot is reserved; the kernel starts outside the lock, so sessions start in parallel.
+                    self._starting[session_id] = threading.Event()
+                    break
+            starting.wait()  # the same session's other script run is starting its kernel
+        try:
+            session = self._take_spare() or self._factory()
+        except BaseException:
             with self._lock:
-                session, self._spare = self._spare, None
-            if session is None or not session.alive:
-                if session is not None:
-                    session.shutdown()
-                session = self._factory()
-            session.last_used = time.monotonic()
-            with self._lock:
-                self._sessions[session_id] = session
+                self._starting.pop(session_id).set()
+            raise
+        session.last_used = time.monotonic()
+        with self._lock:
+            self._sessions[session_id] = session
+            self._starting.pop(session_id).set()
         self._start_spare()
+        return session
+
+    def _take_spare(self) -> KernelSession | None:
+        """The warm spare if it is ready and alive (a spare still starting is waited for, within its timeout)."""
+        with self._lock:
+            thread = self._spare_thread
+        if thread is not None:
+            thread.join(timeout=self.spare_wait)
+        with self._lock:
+            session, self._spare = self._spare, None
+        if session is not None and not session.alive:
+            session.shutdown()
+            return None
         return session
 
     def lease(self, session_id: str) -> KernelLease:
@@ -137,7 +157,8 @@ class KernelPool:
 
     def _full_for(self, session_id: str) -> bool:
         with self._lock:
-            return session_id not in self._sessions and len(self._sessions) >= self.max_kernels
+            known = session_id in self._sessions or session_id in self._starting
+            return not known and len(self._sessions) + len(self._starting) >= self.max_kernels
 
     def reap_idle(self) -> list[str]:
         """Shut down kernels unused for ``idle_timeout`` seconds; return their session ids."""
@@ -157,7 +178,7 @@ class KernelPool:
             self._sessions.clear()
             thread = self._spare_thread
         if thread is not None:
-            thread.join()
+            thread.join(timeout=self.spare_wait)  # never hang the app's exit on a stuck start
         with self._lock:
             spare, self._spare = self._spare, None
         for session in [*sessions, *([spare] if spare else [])]:
@@ -169,7 +190,7 @@ class KernelPool:
         """Start a spare kernel in the background if there is none and room for one."""
         with self._lock:
             busy = self._spare_thread is not None and self._spare_thread.is_alive()
-            room = len(self._sessions) < self.max_kernels
+            room = len(self._sessions) + len(self._starting) < self.max_kernels
             if self._closed or not self.warm_spare or self._spare is not None or busy or not room:
                 return
             self._spare_thread = threading.Thread(target=self._make_spare, name="kernel-spare", daemon=True)
@@ -181,6 +202,7 @@ class KernelPool:
         except KernelError:
             return  # get() starts its own kernel and reports the error
         with self._lock:
+            # Sessions still starting may be waiting for this very spare: they do not count here.
             keep = not self._closed and self._spare is None and len(self._sessions) < self.max_kernels
             if keep:
                 self._spare = spare

@@ -71,3 +71,57 @@ def sandbox_processes(bwrap_pid: int) -> list[SandboxProcess]:
         found.append(SandboxProcess(pid, int(ns_pids[-1]), threads, fields.get("Name", "").strip(), state))
         pending += _children(pid)
     return sorted(found, key=lambda process: process.ns_pid)
+
+
+#: ``/proc/PID/limits`` rows by ``resource`` name.
+_LIMIT_ROWS = {
+    "RLIMIT_AS": "Max address space",
+    "RLIMIT_CPU": "Max cpu time",
+    "RLIMIT_FSIZE": "Max file size",
+    "RLIMIT_NOFILE": "Max open files",
+    "RLIMIT_CORE": "Max core file size",
+    "RLIMIT_NPROC": "Max processes",
+}
+
+
+def read_limits(pid: int) -> dict[str, tuple[float, float]]:
+    """The soft and hard limits of ``pid`` from ``/proc/PID/limits`` ("unlimited" is infinity)."""
+    with open(f"/proc/{pid}/limits", encoding="ascii", errors="replace") as table:
+        lines = table.read().splitlines()
+    found: dict[str, tuple[float, float]] = {}
+    for name, row in _LIMIT_ROWS.items():
+        for line in lines:
+            if line.startswith(row + " "):
+                soft, hard = line[len(row) :].split()[:2]
+                found[name] = (
+                    float("inf") if soft == "unlimited" else int(soft),
+                    float("inf") if hard == "unlimited" else int(hard),
+                )
+    return found
+
+
+def limits_problem(pid: int, expected: list[tuple[str, int]]) -> str:
+    """What is wrong with the limits of ``pid`` seen from outside, or "" when each is in place.
+
+    Args:
+        pid: The kernel's pid on the host.
+        expected: ``(RLIMIT_NAME, value)`` pairs; soft and hard limits must be at most ``value``.
+    """
+    try:
+        found = read_limits(pid)
+    except OSError as error:
+        return f"its limits could not be read ({error.strerror})"
+    wrong = [
+        f"{name} is {found.get(name, ('missing',))[-1]} instead of {value}"
+        for name, value in expected
+        if name not in found or max(found[name]) > value
+    ]
+    return "; ".join(wrong)
+
+
+def kernel_pid(bwrap_pid: int) -> int | None:
+    """The host pid of the kernel in the sandbox launched as ``bwrap_pid`` (its pid 2), or None."""
+    for process in sandbox_processes(bwrap_pid):
+        if process.ns_pid == 2:
+            return process.pid
+    return None

@@ -5,7 +5,7 @@ The kernel process tree is::
     app (jupyter_client KernelManager)
     └── bwrap                      as an unprivileged uid when the app is root (Popen user=)
         └── bwrap (pid 1)          new user, pid, net, ipc, uts, cgroup and mount namespaces
-            └── python -c LAUNCH   sets the rlimits, then runs ipykernel (pid 2)
+            └── python -I -c LAUNCH   seccomp filter on; sets the rlimits, then runs ipykernel (pid 2)
 
 Choices forced by the traps listed in issue 4:
 
@@ -13,8 +13,12 @@ Choices forced by the traps listed in issue 4:
   jupyter_client's SIGINT to the process group would kill bwrap;
 - ``--clearenv`` keeps ``JPY_PARENT_PID`` (and every host secret) out: inside a PID namespace
   ipykernel would see a foreign parent and exit;
-- the network namespace has no route to the app, so ZeroMQ uses the ``ipc`` transport with the
-  runtime folder bound in, and the connection file is given to the sandbox user;
+- the network namespace has no route to the app, so ZeroMQ uses the ``ipc`` transport in a
+  sockets folder bound in; the connection file is given to the sandbox user (``fchown``) in the
+  app's runtime folder, bound read-only (issue 24: nothing the kernel can write is trusted);
+- the launch code runs as ``python -I``: the work folder is not on ``sys.path`` and no
+  ``PYTHON*`` variable counts, so a planted ``resource.py`` or ``site.py`` is never imported
+  before the limits are set (and the session checks them in ``/proc/PID/limits`` after every start);
 - ``--tmpfs /tmp`` comes before the binds of the runtime and work folders, which often lie in
   ``/tmp`` and would otherwise be hidden;
 - no ``preexec_fn``: the uid switch is Popen's ``user=``/``group=``/``extra_groups=`` and the
@@ -25,26 +29,25 @@ Choices forced by the traps listed in issue 4:
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from jupyter_client.connect import port_names
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
-from traitlets import Instance
+from traitlets import Bool, Instance
 
 from kernel.errors import KernelStartError
-from kernel.folders import SessionFolders, reachable_by, shared_readonly_bind
+from kernel.folders import SessionFolders, create_file, reachable_by, shared_readonly_bind
+from kernel.seccomp import seccomp_fd, seccomp_program
 
-_T = TypeVar("_T")
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
@@ -92,26 +95,6 @@ class SandboxLimits:
             ("RLIMIT_CORE", 0),
         ]
         return [*pairs, ("RLIMIT_NPROC", self.processes)] if with_nproc else pairs
-
-
-_launcher: ThreadPoolExecutor | None = None
-_launcher_lock = threading.Lock()
-
-
-def in_launcher_thread(function: Callable[[], _T]) -> _T:
-    """Run ``function`` in the one long-lived thread that starts every kernel process.
-
-    bwrap's ``--die-with-parent`` is PR_SET_PDEATHSIG, which fires when the *thread* that
-    forked it ends, not the process. Streamlit runs each script run in a short-lived thread,
-    and the pool starts spares in one, so kernels are forked from this thread, which lives as
-    long as the app.
-    """
-    global _launcher
-    with _launcher_lock:
-        if _launcher is None:
-            _launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel-launcher")
-        launcher = _launcher
-    return launcher.submit(function).result()
 
 
 @functools.lru_cache(maxsize=1)
@@ -214,10 +197,13 @@ STREAM_MESSAGE_CHARS = 1024 * 1024
 
 
 def launch_code(limits: SandboxLimits, with_nproc: bool) -> str:
-    """Python run as ``python -c`` in the sandbox: :mod:`kernel.inside` and a call to its main."""
+    """Python run as ``python -I -B -c`` in the sandbox: :mod:`kernel.inside` and a call to its main."""
     source = Path(__file__).with_name("inside.py").read_text(encoding="utf-8")
     return f"{source}\nmain({limits.rlimits(with_nproc)!r}, {STREAM_MESSAGE_CHARS})\n"
 
+
+#: Where the bwrap command line takes the seccomp descriptor, replaced at each launch.
+SECCOMP_FD_ARG = "{seccomp_fd}"
 
 #: ipykernel options: no history database (HOME is a small tmpfs), no output colours.
 KERNEL_ARGS = ["-f", "{connection_file}", "--HistoryManager.enabled=False", "--colors=nocolor"]
@@ -233,7 +219,9 @@ def bwrap_argv(
             f"The sandbox cannot start: {reason}. Install bubblewrap and allow unprivileged user "
             "namespaces, or run kernels without the sandbox."
         )
+    seccomp_program()  # fail here, with the reason, when the filter cannot be built
     argv = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
+    argv += ["--seccomp", SECCOMP_FD_ARG]
     argv += ["--disable-userns"] if disable_userns else []
     # --setenv acts in order, so it must follow --clearenv.
     argv += ["--hostname", "sandbox", "--clearenv"]
@@ -258,8 +246,9 @@ def bwrap_argv(
         if owner is not None and not reachable_by(root, *owner):
             source = shared_readonly_bind(root)
         argv += ["--ro-bind", str(source), str(root)]
-    # After --tmpfs /tmp: these folders often live in /tmp.
-    argv += ["--bind", str(folders.run), str(folders.run)]
+    # After --tmpfs /tmp: these folders often live in /tmp. run/ is the app's: read-only.
+    argv += ["--ro-bind", str(folders.run), str(folders.run)]
+    argv += ["--bind", str(folders.sockets), str(folders.sockets)]
     work_source = folders.work_source or folders.work
     argv += ["--bind", str(work_source), str(folders.work), "--chdir", str(folders.work)]
     return [*argv, "--remount-ro", "/", "--"]
@@ -268,10 +257,10 @@ def bwrap_argv(
 def write_identity_files(folders: SessionFolders, owner: tuple[int, int] | None) -> None:
     """Write the sandbox's /etc/passwd and /etc/group (one user, ``sandbox``)."""
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
-    (folders.run / "passwd").write_text(f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n")
-    (folders.run / "group").write_text(f"sandbox:x:{gid}:\n")
-    for name in ("passwd", "group"):
-        os.chmod(folders.run / name, 0o644)
+    create_file(
+        folders.run / "passwd", f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n".encode(), mode=0o644
+    )
+    create_file(folders.run / "group", f"sandbox:x:{gid}:\n".encode(), mode=0o644)
 
 
 class FixedSpecManager(KernelSpecManager):
@@ -289,15 +278,44 @@ class FixedSpecManager(KernelSpecManager):
 
 
 class SandboxKernelManager(KernelManager):
-    """A KernelManager that gives its connection file to the sandbox user."""
+    """A KernelManager that writes its connection file safely and launches under seccomp.
+
+    jupyter_client's own ``write_connection_file`` returns early when the file "exists" and its
+    callers ``chown`` by path; here the file is always created afresh (``O_EXCL | O_NOFOLLOW``)
+    in the app's runtime folder and given to the kernel's user through its descriptor.
+    """
 
     owner = Instance(tuple, allow_none=True)
+    seccomp = Bool(False)
 
     def write_connection_file(self, **kwargs: Any) -> None:
-        """Write the connection file, then make it readable by the kernel's user."""
-        super().write_connection_file(**kwargs)
-        if self.owner is not None and os.path.exists(self.connection_file):
-            os.chown(self.connection_file, *self.owner)
+        """Write the connection file afresh, readable by the kernel's user only."""
+        for number, name in enumerate(port_names, 1):
+            if getattr(self, name) <= 0:
+                setattr(self, name, number)  # ipc "ports" are file name suffixes
+        info = {name: getattr(self, name) for name in port_names}
+        info.update(
+            ip=self.ip,
+            key=self.session.key.decode(),
+            transport=self.transport,
+            signature_scheme=self.session.signature_scheme,
+            kernel_name=self.kernel_name,
+            **kwargs,
+        )
+        create_file(Path(self.connection_file), json.dumps(info, indent=2).encode(), self.owner, 0o400)
+        self._connection_file_written = True
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        """Launch with a fresh descriptor holding the seccomp filter (bwrap reads it once)."""
+        if not self.seccomp:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            return
+        fd = seccomp_fd()
+        try:
+            command = [str(fd) if part == SECCOMP_FD_ARG else part for part in kernel_cmd]
+            await super()._async_launch_kernel(command, **kw, pass_fds=(fd,))
+        finally:
+            os.close(fd)
 
 
 def make_manager(
@@ -305,12 +323,13 @@ def make_manager(
 ) -> tuple[SandboxKernelManager, dict[str, Any]]:
     """Build the kernel manager and the keyword arguments for its ``start_kernel``.
 
-    The arguments hold an open log file (the kernel's own stdout and stderr) under
-    ``folders.run``; the caller closes ``kwargs["stdout"]`` when the session ends.
+    The arguments hold the descriptor of the kernel's log (its own stdout and stderr), created
+    in the app's runtime folder; the caller closes ``kwargs["stdout"]`` when the session ends.
     """
-    home = "/tmp" if sandboxed else str(folders.run / "home")
+    home = "/tmp" if sandboxed else str(folders.sockets / "home")
     env = kernel_env(home, folders.work)
-    python = [sys.executable, "-c", launch_code(limits, with_nproc=sandboxed), *KERNEL_ARGS]
+    # -I: no work folder on sys.path, no user site, no PYTHON* variables; -B: no .pyc files written.
+    python = [sys.executable, "-I", "-B", "-c", launch_code(limits, with_nproc=sandboxed), *KERNEL_ARGS]
     if sandboxed:
         write_identity_files(folders, owner)
         argv = [*bwrap_argv(folders, limits, owner, env), *python]
@@ -329,11 +348,13 @@ def make_manager(
         kernel_spec_manager=FixedSpecManager(spec=spec),
         kernel_name="workbench",
         transport="ipc",
+        ip=str(folders.sockets / "kernel"),
         connection_file=str(folders.run / "kernel.json"),
         owner=owner if sandboxed else None,
+        seccomp=sandboxed,
     )
     manager.shutdown_wait_time = 1.0
-    log = open(folders.run / "kernel.log", "ab")  # noqa: SIM115 - open for the session's life
+    log = create_file(folders.run / "kernel.log", keep_open=True)
     start_kwargs: dict[str, Any] = {
         # Outside the sandbox bwrap needs only PATH; inside, --clearenv/--setenv decide.
         "env": {"PATH": "/usr/bin:/bin"} if sandboxed else env,

@@ -8,10 +8,13 @@ a restart or a shutdown. Only messages whose parent is this execution's request 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -22,10 +25,11 @@ from jupyter_client.blocking.client import BlockingKernelClient
 
 from kernel.errors import KernelDiedError, KernelError, KernelStartError
 from kernel.files import folder_usage
-from kernel.folders import SessionFolders, prepare_folders
+from kernel.folders import SessionFolders, prepare_folders, read_tail
+from kernel.launcher import Launcher
 from kernel.outputs import STATE_LOST, Execution, OutputCollector
-from kernel.processes import SandboxProcess, sandbox_processes
-from kernel.sandbox import SandboxLimits, in_launcher_thread, make_manager, sandbox_available, sandbox_owner
+from kernel.processes import SandboxProcess, kernel_pid, limits_problem, sandbox_processes
+from kernel.sandbox import SandboxLimits, make_manager, sandbox_available, sandbox_owner
 
 #: Seconds between liveness checks of the kernel process while code runs.
 _ALIVE_EVERY = 0.2
@@ -35,6 +39,8 @@ _USAGE_EVERY = 1.0
 _IDLE_AFTER_REPLY = 1.0
 #: The largest IOPub message the app accepts (an image, a long stream chunk), in bytes.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+#: Control characters other than tab and newline, taken out of the kernel's log before it is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class RunEnd(str, Enum):
@@ -64,7 +70,8 @@ class KernelSession:
         limits: Resource limits; the defaults of :class:`SandboxLimits` when None.
         sandbox: True requires bubblewrap, False runs the kernel NOT sandboxed, None (default)
             uses bubblewrap when it works here.
-        start_timeout: Seconds to wait for a new kernel to answer.
+        start_timeout: Seconds each step of a kernel start may take (the launch, then the first
+            answer); a step that takes longer is abandoned and the kernel's processes killed.
         interrupt_grace: Seconds an interrupted run gets to stop before the kernel is restarted.
         max_output_chars: Characters of text output kept per execution (the rest is counted).
         max_image_bytes: Bytes of images kept per execution.
@@ -108,6 +115,7 @@ class KernelSession:
         self._closed = False
         self._client: BlockingKernelClient | None = None
         self._context: zmq.Context[Any] | None = None
+        self._launcher = Launcher()
         owner = sandbox_owner() if self.sandboxed else None
         self._folders: SessionFolders = prepare_folders(
             workdir, owner, self.limits.workdir_bytes, self.limits.workdir_files
@@ -249,15 +257,18 @@ class KernelSession:
             return []
         return sandbox_processes(process.pid)
 
-    def kernel_log(self, max_bytes: int = 4000) -> str:
-        """The end of the kernel process's own output (bubblewrap errors, crash messages)."""
+    def kernel_log(self, max_bytes: int = 2000) -> str:
+        """The end of the kernel process's own output (bubblewrap errors, crash messages).
+
+        Read from the descriptor the app created for it, never by path: the kernel can put only
+        what it printed itself in there (control characters are taken out).
+        """
+        fd = self.__dict__.get("_start_kwargs", {}).get("stdout")
         try:
-            with open(self._folders.run / "kernel.log", "rb") as log:
-                log.seek(0, 2)
-                log.seek(max(log.tell() - max_bytes, 0))
-                return log.read().decode("utf-8", "replace").strip()
+            tail = read_tail(fd, max_bytes) if isinstance(fd, int) else b""
         except OSError:
             return ""
+        return _CONTROL.sub("", tail.decode("utf-8", "replace")).strip()
 
     # --- internals --------------------------------------------------------------------------
     def _run(self, code: str, timeout: float, collector: OutputCollector) -> RunEnd:
@@ -323,15 +334,50 @@ class KernelSession:
     def _start(self) -> None:
         """Start the kernel process and connect a client to it."""
         started = time.monotonic()
+        self._launch(lambda: self._manager.start_kernel(**self._start_kwargs))
+        self._connect()
+        self.start_seconds = time.monotonic() - started
+
+    def _launch(self, start: Callable[[], object]) -> None:
+        """Run ``start`` in this session's launcher thread, abandoning it after the start timeout."""
         try:
-            in_launcher_thread(lambda: self._manager.start_kernel(**self._start_kwargs))
+            self._launcher.run(start, timeout=self.start_timeout)
+        except TimeoutError:
+            self._kill_kernel()
+            self._launcher.close()
+            self._launcher = Launcher()  # the old thread may stay stuck; it is a daemon
+            raise KernelStartError(
+                f"The kernel did not start within {self.start_timeout:g} s and was abandoned. "
+                "Try again; if it keeps happening, the machine is overloaded or the sandbox setup broken."
+            ) from None
         except Exception as error:
             raise KernelStartError(
                 f"The kernel could not be launched: {error}. Check that bubblewrap and ipykernel "
                 "are installed, or run without the sandbox."
             ) from error
-        self._connect()
-        self.start_seconds = time.monotonic() - started
+
+    def _kill_kernel(self) -> None:
+        """SIGKILL the kernel's process group (bwrap and the whole sandbox with it), if it exists."""
+        process = getattr(self._manager.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def _check_limits(self) -> None:
+        """Read the running kernel's limits from outside; kill it if any is not in place."""
+        process = getattr(self._manager.provisioner, "process", None)
+        if process is None:
+            return
+        pid = kernel_pid(process.pid) if self.sandboxed else process.pid
+        expected = self.limits.rlimits(with_nproc=self.sandboxed)
+        problem = limits_problem(pid, expected) if pid is not None else "its process was not found"
+        if problem:
+            self._kill_kernel()
+            raise KernelStartError(
+                f"The kernel started without its resource limits ({problem}), so it was stopped. "
+                "Restart the kernel; if it keeps happening, delete files in the work folder that "
+                "shadow Python modules (resource.py, site.py, ...)."
+            )
 
     def _connect(self) -> None:
         context: zmq.Context[Any] = zmq.Context()
@@ -346,11 +392,13 @@ class KernelSession:
         try:
             client.wait_for_ready(timeout=self.start_timeout)
         except RuntimeError as error:
+            self._kill_kernel()
             log = self.kernel_log()
             raise KernelStartError(
                 f"The kernel did not answer within {self.start_timeout:g} s ({error}). "
-                f"Its log ends with: {log or '(empty)'}. Check the sandbox setup, or run without it."
+                f"Its output ends with: {log or '(empty)'}. Check the sandbox setup, or run without it."
             ) from error
+        self._check_limits()
 
     def _close_client(self) -> None:
         if self._client is not None:
@@ -367,7 +415,7 @@ class KernelSession:
         self._close_client()
         try:
             with self._control_lock:
-                in_launcher_thread(lambda: self._manager.restart_kernel(now=True))
+                self._launch(lambda: self._manager.restart_kernel(now=True))
             started = time.monotonic()
             self._connect()
             self.start_seconds = time.monotonic() - started
@@ -404,7 +452,9 @@ class KernelSession:
 
     def _release_resources(self) -> None:
         self._close_client()
-        log = self.__dict__.get("_start_kwargs", {}).get("stdout")
-        if log is not None:
-            log.close()
+        log = self.__dict__.get("_start_kwargs", {}).pop("stdout", None)
+        if isinstance(log, int):
+            with contextlib.suppress(OSError):
+                os.close(log)
+        self._launcher.close()
         self._folders.cleanup()

@@ -14,6 +14,7 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kernel import FileInfo, KernelLease, KernelPool
+from kernel.outputs import image_problem
 from pages._common import (
     current_model,
     rerun_when_behind,
@@ -28,14 +29,14 @@ from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
 from workbench.history import Mode
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
-from workbench.modes.code_format import split_code
+from workbench.modes.code_format import sandboxed_html, split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
 
+# Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it.
 INTERRUPT_WAIT_S = 5.0
-"""Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it."""
+# Files listed at the top level of the files panel before the rest collapse.
 FILES_SHOWN = 20
-"""Files listed at the top level of the files panel before the rest collapse."""
 
 TABLE_STYLE = (
     "<style>table.dataframe{border-collapse:collapse;font-size:0.9rem}"
@@ -80,9 +81,10 @@ def show_execution(execution: ExecutionRecord) -> None:
         if output.kind == "error":
             st.error(f"```\n{output.text}\n```")
         elif output.png is not None:
-            st.image(output.png)
+            show_image(output.png)
         elif output.html is not None and "dataframe" in output.html:
-            st.html(TABLE_STYLE + output.html)  # sanitised by Streamlit: the HTML comes from untrusted code
+            # The HTML comes from untrusted code: an iframe with no scripts, no origin, no forms, no navigation.
+            st.markdown(sandboxed_html(TABLE_STYLE + output.html), unsafe_allow_html=True)
         elif output.text:
             st.code(output.text, language=None)
             if output.name == "stderr":
@@ -91,6 +93,18 @@ def show_execution(execution: ExecutionRecord) -> None:
         st.warning(execution.note)
     count = f"In [{execution.execution_count}] · " if execution.execution_count else ""
     st.caption(f"{count}{execution.duration:.2f} s" + ("" if execution.outputs else " · no output"))
+
+
+def show_image(png: bytes) -> None:
+    """An image of a run, or a note when it is too big or unreadable (never an exception on the page)."""
+    problem = image_problem(png)
+    if not problem:
+        try:
+            st.image(png)
+            return
+        except Exception as error:  # whatever Pillow or Streamlit make of a hostile image
+            problem = f"it could not be drawn ({type(error).__name__})"
+    st.warning(f"Image not shown: {problem}.")
 
 
 def show_cell(record: CodeRun) -> None:
@@ -111,7 +125,7 @@ def show_message(message: Message) -> None:
             else:
                 st.code(message.content, language=None)
                 for image in message.images:
-                    st.image(image)
+                    show_image(image)
         return
     with st.chat_message(message.role.value):
         prose, code = split_code(message) if message.role is Role.ASSISTANT else (message.content, None)
@@ -236,8 +250,6 @@ def restart_clicked() -> None:
         return
     session.wait_idle(INTERRUPT_WAIT_S)
     after_action(note)
-
-
 
 
 st.title("Code interpreter")

@@ -468,3 +468,61 @@ def test_real_kernel_timeout_and_a_dead_kernel_are_reported(real_kernel: KernelS
     assert "lost" in observation.content
     assert any(isinstance(e, Notice) and "restarted" in e.text for e in events)
     assert session.run_user_cell("6 * 7").result == "42"
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(180)
+def test_real_kernel_outputs_stored_per_conversation_are_capped(real_kernel: KernelSession) -> None:
+    """Issue 24, disk fill: runs showing 4 x 12 MiB images each must not grow a conversation without bound."""
+    show = (
+        "import io, numpy as np\nfrom PIL import Image as I\nfrom IPython.display import Image, display\n"
+        "b = io.BytesIO()\nI.fromarray(np.random.randint(0, 256, (2048, 2048, 3), dtype=np.uint8)).save(b, 'PNG')\n"
+        "for _ in range(4):\n    display(Image(data=b.getvalue(), format='png'))\nb = None\n```"
+    )
+    session, _ = make_session(real_kernel, show, "Four images.", show, "Four more.", timeout=60)
+    drain(session.send("Show images"))
+    drain(session.send("Again"))
+    stored = sum(len(m.to_dict()["execution"]["outputs"].__repr__()) for m in session.messages if m.execution)
+    stored += sum(len(image) for m in session.messages for image in m.images)
+    assert stored <= 64 * 1024 * 1024 * 1.4  # the cap, counted in base64 as the store writes images
+    last = session.messages[-2]
+    assert last.execution is not None and "reached their cap of 64 MiB" in last.execution.note
+    assert "reached their cap" in last.content and not last.images
+
+
+def test_an_import_with_image_bombs_keeps_a_note_instead() -> None:
+    """Issue 24: an imported conversation holding a junk PNG or a bomb must open without error."""
+    import base64
+    import json
+
+    from workbench.store.transcripts import parse_import
+
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, "PNG")
+    bomb = base64.b64encode(buffer.getvalue()).decode()
+    junk = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"junk" * 100).decode()
+    good = base64.b64encode(tiny_png()).decode()
+    observation = {
+        "role": "observation",
+        "name": "interpreter",
+        "content": "[image 1]",
+        "images": [bomb, good, junk],
+        "execution": {"outputs": [{"kind": "display", "png": junk}, {"kind": "display", "png": good}]},
+    }
+    data = json.dumps({"mode": "code", "messages": [{"role": "user", "content": "Plot"}, observation]})
+    message = parse_import(data)[0].messages[1]
+    assert message.images == [tiny_png()]
+    assert message.content.count("[image dropped:") == 2
+    assert message.execution is not None
+    assert [o.png is None for o in message.execution.outputs] == [True, False]
+    assert "image dropped" in message.execution.outputs[0].text
+
+
+def test_kernel_html_is_framed_without_scripts_origin_or_fetches() -> None:
+    from workbench.modes.code_format import sandboxed_html
+
+    hostile = '<table class="dataframe"><tr><td>1</td></tr></table><script>alert(1)</script>"><img src=x>'
+    frame = sandboxed_html(hostile)
+    assert frame.startswith('<iframe sandbox="" ') and frame.count("<iframe") == 1
+    assert "<script>" not in frame and "&lt;script&gt;" in frame  # inert inside srcdoc
+    assert "default-src &#x27;none&#x27;" in frame

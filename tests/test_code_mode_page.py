@@ -43,6 +43,8 @@ def test_page_loads_with_a_kernel_indicator(app: AppTest) -> None:
     assert "**Kernel: not started · sandboxed**" in [m.value for m in app.sidebar.markdown]
     assert not app.sidebar.warning, "the sandbox works here, so no NOT sandboxed warning"
     assert not app.chat_message and not app.error
+    # Issue 24: bare attribute docstrings were printed on the page by Streamlit's magic.
+    assert not [m.value for m in app.main.markdown if "Interrupt and Restart wait" in m.value]
 
 
 def test_a_user_cell_shows_its_output_and_the_kernel_is_idle(app: AppTest) -> None:
@@ -88,7 +90,11 @@ def test_plots_tables_and_written_files_show_up(app: AppTest) -> None:
     )
     assert not app.exception and not app.error
     assert len(elements(app, "Image")) == 1, "the plot shows without plt.show()"
-    assert len(elements(app, "Html")) == 1, "the DataFrame shows as a table"
+    frames = [m.value for m in app.main.markdown if "<iframe" in m.value]
+    assert len(frames) == 1 and 'sandbox=""' in frames[0], (
+        "the DataFrame shows as a table, in a sandboxed frame"
+    )
+    assert not elements(app, "Html"), "no kernel HTML goes into the page itself"
     downloads = [b.label for b in app.sidebar.download_button]
     assert downloads == ["Download all as zip (1 file, 5 bytes)", "out.txt · 5 bytes"]
     session = app.session_state["code_session"]
@@ -154,3 +160,28 @@ def test_restart_during_a_run_shows_it_ended_in_the_same_rerun(app: AppTest) -> 
     assert "**Kernel: idle · sandboxed**" in [m.value for m in app.sidebar.markdown]
     assert any("restarted" in i.value for i in app.sidebar.info)
     assert "import time\ntime.sleep(100)" in [c.value for c in app.code]
+
+
+def test_an_image_no_page_can_draw_becomes_a_note(app: AppTest) -> None:
+    """Issue 24: a junk PNG or a decompression bomb in a conversation must not break the page."""
+    import io
+
+    from PIL import Image
+
+    from workbench.conversation import INTERPRETER, Message, Role
+    from workbench.execution_record import ExecutionRecord, OutputRecord
+
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, "PNG")
+    junk = b"\x89PNG\r\n\x1a\n" + b"junk" * 100
+    record = ExecutionRecord(
+        outputs=[OutputRecord("display", png=junk), OutputRecord("display", png=buffer.getvalue())]
+    )
+    session = app.session_state["code_session"]
+    session.history.append(Message(Role.USER, "Show it"))
+    session.history.append(Message(Role.OBSERVATION, "[image 1]", name=INTERPRETER, execution=record))
+    app.run()
+    assert not app.exception, app.exception
+    assert sum("Image not shown" in w.value for w in app.main.warning) == 2
+    app.run()  # and on every rerun
+    assert not app.exception

@@ -155,3 +155,30 @@ def test_the_apps_refusal_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> 
         assert "WORKBENCH_MAX_KERNELS (now 1)" in message and "settings" not in message
     finally:
         pool.shutdown_all()
+
+
+def test_a_start_that_hangs_blocks_no_other_session() -> None:
+    """Issue 24: one session's kernel start must not hold up another's (no pool-wide creation lock)."""
+    release, made = threading.Event(), list[object]()
+
+    def factory() -> KernelSession:
+        if not made:
+            made.append(None)
+            release.wait(60)  # the first start hangs (as a start blocked on a planted FIFO did)
+        session = KernelSession(sandbox=True)
+        made.append(session)
+        return session
+
+    pool = KernelPool(max_kernels=3, idle_timeout=600, warm_spare=False, session_factory=factory)
+    stuck = threading.Thread(target=pool.get, args=("stuck",), daemon=True)
+    try:
+        stuck.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert_usable(pool.get("other"))
+        assert time.monotonic() - started < 45  # generous: a loaded machine; the stuck start waits 60 s
+        assert pool.sessions == ["other"]
+    finally:
+        release.set()
+        stuck.join(60)
+        pool.shutdown_all()

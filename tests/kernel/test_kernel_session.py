@@ -206,7 +206,7 @@ def test_without_the_sandbox_it_still_works_and_says_so() -> None:
     with KernelSession(sandbox=False) as session:
         assert not session.sandboxed and session.sandbox_reason
         assert session.execute("import os\nos.environ.get('HOME')").result == repr(
-            str(session.workdir.parent / "run" / "home")
+            str(session.workdir.parent / "sockets" / "home")
         )
         assert session.processes() == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -9,6 +10,9 @@ import pytest
 
 from workbench.conversation import Message, Role, ToolCall
 from workbench.store import ConversationStore, ImportRefusedError
+
+# A real 1x1 PNG: an import replaces images no page can draw by a note (issue 24).
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
 
 
 def _fill(store: ConversationStore) -> str:
@@ -18,7 +22,7 @@ def _fill(store: ConversationStore) -> str:
         [
             Message(Role.USER, "What is 2+2? Show `<script>` in code: ```html\n<script>x()</script>\n```"),
             Message(Role.ASSISTANT, "", tool_calls=[ToolCall("add", {"a": 2, "b": 2})]),
-            Message(Role.OBSERVATION, "4", name="add", images=[b"png-bytes"]),
+            Message(Role.OBSERVATION, "4", name="add", images=[base64.b64decode(PNG_B64)]),
             Message(Role.ASSISTANT, "It is **4**."),
         ],
     )
@@ -30,7 +34,7 @@ def test_export_then_import_on_a_fresh_database(store: ConversationStore, sqlite
     exported = store.export_json(conversation_id)
     data = json.loads(exported)
     assert data["mode"] == "tool" and data["title"].startswith("What is 2+2?")
-    assert data["messages"][2]["images"] == ["cG5nLWJ5dGVz"]
+    assert data["messages"][2]["images"] == [PNG_B64]
     with ConversationStore.open(sqlite_url.replace(".sqlite3", "-fresh.sqlite3")) as fresh:
         [imported] = fresh.import_json(exported)
         assert imported.id == conversation_id  # a free id is kept

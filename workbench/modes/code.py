@@ -32,9 +32,11 @@ from workbench.modes.code_format import (
     code_prefix,
     complete_block_end,
     context_lines,
+    fit_output_cap,
     mark_code_turn,
     not_run_message,
     observation_message,
+    output_bytes,
     split_code,
     worked_example,
 )
@@ -199,7 +201,10 @@ class CodeSession(Workspace):
         if run.source != "model":
             return
         if record.execution is not None:
-            run.observation = observation_message(record.execution, self.code.observation_chars)
+            observation = observation_message(record.execution, self.code.observation_chars)
+            cap = self.code.max_stored_output_bytes
+            room = cap - sum(output_bytes(message) for message in self.history.snapshot())
+            run.observation = fit_output_cap(observation, room, cap)
         else:
             run.observation = not_run_message(record.error)
         self.history.append(run.observation)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import escape
 
 from kernel import Execution
+from kernel.outputs import image_problem
 from workbench.conversation import INTERPRETER, Message, Role
 from workbench.dialects import Dialect
 from workbench.execution_record import ExecutionRecord, OutputRecord
@@ -147,6 +149,90 @@ def observation_message(execution: Execution, max_chars: int) -> Message:
         images=list(execution.images),
         error=bool(execution.error or execution.timed_out),
         execution=execution_record(execution),
+    )
+
+
+def output_bytes(message: Message) -> int:
+    """Bytes a message's outputs take when saved: its images, and its run's text, HTML and images."""
+    total = sum(len(image) for image in message.images)
+    if message.execution is not None:
+        for output in message.execution.outputs:
+            total += len(output.text) + len(output.html or "") + len(output.png or b"")
+    return total
+
+
+def fit_output_cap(message: Message, room: int, cap: int) -> Message:
+    """Trim an observation whose outputs do not fit in ``room`` bytes, the rest of the conversation's cap.
+
+    Images go first, then text and HTML are cut to share what room is left; a note says so, to
+    the model (in the content) and on the page (in the run's note). A message that fits is
+    returned as it is.
+
+    Args:
+        message: The observation, changed in place.
+        room: Bytes the conversation may still store.
+        cap: The conversation's whole cap, for the note.
+    """
+    if message.execution is None or output_bytes(message) <= room:
+        return message
+    record = message.execution
+    room = max(room, 0)
+    message.images = []
+    for output in record.outputs:
+        if output.png is not None:
+            output.png, output.text = None, "[image not kept: the conversation's output cap was reached]"
+    texts = [output for output in record.outputs if output.text or output.html]
+    share, cut = room // max(len(texts), 1), False
+    for output in texts:
+        if len(output.text) + len(output.html or "") > share:
+            output.html, output.text, cut = None, output.text[:share], True
+    note = (
+        f"This conversation's saved outputs reached their cap of {cap // (1024 * 1024)} MiB, so this run's "
+        f"images were not kept{' and its text was cut' if cut else ''}. Start a new conversation to keep more."
+    )
+    record.note = f"{record.note} {note}".strip()
+    message.content = f"{message.content}\n[{note}]"
+    return message
+
+
+def drop_unshowable_images(messages: list[Message]) -> list[Message]:
+    """Replace every image no page could draw (a decompression bomb, junk bytes) by a note, in place.
+
+    For messages that did not come from this app's kernel (an imported conversation): the kernel's
+    own outputs are checked as they arrive (:meth:`kernel.outputs.OutputCollector`).
+    """
+    for message in messages:
+        notes = [f"[image dropped: {problem}]" for problem in map(image_problem, message.images) if problem]
+        if notes:
+            message.images = [image for image in message.images if not image_problem(image)]
+            message.content = "\n".join([message.content, *notes]).strip()
+        for output in message.execution.outputs if message.execution is not None else []:
+            problem = image_problem(output.png) if output.png is not None else ""
+            if problem:
+                output.png, output.text = None, f"[image dropped: {problem}]"
+    return messages
+
+
+#: The sandboxed page's own policy: inline styles and data: images only, nothing fetched, nothing run.
+_FRAME_POLICY = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "style-src 'unsafe-inline'; img-src data:\">"
+)
+
+
+def sandboxed_html(html: str, row_px: int = 26, max_px: int = 420) -> str:
+    """An ``<iframe>`` showing untrusted HTML (a pandas table from kernel code) with no power over the page.
+
+    ``sandbox=""`` gives the frame a unique origin and no scripts, forms, popups or top navigation;
+    a Content-Security-Policy inside it stops every fetch (an ``<img src=http://...>`` would leak
+    data through the user's browser). The height follows the number of table rows, up to ``max_px``.
+    """
+    rows = html.count("<tr")
+    height = min(max(rows, 1) * row_px + 24, max_px)
+    document = _FRAME_POLICY + html
+    return (
+        f'<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{escape(document, quote=True)}" '
+        f'style="width:100%;height:{height}px;border:none"></iframe>'
     )
 
 

@@ -179,6 +179,8 @@ class CodeSettings:
             weak model writes code to run.
         worked_example: Show the model a short solved exchange first (small models copy its shape).
         observation_chars: Characters of output the model sees per run (the page shows more).
+        max_stored_output_bytes: Bytes of run outputs (images, text, HTML) one conversation keeps;
+            a run beyond it keeps no images and cut text, with a note (bounds the store's disk use).
     """
 
     max_rounds: int = 5
@@ -186,6 +188,7 @@ class CodeSettings:
     force_code: bool = True
     worked_example: bool = True
     observation_chars: int = 4000
+    max_stored_output_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

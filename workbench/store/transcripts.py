@@ -23,6 +23,7 @@ from typing import Any
 from workbench.conversation import Message
 from workbench.errors import TranscriptError
 from workbench.history import title_from
+from workbench.modes.code_format import drop_unshowable_images
 from workbench.openai_messages import from_openai
 from workbench.store.errors import ImportRefusedError
 
@@ -169,7 +170,7 @@ def _parse_conversation(item: Any, number: int) -> ImportedConversation:
     conversation_id = item.get("id")
     if not (isinstance(conversation_id, str) and valid_id(conversation_id)):
         conversation_id = None
-    messages = _parse_messages(raw_messages, where)
+    messages = drop_unshowable_images(_parse_messages(raw_messages, where))  # issue 24: image bombs
     for label, text in [("title", title)] + [(f"message {i}", m.content) for i, m in enumerate(messages, 1)]:
         found = find_active_html(text)
         if found:
