@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from workbench.conversation import Message
 from workbench.errors import TranscriptError
 from workbench.store.errors import StoreError
+from workbench.store.redact import scrub_model
 from workbench.store.schema import conversations, messages
 from workbench.store.transcripts import ImportedConversation
 
@@ -60,16 +61,28 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def model_json(model: Any) -> str | None:
-    """Serialise a model spec (a mapping, a dataclass or an object with ``to_dict``) as JSON."""
+    """Serialise a model spec (a mapping, an object with ``to_dict`` or a dataclass) as JSON.
+
+    Secrets (a remote model's API key, a password in its URL) are left out: see :mod:`.redact`.
+    """
     if model is None:
         return None
-    if dataclasses.is_dataclass(model) and not isinstance(model, type):
-        model = dataclasses.asdict(model)
-    elif hasattr(model, "to_dict"):
+    if hasattr(model, "to_dict"):  # ModelSpec.to_dict leaves its API key out
         model = model.to_dict()
+    elif dataclasses.is_dataclass(model) and not isinstance(model, type):
+        model = dataclasses.asdict(model)
     if not isinstance(model, Mapping):
         raise TypeError(f"model must be a mapping or a dataclass, got {type(model).__name__}")
-    return json.dumps(dict(model), default=str, ensure_ascii=False)
+    return json.dumps(scrub_model(model), default=str, ensure_ascii=False)
+
+
+def read_model(text: str | None) -> dict[str, Any] | None:
+    """The model record of a ``conversations`` row (None when absent or unreadable), without secrets."""
+    try:
+        model = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return scrub_model(model) if isinstance(model, dict) else None
 
 
 def message_row(conversation_id: str, position: int, message: Message, when: datetime) -> dict[str, Any]:
@@ -92,7 +105,7 @@ def info(row: Any) -> ConversationInfo:
         id=row.id,
         title=row.title,
         mode=row.mode,
-        model=json.loads(row.model) if row.model else None,
+        model=read_model(row.model),
         created=utc(row.created_at) or now(),
         updated=utc(row.updated_at) or now(),
         deleted=utc(row.deleted_at),
