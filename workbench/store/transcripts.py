@@ -8,8 +8,9 @@ written, and one bad conversation refuses the whole file (see :func:`parse_impor
 
 Scripts: content is stored as the text it is, and the app renders it as Markdown with raw HTML off
 (Streamlit escapes it), so a ``<script>`` in a message is shown, never run. Import refuses active HTML
-outside code anyway (``<script>``, ``<iframe>``, ``on...=`` handlers, ``javascript:`` links): a
-transcript carrying it was not written by Workbench, and another viewer of the export might render it.
+outside code anyway (``<script>``, ``<iframe>``, ``on...=`` handlers, ``javascript:`` links; see
+:mod:`.active_html`): a transcript carrying it was not written by Workbench, and another viewer of the
+export might render it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from workbench.conversation import Message
 from workbench.errors import TranscriptError
 from workbench.history import title_from
 from workbench.openai_messages import from_openai
+from workbench.store.active_html import find_active_html
 from workbench.store.errors import ImportRefusedError
 
 MODES = ("chat", "tool", "code")
@@ -33,13 +35,6 @@ MAX_MESSAGES = 20_000
 MAX_CONVERSATIONS = 10_000
 MAX_TITLE_CHARS = 200
 _OPENAI_ROLES = ("tool", "developer", "function")
-_CODE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]*`", re.DOTALL)
-_ACTIVE_HTML = re.compile(
-    r"<\s*/?\s*(script|iframe|frame|object|embed|applet|meta|link|base|form|svg|math|style)\b"
-    r"|<[^>]*\son[a-z]+\s*="
-    r"|(?:javascript|vbscript|data\s*:\s*text/html)\s*:",
-    re.IGNORECASE,
-)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -64,12 +59,6 @@ def make_title(text: str) -> str:
 def clean_title(title: str) -> str:
     """Return ``title`` on one line, without control characters, at most ``MAX_TITLE_CHARS`` long."""
     return " ".join(_CONTROL.sub(" ", title).split())[:MAX_TITLE_CHARS]
-
-
-def find_active_html(text: str) -> str | None:
-    """Return the first piece of active HTML in ``text`` outside code spans and blocks, or None."""
-    match = _ACTIVE_HTML.search(_CODE.sub(" ", text))
-    return match.group(0) if match else None
 
 
 def conversation_to_dict(info: Any, messages: list[Message]) -> dict[str, Any]:
