@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -17,7 +18,10 @@ from workbench.errors import TranscriptError
 from workbench.store.errors import StoreError
 from workbench.store.redact import scrub_model
 from workbench.store.schema import conversations, messages
+from workbench.store.shapes import READ_FATAL, check_message
 from workbench.store.transcripts import ImportedConversation
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,13 +125,29 @@ class RowView:
 
 
 def message(conversation_id: str, row: Any) -> Message:
-    """Rebuild a message from its ``messages`` row.
+    """Rebuild a message from its ``messages`` row, tolerating what another writer may have left.
+
+    Fields of the wrong type (written by an older release, another program or an import of old)
+    are left out, so the message shows them as missing (see :mod:`.shapes`); they are logged.
 
     Raises:
-        StoreError: If the row does not hold a valid message.
+        StoreError: If the row does not hold a message at all (an unknown role).
     """
     try:
-        return Message.from_dict({"role": row.role, "content": row.content, **json.loads(row.extra)})
+        extra = json.loads(row.extra) if row.extra else {}
+    except ValueError:
+        extra = None
+    if not isinstance(extra, dict):
+        logger.warning("Message %s of conversation %s: its extra fields are unreadable; left out.",
+                       row.position, conversation_id)  # fmt: skip
+        extra = {}
+    checked, problems = check_message({**extra, "role": row.role, "content": row.content}, READ_FATAL)
+    for problem in problems:
+        logger.warning("Message %s of conversation %s, %s: left out.", row.position, conversation_id, problem)
+    try:
+        if any(problem.fatal for problem in problems):
+            raise TranscriptError(str(problems[-1]))
+        return Message.from_dict(checked)
     except (TranscriptError, ValueError) as exc:
         raise StoreError(
             f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "
