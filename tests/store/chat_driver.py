@@ -29,5 +29,5 @@ if __name__ == "__main__":
     if "--full-disk" in options:
         sa.event.listen(sa.pool.Pool, "connect", _no_room_to_grow)
     backend = ScriptedBackend(reply, chunk_chars=None, context_length=1_000_000)
-    chat_command.load_chat_model = lambda args, err: ChatModel(backend, dialect=PlainDialect())  # type: ignore[assignment]
+    chat_command.load_chat_model = lambda args, err: ChatModel(backend, dialect=PlainDialect())
     sys.exit(main(chat_args))

@@ -16,11 +16,11 @@ from workbench.store import ConversationStore, ImportRefusedError
 
 MAIN = str(Path(__file__).resolve().parents[2] / "main.py")
 
-BAD_CHAT = [
+BAD_CHAT: list[dict[str, Any]] = [
     {"role": "user", "content": "hi"},
     {"role": "assistant", "content": "hello", "stats": {"new_tokens": "many", "seconds": 1.5}},
 ]
-BAD_TOOL = [
+BAD_TOOL: list[dict[str, Any]] = [
     {"role": "user", "content": "add 1 and 1"},
     {
         "role": "assistant",
@@ -87,7 +87,7 @@ def _store_raw(store: ConversationStore, mode: str, raws: list[dict[str, Any]]) 
     return info.id
 
 
-ALREADY_STORED = [
+ALREADY_STORED: list[dict[str, Any]] = [
     *BAD_TOOL,
     {"role": "observation", "name": "interpreter", "content": "x", "images": ["@@not base64"],
      "execution": {"outputs": [{"kind": "stream", "text": "x"}, {"kind": 5}], "duration": "long",

@@ -3,6 +3,7 @@ inside an answer (a scripted model; the real store)."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import sqlite3
@@ -74,7 +75,7 @@ def test_resume_says_when_the_chat_goes_on_as_a_copy(data_dir: Path, monkeypatch
     assert "Assistant: Blue.\n" in out.getvalue()
 
 
-def _chat_args(*extra: str) -> object:
+def _chat_args(*extra: str) -> argparse.Namespace:
     from workbench.cli.parser import build_parser
 
     return build_parser().parse_args(["chat", *extra])

@@ -147,7 +147,8 @@ def test_a_postgresql_store_holding_keys_is_cleaned_when_opened(postgres_db: str
         with store.engine.connect() as connection:
             models = list(connection.exec_driver_sql("SELECT model FROM conversations").scalars())
         assert len(models) == 4 and not any(holds_a_secret(model) for model in models)
-        assert store.info("old1").model is not None and store.info("old1").model["backend"] == "auto"
+        model = store.info("old1").model
+        assert model is not None and model["backend"] == "auto"
 
 
 def test_the_spec_saves_without_its_key() -> None:

@@ -426,7 +426,7 @@ class ConversationStore:
         ids = [conversation_id] if conversation_id is not None else [i.id for i in self._all()]
         return "\n---\n\n".join(transcripts.conversation_to_markdown(*self.get(i)) for i in ids)
 
-    def import_json(self, data: bytes | str, *, notes: list[str] | None = None) -> InfoList:
+    def import_json(self, data: bytes | str, *, notes: transcripts.Notes | None = None) -> InfoList:
         """Import conversations from an export (or an OpenAI-style message list) in one transaction.
 
         Ids are kept when free, else new ones are given. All is checked first, field by field (see

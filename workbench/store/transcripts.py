@@ -30,6 +30,8 @@ from workbench.store.errors import ImportRefusedError
 from workbench.store.shapes import IMPORT_FATAL, check_message, find_surrogate
 
 MODES = ("chat", "tool", "code")
+Notes = list[str]
+"""Lines about what an import left out (a wrong-typed optional field), one per field."""
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_MESSAGE_CHARS = 2_000_000
 MAX_MESSAGES = 20_000
