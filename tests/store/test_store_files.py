@@ -20,7 +20,8 @@ def _fill(store: ConversationStore) -> str:
     store.save_all(
         info.id,
         [
-            Message(Role.USER, "What is 2+2? Show `<script>` in code: ```html\n<script>x()</script>\n```"),
+            # The fence starts its own line: a <script> line after prose opens a live HTML block.
+            Message(Role.USER, "What is 2+2? Show `<script>` in code:\n```html\n<script>x()</script>\n```"),
             Message(Role.ASSISTANT, "", tool_calls=[ToolCall("add", {"a": 2, "b": 2})]),
             Message(Role.OBSERVATION, "4", name="add", images=[base64.b64decode(PNG_B64)]),
             Message(Role.ASSISTANT, "It is **4**."),

@@ -74,8 +74,7 @@ def run_history(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
         elif action == "export":
             _export(store, args, out, err)
         elif action == "import":
-            for info in store.import_json(_read_import(args.file, stdin)):
-                print(f"Imported {_line(info)}", file=out)
+            _import(store, args.file, stdin, out, err)
         elif action == "delete":
             conversation_id = store.resolve_id(args.id)
             store.delete(conversation_id)
@@ -125,22 +124,44 @@ def _export(store: ConversationStore, args: argparse.Namespace, out: TextIO, err
     print(f"Exported {what} to {args.output}.", file=err)
 
 
+def _import(store: ConversationStore, file: str, stdin: TextIO, out: TextIO, err: TextIO) -> None:
+    """Import ``file``; every problem is one line naming the file, the conversation, message and field."""
+    from workbench.store import ImportRefusedError
+
+    name = "standard input" if file == "-" else file
+    notes: list[str] = []
+    try:
+        imported = store.import_json(_read_import(file, stdin), notes=notes)
+    except ImportRefusedError as exc:
+        text = str(exc)
+        raise ImportRefusedError(text if text.startswith(name) else f"{name}: {text}") from None
+    for note in notes:
+        print(f"[workbench] {name}: {note}", file=err)
+    for info in imported:
+        print(f"Imported {_line(info)}", file=out)
+
+
 def _read_import(file: str, stdin: TextIO) -> str | bytes:
     from workbench.store import ImportRefusedError
     from workbench.store.transcripts import MAX_IMPORT_BYTES
 
-    if file == "-":
-        return stdin.read(MAX_IMPORT_BYTES + 1)  # one more than allowed: the store says it is too large
-    path = Path(file)
-    if not path.is_file():
-        raise ImportRefusedError(f"{file} is not a file; give the path of a JSON export.")
-    size = path.stat().st_size
-    if size > MAX_IMPORT_BYTES:
-        raise ImportRefusedError(
-            f"{file} is {size / 1e6:.1f} MB, over the {MAX_IMPORT_BYTES / 1e6:.0f} MB limit; "
-            "export fewer conversations per file."
-        )
-    return path.read_bytes()
+    try:
+        if file == "-":
+            return stdin.read(MAX_IMPORT_BYTES + 1)  # one more than allowed: the store says it is too large
+        path = Path(file)
+        if not path.is_file():
+            raise ImportRefusedError(f"{file} is not a file; give the path of a JSON export.")
+        size = path.stat().st_size
+        if size > MAX_IMPORT_BYTES:
+            raise ImportRefusedError(
+                f"{file} is {size / 1e6:.1f} MB, over the {MAX_IMPORT_BYTES / 1e6:.0f} MB limit; "
+                "export fewer conversations per file."
+            )
+        return path.read_bytes()
+    except UnicodeDecodeError:
+        raise ImportRefusedError("The import is not UTF-8 text; give a JSON transcript.") from None
+    except OSError as exc:
+        raise ImportRefusedError(f"{file} cannot be read ({exc.strerror}); check its permissions.") from None
 
 
 def save_transcript(messages: list[Message], mode: str, model: Any, err: TextIO) -> ConversationInfo:

@@ -117,7 +117,8 @@ class ModelSpec:
         device: ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
         trust_remote_code: Allow the model folder's own Python code to run (ChatGLM3 needs it).
-        api_key: The key of a remote server (``openai:`` sources); kept out of ``repr``.
+        api_key: The key of a remote server (``openai:`` sources); kept out of ``repr`` and of
+            :meth:`to_dict`, so it is never saved.
         quantize: ``none``, ``int8`` or ``int4``: weight quantization for transformers on a CUDA GPU.
         threads: llama.cpp's CPU threads for decoding; 0 chooses for this machine.
         context: llama.cpp's context window in tokens; 0 is the model's, at most 8192.
@@ -165,6 +166,15 @@ class ModelSpec:
             if raw is not None:
                 values[option.field] = convert_option(option.field, raw)
         return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a plain dict for saving and exporting: every field but the secret ones.
+
+        The API key is never written anywhere (a saved conversation, an export, a log); it stays in the
+        environment or in the running session.
+        """
+        secret = {option.field for option in SPEC_OPTIONS if option.secret}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in secret}
 
     def replace(self, **changes: Any) -> ModelSpec:
         """Return a copy with some fields changed (``None`` values are ignored)."""

@@ -10,8 +10,10 @@ instead of failing. Any other database SQLAlchemy reaches is named by ``WORKBENC
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +35,7 @@ WRITE_ATTEMPTS = 5
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def data_dir() -> Path:
@@ -177,6 +180,30 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+def forget_old_rows(engine: Engine) -> None:
+    """Rebuild the database so that no old version of a rewritten row is left in its files.
+
+    Run after migration 0003 removed secrets: SQLite is rebuilt (``VACUUM``: the rows an earlier rename
+    rewrote leave their old bytes in free space) and its WAL emptied; PostgreSQL's ``conversations``
+    table is rewritten (``VACUUM FULL``: dead row versions hold the old records). A database that cannot
+    do it now (another program holds it) is left as it is, with a warning: the secrets are gone from
+    every live row either way.
+    """
+    try:
+        if engine.dialect.name == "sqlite":
+            raw = engine.raw_connection()
+            try:  # outside any transaction (VACUUM refuses one): the connection is in autocommit mode
+                raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+        elif engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM FULL conversations")
+    except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:  # a failed clean-up must not block the open
+        logger.warning("The conversation database was not compacted after removing saved API keys: %s", exc)
+
+
 def head_revision() -> str:
     """Return the newest schema revision this release knows."""
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
@@ -205,6 +232,11 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             )
         target = scripts.get_current_head() if revision == "head" else revision
         if current != target:
-            command.upgrade(_alembic_config(connection), revision)
+            config = _alembic_config(connection)
+            command.upgrade(config, revision)
+            removed[0] = int(config.attributes.get("secrets_removed", 0))
 
+    removed = [0]  # records migration 0003 cleaned (set again if a locked attempt is retried)
     run_write(engine, upgrade)
+    if removed[0]:
+        forget_old_rows(engine)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -15,8 +16,12 @@ from sqlalchemy.engine import Connection
 from workbench.conversation import Message
 from workbench.errors import TranscriptError
 from workbench.store.errors import StoreError
+from workbench.store.redact import scrub_model
 from workbench.store.schema import conversations, messages
+from workbench.store.shapes import READ_FATAL, check_message
 from workbench.store.transcripts import ImportedConversation
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,16 +65,28 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def model_json(model: Any) -> str | None:
-    """Serialise a model spec (a mapping, a dataclass or an object with ``to_dict``) as JSON."""
+    """Serialise a model spec (a mapping, an object with ``to_dict`` or a dataclass) as JSON.
+
+    Secrets (a remote model's API key, a password in its URL) are left out: see :mod:`.redact`.
+    """
     if model is None:
         return None
-    if dataclasses.is_dataclass(model) and not isinstance(model, type):
-        model = dataclasses.asdict(model)
-    elif hasattr(model, "to_dict"):
+    if hasattr(model, "to_dict"):  # ModelSpec.to_dict leaves its API key out
         model = model.to_dict()
+    elif dataclasses.is_dataclass(model) and not isinstance(model, type):
+        model = dataclasses.asdict(model)
     if not isinstance(model, Mapping):
         raise TypeError(f"model must be a mapping or a dataclass, got {type(model).__name__}")
-    return json.dumps(dict(model), default=str, ensure_ascii=False)
+    return json.dumps(scrub_model(model), default=str, ensure_ascii=False)
+
+
+def read_model(text: str | None) -> dict[str, Any] | None:
+    """The model record of a ``conversations`` row (None when absent or unreadable), without secrets."""
+    try:
+        model = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return scrub_model(model) if isinstance(model, dict) else None
 
 
 def message_row(conversation_id: str, position: int, message: Message, when: datetime) -> dict[str, Any]:
@@ -92,7 +109,7 @@ def info(row: Any) -> ConversationInfo:
         id=row.id,
         title=row.title,
         mode=row.mode,
-        model=json.loads(row.model) if row.model else None,
+        model=read_model(row.model),
         created=utc(row.created_at) or now(),
         updated=utc(row.updated_at) or now(),
         deleted=utc(row.deleted_at),
@@ -108,13 +125,29 @@ class RowView:
 
 
 def message(conversation_id: str, row: Any) -> Message:
-    """Rebuild a message from its ``messages`` row.
+    """Rebuild a message from its ``messages`` row, tolerating what another writer may have left.
+
+    Fields of the wrong type (written by an older release, another program or an import of old)
+    are left out, so the message shows them as missing (see :mod:`.shapes`); they are logged.
 
     Raises:
-        StoreError: If the row does not hold a valid message.
+        StoreError: If the row does not hold a message at all (an unknown role).
     """
     try:
-        return Message.from_dict({"role": row.role, "content": row.content, **json.loads(row.extra)})
+        extra = json.loads(row.extra) if row.extra else {}
+    except ValueError:
+        extra = None
+    if not isinstance(extra, dict):
+        logger.warning("Message %s of conversation %s: its extra fields are unreadable; left out.",
+                       row.position, conversation_id)  # fmt: skip
+        extra = {}
+    checked, problems = check_message({**extra, "role": row.role, "content": row.content}, READ_FATAL)
+    for problem in problems:
+        logger.warning("Message %s of conversation %s, %s: left out.", row.position, conversation_id, problem)
+    try:
+        if any(problem.fatal for problem in problems):
+            raise TranscriptError(str(problems[-1]))
+        return Message.from_dict(checked)
     except (TranscriptError, ValueError) as exc:
         raise StoreError(
             f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "

@@ -426,16 +426,17 @@ class ConversationStore:
         ids = [conversation_id] if conversation_id is not None else [i.id for i in self._all()]
         return "\n---\n\n".join(transcripts.conversation_to_markdown(*self.get(i)) for i in ids)
 
-    def import_json(self, data: bytes | str) -> InfoList:
+    def import_json(self, data: bytes | str, *, notes: transcripts.Notes | None = None) -> InfoList:
         """Import conversations from an export (or an OpenAI-style message list) in one transaction.
 
-        Ids are kept when free, else new ones are given. All is checked first: on any error nothing
-        is stored.
+        Ids are kept when free, else new ones are given. All is checked first, field by field (see
+        :mod:`.shapes`): on any error nothing is stored. An optional field of the wrong type (a
+        ``stats.new_tokens`` that is not a number) is left out instead, and said in ``notes``.
 
         Raises:
             ImportRefusedError: If the file is malformed, too large or hostile (says what and where).
         """
-        parsed = transcripts.parse_import(data)
+        parsed = transcripts.parse_import(data, notes=notes)
 
         def work(connection: Connection) -> list[str]:
             return [rows.insert_imported(connection, item) for item in parsed]

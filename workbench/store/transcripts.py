@@ -8,8 +8,9 @@ written, and one bad conversation refuses the whole file (see :func:`parse_impor
 
 Scripts: content is stored as the text it is, and the app renders it as Markdown with raw HTML off
 (Streamlit escapes it), so a ``<script>`` in a message is shown, never run. Import refuses active HTML
-outside code anyway (``<script>``, ``<iframe>``, ``on...=`` handlers, ``javascript:`` links): a
-transcript carrying it was not written by Workbench, and another viewer of the export might render it.
+outside code anyway (``<script>``, ``<iframe>``, ``on...=`` handlers, ``javascript:`` links; see
+:mod:`.active_html`): a transcript carrying it was not written by Workbench, and another viewer of the
+export might render it.
 """
 
 from __future__ import annotations
@@ -25,22 +26,19 @@ from workbench.errors import TranscriptError
 from workbench.history import title_from
 from workbench.modes.code_format import drop_unshowable_images
 from workbench.openai_messages import from_openai
+from workbench.store.active_html import find_active_html
 from workbench.store.errors import ImportRefusedError
+from workbench.store.shapes import IMPORT_FATAL, check_message, find_surrogate
 
 MODES = ("chat", "tool", "code")
+Notes = list[str]
+"""Lines about what an import left out (a wrong-typed optional field), one per field."""
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_MESSAGE_CHARS = 2_000_000
 MAX_MESSAGES = 20_000
 MAX_CONVERSATIONS = 10_000
 MAX_TITLE_CHARS = 200
 _OPENAI_ROLES = ("tool", "developer", "function")
-_CODE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]*`", re.DOTALL)
-_ACTIVE_HTML = re.compile(
-    r"<\s*/?\s*(script|iframe|frame|object|embed|applet|meta|link|base|form|svg|math|style)\b"
-    r"|<[^>]*\son[a-z]+\s*="
-    r"|(?:javascript|vbscript|data\s*:\s*text/html)\s*:",
-    re.IGNORECASE,
-)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -65,12 +63,6 @@ def make_title(text: str) -> str:
 def clean_title(title: str) -> str:
     """Return ``title`` on one line, without control characters, at most ``MAX_TITLE_CHARS`` long."""
     return " ".join(_CONTROL.sub(" ", title).split())[:MAX_TITLE_CHARS]
-
-
-def find_active_html(text: str) -> str | None:
-    """Return the first piece of active HTML in ``text`` outside code spans and blocks, or None."""
-    match = _ACTIVE_HTML.search(_CODE.sub(" ", text))
-    return match.group(0) if match else None
 
 
 def conversation_to_dict(info: Any, messages: list[Message]) -> dict[str, Any]:
@@ -109,12 +101,16 @@ def conversation_to_markdown(info: Any, messages: list[Message]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def parse_import(data: bytes | str, *, max_bytes: int = MAX_IMPORT_BYTES) -> list[ImportedConversation]:
+def parse_import(
+    data: bytes | str, *, max_bytes: int = MAX_IMPORT_BYTES, notes: list[str] | None = None
+) -> list[ImportedConversation]:
     """Read and check an import; return its conversations or refuse it whole.
 
     Args:
         data: The file's bytes or text.
         max_bytes: The largest file accepted.
+        notes: Receives one line per optional field that was dropped for its wrong type (it is then
+            shown as missing), naming the conversation, the message and the field.
 
     Raises:
         ImportRefusedError: With what is wrong (and where) and what to do; nothing is stored.
@@ -130,7 +126,7 @@ def parse_import(data: bytes | str, *, max_bytes: int = MAX_IMPORT_BYTES) -> lis
         payload = json.loads(text)
     except UnicodeDecodeError:
         raise ImportRefusedError("The import is not UTF-8 text; give a JSON transcript.") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, and Python's limit on the digits of an integer
         raise ImportRefusedError(f"The import is not valid JSON ({exc}); check the file.") from None
     except RecursionError:
         raise ImportRefusedError("The import is nested too deeply to be a transcript.") from None
@@ -144,12 +140,28 @@ def parse_import(data: bytes | str, *, max_bytes: int = MAX_IMPORT_BYTES) -> lis
         raise ImportRefusedError(
             'An import must be {"messages": [...]}, {"conversations": [...]} or a list of messages.'
         )
+    notes = [] if notes is None else notes
     if len(items) > MAX_CONVERSATIONS:
         raise ImportRefusedError(f"The import holds {len(items)} conversations, over {MAX_CONVERSATIONS}.")
-    return [_parse_conversation(item, number) for number, item in enumerate(items, 1)]
+    return [_parse_conversation(item, number, notes) for number, item in enumerate(items, 1)]
 
 
-def _parse_conversation(item: Any, number: int) -> ImportedConversation:
+_SURROGATE = (
+    "it holds a lone surrogate (such as \\ud800), which is not text and cannot be stored; "
+    "fix the program that wrote the file, or remove it, and import again."
+)
+
+
+def _field_place(path: str) -> str:
+    """``messages[1].stats.x`` as people count: ``message 2, field stats.x``."""
+    if path.startswith("messages["):
+        index, _, rest = path.removeprefix("messages[").partition("]")
+        if index.isdigit():
+            return f"message {int(index) + 1}, field {rest.lstrip('.') or 'itself'}"
+    return f"field {path}"
+
+
+def _parse_conversation(item: Any, number: int, notes: list[str]) -> ImportedConversation:
     where = f"Conversation {number}"
     if isinstance(item, list):
         item = {"messages": item}
@@ -170,7 +182,10 @@ def _parse_conversation(item: Any, number: int) -> ImportedConversation:
     conversation_id = item.get("id")
     if not (isinstance(conversation_id, str) and valid_id(conversation_id)):
         conversation_id = None
-    messages = drop_unshowable_images(_parse_messages(raw_messages, where))  # issue 24: image bombs
+    surrogate = find_surrogate(item)
+    if surrogate is not None:
+        raise ImportRefusedError(f"{where}, {_field_place(surrogate)}: {_SURROGATE}")
+    messages = drop_unshowable_images(_parse_messages(raw_messages, where, notes))  # issue 24: image bombs
     for label, text in [("title", title)] + [(f"message {i}", m.content) for i, m in enumerate(messages, 1)]:
         found = find_active_html(text)
         if found:
@@ -192,7 +207,7 @@ def _parse_conversation(item: Any, number: int) -> ImportedConversation:
     )
 
 
-def _parse_messages(raw_messages: list[Any], where: str) -> list[Message]:
+def _parse_messages(raw_messages: list[Any], where: str, notes: list[str]) -> list[Message]:
     for index, raw in enumerate(raw_messages, 1):
         content = raw.get("content") if isinstance(raw, dict) else None
         if isinstance(content, str) and len(content) > MAX_MESSAGE_CHARS:
@@ -204,11 +219,22 @@ def _parse_messages(raw_messages: list[Any], where: str) -> list[Message]:
             return from_openai(raw_messages)
         messages = []
         for index, raw in enumerate(raw_messages, 1):
+            if not isinstance(raw, dict):
+                raise TranscriptError(f"message {index}: a message must be a JSON object.")
+            checked, problems = check_message(raw, IMPORT_FATAL)
+            for problem in problems:
+                if problem.fatal:
+                    raise ImportRefusedError(
+                        f"{where}, message {index}, {problem}; fix it in the file and import again."
+                    )
+                notes.append(f"{where}, message {index}, {problem}: imported without it.")
             try:
-                messages.append(Message.from_dict(raw))
+                messages.append(Message.from_dict(checked))
             except TranscriptError as exc:
                 raise TranscriptError(f"message {index}: {exc}") from None
         return messages
+    except ImportRefusedError:
+        raise
     except TranscriptError as exc:
         text = str(exc)
         raise ImportRefusedError(f"{where}, {text[0].lower() + text[1:]}") from None

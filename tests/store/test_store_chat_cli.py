@@ -1,0 +1,118 @@
+"""``chat --save`` / ``--resume`` in the terminal: a copy is announced, and a failed save never lands
+inside an answer (a scripted model; the real store)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import workbench.cli.chat as chat_command
+from tests.cli_helpers import run_main
+from tests.scripted import PlainDialect, ScriptedBackend
+from workbench.chat_model import ChatModel
+from workbench.conversation import Message, Role
+from workbench.store import ConversationStore
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("chat_driver.py")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "data"
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(folder))
+    monkeypatch.delenv("WORKBENCH_DB_URL", raising=False)
+    return folder
+
+
+class OtherWriterFirst(io.StringIO):
+    """Standard input; before the first line is read, another program writes to the conversation."""
+
+    def __init__(self, text: str, conversation_id: str) -> None:
+        super().__init__(text)
+        self.conversation_id = conversation_id
+        self.done = False
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if not self.done:
+            self.done = True
+            with ConversationStore.open() as store:  # another process would open its own store
+                count = store.info(self.conversation_id).message_count
+                store.append(self.conversation_id, count, Message(Role.USER, "written in a browser tab"))
+        return super().readline(size if size is not None else -1)
+
+
+def test_resume_says_when_the_chat_goes_on_as_a_copy(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ConversationStore.open() as store:
+        info = store.create("chat", title="Colours")
+        store.save_all(info.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
+    backend = ScriptedBackend("Blue.", chunk_chars=None, context_length=100_000)
+    monkeypatch.setattr(
+        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
+    )
+    out, err = io.StringIO(), io.StringIO()
+    stdin = OtherWriterFirst("Another one?\nstop\n", info.id)
+    status = chat_command.run_chat(_chat_args("--resume", info.id[:8]), stdin, out, err)
+    assert status == 0, err.getvalue()
+    with ConversationStore.open() as store:
+        [copy] = [i for i in store.list() if i.id != info.id]
+        original = [m.content for m in store.get(info.id)[1]]
+        copied = [m.content for m in store.get(copy.id)[1]]
+    assert original == ["Name a colour.", "Red.", "written in a browser tab"]  # the other writer's kept
+    assert copied == ["Name a colour.", "Red.", "Another one?", "Blue."] and copy.title == "Colours (copy)"
+    notice = [line for line in err.getvalue().splitlines() if "goes on as a copy" in line]
+    assert notice == [
+        f"[workbench] Conversation {info.id} was changed by another tab or program since this chat opened it; "
+        f"this chat goes on as a copy: {copy.id} (python -m workbench history show {copy.id[:8]}). Both are kept."
+    ]
+    assert "Assistant: Blue.\n" in out.getvalue()
+
+
+def _chat_args(*extra: str) -> argparse.Namespace:
+    from workbench.cli.parser import build_parser
+
+    return build_parser().parse_args(["chat", *extra])
+
+
+def test_a_failed_save_is_reported_after_the_answer_never_inside_it(data_dir: Path) -> None:
+    ConversationStore.open().close()  # the database exists; compact it so that it has no free page
+    database = data_dir / "conversations.sqlite3"
+    with sqlite3.connect(database) as connection:
+        connection.execute("VACUUM")
+    reply = "A long answer " + "word " * 3000  # long rows need new pages: the full "disk" refuses them
+    question = "Tell me " + "more " * 3000
+    done = subprocess.run(
+        [sys.executable, "-u", str(DRIVER), reply, "--full-disk", "--", "chat", "--save"],
+        input=f"{question}\nstop\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, as on a terminal: the order is what a user sees
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    # A pipe does not echo the question, so the prompt "User: " stands before the answer's line.
+    answer = next(i for i, line in enumerate(lines) if "Assistant: " in line)
+    assert lines[answer].split("Assistant: ", 1)[1].strip() == reply.strip()  # nothing else on its line
+    assert lines[answer].split("Assistant: ", 1)[0] == "User: "
+    warnings = [line for line in lines if "was not saved" in line]
+    assert warnings and all(line.startswith("[workbench] Conversation ") for line in warnings), lines
+    assert "database or disk is full" in warnings[0]
+    assert all(lines.index(line) > answer for line in warnings)  # held until the answer ended
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_history_import_of_a_good_file_still_works(data_dir: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"messages": [{"role": "user", "content": "hi"}]}')
+    status, out, err = run_main("history", "import", str(good))
+    assert status == 0 and out.startswith("Imported ") and err == ""
