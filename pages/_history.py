@@ -18,6 +18,7 @@ from pages._common import session_object
 from workbench.errors import USER_ERRORS
 from workbench.history import Conversation, Mode
 from workbench.modes.code import CodeSession
+from workbench.shared import process_resource
 from workbench.store import ConversationStore, default_url
 from workbench.store.page_history import HoldsHistory, PageHistory
 from workbench.store.reopen import NEW_KERNEL_NOTE, code_cells, rerun_cells
@@ -27,10 +28,9 @@ PAGES = {Mode.CHAT: "pages/chat.py", Mode.TOOL: "pages/tool.py", Mode.CODE: "pag
 LISTED = 15
 
 
-@st.cache_resource(show_spinner=False)
 def conversation_store(url: str) -> ConversationStore:
-    """The process-wide store at ``url``, opened and migrated once."""
-    return ConversationStore.open(url)
+    """The process-wide store at ``url``, opened and migrated once (not in ``st.cache_resource``)."""
+    return process_resource("store", url, lambda: ConversationStore.open(url))
 
 
 def _label(title: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.e2e.streamlit_server import CHAT_INPUT, open_app
+from tests.e2e.streamlit_server import CHAT_INPUT, NAV_LINKS, open_app
 
 STOP_BUTTON = "[data-testid='stChatInputStopButton']"
 
@@ -80,7 +80,7 @@ def open_code_page(page: Any, url: str) -> None:
     ``test_deep_links.py`` opens ``/code`` directly.
     """
     open_app(page, url)
-    page.locator("[data-testid='stSidebarNav']").get_by_text("Code interpreter", exact=True).click()
+    page.locator(NAV_LINKS).get_by_text("Code interpreter", exact=True).click()
     page.get_by_role("heading", name="Code interpreter").wait_for()
     page.get_by_role("tab", name="Your cells").wait_for()
     wait_script_done(page)

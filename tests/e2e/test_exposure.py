@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.streamlit_server import ROOT, free_port, launch_streamlit
+from tests.e2e.streamlit_server import NAV_LINKS, ROOT, free_port, launch_streamlit
 
 pytestmark = pytest.mark.browser
 
@@ -109,8 +109,8 @@ def test_another_address_with_a_password_or_no_auth(tmp_path: Path) -> None:
 
 
 def signed_in(page: Any) -> bool:
-    """Whether main.py's navigation (its page titles) is shown, which only happens past the gate."""
-    links = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
+    """Whether the navigation (the page titles) is shown, which only happens past the gate."""
+    links = page.locator(NAV_LINKS).all_inner_texts()
     return any(text.strip().endswith("Code interpreter") for text in links)
 
 
