@@ -133,7 +133,7 @@ def current_model() -> ChatModel:
         st.sidebar.info(f"Still using {escape_markdown(previous.label)}.")
         model = model_slot(previous).get()
     info = model.info
-    st.sidebar.caption(escape_markdown(info.summary()))
+    st.sidebar.caption(images_as_links(info.summary()))  # the name comes from the model's file or server
     if info.device == "remote":
         st.sidebar.caption(f"remote: {escape_markdown(info.loaded_from)}")
     return model

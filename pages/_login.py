@@ -86,7 +86,8 @@ def _login_form() -> None:
         attempt = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        outcome = guard.check(attempt, st.context.ip_address or "")
+        address = st.context.ip_address
+        outcome = guard.check(attempt, address if isinstance(address, str) else "")  # "": not known
         if outcome.ok:
             st.session_state[SIGNED_IN] = True
             st.rerun()  # the same URL: the page and conversation it names

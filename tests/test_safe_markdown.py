@@ -81,7 +81,7 @@ def test_an_image_in_a_code_span_changes_invisibly() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["![x](https://images.example.com/a.png)", "**bold** _it_ `c` [l](u) :material/home: $x$", "a\\b<c>"],
+    ["![x](https://images.example.com/a.png)", "**bold** `c` [l](u) $x$ ~~s~~", "a\\b<c>", "snake_case_name"],
 )
 def test_escaped_text_shows_as_itself(text: str) -> None:
     tokens = PARSER.parseInline(escape_markdown(text))[0].children or []

@@ -23,7 +23,9 @@ from markdown_it import MarkdownIt
 
 ZERO_WIDTH_SPACE = "\u200b"
 _IMAGE = re.compile(r"(?<!\\)((?:\\\\)*)!\[(\]?)")
-_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+# What starts inline Markdown that links, fetches, formats as code or math, or hides text: escaped.
+# Not "_": in a name (a tool's, a file's) it is mostly inside a word, where it formats nothing.
+_INLINE_SYNTAX = frozenset("\\`*[]!<>~$")
 _PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
@@ -50,5 +52,8 @@ def _as_link(match: re.Match[str]) -> str:
 
 
 def escape_markdown(text: str) -> str:
-    """``text`` shown as itself where Streamlit reads Markdown: every ASCII punctuation mark escaped."""
-    return "".join("\\" + char if char in _ASCII_PUNCTUATION else char for char in text)
+    """``text`` (a name) shown as itself where Streamlit reads Markdown: no link, image, code or HTML.
+
+    Backslash-escapes the characters that open inline Markdown (``_`` aside: see ``_INLINE_SYNTAX``).
+    """
+    return "".join("\\" + char if char in _INLINE_SYNTAX else char for char in text)
