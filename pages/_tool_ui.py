@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 from workbench.modes.tool_steps import CallStep, call_steps
-from workbench.safe_markdown import escape_markdown
+from workbench.safe_markdown import escape_markdown, images_as_links
 from workbench.shared import process_resource
 
 SESSION_KEY = "tool_session"
@@ -78,7 +78,7 @@ def call_body(step: CallStep) -> None:
 def result_body(observation: Message) -> None:
     """A call's result, or its error in red."""
     if observation.error:
-        st.error(observation.content)
+        st.error(images_as_links(observation.content))  # a tool's text: its images show as links
     else:
         st.caption(f"Result · {observation.metadata.get('duration_s', 0):.2f} s")
         st.code(observation.content, language=None, wrap_lines=True)
@@ -101,7 +101,7 @@ def live_turn(events: Generator[Event, None, None]) -> None:
                 text += event.text
                 show_markdown(text + "▌", area)
             elif isinstance(event, Notice):
-                (st.error if event.level == "error" else st.warning)(event.text)
+                (st.error if event.level == "error" else st.warning)(images_as_links(event.text))
             elif isinstance(event, MessageDone) and event.message.role is Role.ASSISTANT:
                 if event.message.content:
                     show_markdown(event.message.content, area)

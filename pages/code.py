@@ -33,6 +33,7 @@ from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, release_whe
 from workbench.modes.code_format import split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
+from workbench.safe_markdown import images_as_links
 
 INTERRUPT_WAIT_S = 5.0
 """Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it."""
@@ -149,7 +150,7 @@ def show_turn(turn: CodeTurn) -> None:
             slot, text = st.empty(), ""
             show_status()
         elif isinstance(event, Notice):
-            {"error": st.error, "warning": st.warning}.get(event.level, st.info)(event.text)
+            {"error": st.error, "warning": st.warning}.get(event.level, st.info)(images_as_links(event.text))
 
 
 def show_status() -> None:

@@ -5,7 +5,8 @@
 - :data:`LEAK_WATCH` is an init script for a browser context: from the first byte of every document it
   records (in ``window.__leaks``) every moment the page shows a secret, a page's own content or any
   sidebar entry. It records what appears even if it is gone a moment later.
-- :func:`record_hosts` collects the host of every request a browser context makes.
+- :func:`record_requests` collects every request a browser context makes; :func:`outside` picks the
+  ones that leave the machine.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def leaks(page: Any) -> list[str]:
     return list(page.evaluate("window.__leaks || []"))
 
 
-def record_hosts(context: Any) -> set[str]:
-    """A set that fills with the ``host:port`` (or scheme, for data: and blob:) of every request of ``context``."""
-    hosts: set[str] = set()
+def record_requests(context: Any) -> list[str]:
+    """A list that fills with the URL of every request of the browser ``context``."""
+    urls: list[str] = []
+    context.on("request", lambda request: urls.append(request.url))
+    return urls
 
-    def seen(request: Any) -> None:
-        parts = urlsplit(request.url)
-        hosts.add(parts.netloc or parts.scheme)
 
-    context.on("request", seen)
-    return hosts
+def outside(urls: list[str], own: str) -> list[str]:
+    """The URLs that go to another host than ``own`` (``host:port``); data: and blob: URLs stay in the browser."""
+    return [
+        url for url in urls if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != own
+    ]
