@@ -14,8 +14,12 @@ from pages._login import NAVIGATION
 
 # An emoji icon: Streamlit draws it locally, where a ":material/...:" page icon is fetched from a font host.
 st.set_page_config(page_title="Workbench", page_icon="🛠️", layout="wide")
+pages = [st.Page(path, title=title, icon=icon) for path, title, icon in NAVIGATION[1:]]
+chat, title, icon = NAVIGATION[0]
 pages = [
-    st.Page(path, title=title, icon=icon, default=index == 0)
-    for index, (path, title, icon) in enumerate(NAVIGATION)
+    st.Page(chat, title=title, icon=icon, default=True, url_path="home"),  # served at "/"
+    # /chat too (the URL a page opened in Streamlit's pages-folder mode shows): else "Page not found".
+    st.Page(chat, title=title, icon=icon, url_path="chat", visibility="hidden"),
+    *pages,
 ]
 st.navigation(pages, position="hidden").run()

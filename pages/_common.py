@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from pages._login import signed_in
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message
 from workbench.errors import WorkbenchError
@@ -196,6 +197,8 @@ def rerun_when_behind(key: str, fingerprint: Callable[[], object], live: bool) -
         ctx = get_script_run_ctx()
         if ctx is None or not ctx.fragment_ids_this_run:
             return  # drawn inside a full run: that run draws the truth itself
+        if not signed_in():
+            st.rerun()  # the whole page, and so its login gate
         seen = st.session_state.get(key)
         if seen is not None and fingerprint() != seen:
             st.rerun()  # the whole page

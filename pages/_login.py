@@ -79,6 +79,18 @@ def login_gate() -> None:
         st.sidebar.warning("No login (--no-auth): anyone who can reach this address can use this app.")
 
 
+def signed_in() -> bool:
+    """Whether this session may see the pages now (no drawing): for fragments, which rerun without the page.
+
+    A fragment's own rerun runs only its function, not the page and its gate; one that finds the
+    session no longer signed in (a ``clear_cache`` message empties its session state) reruns the page.
+    """
+    decision = access_for(st.get_option("server.address"))
+    if decision.access is Access.PASSWORD:
+        return bool(st.session_state.get(SIGNED_IN))
+    return decision.access is not Access.REFUSED
+
+
 def _login_form() -> None:
     guard = process_guard(os.environ[PASSWORD_VARIABLE])
     st.title("Workbench")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from pages._common import session_object, show_error, show_markdown, stats_caption
+from pages._login import signed_in
 from tools import ToolRegistry, default_registry
 from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
@@ -167,7 +168,7 @@ def loading_status(registry: ToolRegistry) -> None:
 @st.fragment(run_every=1.0)
 def _loading_watch(registry: ToolRegistry) -> None:
     """Refreshed every second while loading; reruns the whole page once the tools are there."""
-    if not registry.loading:
+    if not registry.loading or not signed_in():  # signed out: the page's login gate
         st.rerun()  # the whole page, so the tools panel and the model see the new tools
     file = registry.loading_file
     shown = f" importing {escape_markdown(file)}" if file else ""

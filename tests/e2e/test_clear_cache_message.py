@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from websockets.sync.client import connect
+from websockets.typing import Origin, Subprotocol
 
 from tests.e2e.page_actions import CELL_MS, kernels, run_cell, server_process, wait_script_done, wait_until
 from tests.e2e.streamlit_server import APP_READY_MS, CHAT_INPUT, launch_streamlit
@@ -32,7 +33,9 @@ def send_clear_cache(url: str) -> None:
     message = BackMsg()
     message.clear_cache = True
     stream = url.replace("http://", "ws://") + "/_stcore/stream"
-    with connect(stream, subprotocols=["streamlit"], origin=url, open_timeout=30) as socket:  # type: ignore[list-item, arg-type]
+    with connect(
+        stream, subprotocols=[Subprotocol("streamlit")], origin=Origin(url), open_timeout=30
+    ) as socket:
         socket.send(message.SerializeToString())
         time.sleep(1.0)  # the server handles it before the connection ends
 
