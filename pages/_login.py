@@ -18,40 +18,6 @@ import streamlit as st
 
 from workbench.auth import PASSWORD_VARIABLE, Access, access_for, process_guard, warn_once
 
-# Whether this process has checked Streamlit's pages-folder mode (see leave_pages_folder_mode).
-_pages_folder_mode_checked = False
-
-
-def leave_pages_folder_mode() -> None:
-    """Hand a page opened by URL on a fresh server (``/tool``) back to main.py's ``st.navigation``.
-
-    Why a private attribute: Streamlit decides once per process, when the first browser session
-    starts, whether the app uses its legacy pages-folder mode, by whether a folder named ``pages``
-    sits next to the main script (``PagesManager.uses_pages_directory``). In that mode a page opened
-    by URL runs on its own, without main.py's frame (navigation, page config); only a call of
-    ``st.navigation`` switches the mode off, and main.py makes none until it runs. Streamlit offers no
-    supported switch (no config option; its advice is to rename the folder, and ours is called
-    ``pages`` on purpose), so this turns the flag off and reruns, and main.py takes over.
-
-    Acts at most once per process, at the first page run, as Streamlit decides once per process.
-    (Streamlit's ``AppTest`` decides again before every run; a rerun at each would swallow the
-    clicks a test makes.) Guarded: with a Streamlit that lacks this internal it does nothing.
-    Called by :func:`login_gate`, which every page calls first. Security does not depend on it: the
-    gate itself runs in every page, whichever script Streamlit runs.
-    """
-    global _pages_folder_mode_checked
-    if _pages_folder_mode_checked:
-        return
-    _pages_folder_mode_checked = True
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:
-        return
-    if getattr(PagesManager, "uses_pages_directory", None) is True:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 SIGNED_IN = "workbench_signed_in"
 NAVIGATION = [
     ("pages/chat.py", "Chat", ":material/chat:"),
@@ -112,3 +78,37 @@ def navigation_links() -> None:
     with st.sidebar.container():
         for path, title, icon in NAVIGATION:
             st.page_link(path, label=title, icon=icon)
+
+
+# Whether this process has checked Streamlit's pages-folder mode (see leave_pages_folder_mode).
+_pages_folder_mode_checked = False
+
+
+def leave_pages_folder_mode() -> None:
+    """Hand a page opened by URL on a fresh server (``/tool``) back to main.py's ``st.navigation``.
+
+    Why a private attribute: Streamlit decides once per process, when the first browser session
+    starts, whether the app uses its legacy pages-folder mode, by whether a folder named ``pages``
+    sits next to the main script (``PagesManager.uses_pages_directory``). In that mode a page opened
+    by URL runs on its own, without main.py's frame (navigation, page config); only a call of
+    ``st.navigation`` switches the mode off, and main.py makes none until it runs. Streamlit offers no
+    supported switch (no config option; its advice is to rename the folder, and ours is called
+    ``pages`` on purpose), so this turns the flag off and reruns, and main.py takes over.
+
+    Acts at most once per process, at the first page run, as Streamlit decides once per process.
+    (Streamlit's ``AppTest`` decides again before every run; a rerun at each would swallow the
+    clicks a test makes.) Guarded: with a Streamlit that lacks this internal it does nothing.
+    Called by :func:`login_gate`, which every page calls first. Security does not depend on it: the
+    gate itself runs in every page, whichever script Streamlit runs.
+    """
+    global _pages_folder_mode_checked
+    if _pages_folder_mode_checked:
+        return
+    _pages_folder_mode_checked = True
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", None) is True:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

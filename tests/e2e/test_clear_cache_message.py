@@ -46,14 +46,20 @@ def sign_in(page: Any, url: str, path: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def wrong_try(page: Any) -> str:
-    """A wrong password; the message it gets."""
+def wrong_try(page: Any, shown_before: str = "") -> str:
+    """A wrong password; the message it gets (waiting until it replaces the one shown before)."""
     page.get_by_label("Password", exact=True).wait_for(timeout=APP_READY_MS)
     wait_script_done(page)
     page.get_by_label("Password", exact=True).fill("not the password")
     page.get_by_role("button", name="Sign in").click()
-    wait_script_done(page)
-    return page.locator("[data-testid='stAlertContentError']").inner_text()
+    alert = page.locator("[data-testid='stAlertContentError']")
+    deadline = time.monotonic() + SLOW_MS / 1000
+    while time.monotonic() < deadline:
+        text = alert.inner_text() if alert.count() else ""
+        if text and text != shown_before:
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"no new message after the wrong try (still {shown_before!r})")
 
 
 def test_clear_cache_from_a_stranger_resets_nothing(new_page: Any, tmp_path: Path) -> None:
@@ -80,7 +86,7 @@ def test_clear_cache_from_a_stranger_resets_nothing(new_page: Any, tmp_path: Pat
         first = wrong_try(stranger)
         assert "next try is possible in 1 s" in first
         time.sleep(1.2)
-        second = wrong_try(stranger)
+        second = wrong_try(stranger, first)
         assert "next try is possible in 2 s" in second
 
         for number in range(1, CLEARS + 1):
@@ -93,7 +99,7 @@ def test_clear_cache_from_a_stranger_resets_nothing(new_page: Any, tmp_path: Pat
             )
 
         # The stranger is still locked out: a rebuilt guard would have forgotten the two failures.
-        third = wrong_try(stranger)
+        third = wrong_try(stranger, second)
         assert "next try is possible in 1 s" not in third
         assert "Too many wrong passwords" in third or "next try is possible in 4 s" in third
         # No pool beside the first: the same kernels as before the messages.
