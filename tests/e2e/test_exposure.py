@@ -133,5 +133,6 @@ def test_the_password_gate_comes_before_every_page(page: Any, tmp_path: Path) ->
         password.fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_role("heading", name="Code interpreter").wait_for(timeout=60_000)
+        page.locator(NAV_LINKS).filter(has_text="Code interpreter").wait_for()  # drawn past the gate
         assert signed_in(page)
         assert not page.get_by_label("Password", exact=True).count()

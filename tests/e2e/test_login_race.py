@@ -50,7 +50,7 @@ def assert_only_the_login(pages: list[Any]) -> None:
         waiting = [p for p in waiting if not leaks(p) and not p.get_by_label("Password", exact=True).count()]
         time.sleep(0.25)
     time.sleep(SETTLE_S)
-    shown = {page.url: leaks(page) for page in pages}
+    shown = {f"tab {index} {page.url}": leaks(page) for index, page in enumerate(pages)}
     assert not any(shown.values()), f"shown before the password: {shown}"
     for page in pages:
         assert page.get_by_label("Password", exact=True).is_visible()
