@@ -1,65 +1,38 @@
 """Streamlit pieces shared by the pages: the cached model, the model sidebar, sampling controls.
 
-UI only: every behaviour lives in ``workbench``. The model is cached with ``st.cache_resource`` so
-one copy per (model, device, dtype) serves every page and every browser session.
+UI only: every behaviour lives in ``workbench``. One copy of a model per (model, device, dtype) serves
+every page and every browser session: :func:`workbench.shared.shared_model`, not ``st.cache_resource``
+(which any browser can empty with a ``clear_cache`` message).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from pages._login import signed_in
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message
 from workbench.errors import WorkbenchError
 from workbench.models.generation import GenerationStats, SamplingSettings
 from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec, convert_option, is_remote_source
-from workbench.shared import SharedModel
+from workbench.safe_markdown import escape_markdown, images_as_links
+from workbench.shared import SharedModel, shared_model
 
 T = TypeVar("T")
 
 
-# Whether this process has checked Streamlit's pages-folder mode (see leave_pages_folder_mode).
-_pages_folder_mode_checked = False
+MODELS_KEPT = 3
+"""Models the app keeps loaded for its sessions at most (the least recently chosen go first)."""
 
 
-def leave_pages_folder_mode() -> None:
-    """Hand a page opened by URL on a fresh server (``/tool``) back to main.py's ``st.navigation``.
-
-    Why a private attribute: Streamlit decides once per process, when the first browser session
-    starts, whether the app uses its legacy pages-folder mode, by whether a folder named ``pages``
-    sits next to the main script (``PagesManager.uses_pages_directory``). In that mode a page opened
-    by URL runs on its own, without main.py's frame (navigation, page config); only a call of
-    ``st.navigation`` switches the mode off, and main.py makes none until it runs. Streamlit offers no
-    supported switch (no config option; its advice is to rename the folder, and ours is called
-    ``pages`` on purpose), so this turns the flag off and reruns, and main.py takes over.
-
-    Acts at most once per process, at the first page run, as Streamlit decides once per process.
-    (Streamlit's ``AppTest`` decides again before every run; a rerun at each would swallow the
-    clicks a test makes.) Guarded: with a Streamlit that lacks this internal it does nothing.
-    Called by :func:`current_model`, which every page calls first.
-    """
-    global _pages_folder_mode_checked
-    if _pages_folder_mode_checked:
-        return
-    _pages_folder_mode_checked = True
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:
-        return
-    if getattr(PagesManager, "uses_pages_directory", None) is True:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-@st.cache_resource(show_spinner=False, max_entries=3)
 def model_slot(spec: ModelSpec) -> SharedModel:
     """The process-wide slot of a model; loading happens in :func:`current_model`."""
-    return SharedModel(spec)
+    return shared_model(spec, keep=MODELS_KEPT)
 
 
 def session_object(key: str, factory: Callable[[], T]) -> T:
@@ -135,7 +108,6 @@ def current_model() -> ChatModel:
 
     Stops the page with an error if no model can be loaded at all.
     """
-    leave_pages_folder_mode()
     if "model_spec" not in st.session_state:
         st.session_state["model_spec"] = ModelSpec.from_env()
     _model_form()
@@ -154,17 +126,17 @@ def current_model() -> ChatModel:
                 )
     except WorkbenchError as exc:
         previous = st.session_state.pop("model_previous", None)
-        st.sidebar.error(f"Could not load {spec.label}: {exc}")
+        st.sidebar.error(f"Could not load {escape_markdown(spec.label)}: {images_as_links(str(exc))}")
         if previous is None or previous == spec:
-            st.error(str(exc))
+            show_error(exc)
             st.stop()
         st.session_state["model_spec"] = previous  # keep running with the model we had
-        st.sidebar.info(f"Still using {previous.label}.")
+        st.sidebar.info(f"Still using {escape_markdown(previous.label)}.")
         model = model_slot(previous).get()
     info = model.info
-    st.sidebar.caption(info.summary())
+    st.sidebar.caption(images_as_links(info.summary()))  # the name comes from the model's file or server
     if info.device == "remote":
-        st.sidebar.caption(f"remote: {info.loaded_from}")
+        st.sidebar.caption(f"remote: {escape_markdown(info.loaded_from)}")
     return model
 
 
@@ -225,6 +197,8 @@ def rerun_when_behind(key: str, fingerprint: Callable[[], object], live: bool) -
         ctx = get_script_run_ctx()
         if ctx is None or not ctx.fragment_ids_this_run:
             return  # drawn inside a full run: that run draws the truth itself
+        if not signed_in():
+            st.rerun()  # the whole page, and so its login gate
         seen = st.session_state.get(key)
         if seen is not None and fingerprint() != seen:
             st.rerun()  # the whole page
@@ -233,8 +207,22 @@ def rerun_when_behind(key: str, fingerprint: Callable[[], object], live: bool) -
 
 
 def show_error(exc: Exception) -> None:
-    """Show a WorkbenchError as an error box (the page keeps running)."""
-    st.error(str(exc))
+    """Show a WorkbenchError as an error box (the page keeps running); an image in it shows as a link."""
+    st.error(images_as_links(str(exc)))
+
+
+def show_markdown(text: str, where: Any = st) -> None:
+    """Markdown from a conversation (imports, models, tools, the user): images show as links, never fetched."""
+    where.markdown(images_as_links(text))
+
+
+def stream_markdown(chunks: Iterable[str]) -> str:
+    """Show text as it streams (as ``st.write_stream`` does), images as links; return the whole text."""
+    slot, text = st.empty(), ""
+    for chunk in chunks:
+        text += chunk
+        slot.markdown(images_as_links(text))
+    return text
 
 
 __all__ = [
@@ -243,5 +231,7 @@ __all__ = [
     "sampling_controls",
     "session_object",
     "show_error",
+    "show_markdown",
     "stats_caption",
+    "stream_markdown",
 ]

@@ -18,6 +18,8 @@ from pages._common import session_object
 from workbench.errors import USER_ERRORS
 from workbench.history import Conversation, Mode
 from workbench.modes.code import CodeSession
+from workbench.safe_markdown import images_as_links
+from workbench.shared import process_resource
 from workbench.store import ConversationStore, default_url
 from workbench.store.page_history import HoldsHistory, PageHistory
 from workbench.store.reopen import NEW_KERNEL_NOTE, code_cells, rerun_cells
@@ -27,10 +29,9 @@ PAGES = {Mode.CHAT: "pages/chat.py", Mode.TOOL: "pages/tool.py", Mode.CODE: "pag
 LISTED = 15
 
 
-@st.cache_resource(show_spinner=False)
 def conversation_store(url: str) -> ConversationStore:
-    """The process-wide store at ``url``, opened and migrated once."""
-    return ConversationStore.open(url)
+    """The process-wide store at ``url``, opened and migrated once (not in ``st.cache_resource``)."""
+    return process_resource("store", url, lambda: ConversationStore.open(url))
 
 
 def _label(title: str) -> str:
@@ -65,7 +66,7 @@ def conversation_sidebar(
     try:
         store = conversation_store(default_url())  # WORKBENCH_DB_URL, else the data folder
     except USER_ERRORS as exc:
-        st.sidebar.warning(f"Conversations are not saved: {exc}")
+        st.sidebar.warning(f"Conversations are not saved: {images_as_links(str(exc))}")
         return None
     history = session_object(
         f"{mode.value}_page_history",
@@ -74,7 +75,7 @@ def conversation_sidebar(
     try:
         opened = history.follow(loop, st.query_params.get(URL_KEY))
     except USER_ERRORS as exc:
-        st.sidebar.error(f"Could not open the conversation: {exc}")
+        st.sidebar.error(f"Could not open the conversation: {images_as_links(str(exc))}")
         history.new(loop)
     else:
         if opened.other_mode is not None:  # a link to another page's conversation
@@ -97,7 +98,7 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
     )
     error = st.session_state.pop("history_error", None) or history.error
     if error:
-        st.error(str(error))
+        st.error(images_as_links(str(error)))
     if history.recorder is not None and history.recorder.forked_from is not None:
         history.recorder.forked_from = None
         st.info("Another tab changed this conversation, so yours goes on as a copy (both are kept).")
@@ -133,7 +134,7 @@ def _panel(mode: Mode, loop: HoldsHistory, history: PageHistory) -> None:
     try:
         listed = history.conversations(query, limit=LISTED)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(images_as_links(str(exc)))
         return
     if not query and current.id not in {info.id for info in listed}:
         # The open conversation, not saved yet (or older than the list): first, under its title so far.

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 import streamlit as st
 
-from pages._common import session_object, show_error, stats_caption
+from pages._common import session_object, show_error, show_markdown, stats_caption
+from pages._login import signed_in
 from tools import ToolRegistry, default_registry
 from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
@@ -21,14 +22,20 @@ from workbench.errors import WorkbenchError
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 from workbench.modes.tool_steps import CallStep, call_steps
+from workbench.safe_markdown import escape_markdown, images_as_links
+from workbench.shared import process_resource
 
 SESSION_KEY = "tool_session"
 
 
-@st.cache_resource(show_spinner=False)
 def _registry(tools_path: str) -> ToolRegistry:
-    """One registry per process and tool path (the path is the cache key, so a changed one reloads)."""
-    return default_registry(wait=False)  # tool files load in the background, in the tool host
+    """One registry per process and tool path (the path is the key, so a changed one reloads).
+
+    Process-wide in ``workbench.shared``, not ``st.cache_resource``: a browser's ``clear_cache`` would
+    start another tool host beside the first.
+    """
+    # tool files load in the background, in the tool host
+    return process_resource("tools", tools_path, lambda: default_registry(wait=False))
 
 
 def tool_registry() -> ToolRegistry:
@@ -50,11 +57,12 @@ def tool_session(model: ChatModel) -> ToolSession:
 
 def call_label(step: CallStep) -> str:
     """The status block's title: the tool's name and how the call went."""
+    name = escape_markdown(step.name)  # the model's text: shown as written, never as Markdown (an image)
     if step.observation is None:
-        return f"Calling {step.name}…"
+        return f"Calling {name}…"
     if step.raw is not None:
-        return f"{step.name}: the call could not be read"
-    return f"{step.name} failed" if step.failed else f"Called {step.name}"
+        return f"{name}: the call could not be read"
+    return f"{name} failed" if step.failed else f"Called {name}"
 
 
 def call_body(step: CallStep) -> None:
@@ -71,7 +79,7 @@ def call_body(step: CallStep) -> None:
 def result_body(observation: Message) -> None:
     """A call's result, or its error in red."""
     if observation.error:
-        st.error(observation.content)
+        st.error(images_as_links(observation.content))  # a tool's text: its images show as links
     else:
         st.caption(f"Result · {observation.metadata.get('duration_s', 0):.2f} s")
         st.code(observation.content, language=None, wrap_lines=True)
@@ -92,12 +100,12 @@ def live_turn(events: Generator[Event, None, None]) -> None:
         for event in events:
             if isinstance(event, TextDelta):
                 text += event.text
-                area.markdown(text + "▌")
+                show_markdown(text + "▌", area)
             elif isinstance(event, Notice):
-                (st.error if event.level == "error" else st.warning)(event.text)
+                (st.error if event.level == "error" else st.warning)(images_as_links(event.text))
             elif isinstance(event, MessageDone) and event.message.role is Role.ASSISTANT:
                 if event.message.content:
-                    area.markdown(event.message.content)
+                    show_markdown(event.message.content, area)
                 else:
                     area.empty()
                 for step in call_steps(event.message):
@@ -131,14 +139,16 @@ def tools_panel(session: ToolSession, key: str) -> None:
         registry.reload(wait=False)
         st.rerun()
     for problem in registry.errors:
-        st.error(f"**{problem.source}**: {problem.message}")
+        st.error(f"**{escape_markdown(problem.source)}**: {escape_markdown(problem.message)}")
     for spec in registry.specs():
         row = st.columns([1, 4])
-        on = row[0].toggle(spec.name, value=session.is_enabled(spec.name), key=f"{key}_on_{spec.name}")
+        on = row[0].toggle(
+            escape_markdown(spec.name), value=session.is_enabled(spec.name), key=f"{key}_on_{spec.name}"
+        )
         if on != session.is_enabled(spec.name):
             session.set_enabled(spec.name, on)
-        with row[1].expander(spec.description):
-            st.caption(f"Source: {spec.source}")
+        with row[1].expander(escape_markdown(spec.description)):
+            st.caption(f"Source: {escape_markdown(spec.source)}")
             st.json(_shown_schema(spec.schema()), expanded=True)
     enabled = sum(session.is_enabled(name) for name in registry.names())
     summary.caption(
@@ -151,17 +161,18 @@ def loading_status(registry: ToolRegistry) -> None:
     if registry.loading:
         _loading_watch(registry)
     elif registry.errors:
-        names = ", ".join(sorted({os.path.basename(e.source) for e in registry.errors}))
+        names = escape_markdown(", ".join(sorted({os.path.basename(e.source) for e in registry.errors})))
         st.warning(f"Some tools did not load ({names}): see Tools below.", icon=":material/warning:")
 
 
 @st.fragment(run_every=1.0)
 def _loading_watch(registry: ToolRegistry) -> None:
     """Refreshed every second while loading; reruns the whole page once the tools are there."""
-    if not registry.loading:
+    if not registry.loading or not signed_in():  # signed out: the page's login gate
         st.rerun()  # the whole page, so the tools panel and the model see the new tools
     file = registry.loading_file
-    st.info("Loading tools…" + (f" importing {file}" if file else ""), icon=":material/hourglass_top:")
+    shown = f" importing {escape_markdown(file)}" if file else ""
+    st.info("Loading tools…" + shown, icon=":material/hourglass_top:")
 
 
 def _shown_schema(schema: dict[str, Any]) -> Any:

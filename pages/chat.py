@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import current_model, sampling_controls, session_object, show_error, stats_caption
+from pages._common import (
+    current_model,
+    sampling_controls,
+    session_object,
+    show_error,
+    show_markdown,
+    stats_caption,
+    stream_markdown,
+)
 from pages._history import conversation_sidebar
+from pages._login import login_gate
 from workbench.conversation import Role
 from workbench.errors import WorkbenchError
 from workbench.history import Mode
 from workbench.modes.chat import ChatSession, Turn
 
+login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
 st.title("Chat")
 model = current_model()
 session = session_object("chat_session", lambda: ChatSession(model))
@@ -37,14 +47,14 @@ if regenerate:
 
 for message in session.messages:
     with st.chat_message(message.role.value):
-        st.markdown(message.content or "*(no text)*")
+        show_markdown(message.content or "*(no text)*")
         if message.role is Role.ASSISTANT:
             stats_caption(message)
 
 prompt = st.chat_input("Message the model", submit_mode="stop", key="chat_input")
 if prompt is not None:
     with st.chat_message("user"):
-        st.markdown(prompt)
+        show_markdown(prompt)
     try:
         turn = session.send(prompt)
     except WorkbenchError as exc:
@@ -53,7 +63,7 @@ if prompt is not None:
 if turn is not None:
     with st.chat_message("assistant"):
         try:
-            st.write_stream(turn.text())
+            stream_markdown(turn.text())
         except WorkbenchError as exc:
             show_error(exc)
         finally:

@@ -21,17 +21,20 @@ from pages._common import (
     sampling_controls,
     session_object,
     show_error,
+    show_markdown,
     stats_caption,
 )
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
+from pages._login import login_gate
 from workbench.conversation import Message, Role
 from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
 from workbench.history import Mode
-from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, create_pool
+from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, release_when_gone, shared_pool
 from workbench.modes.code_format import sandboxed_html, split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
+from workbench.safe_markdown import images_as_links
 
 # Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it.
 INTERRUPT_WAIT_S = 5.0
@@ -58,15 +61,20 @@ def streamlit_session_alive(session_id: str) -> bool:
     return runtime.get_instance().is_active_session(session_id)
 
 
-@st.cache_resource(show_spinner=False)
 def kernel_pool() -> Any:
-    """The process-wide pool: one kernel per browser session, a warm spare, an idle limit."""
-    return create_pool(session_alive=streamlit_session_alive)
+    """The process-wide pool: one kernel per browser session, a warm spare, an idle limit.
+
+    Module-level in ``workbench`` (not ``st.cache_resource``, which any browser can empty).
+    """
+    return shared_pool(session_alive=streamlit_session_alive)
 
 
 def release_kernel(lease: KernelLease) -> None:
-    """Streamlit's session-end hook: the session's kernel and work folder go with it."""
-    lease.release()
+    """Streamlit's session-end hook: the session's kernel and work folder go with it, once it is gone.
+
+    Streamlit also calls it for every session when a browser sends ``clear_cache``: live sessions keep theirs.
+    """
+    release_when_gone(lease.pool)
 
 
 @st.cache_resource(scope="session", on_release=release_kernel, show_spinner=False)
@@ -130,7 +138,7 @@ def show_message(message: Message) -> None:
     with st.chat_message(message.role.value):
         prose, code = split_code(message) if message.role is Role.ASSISTANT else (message.content, None)
         if prose:
-            st.markdown(prose)
+            show_markdown(prose)
         if code is not None:
             st.code(code, language="python")
         if not prose and code is None:
@@ -146,7 +154,7 @@ def show_turn(turn: CodeTurn) -> None:
         if isinstance(event, TextDelta):
             text += event.text
             with slot.container(), st.chat_message("assistant"):
-                st.markdown(text)
+                show_markdown(text)
         elif isinstance(event, CodeRunning):
             slot.caption(f"Running the code… {event.seconds:.0f} s (Stop or Interrupt ends it)")
             show_status()
@@ -156,7 +164,7 @@ def show_turn(turn: CodeTurn) -> None:
             slot, text = st.empty(), ""
             show_status()
         elif isinstance(event, Notice):
-            {"error": st.error, "warning": st.warning}.get(event.level, st.info)(event.text)
+            {"error": st.error, "warning": st.warning}.get(event.level, st.info)(images_as_links(event.text))
 
 
 def show_status() -> None:
@@ -252,6 +260,7 @@ def restart_clicked() -> None:
     after_action(note)
 
 
+login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
 st.title("Code interpreter")
 model = current_model()
 try:
@@ -344,7 +353,7 @@ with chat_tab:
         turn: CodeTurn | None = None
         if prompt is not None:
             with st.chat_message("user"):
-                st.markdown(prompt)
+                show_markdown(prompt)
             try:
                 turn = session.send(prompt)
             except USER_ERRORS as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import current_model, sampling_controls, show_error, stats_caption
+from pages._common import current_model, sampling_controls, show_error, show_markdown, stats_caption
 from pages._history import conversation_sidebar
+from pages._login import login_gate
 from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
 from workbench.errors import WorkbenchError
 from workbench.history import Mode
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges
 
+login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
 st.title("Tool")
 model = current_model()
 session = tool_session(model)
@@ -55,12 +57,12 @@ with st.expander("Tools", expanded=False):
 for exchange in group_exchanges(session.messages):
     if exchange.user is not None:
         with st.chat_message("user"):
-            st.markdown(exchange.user.content)
+            show_markdown(exchange.user.content)
     if exchange.replies:
         with st.chat_message("assistant"):
             for reply in exchange.replies:
                 if reply.message.content:
-                    st.markdown(reply.message.content)
+                    show_markdown(reply.message.content)
                 for step in reply.calls:
                     show_call(step)
             stats_caption(exchange.replies[-1].message)
@@ -68,7 +70,7 @@ for exchange in group_exchanges(session.messages):
 prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
 if prompt is not None:
     with st.chat_message("user"):
-        st.markdown(prompt)
+        show_markdown(prompt)
     try:
         events = session.send(prompt)
     except WorkbenchError as exc:

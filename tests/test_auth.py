@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.auth import Access, LoginGuard, access_for, is_loopback, main
+from workbench.auth import Access, LoginGuard, access_for, is_loopback, main, process_guard, whole_seconds
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,25 @@ def test_login_guard_refuses_near_misses(attempt: str) -> None:
 def test_an_empty_password_is_refused() -> None:
     with pytest.raises(ValueError, match="WORKBENCH_PASSWORD is empty"):
         LoginGuard("")
+
+
+def test_a_wait_is_told_in_whole_seconds_rounded_up_never_0() -> None:
+    clock = Clock()
+    guard = LoginGuard("correct horse", base_delay=1, clock=clock)
+    assert guard.check("wrong", "a").message == "Wrong password. The next try is possible in 1 s."
+    clock.now += 0.6  # 0.4 s left
+    locked = guard.check("correct horse", "a")
+    assert locked.message == "Too many wrong passwords: wait 1 s, then try again."
+    assert 0 < locked.wait_s < 1
+    clock.now += 0.39  # 0.01 s left
+    assert "wait 1 s" in guard.check("correct horse", "a").message
+    assert [whole_seconds(w) for w in (0.001, 0.5, 1.0, 1.01, 59.2)] == [1, 1, 1, 2, 60]
+
+
+def test_the_process_has_one_guard_per_password_so_a_lock_out_holds() -> None:
+    guard = process_guard("the process secret")
+    assert process_guard("the process secret") is guard
+    assert not guard.check("wrong", "client").ok
+    again = process_guard("the process secret").check("the process secret", "client")
+    assert not again.ok and "Too many wrong passwords" in again.message
+    assert process_guard("another secret") is not guard

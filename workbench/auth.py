@@ -2,7 +2,9 @@
 
 :func:`access_for` decides from the address the server listens on and the environment;
 :class:`LoginGuard` checks passwords in constant time and locks a client out for a growing delay
-after failed tries. The login form itself is UI (``pages/_login.py``); ``scripts/run-app.sh`` runs
+after failed tries; :func:`process_guard` is the one guard of the process, kept here rather than in
+Streamlit's ``st.cache_resource`` (which any browser can empty with a ``clear_cache`` message, and with
+it every lock-out). The login form itself is UI (``pages/_login.py``); ``scripts/run-app.sh`` runs
 ``python -m workbench.auth HOST`` to refuse an unsafe start before the server binds.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import sys
 import threading
@@ -135,7 +138,7 @@ class LoginGuard:
             wait = self._locked_until.get(client, 0.0) - now
             if wait > 0:
                 return LoginOutcome(
-                    False, f"Too many wrong passwords: wait {wait:.0f} s, then try again.", wait
+                    False, f"Too many wrong passwords: wait {whole_seconds(wait)} s, then try again.", wait
                 )
             given = hashlib.sha256(attempt.encode()).digest()
             if hmac.compare_digest(given, self._digest):
@@ -146,7 +149,41 @@ class LoginGuard:
             self._failures[client] = failures
             delay = min(self.base_delay * 2 ** (failures - 1), self.max_delay)
             self._locked_until[client] = now + delay
-            return LoginOutcome(False, f"Wrong password. The next try is possible in {delay:.0f} s.", delay)
+            return LoginOutcome(
+                False, f"Wrong password. The next try is possible in {whole_seconds(delay)} s.", delay
+            )
+
+
+def whole_seconds(wait: float) -> int:
+    """A wait as the whole seconds to tell a user: rounded up, so never "0 s" while they must wait."""
+    return max(1, math.ceil(wait))
+
+
+_guards: dict[str, LoginGuard] = {}
+_warned: set[str] = set()
+_process_lock = threading.Lock()
+
+
+def process_guard(password: str) -> LoginGuard:
+    """The process's one :class:`LoginGuard` for ``password``, so a lock-out holds across sessions.
+
+    A module-level object: no message a browser sends (Streamlit's ``clear_cache`` empties
+    ``st.cache_resource``) can replace it and so reset the lock-outs.
+    """
+    with _process_lock:
+        guard = _guards.get(password)
+        if guard is None:
+            guard = _guards[password] = LoginGuard(password)
+        return guard
+
+
+def warn_once(message: str) -> None:
+    """Print ``message`` to the server's log once per process."""
+    with _process_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

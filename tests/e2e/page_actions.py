@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-from tests.e2e.streamlit_server import CHAT_INPUT, open_app
+import psutil
+
+from tests.e2e.streamlit_server import CHAT_INPUT, NAV_LINKS, open_app
 
 STOP_BUTTON = "[data-testid='stChatInputStopButton']"
 
@@ -80,7 +84,48 @@ def open_code_page(page: Any, url: str) -> None:
     ``test_deep_links.py`` opens ``/code`` directly.
     """
     open_app(page, url)
-    page.locator("[data-testid='stSidebarNav']").get_by_text("Code interpreter", exact=True).click()
+    page.locator(NAV_LINKS).get_by_text("Code interpreter", exact=True).click()
     page.get_by_role("heading", name="Code interpreter").wait_for()
     page.get_by_role("tab", name="Your cells").wait_for()
     wait_script_done(page)
+
+
+def server_process(url: str) -> psutil.Process:
+    """The ``streamlit run`` process this test started (other tests' servers may still run beside it)."""
+    port = url.rsplit(":", 1)[1]
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            command = process.cmdline()
+        except psutil.Error:
+            continue
+        if "streamlit" in " ".join(command) and port in command:
+            return process
+    raise AssertionError(f"no streamlit server on port {port} among this test's processes")
+
+
+def kernels(server: psutil.Process) -> int:
+    """Sandboxed kernels of one server: its outermost bwrap processes."""
+    count = 0
+    for process in server.children(recursive=True):
+        try:
+            if process.name() == "bwrap" and process.parent().name() != "bwrap":
+                count += 1
+        except psutil.Error:
+            continue
+    return count
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.25)
+
+
+def run_cell(page: Any, code: str) -> None:
+    page.get_by_role("tab", name="Your cells").click()
+    editor = page.get_by_role("tabpanel").get_by_label("Python")
+    editor.fill(code)
+    editor.press("Control+Enter")
+    wait_script_done(page)
+    page.get_by_role("button", name="Run", exact=True).click()

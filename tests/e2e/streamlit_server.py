@@ -26,6 +26,8 @@ SERVER_START_S = 120.0
 # Long enough for the model to load in a fresh server on a busy two-core machine.
 APP_READY_MS = 180_000
 CHAT_INPUT = "textarea[data-testid='stChatInputTextArea']"
+# The app's navigation: page links the login gate draws at the top of the sidebar (pages/_login.py).
+NAV_LINKS = "[data-testid='stSidebar'] [data-testid='stPageLink']"
 
 
 def free_port() -> int:
@@ -44,14 +46,17 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def launch_streamlit(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def launch_streamlit(
+    log_path: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
     """Run ``streamlit run main.py`` headless on a free port; yield its URL, stop it afterwards.
 
     Args:
         log_path: Where the server's output goes (shown if it fails to start).
         env: Extra environment variables for the server (``WORKBENCH_MODEL`` and the like).
+        port: The port to listen on (a restart on the same one lets open tabs reconnect); a free one by default.
     """
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "streamlit", "run", "main.py",

@@ -2,60 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
-from tests.e2e.page_actions import CELL_MS, open_code_page, wait_script_done
+from tests.e2e.page_actions import CELL_MS, kernels, open_code_page, run_cell, server_process, wait_until
 from tests.e2e.streamlit_server import launch_streamlit
 
 pytestmark = [pytest.mark.browser, pytest.mark.kernel]
-
-
-def server_process(url: str) -> psutil.Process:
-    """The ``streamlit run`` process this test started (other tests' servers may still run beside it)."""
-    port = url.rsplit(":", 1)[1]
-    for process in psutil.Process(os.getpid()).children(recursive=True):
-        try:
-            command = process.cmdline()
-        except psutil.Error:
-            continue
-        if "streamlit" in " ".join(command) and port in command:
-            return process
-    raise AssertionError(f"no streamlit server on port {port} among this test's processes")
-
-
-def kernels(server: psutil.Process) -> int:
-    """Sandboxed kernels of one server: its outermost bwrap processes."""
-    count = 0
-    for process in server.children(recursive=True):
-        try:
-            if process.name() == "bwrap" and process.parent().name() != "bwrap":
-                count += 1
-        except psutil.Error:
-            continue
-    return count
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.25)
-
-
-def run_cell(page: Any, code: str) -> None:
-    page.get_by_role("tab", name="Your cells").click()
-    editor = page.get_by_role("tabpanel").get_by_label("Python")
-    editor.fill(code)
-    editor.press("Control+Enter")
-    wait_script_done(page)
-    page.get_by_role("button", name="Run", exact=True).click()
 
 
 def test_closed_tabs_free_their_kernels(browser: Any, tmp_path: Path) -> None:
@@ -83,7 +39,9 @@ def test_closed_tabs_free_their_kernels(browser: Any, tmp_path: Path) -> None:
             context.close()
             # Streamlit ends the session after its TTL; the session-scoped cache's hook frees the kernel.
             wait_until(lambda: not folders[-1].exists(), 60, f"session {number}'s work folder is still there")
-            wait_until(lambda: kernels(server) <= 1, 60, f"{kernels(server)} kernels after session {number} closed")
+            wait_until(
+                lambda: kernels(server) <= 1, 60, f"{kernels(server)} kernels after session {number} closed"
+            )
         assert kernels(server) <= 1  # at most the warm spare
 
 

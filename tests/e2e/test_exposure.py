@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.streamlit_server import ROOT, free_port, launch_streamlit
+from tests.e2e.streamlit_server import NAV_LINKS, ROOT, free_port, launch_streamlit
 
 pytestmark = pytest.mark.browser
 
@@ -109,8 +109,8 @@ def test_another_address_with_a_password_or_no_auth(tmp_path: Path) -> None:
 
 
 def signed_in(page: Any) -> bool:
-    """Whether main.py's navigation (its page titles) is shown, which only happens past the gate."""
-    links = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
+    """Whether the navigation (the page titles) is shown, which only happens past the gate."""
+    links = page.locator(NAV_LINKS).all_inner_texts()
     return any(text.strip().endswith("Code interpreter") for text in links)
 
 
@@ -122,16 +122,22 @@ def test_the_password_gate_comes_before_every_page(page: Any, tmp_path: Path) ->
         password.wait_for(timeout=60_000)
         assert not signed_in(page)
         assert not page.get_by_role("heading", name="Code interpreter").count()
-        password.fill("wrong")
-        page.get_by_role("button", name="Sign in").click()
-        page.get_by_text("Wrong password").wait_for()
+        # Three wrong tries (waiting out the first two lock-outs): locked out for 4 s, long enough for the
+        # right password to arrive within it even on a loaded machine.
+        for number, lock_s in enumerate((1, 2, 4)):
+            password.fill(f"wrong {number}")
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text(f"Wrong password. The next try is possible in {lock_s} s.").wait_for()
+            if lock_s < 4:
+                time.sleep(lock_s + 0.2)
         password.fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_text("Too many wrong passwords").wait_for()  # locked out: not even checked
         assert not signed_in(page)
-        time.sleep(1.2)
+        time.sleep(4.2)
         password.fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_role("heading", name="Code interpreter").wait_for(timeout=60_000)
+        page.locator(NAV_LINKS).filter(has_text="Code interpreter").wait_for()  # drawn past the gate
         assert signed_in(page)
         assert not page.get_by_label("Password", exact=True).count()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.page_actions import send, set_sampling, wait_idle
-from tests.e2e.streamlit_server import open_app
+from tests.e2e.streamlit_server import NAV_LINKS, open_app
 
 pytestmark = pytest.mark.browser
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 def test_a_required_call_appears_as_a_completed_status_block_with_its_result(page, streamlit_server):
     # Through the sidebar link, as a user does (test_deep_links.py opens /tool directly).
     open_app(page, streamlit_server)
-    page.locator("[data-testid='stSidebarNav']").get_by_text("Tool", exact=True).click()
+    page.locator(NAV_LINKS).get_by_text("Tool", exact=True).click()
     page.get_by_role("heading", name="Tool").wait_for()
     wait_idle(page)
     set_sampling(page, temperature=0, max_new_tokens=40)

@@ -48,7 +48,7 @@ from workbench.modes.code_runs import (
     CodeSettings,
     KernelProvider,
 )
-from workbench.modes.code_workspace import Workspace, create_pool
+from workbench.modes.code_workspace import Workspace, create_pool, release_when_gone, shared_pool
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 
 CodeEvent = Event | CodeRunning
@@ -302,4 +302,14 @@ class CodeSession(Workspace):
             self.active = None
 
 
-__all__ = ["CodeEvent", "CodeRun", "CodeRunning", "CodeSession", "CodeSettings", "CodeTurn", "create_pool"]
+__all__ = [
+    "CodeEvent",
+    "CodeRun",
+    "CodeRunning",
+    "CodeSession",
+    "CodeSettings",
+    "CodeTurn",
+    "create_pool",
+    "release_when_gone",
+    "shared_pool",
+]

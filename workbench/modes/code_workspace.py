@@ -292,6 +292,46 @@ def create_pool(session_alive: Callable[[str], bool] | None = None) -> KernelPoo
     return pool
 
 
+SESSION_END_CHECK_S = 5.0
+"""Seconds after a session-end hook before its session's kernel goes, if the session is really gone."""
+
+_app_pool: KernelPool | None = None
+_app_pool_lock = threading.Lock()
+
+
+def shared_pool(session_alive: Callable[[str], bool] | None = None) -> KernelPool:
+    """The app's one kernel pool (made by :func:`create_pool` at the first call), for the whole process.
+
+    Module-level rather than in Streamlit's ``st.cache_resource``, which any browser can empty with a
+    ``clear_cache`` message: a second pool would start kernels beside the first one's, which would keep
+    running unaccounted. A failed creation (a bad setting) is not kept, so the next call tries again.
+
+    Args:
+        session_alive: Whether a session id still belongs to a live session (used at the first call).
+
+    Raises:
+        KernelError: If a setting is not a positive number.
+    """
+    global _app_pool
+    with _app_pool_lock:
+        if _app_pool is None:
+            _app_pool = create_pool(session_alive=session_alive)
+        return _app_pool
+
+
+def release_when_gone(pool: KernelPool, delay: float = SESSION_END_CHECK_S) -> None:
+    """A session-end hook: after ``delay`` seconds, free the kernels of the sessions that are gone.
+
+    Streamlit calls its session-scoped release hooks when a session ends, but also for every session
+    at once when any browser sends ``clear_cache``; so the hook asks the pool's ``session_alive``
+    (:meth:`KernelPool.reap_dead`) instead of trusting the call, and the live sessions keep their kernels.
+    The delay lets Streamlit finish removing a session that is ending.
+    """
+    timer = threading.Timer(delay, pool.reap_dead)
+    timer.daemon = True
+    timer.start()
+
+
 def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
     if not raw:
