@@ -67,8 +67,15 @@ def _model_form() -> None:
                         help="the models the server lists (GET /v1/models)",
                     )
             elif option.secret:
-                text = st.text_input(label, value=str(value), type="password", help=option.help)
-                values[option.field] = convert_option(option.field, text)
+                # Never sent to the browser: the field starts empty, and empty keeps the current secret.
+                text = st.text_input(
+                    label,
+                    value="",
+                    type="password",
+                    placeholder="set (leave empty to keep it)" if value else "",
+                    help=option.help,
+                )
+                values[option.field] = convert_option(option.field, text) if text else value
             elif option.choices is not None:
                 values[option.field] = st.selectbox(
                     label, option.choices, index=option.choices.index(value), help=option.help

@@ -130,3 +130,15 @@ def test_a_bad_model_at_start_stops_the_page_with_the_message(monkeypatch, tmp_p
     assert not at.exception
     assert f"{str(tmp_path / 'missing')!r} does not exist" in at.main.error[0].value
     assert not at.chat_input
+
+
+def test_the_api_key_is_never_sent_to_the_browser(monkeypatch):
+    """The model form's key field starts empty (the key stays on the server); empty keeps the key."""
+    for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DEVICE", "WORKBENCH_DTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_API_KEY", "sk-never-in-the-page-4242")
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    assert not at.exception
+    key_field = next(t for t in at.sidebar.text_input if t.label == "Api key")
+    assert key_field.value == "" and "sk-never-in-the-page" not in str(at.sidebar)
+    assert at.session_state["model_spec"].api_key == "sk-never-in-the-page-4242"
