@@ -294,12 +294,14 @@ class McpServer:
             connected = False
             with anyio.CancelScope() as scope:
                 # Connecting past the timeout cancels the attempt (a server that never answers).
-                timer = asyncio.get_running_loop().call_later(self.config.timeout, scope.cancel)
+                timer = asyncio.get_running_loop().call_later(self.config.connect_timeout, scope.cancel)
                 try:
                     from mcp import Client
 
                     async with Client(
-                        transport, message_handler=self._on_message, read_timeout_seconds=self.config.timeout
+                        transport,
+                        message_handler=self._on_message,
+                        read_timeout_seconds=self.config.connect_timeout,
                     ) as client:
                         await self._list_tools(client)
                         connected = True
@@ -309,7 +311,10 @@ class McpServer:
                         self.state = ServerState.READY
                         self._first_attempt.set()
                         self._changed()
-                        await self._lost.wait()
+                        async with anyio.create_task_group() as group:
+                            group.start_soon(self._listen, client)
+                            await self._lost.wait()
+                            group.cancel_scope.cancel()
                         self._client = None
                         if not self._closing and not self.error:
                             self.error = "the connection was dropped"
@@ -324,7 +329,9 @@ class McpServer:
                     timer.cancel()
             if scope.cancelled_caught and not connected:
                 errors.append(
-                    TimeoutError(f"it did not finish connecting within {self.config.timeout:g} seconds")
+                    TimeoutError(
+                        f"it did not finish connecting within {self.config.connect_timeout:g} seconds"
+                    )
                 )
         raise errors[0] if errors else ConnectionError("no transport")
 
@@ -367,6 +374,23 @@ class McpServer:
                 break
         self.tools = [t for t in tools if self.config.offers(t.name)]
 
+    async def _listen(self, client: Any) -> None:
+        """On the 2026 protocol, change notifications come on a ``subscriptions/listen`` stream."""
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+        capability = getattr(client.server_capabilities, "tools", None)
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not getattr(
+            capability, "list_changed", False
+        ):
+            return  # older servers send notifications/tools/list_changed to _on_message
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    await self._list_tools(client)
+                    self._changed()
+        except Exception as exc:  # the stream is a convenience: the tools stay as listed
+            logger.info("MCP server %r: listening for tool changes failed: %s", self.name, exc)
+
     async def _on_message(self, message: Any) -> None:
         import mcp_types
 
@@ -408,6 +432,9 @@ class McpServer:
 
     def _lose(self, why: str) -> None:
         self.error = why
+        self.state = ServerState.FAILED  # at once: no call goes to the dead connection meanwhile
+        self._client = None
+        self._changed()
         if self._lost is not None:
             self._lost.set()
 

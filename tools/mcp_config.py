@@ -9,7 +9,8 @@
     }}
 
 Per server, Workbench also reads ``disabledTools`` (names left out), ``tools`` (an allow-list),
-``timeout`` (seconds per call and for connecting, default 60), ``confirm`` (ask before each call),
+``timeout`` (seconds per call, default 60), ``connectTimeout`` (seconds to connect, default the
+``timeout``), ``confirm`` (ask before each call),
 ``prefix`` (always name the tools ``server__tool``) and ``disabled`` (skip the server). Every string
 may hold ``${env:NAME}``, replaced by that environment variable. The file comes from ``--mcp-config
 FILE`` or ``WORKBENCH_MCP_CONFIG``. This module only reads and checks the file; it imports no MCP code.
@@ -34,7 +35,7 @@ TRANSPORTS = ("stdio", "streamable-http", "sse")
 _ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _KNOWN_KEYS = {
     "command", "args", "env", "cwd", "url", "headers", "type", "transport",
-    "disabledTools", "tools", "timeout", "confirm", "prefix", "disabled",
+    "disabledTools", "tools", "timeout", "connectTimeout", "confirm", "prefix", "disabled",
     "description", "autoApprove", "alwaysAllow",
 }  # fmt: skip
 
@@ -58,7 +59,8 @@ class McpServerConfig:
         headers: For HTTP transports, headers sent with every request.
         disabled_tools: Tool names (as the server spells them) left out.
         allowed_tools: If not None, only these tool names are offered.
-        timeout: Seconds a call (and connecting) may take.
+        timeout: Seconds a call may take.
+        connect_timeout: Seconds connecting (start, handshake, listing the tools) may take.
         confirm: Ask the user before each call.
         prefix: Always name the tools ``server__tool``.
     """
@@ -74,6 +76,7 @@ class McpServerConfig:
     disabled_tools: frozenset[str] = frozenset()
     allowed_tools: frozenset[str] | None = None
     timeout: float = DEFAULT_TIMEOUT_S
+    connect_timeout: float = DEFAULT_TIMEOUT_S
     confirm: bool = False
     prefix: bool = False
 
@@ -164,9 +167,8 @@ def _server(name: str, entry: dict[str, Any], where: str) -> McpServerConfig:
             f'{here}: "type" {kind!r} does not fit; use "stdio" with "command", and "streamable-http" or "sse" '
             'with "url".'
         )
-    timeout = entry.get("timeout", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise McpConfigError(f'{here}: "timeout" must be a positive number of seconds, not {timeout!r}.')
+    timeout = _seconds(entry, "timeout", DEFAULT_TIMEOUT_S, here)
+    connect_timeout = _seconds(entry, "connectTimeout", timeout, here)
     allowed = entry.get("tools")
     return McpServerConfig(
         name=name,
@@ -179,7 +181,8 @@ def _server(name: str, entry: dict[str, Any], where: str) -> McpServerConfig:
         headers=_string_map(entry.get("headers", {}), f'{here}: "headers"'),
         disabled_tools=frozenset(_strings(entry.get("disabledTools", []), f'{here}: "disabledTools"')),
         allowed_tools=None if allowed is None else frozenset(_strings(allowed, f'{here}: "tools"')),
-        timeout=float(timeout),
+        timeout=timeout,
+        connect_timeout=connect_timeout,
         confirm=bool(entry.get("confirm", False)),
         prefix=bool(entry.get("prefix", False)),
     )
@@ -203,6 +206,13 @@ def _expand(value: Any, here: str) -> Any:
     if isinstance(value, dict):
         return {k: _expand(v, here) for k, v in value.items()}
     return value
+
+
+def _seconds(entry: dict[str, Any], key: str, default: float, here: str) -> float:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise McpConfigError(f'{here}: "{key}" must be a positive number of seconds, not {value!r}.')
+    return float(value)
 
 
 def _string(entry: dict[str, Any], key: str, here: str) -> str:

@@ -108,7 +108,8 @@ async def add_tool_later(ctx: Context) -> str:
         return "late ok"
 
     server.add_tool(late)
-    await ctx.session.send_tool_list_changed()
+    await ctx.notify_tools_changed()  # 2026-07-28 clients hear it on their subscriptions/listen stream
+    await ctx.session.send_tool_list_changed()  # older ones as notifications/tools/list_changed
     return "added"
 
 
