@@ -6,6 +6,7 @@ asserts the plumbing (the call reached the server, its answer is the observation
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tools.mcp_client import McpTools
 from workbench.chat_model import ChatModel
 from workbench.cli.ask_tool import ask_with_tools
 from workbench.cli.parser import build_parser
-from workbench.conversation import Role, ToolCall
+from workbench.conversation import Message, Role, ToolCall
 
 
 def _registry(config: Path) -> ToolRegistry:
@@ -76,7 +77,7 @@ def test_git_server_on_a_scratch_repository(git_server: Path, scratch_repo: Path
         _close(registry)
 
 
-def _ask(model: ChatModel, tmp_path: Path, config: Path, tool: str) -> list:  # type: ignore[type-arg]
+def _ask(model: ChatModel, config: Path, tool: str) -> list[Message]:
     args = build_parser().parse_args(
         [
             "ask",
@@ -95,29 +96,17 @@ def _ask(model: ChatModel, tmp_path: Path, config: Path, tool: str) -> list:  # 
             "--tools",
             tool,
             "question",
-        ]  # fmt: skip
+        ]
     )
-    out, err = _Sink(), _Sink()
-    messages = ask_with_tools(model, args, "What time is it in Paris? Use the tool.", out, err)  # type: ignore[arg-type]
-    return messages
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+    return ask_with_tools(
+        model, args, "What time is it in Paris? Use the tool.", io.StringIO(), io.StringIO()
+    )
 
 
 @pytest.mark.model
 def test_ask_calls_the_time_server(chat_model: ChatModel, time_server: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mcp.json", {"time": {"command": str(time_server)}})
-    messages = _ask(chat_model, tmp_path, config, "get_current_time")
+    messages = _ask(chat_model, config, "get_current_time")
     calls = [c for m in messages for c in m.tool_calls]
     observations = [m for m in messages if m.role is Role.OBSERVATION]
     assert (
@@ -134,7 +123,7 @@ def test_ask_calls_the_time_server(chat_model: ChatModel, time_server: Path, tmp
 @pytest.mark.model
 def test_ask_calls_our_own_server_and_sees_its_answer(chat_model: ChatModel, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mcp.json", {"own": misbehaving(tools=["echo"])})
-    messages = _ask(chat_model, tmp_path, config, "echo")
+    messages = _ask(chat_model, config, "echo")
     calls = [c for m in messages for c in m.tool_calls]
     observations = [m for m in messages if m.role is Role.OBSERVATION]
     assert calls and calls[0].name == "echo"
