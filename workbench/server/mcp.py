@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tools.mcp_client import is_mcp_spec
@@ -232,3 +232,65 @@ async def serve_stdio(server: Server[Any]) -> None:
 
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+def mount_http(app: Any, server: Server[Any], *, host: str, cors_origins: Sequence[str] = ()) -> None:
+    """Serve ``server`` over Streamable HTTP at ``/mcp`` of the API app ``app`` (a Starlette app).
+
+    The route sits behind the app's own middleware, so ``--api-key`` guards it as every other route.
+    The ``Origin`` header is checked as the spec asks (against DNS rebinding): a browser page may call
+    only from a loopback origin or one given by ``--cors-origin``; clients that send no ``Origin`` (every
+    non-browser client) pass. On loopback the SDK also checks the ``Host`` header.
+    """
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.routing import Route
+
+    origins = {o.rstrip("/") for o in cors_origins if o != "*"}
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=loopback,
+        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *origins],
+    )
+    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+    inner = StreamableHTTPASGIApp(manager)
+
+    app.router.routes.append(
+        Route("/mcp", endpoint=_OriginGuard(inner, origins), methods=["GET", "POST", "DELETE"])
+    )
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(outer: Any) -> AsyncIterator[Any]:
+        async with manager.run(), previous(outer) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+class _OriginGuard:
+    """An ASGI app (a class, so Starlette's Route passes it the raw scope) refusing foreign browser origins."""
+
+    def __init__(self, inner: Any, origins: set[str]) -> None:
+        self.inner, self.origins = inner, origins
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.responses import PlainTextResponse
+
+        origin = dict(scope.get("headers") or []).get(b"origin", b"").decode("latin-1")
+        if origin and not allowed_origin(origin, self.origins):
+            refusal = f"Origin {origin} may not call this MCP server; start serve with --cors-origin {origin} to allow it."
+            await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
+            return
+        await self.inner(scope, receive, send)
+
+
+def allowed_origin(origin: str, extra: set[str]) -> bool:
+    """Whether a browser ``Origin`` may call: a loopback origin (any port) or one of ``extra``."""
+    from urllib.parse import urlsplit
+
+    if origin.rstrip("/") in extra:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.hostname in ("127.0.0.1", "localhost", "::1")
