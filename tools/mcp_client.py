@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -157,7 +157,7 @@ class McpServer:
         self._closing = False
         self._first_attempt = threading.Event()
         self._task: concurrent.futures.Future[Any] | None = None
-        self._log: IO[str] | None = None
+        self._log: TextIO | None = None
 
     # --- public -----------------------------------------------------------------------------------
     def start(self) -> None:

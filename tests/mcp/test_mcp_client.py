@@ -157,7 +157,12 @@ def test_allow_list_disabled_tools_prefix_and_confirm(start_servers: Start) -> N
     refused = registry.call(ToolCall("b__echo", {"text": "x"}))
     assert refused.error and refused.error_type == "ConfirmationNeededError" and "--yes" in refused.content
     asked: list[tuple[str, str, dict[str, Any]]] = []
-    mcp.confirm = lambda server, tool, arguments: bool(asked.append((server, tool, arguments))) or True
+
+    def yes(server: str, tool: str, arguments: dict[str, Any]) -> bool:
+        asked.append((server, tool, arguments))
+        return True
+
+    mcp.confirm = yes
     assert registry.call(ToolCall("b__echo", {"text": "x"})).content == "x"
     assert asked == [("b", "echo", {"text": "x"})]
     mcp.confirm = lambda server, tool, arguments: False
