@@ -85,6 +85,22 @@ async def through_mcp(folder: Path, runs: int, code_runs: int) -> tuple[list[flo
     return times, code
 
 
+async def sdk_floor(runs: int) -> list[float]:
+    """The same call to a bare server of the SDK's own (MCPServer), for the protocol's floor here."""
+    params = StdioServerParameters(
+        command=sys.executable, args=[str(ROOT / "tests" / "mcp" / "misbehaving_server.py")], cwd=str(ROOT)
+    )
+    async with Client(params, read_timeout_seconds=120) as client:
+        for _ in range(10):
+            await client.call_tool("echo", {"text": "warm"})
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            await client.call_tool("echo", {"text": "hi"})
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def kernel_execute(runs: int) -> list[float]:
     with KernelSession() as session:
         for _ in range(5):
@@ -107,11 +123,13 @@ def main() -> None:
         (folder / "echo_tool.py").write_text(TOOL_FILE)
         host = direct(folder, args.runs)
         mcp, code = asyncio.run(through_mcp(folder, args.runs, args.code_runs))
+    floor = asyncio.run(sdk_floor(args.runs))
     execute = kernel_execute(args.code_runs)
     h, m = statistics.median(host), statistics.median(mcp)
     print(f"direct call, tool host (median of {args.runs}):      {ms(h)}")
     print(f"call through MCP stdio (median of {args.runs}):      {ms(m)}")
     print(f"MCP overhead (median difference):              {ms(m - h)}   target <= 5 ms")
+    print(f"the SDK's own bare server, same call:          {ms(statistics.median(floor))}")
     print(f"python tool round trip (median of {args.code_runs}):     {ms(statistics.median(code))}")
     print(f"KernelSession.execute('1') (median of {args.code_runs}):  {ms(statistics.median(execute))}")
 

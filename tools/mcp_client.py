@@ -144,6 +144,8 @@ class McpServer:
         #: The server's tools (``mcp_types.Tool``), as listed and allowed by the configuration.
         self.tools: list[Any] = []
         self.attempts = 0
+        #: The protocol version agreed on the last connection ("" before one).
+        self.protocol_version = ""
         #: Lines the server wrote on stdout that were not MCP messages, in this attempt.
         self.garbage = 0
         self.log_path: Path | None = (
@@ -304,6 +306,7 @@ class McpServer:
                         read_timeout_seconds=self.config.connect_timeout,
                     ) as client:
                         await self._list_tools(client)
+                        self.protocol_version = str(client.protocol_version)
                         connected = True
                         timer.cancel()
                         self._client = client

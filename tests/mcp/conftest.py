@@ -35,7 +35,7 @@ def _cache_root() -> Path:
 
 
 def server_venv(requirement: str, script: str) -> Path:
-    """The console script ``script`` of ``requirement``, installed in its own cached venv.
+    """The console script ``script`` of ``requirement`` (one or more, space-separated), in its own cached venv.
 
     Skips the test (saying why) only when pip cannot reach the package index.
     """
@@ -54,7 +54,7 @@ def server_venv(requirement: str, script: str) -> Path:
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            requirement,
+            *requirement.split(),
         ],
         capture_output=True,
         text=True,
@@ -87,6 +87,12 @@ def server_venv(requirement: str, script: str) -> Path:
 def time_server() -> Path:
     """``mcp-server-time`` from PyPI, in its own venv."""
     return server_venv("mcp-server-time", "mcp-server-time")
+
+
+@pytest.fixture(scope="session")
+def legacy_time_server() -> Path:
+    """An older ``mcp-server-time`` on the 1.x SDK, which knows only the ``initialize`` handshake."""
+    return server_venv("mcp-server-time==2025.9.25 mcp<2", "mcp-server-time")
 
 
 @pytest.fixture(scope="session")

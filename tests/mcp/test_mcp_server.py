@@ -30,15 +30,26 @@ def _params(*args: str) -> Any:
     )
 
 
-async def _session(*args: str, steps: Any) -> Any:
+async def _session(*args: str, steps: Any, mode: str) -> Any:
     from mcp import Client
 
-    async with Client(_params(*args), read_timeout_seconds=120) as client:
+    async with Client(_params(*args), read_timeout_seconds=120, mode=mode) as client:  # type: ignore[arg-type]
         return await steps(client)
 
 
-def _run(*args: str, steps: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(_session(*args, steps=steps), 280))
+def _run(*args: str, steps: Any, mode: str = "auto") -> Any:
+    return asyncio.run(asyncio.wait_for(_session(*args, steps=steps, mode=mode), 280))
+
+
+def test_an_older_client_with_the_initialize_handshake() -> None:
+    async def steps(client: Any) -> Any:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        return client.protocol_version, listed, await client.call_tool("calculator", {"expression": "17*23"})
+
+    version, listed, result = _run("--no-tools", steps=steps, mode="legacy")
+    assert version < "2026" and listed == []
+    version, listed, result = _run(steps=steps, mode="legacy")
+    assert "calculator" in listed and result.content[0].text == "391"
 
 
 def test_tools_are_listed_and_called(tmp_path: Path) -> None:

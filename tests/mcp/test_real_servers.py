@@ -40,6 +40,7 @@ def test_time_server(time_server: Path, tmp_path: Path) -> None:
     try:
         assert registry.mcp is not None
         assert registry.mcp.servers["time"].describe_state() == "ready with 2 tools"
+        assert registry.mcp.servers["time"].protocol_version >= "2026"
         assert {"get_current_time", "convert_time"} <= set(registry.names())
         schema = registry.get("get_current_time").parameters  # type: ignore[union-attr]
         assert schema["properties"]["timezone"]["type"] == "string" and schema["required"] == ["timezone"]
@@ -55,6 +56,20 @@ def test_time_server(time_server: Path, tmp_path: Path) -> None:
         assert json.loads(converted.content)["target"]["timezone"] == "Asia/Tokyo"
         bad = registry.call(ToolCall("get_current_time", {"timezone": "Nowhere/Atlantis"}))
         assert bad.error and bad.error_type == "McpToolError" and "Nowhere/Atlantis" in bad.content
+    finally:
+        _close(registry)
+
+
+def test_an_older_server_on_the_initialize_handshake(legacy_time_server: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mcp.json", {"old": {"command": str(legacy_time_server)}})
+    registry = _registry(config)
+    try:
+        assert registry.mcp is not None
+        server = registry.mcp.servers["old"]
+        assert server.describe_state() == "ready with 2 tools", server.describe_state()
+        assert server.protocol_version < "2026"  # the SDK 1.x server: the initialize handshake
+        result = registry.call(ToolCall("get_current_time", {"timezone": "UTC"}))
+        assert not result.error and json.loads(result.content)["timezone"] == "UTC"
     finally:
         _close(registry)
 

@@ -73,6 +73,7 @@ def tools_report(registry: ToolRegistry, only: set[str] | None = None) -> dict[s
                 "target": server.config.describe(),
                 "state": server.state.value,
                 "detail": server.describe_state(),
+                "protocol_version": server.protocol_version,
                 "tools": [t.name for t in server.tools] if server.state.value == "ready" else [],
                 "stderr_tail": server.stderr_tail(),
                 "stderr_log": str(server.log_path) if server.log_path else None,
