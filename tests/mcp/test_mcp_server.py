@@ -91,14 +91,21 @@ def test_python_keeps_its_kernel_for_the_session() -> None:
         loop = await client.call_tool("python", {"code": "while True: pass"})
         after = await client.call_tool("python", {"code": "x"})
         failed = await client.call_tool("python", {"code": "1/0"})
+        up = await client.call_tool("upload_file", {"name": "data.csv", "content": "a,b\n1,2\n"})
+        read = await client.call_tool(
+            "python", {"code": "import pandas as pd\nint(pd.read_csv('data.csv').b.sum())"}
+        )
+        await client.call_tool("python", {"code": "open('out.bin', 'wb').write(bytes(range(256)))"})
+        down = await client.call_tool("download_file", {"name": "out.bin"})
+        escape = await client.call_tool("download_file", {"name": "../../etc/passwd"})
         reset = await client.call_tool("reset_python", {})
         gone = await client.call_tool("python", {"code": "x"})
-        return listed, first, second, plot, loop, after, failed, reset, gone
+        return listed, first, second, plot, loop, after, failed, reset, gone, (up, read, down, escape)
 
-    listed, first, second, plot, loop, after, failed, reset, gone = _run(
+    listed, first, second, plot, loop, after, failed, reset, gone, files = _run(
         "--no-tools", "--code", "--code-timeout", "5", steps=steps
     )
-    assert listed == ["python", "reset_python"]
+    assert listed == ["python", "upload_file", "download_file", "reset_python"]
     assert (first.is_error, first.content[0].text.strip()) == (False, "set")
     assert (second.is_error, second.content[0].text.strip()) == (False, "42")
     kinds = [block.type for block in plot.content]
@@ -109,6 +116,12 @@ def test_python_keeps_its_kernel_for_the_session() -> None:
     assert after.content[0].text.strip() == "41"  # interrupted, not restarted: the variable survives
     assert failed.is_error and "ZeroDivisionError" in failed.content[0].text
     assert not reset.is_error and gone.is_error and "NameError" in gone.content[0].text
+    up, read, down, escape = files
+    assert not up.is_error and read.content[0].text.strip() == "2"
+    assert down.content[0].type == "resource" and base64.b64decode(down.content[0].resource.blob) == bytes(
+        range(256)
+    )
+    assert escape.is_error
 
 
 def test_mcp_tools_are_not_reexported(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ offered again (no loops).
 With ``code=True`` a ``python`` tool runs code in a sandboxed kernel (:class:`kernel.KernelPool`, as
 Code mode uses it), one per MCP session: variables survive between calls, text outputs come back as
 text content and figures as image content, a run past ``code_timeout`` is interrupted and the text
-says so, and the kernel is shut down when the session ends. ``reset_python`` restarts it.
+says so, and the kernel is shut down when the session ends. ``reset_python`` restarts it;
+``upload_file`` and ``download_file`` write and read its work folder.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ STDIO_SESSION = "mcp-stdio"
 """The kernel key of the one session a stdio server has."""
 PYTHON_TOOL = "python"
 RESET_TOOL = "reset_python"
+UPLOAD_TOOL = "upload_file"
+DOWNLOAD_TOOL = "download_file"
+CODE_TOOLS = (PYTHON_TOOL, UPLOAD_TOOL, DOWNLOAD_TOOL, RESET_TOOL)
 DEFAULT_CODE_TIMEOUT_S = 30.0
 """As Code mode (``CodeOptions.timeout``)."""
 MAX_TEXT_CHARS = 100_000
@@ -40,6 +44,26 @@ _PYTHON_SCHEMA = {
     "type": "object",
     "properties": {"code": {"type": "string", "description": "Python (IPython) source to run."}},
     "required": ["code"],
+    "additionalProperties": False,
+}
+
+_UPLOAD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "The file's name (or a path inside the work folder)."},
+        "content": {
+            "type": "string",
+            "description": "The file's content: text, or base64 with encoding=base64.",
+        },
+        "encoding": {"type": "string", "enum": ["text", "base64"], "default": "text"},
+    },
+    "required": ["name", "content"],
+    "additionalProperties": False,
+}
+_DOWNLOAD_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "description": "The file's name in the work folder."}},
+    "required": ["name"],
     "additionalProperties": False,
 }
 
@@ -67,6 +91,18 @@ class CodeKernels:
     def execute(self, key: str, code: str, timeout: float) -> Execution:
         """Run ``code`` in the session's kernel (started on first use)."""
         return self.pool.get(key).execute(code, timeout=timeout)
+
+    def upload(self, key: str, name: str, data: bytes) -> str:
+        """Save ``data`` as ``name`` in the session's work folder; return the path the code sees."""
+        from kernel import save_upload
+
+        return str(save_upload(self.pool.get(key).workdir, name, data))
+
+    def download(self, key: str, name: str) -> bytes:
+        """Read ``name`` from the session's work folder."""
+        from kernel import read_file
+
+        return read_file(self.pool.get(key).workdir, name)
 
     def reset(self, key: str) -> None:
         """Restart the session's kernel (its variables are lost)."""
@@ -137,6 +173,20 @@ def build_server(
             )
             tools.append(
                 types.Tool(
+                    name=UPLOAD_TOOL,
+                    description="Save a file in the Python session's work folder, where the code can open it by name.",
+                    input_schema=_UPLOAD_SCHEMA,
+                )
+            )
+            tools.append(
+                types.Tool(
+                    name=DOWNLOAD_TOOL,
+                    description="Read a file from the Python session's work folder (text as text, other files as a blob).",
+                    input_schema=_DOWNLOAD_SCHEMA,
+                )
+            )
+            tools.append(
+                types.Tool(
                     name=RESET_TOOL,
                     description="Restart this session's Python kernel: every variable and import is lost.",
                     input_schema={"type": "object", "properties": {}, "additionalProperties": False},
@@ -146,6 +196,8 @@ def build_server(
 
     async def call_tool(ctx: Any, params: Any) -> types.CallToolResult:
         name, arguments = params.name, dict(params.arguments or {})
+        if code and kernels is not None and name in (UPLOAD_TOOL, DOWNLOAD_TOOL):
+            return await _file_tool(kernels, session_key(ctx), name, arguments)
         if code and kernels is not None and name in (PYTHON_TOOL, RESET_TOOL):
             key = session_key(ctx)
             if name == RESET_TOOL:
@@ -163,7 +215,7 @@ def build_server(
             return execution_result(execution)
         specs = exported_specs(registry) if registry is not None else {}
         if name not in specs:
-            listing = ", ".join([*specs, *([PYTHON_TOOL, RESET_TOOL] if code else [])]) or "(none)"
+            listing = ", ".join([*specs, *(CODE_TOOLS if code else [])]) or "(none)"
             return _error(f"There is no tool named {name!r}. The tools are: {listing}.")
         assert registry is not None
         result = await anyio.to_thread.run_sync(
@@ -202,6 +254,35 @@ def execution_result(execution: Execution) -> Any:
         )
     failed = execution.error is not None or execution.timed_out or (execution.restarted and not execution.ok)
     return types.CallToolResult(content=content, is_error=failed)
+
+
+async def _file_tool(kernels: CodeKernels, key: str, name: str, arguments: dict[str, Any]) -> Any:
+    """``upload_file`` and ``download_file``: the session's work folder, with the kernel package's checks."""
+    import anyio
+    import mcp_types as types
+
+    from workbench.errors import USER_ERRORS
+
+    file_name = arguments.get("name")
+    if not isinstance(file_name, str) or not file_name:
+        return _error('Give the file\'s "name".')
+    try:
+        if name == UPLOAD_TOOL:
+            content = arguments.get("content")
+            if not isinstance(content, str):
+                return _error('Give the file\'s "content" as a string.')
+            data = base64.b64decode(content) if arguments.get("encoding") == "base64" else content.encode()
+            path = await anyio.to_thread.run_sync(kernels.upload, key, file_name, data)
+            text = f"Saved {len(data)} bytes as {path}; the code can open it as {file_name!r}."
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+        data = await anyio.to_thread.run_sync(kernels.download, key, file_name)
+    except (*USER_ERRORS, ValueError) as exc:
+        return _error(str(exc))
+    try:
+        return types.CallToolResult(content=[types.TextContent(type="text", text=data.decode("utf-8"))])
+    except UnicodeDecodeError:
+        blob = types.BlobResourceContents(uri=f"file:///{file_name}", blob=base64.b64encode(data).decode())
+        return types.CallToolResult(content=[types.EmbeddedResource(type="resource", resource=blob)])
 
 
 def _error(text: str) -> Any:
