@@ -33,7 +33,7 @@ def _params(*args: str) -> Any:
 async def _session(*args: str, steps: Any, mode: str) -> Any:
     from mcp import Client
 
-    async with Client(_params(*args), read_timeout_seconds=120, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(_params(*args), read_timeout_seconds=120, mode=mode) as client:
         return await steps(client)
 
 

@@ -11,11 +11,12 @@ from typing import TextIO
 
 from workbench.cli.options import positive_number
 
+DEFAULT_CODE_TIMEOUT_S = 30.0
+"""As Code mode (``CodeOptions.timeout``) and :data:`workbench.server.mcp.DEFAULT_CODE_TIMEOUT_S`."""
+
 
 def add_mcp_parser(parser: argparse.ArgumentParser) -> None:
     """The options of ``mcp``."""
-    from workbench.server.mcp import DEFAULT_CODE_TIMEOUT_S
-
     parser.add_argument(
         "--tools-path",
         action="append",

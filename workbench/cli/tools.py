@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from tools import ToolRegistry
-from tools.mcp_client import SOURCE_PREFIX
+if TYPE_CHECKING:
+    from tools import ToolRegistry
+
+SOURCE_PREFIX = "mcp:"  # as tools.mcp_client.SOURCE_PREFIX (not imported: the parser imports this module)
 
 
 def add_tools_parser(parser: argparse.ArgumentParser) -> None:

@@ -276,7 +276,9 @@ async def _file_tool(kernels: CodeKernels, key: str, name: str, arguments: dict[
             text = f"Saved {len(data)} bytes as {path}; the code can open it as {file_name!r}."
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
         data = await anyio.to_thread.run_sync(kernels.download, key, file_name)
-    except (*USER_ERRORS, ValueError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (*USER_ERRORS, ValueError)):
+            raise
         return _error(str(exc))
     try:
         return types.CallToolResult(content=[types.TextContent(type="text", text=data.decode("utf-8"))])
