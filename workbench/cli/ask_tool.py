@@ -52,6 +52,9 @@ def ask_with_tools(
     except KeyboardInterrupt:
         session.stop()
         raise
+    finally:
+        if registry.mcp is not None:
+            registry.mcp.close()  # stdio servers are stopped, not left to notice the closed pipe
     if printed:
         print(file=out)
     return session.conversation()
