@@ -196,3 +196,20 @@ def test_a_bad_config_is_a_load_error(tmp_path: Path) -> None:
     registry = ToolRegistry.from_env(mcp_config=bad, entry_points=False)
     assert any("server 'x'" in e.message for e in registry.errors)
     assert "calculator" in registry.names()
+
+
+def test_the_tool_loop_keeps_an_mcp_tools_images(start_servers: Start) -> None:
+    from tests.scripted import ScriptedBackend, call, hermes
+    from workbench.chat_model import ChatModel
+    from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession
+
+    registry = _registry(start_servers({"bad": misbehaving()}))
+    backend = ScriptedBackend(call("picture"), "Here it is.")
+    session = ToolSession(
+        ChatModel(backend, dialect=hermes()), registry, options=ToolOptions(tool_choice=ToolChoice.REQUIRED)
+    )
+    list(session.send("Show me a picture."))
+    [observation] = [m for m in session.messages if m.role.value == "observation"]
+    assert observation.name == "picture" and not observation.error
+    assert len(observation.images) == 1 and observation.images[0].startswith(b"\x89PNG")
+    assert "[image 1: image/png]" in observation.content
