@@ -15,6 +15,7 @@ import streamlit as st
 from pages._common import session_object, show_error, show_markdown, stats_caption
 from pages._login import signed_in
 from tools import ToolRegistry, default_registry
+from tools.mcp_config import CONFIG_VARIABLE
 from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
@@ -28,19 +29,19 @@ from workbench.shared import process_resource
 SESSION_KEY = "tool_session"
 
 
-def _registry(tools_path: str) -> ToolRegistry:
-    """One registry per process and tool path (the path is the key, so a changed one reloads).
+def _registry(tools_path: str, mcp_config: str = "") -> ToolRegistry:
+    """One registry per process, tool path and MCP configuration (the key: a changed one reloads).
 
     Process-wide in ``workbench.shared``, not ``st.cache_resource``: a browser's ``clear_cache`` would
     start another tool host beside the first.
     """
-    # tool files load in the background, in the tool host
-    return process_resource("tools", tools_path, lambda: default_registry(wait=False))
+    # tool files load in the background, in the tool host; MCP servers connect in the background
+    return process_resource("tools", f"{tools_path}\0{mcp_config}", lambda: default_registry(wait=False))
 
 
 def tool_registry() -> ToolRegistry:
     """The registry shared by every browser session."""
-    return _registry(os.environ.get(PATH_VARIABLE, ""))
+    return _registry(os.environ.get(PATH_VARIABLE, ""), os.environ.get(CONFIG_VARIABLE, ""))
 
 
 def tool_session(model: ChatModel) -> ToolSession:
@@ -140,6 +141,7 @@ def tools_panel(session: ToolSession, key: str) -> None:
         st.rerun()
     for problem in registry.errors:
         st.error(f"**{escape_markdown(problem.source)}**: {escape_markdown(problem.message)}")
+    mcp_servers(registry, key)
     for spec in registry.specs():
         row = st.columns([1, 4])
         on = row[0].toggle(
@@ -154,6 +156,25 @@ def tools_panel(session: ToolSession, key: str) -> None:
     summary.caption(
         f"{enabled} of {len(registry)} tools on in this conversation · add yours in a folder named by {PATH_VARIABLE}"
     )
+
+
+def mcp_servers(registry: ToolRegistry, key: str) -> None:
+    """One line per MCP server: its state (ready with N tools, connecting, failed and why), Reconnect."""
+    if registry.mcp is None:
+        return
+    for name, server in registry.mcp.servers.items():
+        row = st.columns([4, 1])
+        state = server.state.value
+        icon = {"ready": ":material/check_circle:", "failed": ":material/error:"}.get(
+            state, ":material/sync:"
+        )
+        row[0].markdown(f"{icon} MCP server **{name}**: {server.describe_state()}")
+        if row[1].button("Reconnect", key=f"{key}_mcp_{name}", help=f"Connect to {name} again now"):
+            registry.mcp.reconnect(name)
+            st.rerun()
+        tail = server.stderr_tail(8) if state != "ready" else ""
+        if tail:
+            st.code(tail, language=None)
 
 
 def loading_status(registry: ToolRegistry) -> None:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tools.arguments import prepare_arguments
@@ -43,6 +43,7 @@ class ToolResult:
         error_type: For a failed call, the error class name (``UnknownToolError``, ``ToolDisabledError``,
             ``InvalidArgumentsError``, ``ToolRaisedError``, ``ToolTimeoutError``).
         duration_s: Seconds from receiving the call to having the result.
+        images: PNG images the tool returned (MCP tools), kept with the observation.
     """
 
     name: str
@@ -51,10 +52,13 @@ class ToolResult:
     error: bool = False
     error_type: str | None = None
     duration_s: float = 0.0
+    images: list[bytes] = field(default_factory=list)
 
     def to_message(self) -> Message:
         """Return the observation message for the conversation."""
-        return Message(role=Role.OBSERVATION, content=self.content, name=self.name, error=self.error)
+        return Message(
+            role=Role.OBSERVATION, content=self.content, name=self.name, error=self.error, images=self.images
+        )
 
 
 def call_tool(
@@ -66,12 +70,19 @@ def call_tool(
     try:
         spec = _find(specs, call.name, enabled)
         arguments = prepare_arguments(spec.name, spec.parameters, call.arguments)
-        content = run_with_timeout(spec, arguments, spec.timeout or timeout)
+        images: list[bytes] = []
+        run_call = getattr(spec.function, "run_call", None)  # an MCP tool: its own timeout, images
+        if callable(run_call):
+            outcome = run_call(arguments, spec.timeout or timeout)
+            content, images = outcome.text, outcome.images
+        else:
+            content = run_with_timeout(spec, arguments, spec.timeout or timeout)
     except ToolError as exc:
         return ToolResult(
             call.name, arguments, str(exc), True, type(exc).__name__, time.perf_counter() - started
         )
-    return ToolResult(call.name, arguments, content, False, None, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return ToolResult(call.name, arguments, content, False, None, elapsed, images)
 
 
 def _find(specs: Mapping[str, ToolSpec], name: Any, enabled: set[str] | None) -> ToolSpec:

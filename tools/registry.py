@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools import builtins, loading
 from tools.calling import ToolResult, call_tool
@@ -29,6 +29,9 @@ from tools.host import DEFAULT_IMPORT_TIMEOUT_S, HostedTool, ToolHost
 from tools.spec import ToolSpec, spec_from_function
 from workbench.conversation import ToolCall
 from workbench.errors import DuplicateToolError, ToolDefinitionError
+
+if TYPE_CHECKING:
+    from tools.mcp_client import McpTools
 
 DEFAULT_TIMEOUT_S = 30.0
 ENTRY_POINT_GROUP = "workbench.tools"
@@ -87,13 +90,15 @@ class ToolRegistry:
         self._loader: threading.Thread | None = None
         self._loading_file: str | None = None
         self._swap_lock = threading.Lock()
+        #: The MCP servers whose tools are shown beside the Python tools (see :meth:`attach_mcp`).
+        self.mcp: McpTools | None = None
 
     # --- background loading --------------------------------------------------------------------
     @property
     def loading(self) -> bool:
         """Whether tools are still being loaded in the background."""
         loader = self._loader
-        return loader is not None and loader.is_alive()
+        return (loader is not None and loader.is_alive()) or (self.mcp is not None and self.mcp.connecting)
 
     @property
     def loading_file(self) -> str | None:
@@ -105,31 +110,44 @@ class ToolRegistry:
         loader = self._loader
         if loader is not None:
             loader.join(timeout)
+        if self.mcp is not None:
+            self.mcp.wait(timeout)
         return not self.loading
 
     # --- looking up ----------------------------------------------------------------------------------
     def __contains__(self, name: object) -> bool:
-        return name in self._specs
+        return name in self._all()
 
     def __len__(self) -> int:
-        return len(self._specs)
+        return len(self._all())
 
     def get(self, name: str) -> ToolSpec | None:
         """Return the tool called ``name``, or None."""
-        return self._specs.get(name)
+        return self._all().get(name)
 
     def names(self) -> list[str]:
-        """Return the tool names in the order they were loaded."""
-        return list(self._specs)
+        """Return the tool names in the order they were loaded (MCP servers' tools last)."""
+        return list(self._all())
 
     def specs(self) -> list[ToolSpec]:
-        """Return every tool in the order they were loaded."""
-        return list(self._specs.values())
+        """Return every tool in the order they were loaded (MCP servers' tools last)."""
+        return list(self._all().values())
+
+    def attach_mcp(self, servers: McpTools) -> None:
+        """Show the tools of ``servers``' ready MCP servers beside the Python tools, from now on."""
+        self.mcp = servers
+        self.errors = [*self.errors, *(LoadError(s, m) for s, m in servers.errors)]
+
+    def _all(self) -> dict[str, ToolSpec]:
+        """The Python tools, then the ready MCP servers' tools (renamed around the Python ones)."""
+        if self.mcp is None:
+            return self._specs
+        return {**self._specs, **self.mcp.specs(self._specs.keys())}
 
     def schemas(self, enabled: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Return the tool dicts for ``apply_chat_template(tools=...)``, only the enabled ones if given."""
         allowed = None if enabled is None else set(enabled)
-        return [s.schema() for s in self._specs.values() if allowed is None or s.name in allowed]
+        return [s.schema() for s in self._all().values() if allowed is None or s.name in allowed]
 
     # --- loading ---------------------------------------------------------------------------------------
     def add(self, tool: Callable[..., Any] | ToolSpec, *, source: str | None = None) -> ToolSpec:
@@ -172,6 +190,8 @@ class ToolRegistry:
         entry_points: bool = True,
         default_timeout: float = DEFAULT_TIMEOUT_S,
         wait: bool = True,
+        mcp_config: str | os.PathLike[str] | None = None,
+        mcp: bool = True,
     ) -> ToolRegistry:
         """Build a registry from the built-ins, folders and entry points.
 
@@ -179,8 +199,11 @@ class ToolRegistry:
         (separated like PATH); then come the ``workbench.tools`` entry points. With ``wait=False`` all of
         it loads in the background (see :attr:`loading`) and the registry is empty until then.
         A file may take ``WORKBENCH_TOOL_IMPORT_TIMEOUT_S`` seconds to import (default 20).
+        With ``mcp``, the MCP servers of ``mcp_config`` (else ``WORKBENCH_MCP_CONFIG``) connect in the background.
         """
         registry = cls(default_timeout=default_timeout, import_timeout=_import_timeout())
+        if mcp:
+            _attach_mcp_config(registry, mcp_config)
         steps: list[LoadStep] = [(StepKind.BUILTINS, None)] if builtins else []
         env_paths = [p for p in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if p.strip()]
         steps += [(StepKind.PATH, Path(p).expanduser()) for p in [*extra_paths, *env_paths]]
@@ -239,6 +262,8 @@ class ToolRegistry:
             if fresh._host is not None:
                 self._adopt(fresh._host)
             self._specs, self.errors, self._steps = fresh._specs, fresh.errors, fresh._steps
+            if self.mcp is not None:
+                self.errors = [*self.errors, *(LoadError(s, m) for s, m in self.mcp.errors)]
             fresh._host = None
         if old_host is not None:
             # Closing waits for a call in progress on the old host: do it aside.
@@ -339,11 +364,21 @@ class ToolRegistry:
             timeout: Seconds for tools that set no timeout of their own (default: the registry's).
         """
         return call_tool(
-            self._specs,
+            self._all(),
             call,
             enabled=None if enabled is None else set(enabled),
             timeout=timeout or self.default_timeout,
         )
+
+
+def _attach_mcp_config(registry: ToolRegistry, explicit: str | os.PathLike[str] | None) -> None:
+    from tools.mcp_config import config_path
+
+    path = config_path(explicit)
+    if path is not None:
+        from tools.mcp_client import McpTools
+
+        registry.attach_mcp(McpTools.from_file(path))
 
 
 def _same_function(first: Any, second: Any) -> bool:

@@ -1,4 +1,4 @@
-"""The command line: ``python -m workbench chat | ask | exec | history | serve`` (also installed as ``workbench``).
+"""The command line: ``python -m workbench chat | ask | exec | history | serve | tools | mcp`` (also installed as ``workbench``).
 
 One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``, ``history``, ``serve``); the parser and
 the options they share live in ``parser`` and ``options``. A command's module is imported only when it
@@ -54,12 +54,26 @@ def _serve(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) ->
     return run_serve(args, stdin, out, err)
 
 
+def _tools(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.tools import run_tools
+
+    return run_tools(args, stdin, out, err)
+
+
+def _mcp(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.mcp import run_mcp
+
+    return run_mcp(args, stdin, out, err)
+
+
 COMMANDS: dict[Command, CommandRunner] = {
     Command.CHAT: _chat,
     Command.ASK: _ask,
     Command.EXEC: _exec,
     Command.HISTORY: _history,
     Command.SERVE: _serve,
+    Command.TOOLS: _tools,
+    Command.MCP: _mcp,
 }
 
 

@@ -12,9 +12,9 @@ import argparse
 import json
 from typing import TextIO
 
-from tools import ToolRegistry, default_registry
+from tools import ToolRegistry
 from workbench.chat_model import ChatModel
-from workbench.cli.options import settings_from_args
+from workbench.cli.options import selected_tools, settings_from_args
 from workbench.conversation import Message, Role
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
@@ -28,15 +28,17 @@ def ask_with_tools(
     Raises:
         WorkbenchError: If the prompt is empty or the conversation does not fit the model.
     """
-    registry = load_tools(args.tools_path or [], err)
+    registry = load_tools(args.tools_path or [], err, args)
     for problem in registry.errors:
         print(f"[workbench] Tool not loaded from {problem.source}: {problem.message}", file=err)
+    enabled = selected_tools(args, registry.names())
     settings = settings_from_args(model, args)
     choice = args.tool_choice or default_tool_choice(model)
     options = ToolOptions(tool_choice=choice, max_rounds=args.max_rounds)
     session = ToolSession(
         model, registry, system_prompt=args.system or "", settings=settings, options=options
     )
+    session.enabled = enabled
     printed = False
     try:
         for event in session.send(prompt):
@@ -50,14 +52,25 @@ def ask_with_tools(
     except KeyboardInterrupt:
         session.stop()
         raise
+    finally:
+        if registry.mcp is not None:
+            registry.mcp.close()  # stdio servers are stopped, not left to notice the closed pipe
     if printed:
         print(file=out)
     return session.conversation()
 
 
-def load_tools(paths: list[str], err: TextIO) -> ToolRegistry:
-    """Load the tools in the background (a tool host imports the files), saying so on stderr."""
-    registry = default_registry(extra_paths=paths, wait=False)
+def load_tools(paths: list[str], err: TextIO, args: argparse.Namespace | None = None) -> ToolRegistry:
+    """Load the tools in the background (a tool host imports the files, MCP servers connect), saying so on stderr."""
+    registry = ToolRegistry.from_env(
+        extra_paths=paths, wait=False, mcp_config=getattr(args, "mcp_config", None)
+    )
+    if registry.mcp is not None and getattr(args, "yes", False):
+        registry.mcp.confirm = lambda server, tool, arguments: True
+    for name, server in registry.mcp.servers.items() if registry.mcp is not None else []:
+        print(
+            f"[workbench] Connecting to MCP server {name}: {server.config.describe()}", file=err, flush=True
+        )
     shown: str | None = None
     if registry.loading:
         print("[workbench] Loading tools…", file=err, flush=True)
@@ -66,6 +79,8 @@ def load_tools(paths: list[str], err: TextIO) -> ToolRegistry:
         if file is not None and file != shown:
             print(f"[workbench] Loading tools: importing {file}", file=err, flush=True)
             shown = file
+    for name, server in registry.mcp.servers.items() if registry.mcp is not None else []:
+        print(f"[workbench] MCP server {name}: {server.describe_state()}", file=err, flush=True)
     return registry
 
 

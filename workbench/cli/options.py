@@ -133,3 +133,45 @@ def chat_session_from_args(model: ChatModel, args: argparse.Namespace) -> ChatSe
     from workbench.modes.chat import ChatSession
 
     return ChatSession(model, system_prompt=args.system or "", settings=settings_from_args(model, args))
+
+
+def add_tool_selection_options(parser: argparse.ArgumentParser) -> None:
+    """``--mcp-config FILE``, ``--tools NAME[,NAME...]`` and ``--yes`` (tool mode, ``tools`` and ``serve``)."""
+    parser.add_argument(
+        "--mcp-config",
+        metavar="FILE",
+        help="MCP servers whose tools join the registry, in Claude Desktop's mcpServers format "
+        "(default: env WORKBENCH_MCP_CONFIG)",
+    )
+    parser.add_argument(
+        "--tools",
+        dest="only_tools",
+        metavar="NAME[,NAME...]",
+        help="offer only these tools (small models do better with few)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help='allow calls to MCP servers configured with "confirm": true without asking',
+    )
+
+
+def selected_tools(args: argparse.Namespace, names: Collection[str]) -> set[str] | None:
+    """The tools ``--tools`` names (None: every tool), checked against those loaded.
+
+    Raises:
+        SettingsError: If a name is not a loaded tool (the message lists those that are).
+    """
+    raw = getattr(args, "only_tools", None)
+    if not raw:
+        return None
+    from workbench.errors import ToolDefinitionError
+
+    wanted = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise ToolDefinitionError(
+            f"--tools names {', '.join(unknown)}, which no loaded tool is called; the tools are: "
+            f"{', '.join(names) or '(none)'}. Run 'python -m workbench tools' to see them and their state."
+        )
+    return set(wanted)

@@ -8,7 +8,13 @@ from enum import Enum
 from pathlib import Path
 
 from workbench.cli.history import add_history_parser
-from workbench.cli.options import add_generation_options, add_model_options, positive_int, positive_number
+from workbench.cli.options import (
+    add_generation_options,
+    add_model_options,
+    add_tool_selection_options,
+    positive_int,
+    positive_number,
+)
 from workbench.cli.serve import add_serve_options
 
 
@@ -20,6 +26,8 @@ class Command(str, Enum):
     EXEC = "exec"
     HISTORY = "history"
     SERVE = "serve"
+    TOOLS = "tools"
+    MCP = "mcp"
 
 
 class AskMode(str, Enum):
@@ -59,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(Command.SERVE.value, help="serve the model over an OpenAI-compatible API")
     add_model_options(serve, exclude=("api_key",))
     add_serve_options(serve)
+    add_tool_selection_options(serve)
+    from workbench.cli.mcp import add_mcp_parser
+    from workbench.cli.tools import add_tools_parser
+
+    add_tools_parser(sub.add_parser(Command.TOOLS.value, help="list every tool: source, state, schema"))
+    add_mcp_parser(
+        sub.add_parser(
+            Command.MCP.value, help="serve Workbench's tools (and --code: sandboxed Python) over MCP stdio"
+        )
+    )
     return parser
 
 
@@ -88,6 +106,7 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
         help="tool mode: whether the model may, must or must not call a tool "
         "(default: required for the embedded model, which never calls on its own; auto for others)",
     )
+    add_tool_selection_options(ask)
     ask.add_argument(
         "--max-rounds", type=positive_int, default=5, help="tool/code mode: model turns per message"
     )

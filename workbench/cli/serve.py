@@ -68,5 +68,7 @@ def run_serve(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO)
         cors_origins=args.cors_origin,
         model_id=args.served_model_name,
         tools_paths=args.tools_path,
+        mcp_config=args.mcp_config,
+        only_tools=args.only_tools,
         err=err,
     )

@@ -397,4 +397,5 @@ class ToolSession:
             error=result.error,
             tool_call_id=call.id,
             metadata=metadata,
+            images=result.images,
         )

@@ -29,6 +29,8 @@ def serve(
     cors_origins: Sequence[str] = (),
     model_id: str | None = None,
     tools_paths: Sequence[str] = (),
+    mcp_config: str | None = None,
+    only_tools: str | None = None,
     err: TextIO,
 ) -> int:
     """Serve the shared model of ``spec`` until stopped (Ctrl-C); the model loads in the background.
@@ -49,14 +51,16 @@ def serve(
             file=err,
             flush=True,
         )
-    registry = None
-    if tools_paths:
-        from tools import default_registry
+    from workbench.server.mcp_serve import serve_registry
 
-        registry = default_registry(tools_paths)
+    registry = serve_registry(tools_paths, mcp_config, only_tools, err)
     app = create_app(
         shared_model(spec), model_id=model_id, api_key=api_key, cors_origins=cors_origins, registry=registry
     )
+    from workbench.server.mcp import build_server, mount_http
+
+    mount_http(app, build_server(registry), host=host, cors_origins=cors_origins)
+    print(f"[workbench] MCP (Streamable HTTP) on http://{host}:{port}/mcp", file=err, flush=True)
     print(f"[workbench] serving {spec.label} on http://{host}:{port}/v1", file=err, flush=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
     server = uvicorn.Server(config)

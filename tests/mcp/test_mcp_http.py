@@ -1,0 +1,87 @@
+"""MCP over Streamable HTTP at ``/mcp`` of the API server: the SDK's client, the API key, the Origin check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.server.helpers import server_thread
+from tools import ToolRegistry
+from workbench.models.spec import ModelSpec
+from workbench.server.app import create_app
+from workbench.server.mcp import allowed_origin, build_server, mount_http
+from workbench.shared import SharedModel
+
+KEY = "mcp-test-key"
+
+
+@pytest.fixture(scope="module")
+def mcp_url() -> Iterator[str]:
+    registry = ToolRegistry()
+    registry.load_builtins()
+    app = create_app(SharedModel(ModelSpec(device="cpu")), api_key=KEY, registry=registry, load=False)
+    mount_http(app, build_server(registry), host="127.0.0.1", cors_origins=["http://localhost:3000"])
+    with server_thread(app) as url:
+        yield url.removesuffix("/v1") + "/mcp"
+
+
+async def _with_client(url: str, headers: dict[str, str], steps: Any) -> Any:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    transport = streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
+    async with Client(transport, read_timeout_seconds=60) as client:
+        return await steps(client)
+
+
+def test_sdk_client_lists_and_calls_over_http(mcp_url: str) -> None:
+    async def steps(client: Any) -> Any:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        return listed, await client.call_tool("calculator", {"expression": "17*23"})
+
+    listed, result = asyncio.run(_with_client(mcp_url, {"Authorization": f"Bearer {KEY}"}, steps))
+    assert "calculator" in listed and "python" not in listed
+    assert (result.is_error, result.content[0].text) == (False, "391")
+
+
+def _post(url: str, headers: dict[str, str]) -> int:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            **headers,
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_api_key_and_origin_are_checked(mcp_url: str) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    assert _post(mcp_url, {}) == 401
+    assert _post(mcp_url, {"Authorization": "Bearer wrong"}) == 401
+    assert _post(mcp_url, {**auth, "Origin": "http://evil.example"}) == 403
+    assert _post(mcp_url, {**auth, "Origin": "http://localhost:3000"}) != 403
+    assert _post(mcp_url, {**auth, "Origin": "http://127.0.0.1:9999"}) != 403
+
+
+def test_allowed_origins() -> None:
+    assert allowed_origin("http://localhost:8501", set()) and allowed_origin("http://[::1]:80", set())
+    assert not allowed_origin("http://localhost.evil.example", set())
+    assert not allowed_origin("null", set()) and allowed_origin(
+        "https://app.example", {"https://app.example"}
+    )

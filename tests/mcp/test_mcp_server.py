@@ -1,0 +1,140 @@
+"""``python -m workbench mcp``: the official SDK's client connects over stdio, lists and calls the tools.
+
+The ``python`` tool runs in a real sandboxed kernel kept for the session: a variable survives between
+calls, a plot comes back as image content, and an endless loop is interrupted at the time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import ROOT
+
+
+def _params(*args: str) -> Any:
+    from mcp import StdioServerParameters
+
+    env = {"PYTHONPATH": str(ROOT)}
+    for name in ("WORKBENCH_CACHE_DIR", "WORKBENCH_TOOLS_PATH", "WORKBENCH_MCP_CONFIG"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "workbench", "mcp", *args], env=env, cwd=str(ROOT)
+    )
+
+
+async def _session(*args: str, steps: Any, mode: str) -> Any:
+    from mcp import Client
+
+    async with Client(_params(*args), read_timeout_seconds=120, mode=mode) as client:
+        return await steps(client)
+
+
+def _run(*args: str, steps: Any, mode: str = "auto") -> Any:
+    return asyncio.run(asyncio.wait_for(_session(*args, steps=steps, mode=mode), 280))
+
+
+def test_an_older_client_with_the_initialize_handshake() -> None:
+    async def steps(client: Any) -> Any:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        return client.protocol_version, listed, await client.call_tool("calculator", {"expression": "17*23"})
+
+    version, listed, result = _run("--no-tools", steps=steps, mode="legacy")
+    assert version < "2026" and listed == []
+    version, listed, result = _run(steps=steps, mode="legacy")
+    assert "calculator" in listed and result.content[0].text == "391"
+
+
+def test_tools_are_listed_and_called(tmp_path: Path) -> None:
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    (folder / "shout.py").write_text(
+        "from tools import tool\n\n@tool\ndef shout(text: str) -> str:\n"
+        '    """Shout.\n\n    Args:\n        text: What to shout.\n    """\n    return text.upper()\n'
+    )
+
+    async def steps(client: Any) -> Any:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        calc = await client.call_tool("calculator", {"expression": "17*23"})
+        shout = await client.call_tool("shout", {"text": "hi"})
+        bad = await client.call_tool("calculator", {"expression": 5, "nope": 1})
+        unknown = await client.call_tool("nope", {})
+        return listed, calc, shout, bad, unknown
+
+    listed, calc, shout, bad, unknown = _run("--tools-path", str(folder), steps=steps)
+    assert {"calculator", "current_time", "shout"} <= set(listed) and "python" not in listed
+    assert listed["calculator"].input_schema["required"] == ["expression"]
+    assert listed["calculator"].input_schema["additionalProperties"] is False
+    assert (calc.is_error, calc.content[0].text) == (False, "391")
+    assert (shout.is_error, shout.content[0].text) == (False, "HI")  # ran in the tool host
+    assert bad.is_error and "expression" in bad.content[0].text
+    assert unknown.is_error and "no tool named 'nope'" in unknown.content[0].text
+
+
+@pytest.mark.kernel
+def test_python_keeps_its_kernel_for_the_session() -> None:
+    async def steps(client: Any) -> Any:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        first = await client.call_tool("python", {"code": "x = 41\nprint('set')"})
+        second = await client.call_tool("python", {"code": "x + 1"})
+        plot = await client.call_tool(
+            "python",
+            {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"},
+        )
+        loop = await client.call_tool("python", {"code": "while True: pass"})
+        after = await client.call_tool("python", {"code": "x"})
+        failed = await client.call_tool("python", {"code": "1/0"})
+        up = await client.call_tool("upload_file", {"name": "data.csv", "content": "a,b\n1,2\n"})
+        read = await client.call_tool(
+            "python", {"code": "import pandas as pd\nint(pd.read_csv('data.csv').b.sum())"}
+        )
+        await client.call_tool("python", {"code": "open('out.bin', 'wb').write(bytes(range(256)))"})
+        down = await client.call_tool("download_file", {"name": "out.bin"})
+        escape = await client.call_tool("download_file", {"name": "../../etc/passwd"})
+        reset = await client.call_tool("reset_python", {})
+        gone = await client.call_tool("python", {"code": "x"})
+        return listed, first, second, plot, loop, after, failed, reset, gone, (up, read, down, escape)
+
+    listed, first, second, plot, loop, after, failed, reset, gone, files = _run(
+        "--no-tools", "--code", "--code-timeout", "5", steps=steps
+    )
+    assert listed == ["python", "upload_file", "download_file", "reset_python"]
+    assert (first.is_error, first.content[0].text.strip()) == (False, "set")
+    assert (second.is_error, second.content[0].text.strip()) == (False, "42")
+    kinds = [block.type for block in plot.content]
+    assert not plot.is_error and kinds == ["text", "image"], plot.content
+    assert plot.content[1].mime_type == "image/png"
+    assert base64.b64decode(plot.content[1].data).startswith(b"\x89PNG")
+    assert loop.is_error and "interrupted because it exceeded the 5 s time limit" in loop.content[0].text
+    assert after.content[0].text.strip() == "41"  # interrupted, not restarted: the variable survives
+    assert failed.is_error and "ZeroDivisionError" in failed.content[0].text
+    assert not reset.is_error and gone.is_error and "NameError" in gone.content[0].text
+    up, read, down, escape = files
+    assert not up.is_error and read.content[0].text.strip() == "2"
+    assert down.content[0].type == "resource" and base64.b64decode(down.content[0].resource.blob) == bytes(
+        range(256)
+    )
+    assert escape.is_error
+
+
+def test_mcp_tools_are_not_reexported(tmp_path: Path) -> None:
+    from tests.mcp.conftest import misbehaving, write_config
+
+    config = write_config(tmp_path / "mcp.json", {"own": misbehaving()})
+    os.environ["WORKBENCH_MCP_CONFIG"] = str(config)
+    try:
+
+        async def steps(client: Any) -> Any:
+            return [t.name for t in (await client.list_tools()).tools]
+
+        listed = _run(steps=steps)
+    finally:
+        del os.environ["WORKBENCH_MCP_CONFIG"]
+    assert "calculator" in listed and "echo" not in listed and "crash" not in listed
