@@ -149,11 +149,13 @@ def test_the_llama_cpp_path_imports_neither_torch_nor_transformers():
     assert result["loaded"] == []
 
 
-def test_the_sidebar_line_names_engine_precision_and_threads(llama_model):
+def test_the_sidebar_line_names_engine_precision_threads_and_kernels(llama_model):
     info = llama_model.info
     threads = f"{info.threads} thread{'s' if info.threads > 1 else ''}"
+    assert info.cpu_kernels  # the portable build's variant (zen4, haswell, ...) or built-in
     assert info.summary() == (
-        f"**SmolLM2-135M-Instruct (embedded)** · llama.cpp · cpu · Q4_1 · GGUF · {threads} · context 8192"
+        "**SmolLM2-135M-Instruct (embedded)** · llama.cpp · cpu · Q4_1 · GGUF · "
+        f"{threads} · {info.cpu_kernels} kernels · context 8192"
     )
     assert info.to_dict()["backend"] == "llama.cpp" and info.load_seconds < 10
 

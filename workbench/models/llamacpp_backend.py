@@ -12,13 +12,11 @@ Only the decode step lives here; the lock, worker thread, cancel and stats are :
 from __future__ import annotations
 
 import codecs
-import ctypes
 import os
 import sys
+import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from workbench.dialects.jinja_template import JinjaChatTemplate
@@ -33,7 +31,7 @@ from workbench.models.generation import (
     SamplingSettings,
 )
 from workbench.models.gguf_check import GGUFInfo
-from workbench.models.llamacpp_cpu import load_cpu_backend
+from workbench.models.llamacpp_cpu import llama_errors_to, load_cpu_backend
 from workbench.models.llamacpp_grammar import json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
@@ -76,10 +74,11 @@ class LlamaCppBackend(SerialBackend):
         self.capabilities = Capabilities(
             constrained_json=True, prompt_prefix=True, opens_tool_calls=spec.source != EMBEDDED
         )
-        self.states = ConversationStates(llm)
+        self.states = ConversationStates(llm, lock=self._lock)
         # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
-        # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules).
-        weakref.finalize(self, llm.close)
+        # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules); not while
+        # a generation or its settling (after the consumer has its answer) still uses it.
+        weakref.finalize(self, _close_when_idle, llm, self._lock)
         self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
         import llama_cpp
 
@@ -129,7 +128,7 @@ class LlamaCppBackend(SerialBackend):
         say(f"Loading weights from {path} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
         errors: list[str] = []
         try:
-            with _llama_errors_to(errors):
+            with llama_errors_to(errors):
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=context,
@@ -248,27 +247,14 @@ class LlamaCppBackend(SerialBackend):
         self.emit(stream, stats, text.decode(b"", final=True))
 
 
-@contextmanager
-def _llama_errors_to(errors: list[str]) -> Iterator[None]:
-    """Collect llama.cpp's error log lines while loading (its exceptions carry no reason)."""
-    import llama_cpp
-    from llama_cpp import _logger
-
-    error_level, continued = 4, 5  # ggml_log_level: GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_CONT
-    last = [0]
-
-    @llama_cpp.llama_log_callback
-    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        if level == error_level or (level == continued and last[0] == error_level):
-            errors.append(text.decode("utf-8", errors="replace"))
-        if level != continued:
-            last[0] = level
-
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
-    try:
-        yield
-    finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+def _close_when_idle(llm: Any, lock: threading.Lock, wait_s: float = 10.0) -> None:
+    """Free the model once the generation holding ``lock`` has ended (a stuck one: after ``wait_s``)."""
+    if lock.acquire(timeout=wait_s):
+        try:
+            llm.close()
+        finally:
+            lock.release()
+    # else: leave it to the process's end rather than free memory a running decode uses
 
 
 def _gpu_name() -> str:

@@ -13,9 +13,12 @@ reported as ``built-in``.
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.errors import ModelLoadError
@@ -53,10 +56,29 @@ def cpu_variants(lib_dir: Path | None = None) -> dict[str, Path]:
 def variant_score(path: Path) -> int:
     """llama.cpp's score for a CPU variant on this CPU: 0 when the CPU lacks its instructions."""
     module = ctypes.CDLL(str(path))
-    score = module.ggml_backend_score
-    score.restype = ctypes.c_int
-    score.argtypes = []
-    return int(score())
+    try:
+        score = module.ggml_backend_score
+        score.restype = ctypes.c_int
+        score.argtypes = []
+        return int(score())
+    finally:
+        _ctypes.dlclose(module._handle)  # as llama.cpp does after scoring: only the chosen one stays
+
+
+def loaded_ggml(lib_dir: Path) -> ctypes.CDLL:
+    """The ``libggml`` that llama-cpp-python's ``libllama`` uses (by its soname, ``libggml.so.0``).
+
+    A wheel holds ``libggml.so``, ``libggml.so.0`` and ``libggml.so.0.x.y`` as three copies, not links:
+    opening another of them would load a second ggml with a backend registry of its own.
+    """
+    import llama_cpp  # noqa: F401  (loads libllama, and with it its libggml)
+
+    for path in sorted(lib_dir.glob("libggml.so*"), key=lambda p: (len(p.name) != len("libggml.so.0"), p.name)):
+        try:
+            return ctypes.CDLL(str(path), mode=os.RTLD_NOLOAD)
+        except OSError:
+            continue
+    raise ModelLoadError(f"llama-cpp-python's libggml was not found loaded from {lib_dir}; reinstall it.")
 
 
 def best_variant(variants: dict[str, Path]) -> str:
@@ -110,17 +132,43 @@ def load_cpu_backend() -> str:
                 f"This CPU lacks the instructions of llama.cpp's {name} variant ({VARIANT_ENV}); choose "
                 f"another of: {', '.join(n for n, p in variants.items() if variant_score(p) > 0)}."
             )
-        ggml = ctypes.CDLL(str(lib_dir / "libggml.so"))
+        ggml = loaded_ggml(lib_dir)
         load = ggml.ggml_backend_load
         load.restype = ctypes.c_void_p
         load.argtypes = [ctypes.c_char_p]
-        if not load(str(variants[name]).encode()):
+        with llama_errors_to([]):  # llama.cpp logs each load on stderr; a failure is raised below
+            handle = load(str(variants[name]).encode())
+        if not handle:
             raise ModelLoadError(
                 f"llama.cpp could not load its {name} CPU kernels ({variants[name]}); rebuild "
                 "llama-cpp-python with scripts/setup.sh."
             )
         for backend in _OTHER_BACKENDS:  # a GPU build's modules: the best of each kind, as llama.cpp does
             for path in sorted(lib_dir.glob(f"libggml-{backend}*.so*"))[:1]:
-                load(str(path).encode())
+                with llama_errors_to([]):
+                    load(str(path).encode())
         _loaded = name
         return _loaded
+
+
+@contextmanager
+def llama_errors_to(errors: list[str]) -> Iterator[None]:
+    """Collect llama.cpp's error log lines while loading (its exceptions carry no reason)."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    error_level, continued = 4, 5  # ggml_log_level: GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_CONT
+    last = [0]
+
+    @llama_cpp.llama_log_callback
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if level == error_level or (level == continued and last[0] == error_level):
+            errors.append(text.decode("utf-8", errors="replace"))
+        if level != continued:
+            last[0] = level
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))

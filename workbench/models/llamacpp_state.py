@@ -25,6 +25,7 @@ prompt evaluated afresh (tests/test_llamacpp_backend.py checks the greedy texts)
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,10 +83,14 @@ class ConversationStates:
     Args:
         llm: The model whose context is saved and restored.
         budget_bytes: The most memory the saved states may take; the least recently used go first.
+        lock: The model's lock, which :meth:`forget` takes (the other methods run under it already).
     """
 
-    def __init__(self, llm: Any, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+    def __init__(
+        self, llm: Any, budget_bytes: int = DEFAULT_BUDGET_BYTES, lock: threading.Lock | None = None
+    ) -> None:
         self.llm = llm
+        self.lock = lock or threading.Lock()
         self.budget_bytes = budget_bytes
         self.saved: list[SavedState] = []  # most recently used last
         self.restores = 0
@@ -158,9 +163,14 @@ class ConversationStates:
             llm._ctx.kv_cache_seq_rm(-1, self.settled, -1)
 
     def forget(self) -> None:
-        """Drop every saved state and the live cache (the next prompt is evaluated from the start)."""
-        self.saved.clear()
-        self._clear_live()
+        """Drop every saved state and the live cache (the next prompt is evaluated from the start).
+
+        Takes the model's lock (given at construction): a generation, or the settling of its answer
+        after the consumer has it, may still be using the cache.
+        """
+        with self.lock:
+            self.saved.clear()
+            self._clear_live()
 
     def _clear_live(self) -> None:
         # Clearing the memory, not only the token count, puts the next prompt in the first cells again:
