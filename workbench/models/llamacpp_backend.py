@@ -33,7 +33,7 @@ from workbench.models.generation import (
     SamplingSettings,
 )
 from workbench.models.gguf_check import GGUFInfo
-from workbench.models.llamacpp_grammar import json_schema_grammar
+from workbench.models.llamacpp_grammar import check_schema, json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
 from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
@@ -171,6 +171,16 @@ class LlamaCppBackend(SerialBackend):
         """Number of tokens of ``text``."""
         return len(self.tokenize(text))
 
+    def check_json_schema(self, schema: dict[str, Any], *, strict: bool = True) -> None:
+        """Check that output can be held to ``schema`` (``strict``: every answer then validates against it).
+
+        Raises:
+            GenerationError: Saying what in the schema cannot be held to.
+        """
+        if strict:
+            check_schema(schema)
+        json_schema_grammar(schema, self._vocab)
+
     def default_settings(self) -> SamplingSettings:
         """Sampling defaults: ours for the embedded model, the file's ``general.sampling.*`` where set."""
         if self.spec.source == EMBEDDED:
@@ -202,7 +212,7 @@ class LlamaCppBackend(SerialBackend):
     ) -> None:
         """Sample token by token: text to the stream, stop on cancel, end of turn, a stop string or the limit."""
         settings = request.settings
-        grammar = json_schema_grammar(request.json_schema) if request.json_schema is not None else None
+        grammar = json_schema_grammar(request.json_schema, self._vocab) if request.json_schema is not None else None
         self.states.prepare_for(prepared.payload)
         self.llm.set_seed(settings.seed if settings.seed is not None else self._default_seed)
         greedy = settings.temperature <= 0

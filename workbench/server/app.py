@@ -10,6 +10,7 @@ at once and the next one starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from workbench.chat_model import ChatModel
 from workbench.errors import PromptError, PromptTooLongError, WorkbenchError
+from workbench.modes.tool import call_schema
 from workbench.server.errors import ApiError, error_body
 from workbench.server.generate import CompletionEvent, CompletionRun, Finished, TextPiece
 from workbench.server.middleware import ApiKeyMiddleware, RequestLogMiddleware
@@ -40,6 +42,11 @@ if TYPE_CHECKING:
 
 #: Bodies larger than this are refused (413) before they are read.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: A body must arrive within this many seconds of its headers (a client sending it byte by byte, to
+#: hold a connection open, is answered 408 and cut off).
+BODY_TIMEOUT_S = 30.0
+#: How deep JSON may nest in a body (Python's own parser recurses; no request needs more).
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -213,13 +220,15 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
     params = read(body, model.default_settings())
     if not chat and not model.capabilities.prompt_prefix:
         raise ApiError(
-            400, "This model runs on a chat server, which cannot continue a raw prompt; use /v1/chat/completions."
+            400,
+            "This model runs on a chat server, which cannot continue a raw prompt; use /v1/chat/completions.",
         )
     if params.json_schema is not None and not model.capabilities.constrained_json:
         raise ApiError(400, "This model cannot hold its output to a JSON schema.", param="response_format")
+    await _in_worker(_check_schemas, model, params)
     run = CompletionRun(model, params)
     try:
-        await asyncio.to_thread(run.start)
+        await _in_worker(run.start)
     except PromptTooLongError as exc:
         raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from exc
     except PromptError as exc:
@@ -230,6 +239,34 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
     finished = await _collect(run, request)
     request.state.usage = usage_of(finished)
     return JSONResponse(envelope.response(finished))
+
+
+async def _in_worker(function: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking work in a daemon thread (not asyncio's pool, which the interpreter waits for at exit).
+
+    So a stopped server exits at once, whatever a request is doing (see :func:`workbench.server.serve.serve`).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as exc:  # reported to the awaiting request
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the event loop is gone (server shutdown)
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="workbench-serve-prepare", daemon=True).start()
+    return await future
 
 
 # --- streaming ----------------------------------------------------------------------------------
@@ -279,8 +316,8 @@ async def _collect(run: CompletionRun, request: Request) -> Finished:
         async for event in _events(run):
             if isinstance(event, Finished):
                 return event
-    except WorkbenchError as exc:
-        raise ApiError(500, f"Generation failed: {exc}", code="generation_failed") from exc
+    except WorkbenchError as exc:  # its message says "Generation failed: ..." itself
+        raise ApiError(500, str(exc), code="generation_failed") from exc
     finally:
         watcher.cancel()
     raise ApiError(500, "The generation ended without an answer.", code="generation_failed")
@@ -302,7 +339,7 @@ async def _stream(
                 for chunk in envelope.closing_chunks(event, usage):
                     yield _data(chunk)
     except WorkbenchError as exc:  # headers are sent: report in the stream, as OpenAI does
-        yield _data(error_body(500, f"Generation failed: {exc}", code="generation_failed"))
+        yield _data(error_body(500, str(exc), code="generation_failed"))
     yield "[DONE]"
 
 
@@ -310,18 +347,93 @@ def _data(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
+def _check_schemas(model: ChatModel, params: CompletionParams) -> None:
+    """Refuse (400) a schema the engine cannot hold output to, before anything is generated.
+
+    A response format must hold strictly (every answer validates against it); tools' schemas need only
+    make a grammar, as their arguments are validated when a tool runs.
+    """
+    check = getattr(model.backend, "check_json_schema", None)
+    if check is None:
+        return
+    schemas: list[tuple[str, dict[str, Any], bool]] = []
+    if params.json_schema is not None:
+        schemas.append(("response_format", params.json_schema, True))
+    if params.tools and model.dialect.tool_call_open:
+        schemas += [("tools", call_schema([tool]), False) for tool in params.tools]
+    for param, schema, strict in schemas:
+        try:
+            check(schema, strict=strict)
+        except WorkbenchError as exc:
+            raise ApiError(400, f"The schema in '{param}' cannot be used: {exc}", param=param) from exc
+
+
 # --- errors -------------------------------------------------------------------------------------
 async def _json_body(request: Request) -> Any:
+    too_big = ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.")
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise too_big
+            chunks.append(chunk)
+
     try:
-        return json.loads(raw)
+        await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise ApiError(408, f"The request body did not arrive within {BODY_TIMEOUT_S:.0f} s.") from exc
+    try:
+        body = json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.") from exc
+    _check_values(body)
+    return body
+
+
+def _check_values(body: Any) -> None:
+    r"""Refuse JSON nested over :data:`MAX_DEPTH` levels or holding strings that are not Unicode text.
+
+    ``json.loads`` accepts ``"\ud800"`` (half of a UTF-16 pair), which no encoder can write back; both
+    are refused here, naming the top-level field, rather than failing deep inside.
+    """
+    stack: list[tuple[Any, int, str | None]] = [(body, 0, None)]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ApiError(400, f"'{field}' nests deeper than {MAX_DEPTH} levels.", param=field)
+        if isinstance(value, str):
+            if not _is_text(value):
+                raise ApiError(
+                    400,
+                    f"'{field}' holds a lone UTF-16 surrogate (such as \\ud800), which is not text.",
+                    param=field,
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_text(key):
+                    raise ApiError(
+                        400, "A key holds a lone UTF-16 surrogate, which is not text.", param=field
+                    )
+                stack.append((item, depth + 1, field or key))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, field) for item in value)
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unknown_model(served: ServedModel, name: str) -> ApiError:
