@@ -101,6 +101,8 @@ def check_schema(schema: Any, path: str = "") -> None:
         raise GenerationError(f"At {where}: a list of types cannot be combined with other keywords here.")
     properties = schema.get("properties")
     if isinstance(properties, dict):
+        if "" in properties:
+            raise GenerationError(f"At {where}: an empty property name is not supported here.")
         missing = [name for name in schema.get("required", []) if name not in properties]
         if missing:
             raise GenerationError(

@@ -33,6 +33,7 @@ from workbench.modes.tool import call_schema
 from workbench.server.errors import ApiError, error_body
 from workbench.server.generate import CompletionEvent, CompletionRun, Finished, TextPiece
 from workbench.server.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from workbench.server.openapi import openapi_document
 from workbench.server.requests import CompletionParams, read_chat_request, read_text_request
 from workbench.server.responses import Envelope, usage_of
 from workbench.shared import SharedModel
@@ -122,6 +123,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     registry: ToolRegistry | None = None,
     load: bool = True,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Starlette:
     """Build the API app for one shared model.
 
@@ -132,6 +134,7 @@ def create_app(
         cors_origins: Browser origins allowed to call the API (``*`` for any).
         registry: Tools whose schemas ``GET /v1/tools`` lists (for clients to send as ``tools``).
         load: Start loading the model at once.
+        body_timeout_s: Seconds a request body may take to arrive (408 after that).
     """
     served = ServedModel(slot, model_id or served_model_id(slot))
     if load and not slot.loaded:
@@ -155,10 +158,12 @@ def create_app(
         Route("/v1/chat/completions", _route(served, _chat), methods=["POST"]),
         Route("/v1/tools", _route(served, _tools), methods=["GET"]),
         Route("/v1/completions", _route(served, _text), methods=["POST"]),
+        Route("/openapi.json", _route(served, _openapi), methods=["GET"]),
     ]
     handlers: dict[Any, Callable[..., Any]] = {HTTPException: _http_error, Exception: _unexpected_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.served = served
+    app.state.body_timeout_s = body_timeout_s
     served.registry = registry
     return app
 
@@ -201,6 +206,10 @@ async def _model(served: ServedModel, request: Request) -> Response:
 async def _tools(served: ServedModel, request: Request) -> Response:
     schemas = served.registry.schemas() if served.registry is not None else []
     return JSONResponse({"object": "list", "data": schemas})
+
+
+async def _openapi(served: ServedModel, request: Request) -> Response:
+    return JSONResponse(openapi_document())
 
 
 async def _chat(served: ServedModel, request: Request) -> Response:
@@ -385,10 +394,11 @@ async def _json_body(request: Request) -> Any:
                 raise too_big
             chunks.append(chunk)
 
+    timeout = float(request.app.state.body_timeout_s)
     try:
-        await asyncio.wait_for(read(), BODY_TIMEOUT_S)
-    except TimeoutError as exc:
-        raise ApiError(408, f"The request body did not arrive within {BODY_TIMEOUT_S:.0f} s.") from exc
+        await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError as exc:
+        raise ApiError(408, f"The request body did not arrive within {timeout:g} s.") from exc
     try:
         body = json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
