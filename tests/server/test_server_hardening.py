@@ -54,6 +54,8 @@ CHAT_MISTAKES: list[tuple[str, Any, str, str]] = [
         "stream_options",
         "true or false",
     ),
+    ("a seed over 64 bits", _chat(seed=2**70), "seed", "64 bits"),
+    ("a huge repetition penalty", _chat(repetition_penalty=1e300), "repetition_penalty", "at most 2"),
     ("five stop strings", _chat(stop=["a", "b", "c", "d", "e"]), "stop", "at most 4"),
     ("a huge stop string", _chat(stop=["x" * 400_000]), "stop", "at most 256 characters"),
     (

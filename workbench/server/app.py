@@ -236,12 +236,17 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
         raise ApiError(400, "This model cannot hold its output to a JSON schema.", param="response_format")
     await _in_worker(_check_schemas, model, params)
     run = CompletionRun(model, params)
+    field = "messages" if chat else "prompt"
+    # A client that leaves while its prompt is read cancels the run: it then never takes the model.
+    watcher = asyncio.create_task(_cancel_on_disconnect(run, request))
     try:
         await _in_worker(run.start)
     except PromptTooLongError as exc:
-        raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from exc
+        raise ApiError(400, str(exc), param=field, code="context_length_exceeded") from exc
     except PromptError as exc:
-        raise ApiError(400, str(exc), param="messages") from exc
+        raise ApiError(400, str(exc), param=field) from exc
+    finally:
+        watcher.cancel()
     envelope = Envelope(served.id, chat=chat)
     if params.stream:
         return EventSourceResponse(_stream(run, params, envelope, request), sep="\n", ping=15)
@@ -312,15 +317,16 @@ async def _events(run: CompletionRun) -> AsyncIterator[CompletionEvent]:
         run.cancel()  # no-op when it ended; stops the model at once when the client left
 
 
+async def _cancel_on_disconnect(run: CompletionRun, request: Request) -> None:
+    """Cancel ``run`` when the client disconnects (the body has been read: nothing else can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    run.cancel()
+
+
 async def _collect(run: CompletionRun, request: Request) -> Finished:
     """Wait for the whole answer, cancelling it if the client disconnects meanwhile."""
-
-    async def watch() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        run.cancel()
-
-    watcher = asyncio.create_task(watch())
+    watcher = asyncio.create_task(_cancel_on_disconnect(run, request))
     try:
         async for event in _events(run):
             if isinstance(event, Finished):

@@ -37,8 +37,8 @@ _SAMPLING: dict[str, Any] = {
     "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
     "max_tokens": {"type": ["integer", "null"], "minimum": 1},
     "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
-    "seed": {"type": ["integer", "null"]},
-    "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    "seed": {"type": ["integer", "null"], "minimum": -(2**63), "maximum": 2**63 - 1},
+    "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 2},
     "frequency_penalty": {
         **_NUMBER_OR_NULL,
         "minimum": -2,
