@@ -144,7 +144,7 @@ def check_schema(schema: Any, path: str = "") -> None:
 def _gbnf(schema_json: str) -> str:
     from llama_cpp.llama_grammar import SchemaConverter
 
-    class Converter(SchemaConverter):  # type: ignore[misc]
+    class Converter(SchemaConverter):
         def _format_literal(self, literal: str) -> str:
             return gbnf_literal(literal)
 

@@ -170,12 +170,12 @@ def _read_settings(body: dict[str, Any], defaults: SamplingSettings) -> Sampling
         "seed": body.get("seed"),
         "repetition_penalty": body.get("repetition_penalty"),  # an extension vLLM also accepts
     }
-    seed = values["seed"]
+    seed = body.get("seed")
     if type(seed) is int:
         if not -(2**63) <= seed < 2**63:
             raise bad_request("'seed' must be a whole number that fits in 64 bits.", "seed")
         values["seed"] = seed % 2**32  # what every engine takes (llama.cpp's seed is 32 bits)
-    penalty = values["repetition_penalty"]
+    penalty: Any = body.get("repetition_penalty")
     if _is_number(penalty) and not 0 < penalty <= 2:
         raise bad_request(
             "'repetition_penalty' must be above 0 and at most 2 (1 means none).", "repetition_penalty"

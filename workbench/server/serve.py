@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 #: Seconds a client has to send a request's headers once it connected (or once its last answer ended).
 HEADER_TIMEOUT_S = 10.0
 #: Seconds running requests get to finish when the server is stopped (SIGTERM, Ctrl-C).
-SHUTDOWN_GRACE_S = 2.0
+SHUTDOWN_GRACE_S = 2
 
 
 def uvicorn_config(
@@ -48,7 +48,7 @@ def _deadline_protocol() -> type:
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class DeadlineProtocol(H11Protocol):  # type: ignore[misc]
+    class DeadlineProtocol(H11Protocol):
         """uvicorn's HTTP/1.1 protocol, closing a connection whose headers are not complete in time."""
 
         header_timeout_s = HEADER_TIMEOUT_S
