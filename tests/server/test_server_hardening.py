@@ -206,5 +206,5 @@ def test_sigterm_ends_serve_within_seconds_mid_generation(tmp_path: Path) -> Non
         started = time.monotonic()
         process.wait(timeout=60)
         assert time.monotonic() - started < 10
-        assert process.returncode == 0
+        assert process.returncode in (0, -signal.SIGTERM)  # uvicorn ends by raising the signal again
         connection.close()

@@ -124,18 +124,29 @@ def serve(
         shared_model(spec), model_id=model_id, api_key=api_key, cors_origins=cors_origins, registry=registry
     )
     print(f"[workbench] serving {spec.label} on http://{host}:{port}/v1", file=err, flush=True)
+    # On SIGTERM uvicorn gives running requests SHUTDOWN_GRACE_S, then raises the signal again, which
+    # ends the process; on Ctrl-C it raises KeyboardInterrupt here.
     server = uvicorn.Server(uvicorn_config(app, host, port))
     try:
         server.run()
     except (OSError, SystemExit) as exc:  # uvicorn exits when it cannot bind
         print(f"[workbench] error: the server could not start: {exc}", file=err, flush=True)
         return 1
+    except KeyboardInterrupt:
+        _exit_now_if_busy(130, err)
+        raise
     # uvicorn reports a port it could not bind by leaving started False.
     status = 0 if server.started else 1
+    _exit_now_if_busy(status, err)
+    return status
+
+
+def _exit_now_if_busy(status: int, err: TextIO) -> None:
+    """Exit at once if a worker still runs a generation or reads a prompt (it stops at its next token).
+
+    Waiting for it could take long; and exiting normally would free the model under it.
+    """
     if any(t.name.startswith("workbench-") and t.is_alive() for t in threading.enumerate()):
-        # A generation or a prompt being read is still running in a worker (it stops at its next
-        # token): exit now rather than wait for it, or free the model under it at interpreter exit.
         print("[workbench] stopped (a generation was cut short)", file=err, flush=True)
         sys.stdout.flush()
         os._exit(status)
-    return status
