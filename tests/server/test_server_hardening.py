@@ -93,6 +93,12 @@ def test_chat_mistakes_are_400s_naming_the_field(api_url: str, body: Any, param:
     assert answer["error"]["type"] == "invalid_request_error"
 
 
+def test_nan_is_not_json(api_url: str) -> None:
+    body = b'{"model": "m", "messages": [], "temperature": NaN}'
+    status, answer = http_json("POST", api_url + "/chat/completions", body)
+    assert status == 400 and "NaN is not a JSON value" in answer["error"]["message"], answer
+
+
 def test_nesting_too_deep_for_python_is_a_400(api_url: str) -> None:
     body = b'{"model": "m", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     status, answer = http_json("POST", api_url + "/chat/completions", body)

@@ -406,13 +406,18 @@ async def _json_body(request: Request) -> Any:
     except asyncio.TimeoutError as exc:
         raise ApiError(408, f"The request body did not arrive within {timeout:g} s.") from exc
     try:
-        body = json.loads(b"".join(chunks))
+        body = json.loads(b"".join(chunks), parse_constant=_not_json)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from exc
     except RecursionError as exc:
         raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.") from exc
     _check_values(body)
     return body
+
+
+def _not_json(constant: str) -> Any:
+    """Python's parser takes ``NaN`` and ``Infinity``; JSON has neither."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
 
 
 def _check_values(body: Any) -> None:
