@@ -245,6 +245,9 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
         raise ApiError(400, str(exc), param=field, code="context_length_exceeded") from exc
     except PromptError as exc:
         raise ApiError(400, str(exc), param=field) from exc
+    except asyncio.CancelledError:  # the server stops: the prompt still being read must not start
+        run.cancel()
+        raise
     finally:
         watcher.cancel()
     envelope = Envelope(served.id, chat=chat)
