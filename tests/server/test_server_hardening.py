@@ -55,7 +55,13 @@ CHAT_MISTAKES: list[tuple[str, Any, str, str]] = [
         "true or false",
     ),
     ("a seed over 64 bits", _chat(seed=2**70), "seed", "64 bits"),
-    ("a huge repetition penalty", _chat(repetition_penalty=1e300), "repetition_penalty", "at most 2"),
+    ("a huge repetition penalty", _chat(repetition_penalty=1e300), "repetition_penalty", "between 0.1 and 2"),
+    (
+        "a tiny repetition penalty",
+        _chat(repetition_penalty=5e-324),
+        "repetition_penalty",
+        "between 0.1 and 2",
+    ),
     ("five stop strings", _chat(stop=["a", "b", "c", "d", "e"]), "stop", "at most 4"),
     ("a huge stop string", _chat(stop=["x" * 400_000]), "stop", "at most 256 characters"),
     (

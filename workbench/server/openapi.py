@@ -38,7 +38,7 @@ _SAMPLING: dict[str, Any] = {
     "max_tokens": {"type": ["integer", "null"], "minimum": 1},
     "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
     "seed": {"type": ["integer", "null"], "minimum": -(2**63), "maximum": 2**63 - 1},
-    "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 2},
+    "repetition_penalty": {"type": ["number", "null"], "minimum": 0.1, "maximum": 2},
     "frequency_penalty": {
         **_NUMBER_OR_NULL,
         "minimum": -2,

@@ -176,9 +176,9 @@ def _read_settings(body: dict[str, Any], defaults: SamplingSettings) -> Sampling
             raise bad_request("'seed' must be a whole number that fits in 64 bits.", "seed")
         values["seed"] = seed % 2**32  # what every engine takes (llama.cpp's seed is 32 bits)
     penalty: Any = body.get("repetition_penalty")
-    if _is_number(penalty) and not 0 < penalty <= 2:
+    if _is_number(penalty) and not 0.1 <= penalty <= 2:  # a tiny one overflows the logits to inf
         raise bad_request(
-            "'repetition_penalty' must be above 0 and at most 2 (1 means none).", "repetition_penalty"
+            "'repetition_penalty' must be between 0.1 and 2 (1 means none).", "repetition_penalty"
         )
     try:
         return defaults.with_(**values)
