@@ -190,6 +190,8 @@ def check_gbnf(gbnf: str, vocab: Any) -> None:
         raise GenerationError("llama.cpp could not parse the grammar made from the JSON schema.")
     llama_cpp.llama_sampler_free(sampler)
     with _parsed_lock:
+        if len(_parsed) >= 256:  # a server sees endless schemas: keep the memory bounded
+            _parsed.clear()
         _parsed.add(gbnf)
 
 
