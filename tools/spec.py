@@ -38,7 +38,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 TOOL_MARK = "__workbench_tool__"
 """Attribute ``@tool`` sets on a function: a dict with the ``name`` and ``timeout`` it was given."""
 
-_VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+#: A tool's name: OpenAI's pattern ``^[a-zA-Z0-9_-]{1,64}$``, starting with a letter or ``_`` as a Python
+#: name does (matched whole: ``$`` alone would let a trailing newline through).
+TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
 @overload
@@ -204,7 +206,7 @@ def _checked_spec(**fields: Any) -> ToolSpec:
         raise ToolDefinitionError(
             f"Tool {spec.name!r} from {spec.source}: {spec.function!r} is not callable."
         )
-    if not _VALID_NAME.match(spec.name):
+    if not isinstance(spec.name, str) or not TOOL_NAME.fullmatch(spec.name):
         raise ToolDefinitionError(
             f"Tool name {spec.name!r} from {spec.source} is not valid: use letters, digits, _ or -, at most "
             "64 characters, for example @tool(name='my_tool')."

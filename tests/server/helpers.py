@@ -22,6 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tests.e2e.streamlit_server import free_port
+from workbench.server.serve import HEADER_TIMEOUT_S, uvicorn_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "SmolLM2-135M-Instruct"
@@ -29,10 +30,11 @@ SERVER_START_S = 240.0
 
 
 @contextmanager
-def server_thread(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on a free loopback port; yield the base URL (``.../v1``)."""
+def server_thread(app: Starlette, *, header_timeout_s: float = HEADER_TIMEOUT_S) -> Iterator[str]:
+    """Serve ``app`` with uvicorn as ``serve`` does, in a thread on a free loopback port; yield the base URL (``.../v1``)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn_config(app, "127.0.0.1", port, header_timeout_s=header_timeout_s, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-api-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

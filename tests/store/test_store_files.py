@@ -147,7 +147,10 @@ HOSTILE: dict[str, tuple[str | bytes, str]] = {
     ),
     "script in title": (_conversation(title="<script>x</script>"), "title"),
     "deep nesting": ("[" * 100_000 + "]" * 100_000, "nested"),
-    "100 MB": (_conversation(messages=[{"role": "user", "content": "a" * 100_000_000}]), "MB limit"),
+    "100 MB": (
+        _conversation(messages=[{"role": "user", "content": "a" * 100_000_000}]),
+        "over the 64 MB limit",
+    ),
     "one huge message": (
         _conversation(messages=[{"role": "user", "content": "a" * 3_000_000}]),
         "characters long",

@@ -60,6 +60,11 @@ BROKEN = {
     ),
     "raises.py": ("x = 1\ny = 1 / 0\n", ["raises.py, line 2", "ZeroDivisionError: division by zero"]),
     "exits.py": ("import sys\nsys.exit(3)\n", ["exits.py, line 2", "SystemExit: 3"]),
+    "bad_name.py": (
+        'from tools import tool\n\n@tool(name="newline_at_end\\n")\ndef f(x: int) -> int:\n'
+        '    """Echo.\n\n    Args:\n        x: A number.\n    """\n    return x\n',
+        ["is not valid: use letters, digits"],
+    ),
 }
 
 HALF_BROKEN = '''

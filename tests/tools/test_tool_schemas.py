@@ -204,7 +204,7 @@ def test_bad_timeout_is_refused(timeout):
         tool(timeout=timeout)
 
 
-@pytest.mark.parametrize("name", ["two words", "x" * 65, "1st"])
+@pytest.mark.parametrize("name", ["two words", "x" * 65, "1st", "ok\n", 'a"b', "a\\b", "é"])
 def test_bad_name_is_refused(name):
     def f(x: int) -> int:
         """Same.

@@ -143,7 +143,7 @@ def _import(store: ConversationStore, file: str, stdin: TextIO, out: TextIO, err
 
 def _read_import(file: str, stdin: TextIO) -> str | bytes:
     from workbench.store import ImportRefusedError
-    from workbench.store.transcripts import MAX_IMPORT_BYTES
+    from workbench.store.transcripts import MAX_IMPORT_BYTES, megabytes
 
     try:
         if file == "-":
@@ -154,7 +154,7 @@ def _read_import(file: str, stdin: TextIO) -> str | bytes:
         size = path.stat().st_size
         if size > MAX_IMPORT_BYTES:
             raise ImportRefusedError(
-                f"{file} is {size / 1e6:.1f} MB, over the {MAX_IMPORT_BYTES / 1e6:.0f} MB limit; "
+                f"{file} is {megabytes(size)}, over the {megabytes(MAX_IMPORT_BYTES)} limit; "
                 "export fewer conversations per file."
             )
         return path.read_bytes()

@@ -32,8 +32,9 @@ from workbench.models.generation import (
 )
 from workbench.models.gguf_check import GGUFInfo
 from workbench.models.llamacpp_cpu import llama_errors_to, load_cpu_backend
-from workbench.models.llamacpp_grammar import json_schema_grammar
+from workbench.models.llamacpp_grammar import check_schema, json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates
+from workbench.models.llamacpp_tokens import PieceTokenizer
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
 from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 
@@ -75,6 +76,7 @@ class LlamaCppBackend(SerialBackend):
             constrained_json=True, prompt_prefix=True, opens_tool_calls=spec.source != EMBEDDED
         )
         self.states = ConversationStates(llm, lock=self._lock)
+        self._pieces: PieceTokenizer | None = None
         # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
         # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules); not while
         # a generation or its settling (after the consumer has its answer) still uses it.
@@ -166,12 +168,28 @@ class LlamaCppBackend(SerialBackend):
         return self._template
 
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) count as one each."""
-        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) count as one each.
+
+        In pieces (:mod:`~workbench.models.llamacpp_tokens`): llama.cpp alone is quadratic in the number
+        of special tokens.
+        """
+        if self._pieces is None:
+            self._pieces = PieceTokenizer(self.llm)
+        return self._pieces.tokenize(text.encode("utf-8"))
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text``."""
         return len(self.tokenize(text))
+
+    def check_json_schema(self, schema: dict[str, Any], *, strict: bool = True) -> None:
+        """Check that output can be held to ``schema`` (``strict``: every answer then validates against it).
+
+        Raises:
+            GenerationError: Saying what in the schema cannot be held to.
+        """
+        if strict:
+            check_schema(schema)
+        json_schema_grammar(schema, self._vocab)
 
     def default_settings(self) -> SamplingSettings:
         """Sampling defaults: ours for the embedded model, the file's ``general.sampling.*`` where set."""
@@ -208,7 +226,8 @@ class LlamaCppBackend(SerialBackend):
     ) -> None:
         """Sample token by token: text to the stream, stop on cancel, end of turn, a stop string or the limit."""
         settings = request.settings
-        grammar = json_schema_grammar(request.json_schema) if request.json_schema is not None else None
+        schema = request.json_schema
+        grammar = json_schema_grammar(schema, self._vocab) if schema is not None else None
         self.states.evaluate(prepared.payload)
         self.llm.set_seed(settings.seed if settings.seed is not None else self._default_seed)
         greedy = settings.temperature <= 0

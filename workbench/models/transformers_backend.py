@@ -130,6 +130,14 @@ class TransformersBackend(SerialBackend):
         prompt_tokens = int(inputs["input_ids"].shape[1])
         return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
 
+    def check_json_schema(self, schema: dict[str, Any], *, strict: bool = True) -> None:
+        """Check that xgrammar can compile ``schema`` (it holds output to every keyword it compiles).
+
+        Raises:
+            GenerationError: If it cannot.
+        """
+        self._grammar.logits_processor(schema)
+
     def decode(
         self,
         request: GenerationRequest,

@@ -104,34 +104,61 @@ def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class _HeldBackText:
-    """Passes text on as it streams, but never a marker (a call opener, a stop string) or its start."""
+    """Passes text on as it streams, but never a marker (a call opener, a stop string) or its start.
+
+    Each marker is followed with a Knuth-Morris-Pratt automaton (how much of its start the text ends
+    with), so feeding is linear in the text, whatever its length and the markers'.
+    """
 
     def __init__(self, markers: Iterable[str]) -> None:
         self.markers = [m for m in markers if m]
-        self.text = ""
-        self.sent = 0
-        self.cut: int | None = None
+        self.pending = ""  # held back: it may be the start of a marker
+        self.cut = False
+        self._states = [0] * len(self.markers)
+        self._fails = [_failure(m) for m in self.markers]
 
     def feed(self, chunk: str) -> str:
-        self.text += chunk
-        if self.cut is not None:
+        if self.cut:
             return ""
-        found = [i for i in (self.text.find(m) for m in self.markers) if i != -1]
-        if found:
-            self.cut = min(found)
-            return self._send(self.cut)
-        hold = max(
-            (k for m in self.markers for k in range(1, len(m)) if self.text.endswith(m[:k])), default=0
-        )
-        return self._send(len(self.text) - hold)
+        base = len(self.pending)
+        self.pending += chunk
+        starts = []
+        for index, marker in enumerate(self.markers):
+            state, fail = self._states[index], self._fails[index]
+            for offset, char in enumerate(chunk):
+                while state and marker[state] != char:
+                    state = fail[state - 1]
+                if marker[state] == char:
+                    state += 1
+                if state == len(marker):
+                    starts.append(base + offset + 1 - state)
+                    break
+            self._states[index] = state
+        if starts:
+            self.cut = True
+            return self.pending[: min(starts)]
+        hold = max(self._states, default=0)
+        out, self.pending = self.pending[: len(self.pending) - hold], self.pending[len(self.pending) - hold :]
+        return out
 
     def flush(self) -> str:
-        return "" if self.cut is not None else self._send(len(self.text))
-
-    def _send(self, end: int) -> str:
-        out = self.text[self.sent : end] if end > self.sent else ""
-        self.sent = max(self.sent, end)
+        if self.cut:
+            return ""
+        out, self.pending = self.pending, ""
         return out
+
+
+def _failure(marker: str) -> list[int]:
+    """KMP's table: for each start ``marker[:i + 1]``, the length of its longest proper border."""
+    fail = [0] * len(marker)
+    border = 0
+    for i in range(1, len(marker)):
+        while border and marker[i] != marker[border]:
+            border = fail[border - 1]
+        if marker[i] == marker[border]:
+            border += 1
+        fail[i] = border
+    return fail
 
 
 class ToolSession:

@@ -10,6 +10,7 @@ at once and the next one starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -28,9 +29,11 @@ from starlette.routing import Route
 
 from workbench.chat_model import ChatModel
 from workbench.errors import PromptError, PromptTooLongError, WorkbenchError
+from workbench.modes.tool import call_schema
 from workbench.server.errors import ApiError, error_body
 from workbench.server.generate import CompletionEvent, CompletionRun, Finished, TextPiece
 from workbench.server.middleware import ApiKeyMiddleware, RequestLogMiddleware
+from workbench.server.openapi import openapi_document
 from workbench.server.requests import CompletionParams, read_chat_request, read_text_request
 from workbench.server.responses import Envelope, usage_of
 from workbench.shared import SharedModel
@@ -40,6 +43,11 @@ if TYPE_CHECKING:
 
 #: Bodies larger than this are refused (413) before they are read.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: A body must arrive within this many seconds of its headers (a client sending it byte by byte, to
+#: hold a connection open, is answered 408 and cut off).
+BODY_TIMEOUT_S = 30.0
+#: How deep JSON may nest in a body (Python's own parser recurses; no request needs more).
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -115,6 +123,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     registry: ToolRegistry | None = None,
     load: bool = True,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Starlette:
     """Build the API app for one shared model.
 
@@ -125,6 +134,7 @@ def create_app(
         cors_origins: Browser origins allowed to call the API (``*`` for any).
         registry: Tools whose schemas ``GET /v1/tools`` lists (for clients to send as ``tools``).
         load: Start loading the model at once.
+        body_timeout_s: Seconds a request body may take to arrive (408 after that).
     """
     served = ServedModel(slot, model_id or served_model_id(slot))
     if load and not slot.loaded:
@@ -148,10 +158,12 @@ def create_app(
         Route("/v1/chat/completions", _route(served, _chat), methods=["POST"]),
         Route("/v1/tools", _route(served, _tools), methods=["GET"]),
         Route("/v1/completions", _route(served, _text), methods=["POST"]),
+        Route("/openapi.json", _route(served, _openapi), methods=["GET"]),
     ]
     handlers: dict[Any, Callable[..., Any]] = {HTTPException: _http_error, Exception: _unexpected_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.served = served
+    app.state.body_timeout_s = body_timeout_s
     served.registry = registry
     return app
 
@@ -196,6 +208,10 @@ async def _tools(served: ServedModel, request: Request) -> Response:
     return JSONResponse({"object": "list", "data": schemas})
 
 
+async def _openapi(served: ServedModel, request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
 async def _chat(served: ServedModel, request: Request) -> Response:
     return await _complete(served, request, chat=True)
 
@@ -213,23 +229,61 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
     params = read(body, model.default_settings())
     if not chat and not model.capabilities.prompt_prefix:
         raise ApiError(
-            400, "This model runs on a chat server, which cannot continue a raw prompt; use /v1/chat/completions."
+            400,
+            "This model runs on a chat server, which cannot continue a raw prompt; use /v1/chat/completions.",
         )
     if params.json_schema is not None and not model.capabilities.constrained_json:
         raise ApiError(400, "This model cannot hold its output to a JSON schema.", param="response_format")
+    await _in_worker(_check_schemas, model, params)
     run = CompletionRun(model, params)
+    field = "messages" if chat else "prompt"
+    # A client that leaves while its prompt is read cancels the run: it then never takes the model.
+    watcher = asyncio.create_task(_cancel_on_disconnect(run, request))
     try:
-        await asyncio.to_thread(run.start)
+        await _in_worker(run.start)
     except PromptTooLongError as exc:
-        raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from exc
+        raise ApiError(400, str(exc), param=field, code="context_length_exceeded") from exc
     except PromptError as exc:
-        raise ApiError(400, str(exc), param="messages") from exc
+        raise ApiError(400, str(exc), param=field) from exc
+    except asyncio.CancelledError:  # the server stops: the prompt still being read must not start
+        run.cancel()
+        raise
+    finally:
+        watcher.cancel()
     envelope = Envelope(served.id, chat=chat)
     if params.stream:
         return EventSourceResponse(_stream(run, params, envelope, request), sep="\n", ping=15)
     finished = await _collect(run, request)
     request.state.usage = usage_of(finished)
     return JSONResponse(envelope.response(finished))
+
+
+async def _in_worker(function: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking work in a daemon thread (not asyncio's pool, which the interpreter waits for at exit).
+
+    So a stopped server exits at once, whatever a request is doing (see :func:`workbench.server.serve.serve`).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as exc:  # reported to the awaiting request
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the event loop is gone (server shutdown)
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="workbench-serve-prepare", daemon=True).start()
+    return await future
 
 
 # --- streaming ----------------------------------------------------------------------------------
@@ -266,21 +320,22 @@ async def _events(run: CompletionRun) -> AsyncIterator[CompletionEvent]:
         run.cancel()  # no-op when it ended; stops the model at once when the client left
 
 
+async def _cancel_on_disconnect(run: CompletionRun, request: Request) -> None:
+    """Cancel ``run`` when the client disconnects (the body has been read: nothing else can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    run.cancel()
+
+
 async def _collect(run: CompletionRun, request: Request) -> Finished:
     """Wait for the whole answer, cancelling it if the client disconnects meanwhile."""
-
-    async def watch() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        run.cancel()
-
-    watcher = asyncio.create_task(watch())
+    watcher = asyncio.create_task(_cancel_on_disconnect(run, request))
     try:
         async for event in _events(run):
             if isinstance(event, Finished):
                 return event
-    except WorkbenchError as exc:
-        raise ApiError(500, f"Generation failed: {exc}", code="generation_failed") from exc
+    except WorkbenchError as exc:  # its message says "Generation failed: ..." itself
+        raise ApiError(500, str(exc), code="generation_failed") from exc
     finally:
         watcher.cancel()
     raise ApiError(500, "The generation ended without an answer.", code="generation_failed")
@@ -302,7 +357,7 @@ async def _stream(
                 for chunk in envelope.closing_chunks(event, usage):
                     yield _data(chunk)
     except WorkbenchError as exc:  # headers are sent: report in the stream, as OpenAI does
-        yield _data(error_body(500, f"Generation failed: {exc}", code="generation_failed"))
+        yield _data(error_body(500, str(exc), code="generation_failed"))
     yield "[DONE]"
 
 
@@ -310,18 +365,99 @@ def _data(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
+def _check_schemas(model: ChatModel, params: CompletionParams) -> None:
+    """Refuse (400) a schema the engine cannot hold output to, before anything is generated.
+
+    A response format must hold strictly (every answer validates against it); tools' schemas need only
+    make a grammar, as their arguments are validated when a tool runs.
+    """
+    check = getattr(model.backend, "check_json_schema", None)
+    if check is None:
+        return
+    schemas: list[tuple[str, dict[str, Any], bool]] = []
+    if params.json_schema is not None:
+        schemas.append(("response_format", params.json_schema, True))
+    if params.tools and model.dialect.tool_call_open:
+        schemas += [("tools", call_schema([tool]), False) for tool in params.tools]
+    for param, schema, strict in schemas:
+        try:
+            check(schema, strict=strict)
+        except WorkbenchError as exc:
+            raise ApiError(400, f"The schema in '{param}' cannot be used: {exc}", param=param) from exc
+
+
 # --- errors -------------------------------------------------------------------------------------
 async def _json_body(request: Request) -> Any:
+    too_big = ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.")
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise too_big
+            chunks.append(chunk)
+
+    timeout = float(request.app.state.body_timeout_s)
     try:
-        return json.loads(raw)
+        await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError as exc:
+        raise ApiError(408, f"The request body did not arrive within {timeout:g} s.") from exc
+    try:
+        body = json.loads(b"".join(chunks), parse_constant=_not_json)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.") from exc
+    _check_values(body)
+    return body
+
+
+def _not_json(constant: str) -> Any:
+    """Python's parser takes ``NaN`` and ``Infinity``; JSON has neither."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
+
+
+def _check_values(body: Any) -> None:
+    r"""Refuse JSON nested over :data:`MAX_DEPTH` levels or holding strings that are not Unicode text.
+
+    ``json.loads`` accepts ``"\ud800"`` (half of a UTF-16 pair), which no encoder can write back; both
+    are refused here, naming the top-level field, rather than failing deep inside.
+    """
+    stack: list[tuple[Any, int, str | None]] = [(body, 0, None)]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ApiError(400, f"'{field}' nests deeper than {MAX_DEPTH} levels.", param=field)
+        if isinstance(value, str):
+            if not _is_text(value):
+                raise ApiError(
+                    400,
+                    f"'{field}' holds a lone UTF-16 surrogate (such as \\ud800), which is not text.",
+                    param=field,
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_text(key):
+                    raise ApiError(
+                        400, "A key holds a lone UTF-16 surrogate, which is not text.", param=field
+                    )
+                stack.append((item, depth + 1, field or key))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, field) for item in value)
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unknown_model(served: ServedModel, name: str) -> ApiError:

@@ -8,6 +8,7 @@ jsonschema: one check for each thing, shared with the rest of the workbench.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,13 @@ from workbench.server.errors import bad_request
 
 #: ``tool_choice`` values besides a named function.
 TOOL_CHOICES = ("none", "auto", "required")
-_MAX_STOP_STRINGS = 16
+#: OpenAI's limits: stop sequences, tools, and the pattern of a function's name.
+MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 256
+MAX_TOOLS = 128
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+#: Messages per request (more cannot fit the contexts served here; prompt building grows with them).
+MAX_MESSAGES = 2048
 
 
 @dataclass
@@ -68,6 +75,12 @@ def read_chat_request(body: Any, defaults: SamplingSettings) -> CompletionParams
     params = _read_common(body, defaults)
     if "messages" not in body:
         raise bad_request("'messages' is required: a list of chat messages.", "messages")
+    if isinstance(body["messages"], list) and len(body["messages"]) > MAX_MESSAGES:
+        raise bad_request(
+            f"'messages' holds {len(body['messages'])} messages, over the limit of {MAX_MESSAGES}; "
+            "send a shorter conversation.",
+            "messages",
+        )
     try:
         params.messages = from_openai(body["messages"])
     except TranscriptError as exc:
@@ -94,8 +107,16 @@ def read_text_request(body: Any, defaults: SamplingSettings) -> CompletionParams
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise bad_request("'prompt' must be a string (one prompt per request).", "prompt")
-    for name in ("echo", "suffix", "logprobs", "best_of"):
-        if body.get(name) not in (None, False, 0, 1) or (name == "suffix" and body.get(name)):
+    if not prompt:
+        raise bad_request("'prompt' is empty; send the text to continue.", "prompt")
+    unsupported = {
+        "echo": body.get("echo") in (None, False),
+        "suffix": body.get("suffix") in (None, ""),
+        "logprobs": body.get("logprobs") is None,
+        "best_of": body.get("best_of") is None or _is_int(body.get("best_of"), 1),
+    }
+    for name, fine in unsupported.items():
+        if not fine:
             raise bad_request(f"'{name}' is not supported by this server; leave it out.", name)
     params.prompt = prompt
     return params
@@ -107,11 +128,11 @@ def _read_common(body: Any, defaults: SamplingSettings) -> CompletionParams:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("'model' is required: the id of a model from GET /v1/models.", "model")
-    n = body.get("n", 1)
-    if n is not None and n != 1:
+    n = body.get("n")
+    if n is not None and not _is_int(n, 1):
         raise bad_request("Only n = 1 is supported: send one request per answer.", "n")
     for name in ("logprobs", "top_logprobs", "logit_bias"):
-        if body.get(name):
+        if body.get(name) not in (None, False, 0, {}):
             raise bad_request(f"'{name}' is not supported by this server; leave it out.", name)
     for name in ("frequency_penalty", "presence_penalty"):
         value = body.get(name)
@@ -126,10 +147,13 @@ def _read_common(body: Any, defaults: SamplingSettings) -> CompletionParams:
         raise bad_request(
             "'stream_options' must be an object such as {\"include_usage\": true}.", "stream_options"
         )
+    include_usage = (options or {}).get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise bad_request("'stream_options.include_usage' must be true or false.", "stream_options")
     return CompletionParams(
         model=model,
         stream=bool(stream),
-        include_usage=bool(stream) and bool((options or {}).get("include_usage")),
+        include_usage=bool(stream) and bool(include_usage),
         settings=_read_settings(body, defaults),
         stop=_read_stop(body.get("stop")),
     )
@@ -146,6 +170,16 @@ def _read_settings(body: dict[str, Any], defaults: SamplingSettings) -> Sampling
         "seed": body.get("seed"),
         "repetition_penalty": body.get("repetition_penalty"),  # an extension vLLM also accepts
     }
+    seed = body.get("seed")
+    if type(seed) is int:
+        if not -(2**63) <= seed < 2**63:
+            raise bad_request("'seed' must be a whole number that fits in 64 bits.", "seed")
+        values["seed"] = seed % 2**32  # what every engine takes (llama.cpp's seed is 32 bits)
+    penalty: Any = body.get("repetition_penalty")
+    if _is_number(penalty) and not 0.1 <= penalty <= 2:  # a tiny one overflows the logits to inf
+        raise bad_request(
+            "'repetition_penalty' must be between 0.1 and 2 (1 means none).", "repetition_penalty"
+        )
     try:
         return defaults.with_(**values)
     except SettingsError as exc:
@@ -162,8 +196,10 @@ def _read_stop(stop: Any) -> tuple[str, ...]:
         stop = [stop]
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise bad_request("'stop' must be a string or a list of strings.", "stop")
-    if len(stop) > _MAX_STOP_STRINGS:
-        raise bad_request(f"'stop' may hold at most {_MAX_STOP_STRINGS} strings.", "stop")
+    if len(stop) > MAX_STOP_STRINGS:
+        raise bad_request(f"'stop' may hold at most {MAX_STOP_STRINGS} strings.", "stop")
+    if any(len(s) > MAX_STOP_CHARS for s in stop):
+        raise bad_request(f"Each 'stop' string may be at most {MAX_STOP_CHARS} characters long.", "stop")
     return tuple(s for s in stop if s)
 
 
@@ -172,6 +208,8 @@ def _read_tools(tools: Any) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(tools, list):
         raise bad_request('\'tools\' must be a list of {"type": "function", "function": {...}}.', "tools")
+    if len(tools) > MAX_TOOLS:
+        raise bad_request(f"'tools' holds {len(tools)} tools, over the limit of {MAX_TOOLS}.", "tools")
     seen: set[str] = set()
     out = []
     for number, tool in enumerate(tools):
@@ -185,6 +223,12 @@ def _read_tools(tools: Any) -> list[dict[str, Any]] | None:
             or not function["name"]
         ):
             raise bad_request(f"{where}.function needs a 'name'.", "tools")
+        if not TOOL_NAME.fullmatch(function["name"]):
+            raise bad_request(
+                f"{where}.function.name {function['name'][:80]!r} is not a valid name: use 1 to 64 letters, "
+                "digits, '_' or '-'.",
+                "tools",
+            )
         if function["name"] in seen:
             raise bad_request(f"Two tools are named {function['name']!r}; names must be unique.", "tools")
         seen.add(function["name"])
@@ -248,6 +292,11 @@ def _check_schema(schema: dict[str, Any], where: str, param: str) -> None:
     except SchemaError as exc:
         at = "/".join(str(p) for p in exc.path) or "the top"
         raise bad_request(f"{where} is not a valid JSON schema (at {at}): {exc.message}", param) from exc
+
+
+def _is_int(value: Any, expected: int) -> bool:
+    """Whether ``value`` is the whole number ``expected`` (not ``true``, not ``1.0``)."""
+    return type(value) is int and value == expected
 
 
 def _is_number(value: Any) -> bool:

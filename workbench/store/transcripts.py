@@ -33,6 +33,7 @@ from workbench.store.shapes import IMPORT_FATAL, check_message, find_surrogate
 MODES = ("chat", "tool", "code")
 Notes = list[str]
 """Lines about what an import left out (a wrong-typed optional field), one per field."""
+#: The largest import file: 64 MB, counted (and shown by :func:`megabytes`) in MB of 2**20 bytes.
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_MESSAGE_CHARS = 2_000_000
 MAX_MESSAGES = 20_000
@@ -101,6 +102,11 @@ def conversation_to_markdown(info: Any, messages: list[Message]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def megabytes(size: int) -> str:
+    """A size in bytes as the messages show it: MB of 2**20 bytes (``64 MB`` for :data:`MAX_IMPORT_BYTES`)."""
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+
+
 def parse_import(
     data: bytes | str, *, max_bytes: int = MAX_IMPORT_BYTES, notes: list[str] | None = None
 ) -> list[ImportedConversation]:
@@ -118,7 +124,7 @@ def parse_import(
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise ImportRefusedError(
-            f"The import is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
+            f"The import is {megabytes(size)}, over the {megabytes(max_bytes)} limit; "
             "export fewer conversations per file."
         )
     try:
