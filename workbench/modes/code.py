@@ -207,8 +207,8 @@ class CodeSession(Workspace):
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():
             yield Notice(note, "warning")
-        # Forcing the fence open needs a backend that continues a prefix (a chat server cannot).
-        runs, forced = 0, self.code.force_code and self.model.capabilities.prompt_prefix
+        # Forcing the fence open: a prefix, or on a chat server a forced call of the interpreter tool.
+        runs, forced = 0, self.code.force_code and self.model.capabilities.forces_code
         try:
             while not turn.stopped:
                 message = yield from self._generate(turn, forced)
