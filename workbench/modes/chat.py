@@ -39,6 +39,7 @@ class Turn:
     def __iter__(self) -> Iterator[Event]:
         try:
             for chunk in self.stream:
+                self.session.history.draft(self.stream.text)  # a store checkpoints it (a crash keeps it)
                 yield TextDelta(chunk)
             message = self.close()
             if self.recorded:

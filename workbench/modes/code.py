@@ -271,6 +271,7 @@ class CodeSession(Workspace):
                     stream.cancel()
                 received += chunk
                 if chunk:
+                    self.history.draft(prefix + received)  # a store checkpoints it (a crash keeps it)
                     yield TextDelta(chunk)
                 if end is not None or turn.stopped:
                     break

@@ -303,6 +303,7 @@ class ToolSession:
                 for chunk in stream:
                     delta = held.feed(chunk)
                     if delta:
+                        self.history.draft(held.text[: held.sent])  # a store checkpoints what was shown
                         yield TextDelta(delta)
                 # A backend that cannot continue a prefix (a chat server) wrote any call in full already.
                 whole = not self.model.capabilities.prompt_prefix
