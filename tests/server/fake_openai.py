@@ -52,7 +52,10 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:
-                body = {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}]}
+                body = {
+                    "object": "list",
+                    "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}],
+                }
                 outer._send(self, 200, body)
 
             def do_POST(self) -> None:
@@ -88,7 +91,9 @@ class FakeOpenAI:
 
     def _answer(self, handler: Any, reply: Reply) -> None:
         if reply.status >= 400:
-            self._send(handler, reply.status, {"error": {"message": reply.error, "type": "invalid_request_error"}})
+            self._send(
+                handler, reply.status, {"error": {"message": reply.error, "type": "invalid_request_error"}}
+            )
             return
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
@@ -110,7 +115,13 @@ class FakeOpenAI:
         events = [{"index": 0, "delta": delta, "finish_reason": None} for delta in deltas]
         events.append({"index": 0, "delta": {}, "finish_reason": reply.finish_reason})
         for choice in events:
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "m",
+                "choices": [choice],
+            }
             handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         handler.wfile.write(b"data: [DONE]\n\n")
         handler.wfile.flush()

@@ -52,7 +52,10 @@ class Server:
         self.fake = FakeOpenAI(self.answer)
 
     def answer(self, body: dict[str, Any]) -> Reply:
-        if any(m["role"] == "tool" or str(m.get("content")).startswith("<tool_response>") for m in body["messages"]):
+        if any(
+            m["role"] == "tool" or str(m.get("content")).startswith("<tool_response>")
+            for m in body["messages"]
+        ):
             return Reply(text=["It is ", "84."])  # the answer after the result
         return self.behaviour.get(_kind(body), Reply(text=["no call"]))
 
@@ -106,8 +109,12 @@ def _serve(servers: list[Server], **behaviour: Reply) -> Server:
     return server
 
 
-def test_a_server_that_honours_tool_choice_is_asked_once(servers: list[Server], registry: ToolRegistry) -> None:
-    server = _serve(servers, tools=Reply(calls=[("calculator", json.dumps(CALL))], finish_reason="tool_calls"))
+def test_a_server_that_honours_tool_choice_is_asked_once(
+    servers: list[Server], registry: ToolRegistry
+) -> None:
+    server = _serve(
+        servers, tools=Reply(calls=[("calculator", json.dumps(CALL))], finish_reason="tool_calls")
+    )
     model = _model(server)
     _assert_called(_required_turn(model, registry))
     assert server.kinds[0] == "tools"
@@ -183,7 +190,9 @@ def test_the_last_step_reads_the_call_written_as_text(servers: list[Server], reg
         tools=Reply(status=400, error="tools are not supported by this model (no tool parser)"),
         json_schema=Reply(status=400, error="Unknown response_format type json_schema"),
         json_object=Reply(status=422, error="response_format is not supported"),
-        text=Reply(text=["<tool_call>\n", json.dumps({"name": "calculator", "arguments": CALL}), "\n</tool_call>"]),
+        text=Reply(
+            text=["<tool_call>\n", json.dumps({"name": "calculator", "arguments": CALL}), "\n</tool_call>"]
+        ),
     )
     model = _model(server)
     _assert_called(_required_turn(model, registry))
@@ -222,7 +231,9 @@ def test_null_content_refused_is_sent_as_empty_text_from_then_on(
 ) -> None:
     def rule(body: dict[str, Any]) -> Reply:
         if any(m.get("content", "") is None for m in body["messages"]):
-            return Reply(status=500, error="7 validation errors: messages.1.content Input should be a valid string")
+            return Reply(
+                status=500, error="7 validation errors: messages.1.content Input should be a valid string"
+            )
         if body.get("tool_choice") not in (None, "auto"):
             return Reply(calls=[("calculator", json.dumps(CALL))], finish_reason="tool_calls")
         return Reply(text=["84."])
@@ -261,10 +272,15 @@ def test_constrained_json_falls_back_to_json_object(servers: list[Server]) -> No
 
 def test_forced_code_is_a_named_interpreter_call(servers: list[Server]) -> None:
     server = _serve(
-        servers, tools=Reply(calls=[("interpreter", json.dumps({"code": "print(2**20)"}))], finish_reason="tool_calls")
+        servers,
+        tools=Reply(
+            calls=[("interpreter", json.dumps({"code": "print(2**20)"}))], finish_reason="tool_calls"
+        ),
     )
     model = _model(server)
-    stream = model.stream([Message(Role.USER, "2**20?")], SETTINGS, prefix="```python\n", stop_strings=("```",))
+    stream = model.stream(
+        [Message(Role.USER, "2**20?")], SETTINGS, prefix="```python\n", stop_strings=("```",)
+    )
     assert stream.result(timeout=30) == "print(2**20)"
     request = server.fake.requests[0]
     assert request["tool_choice"] == {"type": "function", "function": {"name": "interpreter"}}

@@ -151,9 +151,8 @@ class ForcedCall:
             only = self.names[0] if len(self.names) == 1 else None
             choice: Any = {"type": "function", "function": {"name": only}} if only else "required"
             return host.send(host.openai_messages(), tools=self.tools, tool_choice=choice)
-        note = (
-            "Reply with one JSON object and nothing else, following this JSON schema:\n"
-            + json.dumps(self.schema, ensure_ascii=False)
+        note = "Reply with one JSON object and nothing else, following this JSON schema:\n" + json.dumps(
+            self.schema, ensure_ascii=False
         )
         if step == "json_schema":
             response_format: dict[str, Any] = {
