@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,3 +126,41 @@ class FakeOpenAI:
             handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         handler.wfile.write(b"data: [DONE]\n\n")
         handler.wfile.flush()
+
+
+class SlowStory(FakeOpenAI):
+    """A server that streams ``words`` one every ``delay_s`` seconds, whatever is asked (a long answer)."""
+
+    def __init__(self, words: list[str], delay_s: float = 0.05) -> None:
+        self.words = words
+        self.delay_s = delay_s
+        super().__init__(lambda body: Reply())
+
+    def _answer(self, handler: Any, reply: Reply) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        try:
+            for word in self.words:
+                choice = {"index": 0, "delta": {"content": word}, "finish_reason": None}
+                chunk = {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [choice],
+                }
+                handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                handler.wfile.flush()
+                time.sleep(self.delay_s)
+            end = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "m",
+                "choices": [end],
+            }
+            handler.wfile.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        except OSError:  # the client went away (killed)
+            pass

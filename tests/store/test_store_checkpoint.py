@@ -7,7 +7,6 @@ server, so the answer is long and its text known), then the conversation reopene
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,12 +14,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.scripted import PlainDialect, ScriptedBackend
-from tests.server.fake_openai import FakeOpenAI, Reply
+from tests.server.fake_openai import SlowStory
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
 from workbench.history import Conversation, Drafted, HistoryChange, Mode
@@ -95,26 +93,8 @@ def test_the_chat_loop_announces_its_draft() -> None:
     assert drafts and drafts[-1] == Drafted(1, "Hello there") and all(d.index == 1 for d in drafts)
 
 
-def _slow_server() -> FakeOpenAI:
-    """A server that streams :data:`WORDS`, one every 50 ms (20 s in all)."""
-
-    class Slow(FakeOpenAI):
-        def _answer(self, handler: Any, reply: Reply) -> None:
-            handler.send_response(200)
-            handler.send_header("Content-Type", "text/event-stream")
-            handler.end_headers()
-            for word in WORDS:
-                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                         "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}  # fmt: skip
-                handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                handler.wfile.flush()
-                time.sleep(0.05)
-
-    return Slow(lambda body: Reply())
-
-
 def test_ask_save_killed_mid_answer_keeps_all_but_the_last_second(tmp_path: Path) -> None:
-    server = _slow_server()
+    server = SlowStory(WORDS)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_DATA_DIR": str(tmp_path)}
     for name in ("WORKBENCH_MODEL", "MODEL_PATH", "WORKBENCH_DB_URL"):
         env.pop(name, None)
