@@ -113,7 +113,7 @@ class FakeOpenAI:
                     ]
                 }
             )
-        events = [{"index": 0, "delta": delta, "finish_reason": None} for delta in deltas]
+        events: list[dict[str, Any]] = [{"index": 0, "delta": d, "finish_reason": None} for d in deltas]
         events.append({"index": 0, "delta": {}, "finish_reason": reply.finish_reason})
         for choice in events:
             chunk = {

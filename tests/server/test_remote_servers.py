@@ -35,12 +35,18 @@ from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession
 pytestmark = pytest.mark.model
 
 GREEDY = SamplingSettings(temperature=0.0, top_p=0.9, max_new_tokens=8, repetition_penalty=1.1)
-IMITATE = "ignore-tool-choice,refuse-json-schema,refuse-null-content"
-SERVERS = ["llama-cpp-python", "workbench-imitating"]
+# The workbench's server playing Ollama (tool_choice ignored) and llama-cpp-python (json_schema and null
+# content refused); together they would push a forced call to json_object, where the 135M model writes
+# the call's shape on its own (that step is covered by the scripted server of test_remote_adapt.py).
+IMITATIONS = {
+    "workbench-as-ollama": "ignore-tool-choice",
+    "workbench-as-llama-cpp-python": "refuse-json-schema,refuse-null-content",
+}
+SERVERS = ["llama-cpp-python", *IMITATIONS]
 
 
 def _start(kind: str, log: Path) -> AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]:
-    return llama_cpp_server(log) if kind == "llama-cpp-python" else imitating_server(log, IMITATE)
+    return llama_cpp_server(log) if kind == "llama-cpp-python" else imitating_server(log, IMITATIONS[kind])
 
 
 @pytest.fixture(scope="module", params=SERVERS)
