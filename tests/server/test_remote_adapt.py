@@ -318,3 +318,17 @@ def test_a_dead_server_says_so_once(servers: list[Server]) -> None:
     )
     assert ".." not in message and "max new tokens" not in message
     assert session.messages[-1].content == "Hello there"
+
+
+def test_a_call_cut_by_max_new_tokens_is_reported_not_held_against_the_server(
+    servers: list[Server], registry: ToolRegistry
+) -> None:
+    server = _serve(
+        servers, tools=Reply(calls=[("calculator", '{"expression": "12 *')], finish_reason="length")
+    )
+    model = _model(server)
+    messages = _required_turn(model, registry)
+    assert server.kinds[0] == "tools" and "json_schema" not in server.kinds
+    assert not messages[1].tool_calls and messages[1].invalid_calls
+    assert messages[1].metadata.get("note") == "The call was cut off by the max new tokens limit."
+    assert _profile(model).seen == {}

@@ -14,7 +14,9 @@ A step the server refuses (a 4xx or 5xx naming what it sent) or answers without 
 call: ``tool_choice`` ignored; arguments that are not a JSON object) is left for the rest of the
 session, and the next one is tried at once. Arguments sent as a JSON string holding an object are
 decoded. Nothing that is not an object reaches a tool: at the last step, what the model wrote is
-passed on as it is, and the dialect turns it into an unreadable call the model is told about.
+passed on as it is, and the dialect turns it into an unreadable call the model is told about. An answer
+cut by max new tokens is passed on the same way at once (the server is not at fault, and the next step
+would be cut too), and the loop notes the cut.
 """
 
 from __future__ import annotations
@@ -140,8 +142,10 @@ class ForcedCall:
                 profile.worked(step)
                 host.emit(self._written(calls))
                 return
-            if last:  # nothing better left: what the model wrote, for the dialect to report
-                host.emit(self._raw(answer.text))
+            if last or answer.finish_reason == "length":
+                # Nothing better left, or the answer was cut by max new tokens (no fault of the server's):
+                # what the model wrote, for the dialect to report.
+                host.emit(self._raw(_written_text(answer)))
                 return
             profile.failed(step)
 
@@ -207,6 +211,14 @@ class ForcedCall:
             fenced = _FENCED.search(text)
             return fenced.group(1).rstrip() if fenced is not None else text
         return text.strip()
+
+
+def _written_text(answer: Any) -> str:
+    """What the model wrote: its text, or its first call as JSON text (arguments as they came)."""
+    if answer.text.strip() or not answer.calls:
+        return str(answer.text)
+    name, arguments = answer.calls[min(answer.calls)]
+    return f'{{"name": {json.dumps(name)}, "arguments": {arguments or "{}"}'
 
 
 def decode_arguments(raw: Any) -> dict[str, Any] | None:
