@@ -30,6 +30,7 @@ from workbench.models.remote_backend import RemoteBackend
 from workbench.models.spec import ModelSpec
 from workbench.modes.chat import ChatSession
 from workbench.modes.code import CodeSession, CodeSettings
+from workbench.modes.code_format import split_code
 from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession
 
 pytestmark = pytest.mark.model
@@ -101,16 +102,17 @@ def test_code_mode_forced_runs_in_the_kernel(remote: ChatModel) -> None:
         session = CodeSession(
             remote,
             kernel,
-            settings=GREEDY.with_(max_new_tokens=24),
+            settings=GREEDY.with_(max_new_tokens=64),
             code_settings=CodeSettings(max_rounds=1, force_code=True),
         )
         list(session.send("What is 2**20? Use Python."))
     messages = session.messages
     assert [m.role.value for m in messages[:3]] == ["user", "assistant", "observation"], messages
     code_turn, observation = messages[1], messages[2]
-    assert code_turn.interpreter and observation.name == "interpreter"
-    code = code_turn.content
-    if "2**20" in code.replace(" ", "") and "print" in code:
+    code = split_code(code_turn)[1]
+    assert code_turn.interpreter and code and code.strip(), code_turn  # the forced call's code
+    assert observation.name == "interpreter" and observation.execution is not None  # it ran in the kernel
+    if code.replace(" ", "").strip() in ("print(2**20)", "2**20"):  # the model's code is not forced
         assert "1048576" in observation.content
     # The answer after the run went out too (content "" beside the call where null is refused).
     assert len(messages) >= 4 and messages[3].failure is None, messages[3:]
