@@ -230,10 +230,6 @@ def fetch_all(connection: sa.Connection, statement: str, params: tuple[str, ...]
     return list(connection.exec_driver_sql(statement, params).fetchall())
 
 
-if __name__ == "__main__":
-    main()
-
-
 def checkpoint_cost(url: str | None, new_tokens: int, pairs: int) -> None:
     """Decode speed of chat turns on the embedded model, with and without checkpointing, alternated."""
     from workbench.history import Conversation, Mode
@@ -289,3 +285,7 @@ def checkpoint_cost(url: str | None, new_tokens: int, pairs: int) -> None:
         print(
             f"  a checkpoint write: median {statistics.median(written) * 1000:.2f} ms, {len(written)} writes"
         )
+
+
+if __name__ == "__main__":
+    main()

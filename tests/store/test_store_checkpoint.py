@@ -145,3 +145,14 @@ def test_ask_save_killed_mid_answer_keeps_all_but_the_last_second(tmp_path: Path
     )
     assert seen_at_kill.startswith(answer.content.strip()) and answer.content.strip()
     assert not earlier or answer.content.startswith(earlier[-1].strip())
+
+
+def test_a_session_keeps_the_empty_conversation_it_is_given() -> None:
+    """ask --save hands each loop a new, empty conversation with a recorder on it (an empty one is falsy)."""
+    from tools import ToolRegistry
+    from workbench.modes.tool import ToolSession
+
+    model = ChatModel(ScriptedBackend("Hi.", chunk_chars=None), dialect=PlainDialect())
+    chat, tool = Conversation(Mode.CHAT), Conversation(Mode.TOOL)
+    assert ChatSession(model, history=chat).history is chat
+    assert ToolSession(model, ToolRegistry(), history=tool).history is tool

@@ -114,7 +114,7 @@ class ChatSession:
         self.model = model
         self.system_prompt = system_prompt
         self.settings = settings or model.default_settings()
-        self.history = history or Conversation(Mode.CHAT)
+        self.history = history if history is not None else Conversation(Mode.CHAT)  # an empty one is falsy
         self.active: Turn | None = None
 
     @property

@@ -136,7 +136,7 @@ class CodeSession(Workspace):
         self.model = model
         self.system_prompt = system_prompt
         self.settings = settings or model.default_settings()
-        self.history = history or Conversation(Mode.CODE)
+        self.history = history if history is not None else Conversation(Mode.CODE)  # an empty one is falsy
         self.active: CodeTurn | None = None
 
     @property

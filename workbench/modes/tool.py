@@ -163,7 +163,7 @@ class ToolSession:
         self.settings = settings or model.default_settings()
         self.options = options or ToolOptions()
         self.enabled: set[str] | None = None
-        self.history = history or Conversation(Mode.TOOL)
+        self.history = history if history is not None else Conversation(Mode.TOOL)  # an empty one is falsy
         self._stream: GenerationStream | None = None
         self._events: Generator[Event, None, None] | None = None
         self._stop = threading.Event()
