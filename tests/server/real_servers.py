@@ -93,11 +93,13 @@ def llama_server_python() -> Path:
 
 
 @contextmanager
-def server_process(command: list[str], ready_url: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` until ``ready_url`` answers 200; stop it at the end (if it is still alive)."""
+def server_process(
+    command: list[str], ready_url: str, log_path: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` in ``cwd`` until ``ready_url`` answers 200; stop it at the end (if it is still alive)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + START_S
             while http_json("GET", ready_url)[0] != 200:
@@ -133,7 +135,9 @@ def llama_cpp_server(log_path: Path) -> Iterator[tuple[str, str, subprocess.Pope
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
-    with server_process(command, f"{base}/models", log_path) as process:
+    # Run beside llama_cpp: this build looks for its CPU backends in the relative path llama_cpp/lib.
+    site = Path(sysconfig.get_paths()["purelib"])
+    with server_process(command, f"{base}/models", log_path, cwd=site) as process:
         yield base, model_id, process
 
 
