@@ -180,7 +180,9 @@ class RemoteExchange:
                     for call in (delta.tool_calls if delta is not None else None) or []:
                         slot = answer.calls.setdefault(call.index or 0, ["", ""])
                         if call.function is not None:
-                            slot[0] += call.function.name or ""
+                            name = call.function.name or ""
+                            # llama-cpp-python's server repeats the whole name in every chunk.
+                            slot[0] = slot[0] if name == slot[0] else slot[0] + name
                             slot[1] += _argument_text(call.function.arguments)
                     if choice.finish_reason:
                         answer.finish_reason = choice.finish_reason

@@ -191,7 +191,9 @@ class ForcedCall:
         good = [call for call in calls if call is not None and call[0] in self.names]
         if len(good) != len(calls):
             return None
-        if self.code and not all(isinstance(args.get("code"), str) for _, args in good):
+        if self.code and not all(
+            isinstance(args.get("code"), str) and args["code"].strip() for _, args in good
+        ):
             return None
         return good
 
