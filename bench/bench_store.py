@@ -8,6 +8,10 @@ FTS5, and the list and the open without their index (SQLite's NOT INDEXED).
 
 Run: .venv/bin/python bench/bench_store.py [--conversations 10000] [--messages 1000000] [--url URL]
      [--keep PATH]  (default: a SQLite file in a temporary folder, removed at the end)
+
+``--checkpoint-cost`` measures instead what checkpointing a streaming answer (the recorder's write of the
+answer so far, about once a second) costs the decode speed of the embedded model: chat turns with a
+recorder that checkpoints and with one that does not, alternated, on the same SQLite file.
 """
 
 from __future__ import annotations
@@ -128,7 +132,14 @@ def main() -> None:
     parser.add_argument("--url", help="a database URL (default: a new SQLite file)")
     parser.add_argument("--keep", help="keep the SQLite file at this path")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--checkpoint-cost", action="store_true", help="only the checkpointing cost (see above)"
+    )
+    parser.add_argument("--new-tokens", type=int, default=300, help="per chat turn, for --checkpoint-cost")
     args = parser.parse_args()
+    if args.checkpoint_cost:
+        checkpoint_cost(args.url, args.new_tokens, max(2, args.runs // 3))
+        return
     folder = tempfile.TemporaryDirectory(prefix="workbench-bench-")
     url = args.url or f"sqlite:///{args.keep or os.path.join(folder.name, 'conversations.sqlite3')}"
     print(f"Workbench conversation store benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -217,6 +228,80 @@ def without_indexes(store: ConversationStore) -> None:
 
 def fetch_all(connection: sa.Connection, statement: str, params: tuple[str, ...]) -> list[object]:
     return list(connection.exec_driver_sql(statement, params).fetchall())
+
+
+def checkpoint_cost(url: str | None, new_tokens: int, pairs: int) -> None:
+    """Decode speed of chat turns on the embedded model, with and without checkpointing, alternated."""
+    from workbench.history import Conversation, Mode
+    from workbench.models.generation import SamplingSettings
+    from workbench.models.spec import ModelSpec
+    from workbench.modes.chat import ChatSession
+    from workbench.shared import shared_model
+    from workbench.store import recorder as recorder_module
+
+    folder = tempfile.TemporaryDirectory(prefix="workbench-bench-")
+    url = url or f"sqlite:///{os.path.join(folder.name, 'conversations.sqlite3')}"
+    model = shared_model(ModelSpec(device="cpu")).get()
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=new_tokens, repetition_penalty=1.3)
+    print(f"Checkpoint cost, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {model.info.summary()}")
+    print(
+        f"Load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; {new_tokens} new tokens a turn"
+    )
+    writes: list[float] = []
+    drafting = [0.0]  # seconds spent announcing and checkpointing drafts, in the checkpointing turns
+    busy = [0.0]  # seconds those turns took
+
+    def timed_draft(draft: Callable[[str], None], text: str) -> None:
+        started = time.perf_counter()
+        draft(text)
+        drafting[0] += time.perf_counter() - started
+
+    checkpoint = recorder_module.ConversationRecorder._checkpoint
+
+    def timed_checkpoint(self: recorder_module.ConversationRecorder, change: object) -> None:
+        started = time.perf_counter()
+        checkpoint(self, change)  # type: ignore[arg-type]
+        writes.append(time.perf_counter() - started)
+
+    recorder_module.ConversationRecorder._checkpoint = timed_checkpoint  # type: ignore[method-assign]
+    speeds: dict[str, list[float]] = {"checkpointing": [], "no checkpoints": []}
+    with ConversationStore.open(url) as store:
+        for number in range(pairs * 2 + 1):
+            label = "checkpointing" if number % 2 else "no checkpoints"
+            conversation = Conversation(Mode.CHAT)
+            if label == "no checkpoints":  # as before checkpointing: no drafts announced at all
+                conversation.draft = lambda text: None  # type: ignore[method-assign]
+            else:  # every draft's whole cost: the event, the recorder's clock check, the writes
+                conversation.draft = partial(timed_draft, conversation.draft)  # type: ignore[method-assign]
+            recorder_module.ConversationRecorder.attach(store, conversation)
+            session = ChatSession(model, settings=settings, history=conversation)
+            started = time.perf_counter()
+            turn = session.send("Write a long story about a lighthouse keeper and the sea.")
+            for _ in turn.text():
+                pass
+            seconds = time.perf_counter() - started
+            if number == 0:
+                continue  # a warm-up turn
+            speeds[label].append(turn.stats.new_tokens / seconds)
+            if label == "checkpointing":
+                busy[0] += seconds
+    recorder_module.ConversationRecorder._checkpoint = checkpoint  # type: ignore[method-assign]
+    folder.cleanup()
+    for label, values in speeds.items():
+        print(f"  {label:<16} {statistics.median(values):7.1f} tok/s (median of {len(values)}: "
+              f"{', '.join(f'{v:.1f}' for v in values)})")  # fmt: skip
+    slower = 1 - statistics.median(speeds["checkpointing"]) / statistics.median(speeds["no checkpoints"])
+    written = [w for w in writes if w > 1e-4]  # the calls that wrote a row (the others only check the clock)
+    print(f"  A/B difference: {slower * 100:+.1f}% of decode speed (on a busy machine, mostly noise)")
+    share = drafting[0] / busy[0] if busy[0] else 0.0
+    print(
+        f"  checkpointing work in the consumer thread: {drafting[0] * 1000:.0f} ms of {busy[0]:.1f} s "
+        f"of turns = {share * 100:.2f}% (the direct cost on decode speed)"
+    )
+    if written:
+        print(
+            f"  a checkpoint write: median {statistics.median(written) * 1000:.2f} ms, {len(written)} writes"
+        )
 
 
 if __name__ == "__main__":

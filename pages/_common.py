@@ -144,6 +144,9 @@ def current_model() -> ChatModel:
     st.sidebar.caption(images_as_links(info.summary()))  # the name comes from the model's file or server
     if info.device == "remote":
         st.sidebar.caption(f"remote: {escape_markdown(info.loaded_from)}")
+        learned = getattr(model.backend, "status_line", lambda: "")()  # what this server accepts
+        if learned:
+            st.sidebar.caption(escape_markdown(learned))
     return model
 
 
@@ -186,9 +189,11 @@ def _sampling_sliders(key: str, defaults: SamplingSettings) -> SamplingSettings:
 
 
 def stats_caption(message: Message) -> None:
-    """A small line under an answer: tokens, tokens/s, and whether it was stopped."""
+    """A small line under an answer: tokens, tokens/s, and whether it was stopped or interrupted."""
     stats = message.stats
-    if stats:
+    if message.metadata.get("interrupted"):  # a checkpoint of an answer cut by a crash (see the recorder)
+        st.caption(message.failure or "Interrupted.")
+    elif stats:
         st.caption(GenerationStats.from_dict(stats).summary())
 
 

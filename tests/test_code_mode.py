@@ -250,7 +250,8 @@ def test_a_saved_code_conversation_keeps_every_output_and_every_change_is_announ
     changes: list[Any] = []
     session.history.subscribe(changes.append)
     drain(session.send("Plot something"))
-    assert [type(c).__name__ for c in changes] == [
+    assert "Drafted" in [type(c).__name__ for c in changes]  # the answers as they stream (change nothing)
+    assert [type(c).__name__ for c in changes if type(c).__name__ != "Drafted"] == [
         "Appended",
         "TitleChanged",
         "Appended",

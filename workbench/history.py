@@ -66,7 +66,19 @@ class TitleChanged:
     title: str
 
 
-HistoryChange = Appended | Truncated | Cleared | TitleChanged
+@dataclass(frozen=True)
+class Drafted:
+    """The answer being written, to be appended at ``index``, reads ``text`` so far (not in the history yet).
+
+    Announced as the answer streams, so a store can checkpoint it; the answer itself still joins the
+    history with :meth:`Conversation.append` when it ends.
+    """
+
+    index: int
+    text: str
+
+
+HistoryChange = Appended | Truncated | Cleared | TitleChanged | Drafted
 Listener = Callable[[HistoryChange], None]
 
 
@@ -160,6 +172,13 @@ class Conversation:
             self.updated = _now()
         self._announce(changes)
         return index
+
+    def draft(self, text: str) -> None:
+        """Announce the text so far of the answer being written (see :class:`Drafted`); it changes nothing."""
+        if self._listeners:
+            with self._lock:
+                change = Drafted(len(self._messages), text)
+            self._announce([change])
 
     def truncate(self, length: int) -> None:
         """Keep only the first ``length`` messages (nothing happens if there are not more)."""

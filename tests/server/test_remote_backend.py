@@ -102,14 +102,14 @@ def test_tool_mode_required_calls_through_tool_choice(remote: ChatModel) -> None
     assert call.name == "calculator" and isinstance(call.arguments.get("expression"), str)
     assert observation.tool_call_id == call.id and not observation.error and observation.content == "84"
     assert messages[3].role.value == "assistant"  # the answer after the result
-    assert isinstance(remote.backend, RemoteBackend) and remote.backend.native_tool_choice is True
+    assert isinstance(remote.backend, RemoteBackend) and remote.backend.profile.seen.get("tools") is True
 
 
 def test_forced_call_falls_back_to_the_prompt_and_a_response_format(remote: ChatModel) -> None:
     """A server that ignores tool_choice (Ollama): the tools go in the prompt, the call's schema as response_format."""
     backend = remote.backend
     assert isinstance(backend, RemoteBackend)
-    backend.native_tool_choice = False
+    backend.profile.seen["tools"] = False
     try:
         session = ToolSession(
             remote,
@@ -120,7 +120,7 @@ def test_forced_call_falls_back_to_the_prompt_and_a_response_format(remote: Chat
         session.enabled = {"calculator"}
         list(session.send("What is 9 plus 4?"))
     finally:
-        backend.native_tool_choice = None
+        backend.profile.seen.clear()
     (call,) = session.messages[1].tool_calls
     assert call.name == "calculator" and session.messages[2].content == "13"
 
@@ -198,7 +198,7 @@ def test_server_dying_mid_answer_keeps_and_marks_the_partial_answer() -> None:
         session = ChatSession(model)
         turn = session.send("Hi")
         received: list[str] = []
-        with pytest.raises(GenerationError, match="broke in the middle of the answer"):
+        with pytest.raises(GenerationError, match="stopped answering in the middle of the answer"):
             received.extend(turn.text())
     finally:
         fake.close()
@@ -226,7 +226,7 @@ def test_cli_exits_1_with_the_message(tmp_path: Path) -> None:
         status, out, err = run_main("ask", "--model", f"openai:{fake.url}#m", "hi")
     finally:
         fake.close()
-    assert status == 1 and "Hello there" in out and "broke in the middle" in err
+    assert status == 1 and "Hello there" in out and "stopped answering in the middle" in err
 
 
 def test_serving_a_remote_model_refuses_raw_completions(served: str) -> None:

@@ -76,7 +76,9 @@ def in_fresh_thread(run: Callable[[], int]) -> int:
 def test_public_address_without_key_warns(capfd: pytest.CaptureFixture[str]) -> None:
     err = io.StringIO()
     # 192.0.2.1 (TEST-NET-1) is on no interface here: the warning is printed, then binding fails.
-    status = in_fresh_thread(lambda: serve(ModelSpec(source="/no/model"), host="192.0.2.1", port=8000, err=err))
+    status = in_fresh_thread(
+        lambda: serve(ModelSpec(source="/no/model"), host="192.0.2.1", port=8000, err=err)
+    )
     assert status == 1
     assert "WARNING: listening on 192.0.2.1 without --api-key" in err.getvalue()
     quiet = io.StringIO()

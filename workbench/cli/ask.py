@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from workbench.chat_model import ChatModel
 from workbench.cli.ask_code import ask_with_code
@@ -14,16 +14,24 @@ from workbench.cli.options import chat_session_from_args, load_chat_model, spec_
 from workbench.cli.parser import AskMode
 from workbench.conversation import Message, transcript_to_json
 from workbench.errors import WorkbenchError
+from workbench.history import Conversation, Mode
 
-AskRunner = Callable[[ChatModel, argparse.Namespace, str, TextIO, TextIO], list[Message]]
-"""Answers a prompt with a loaded model: ``(model, args, prompt, out, err) -> the transcript``."""
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported only by --save
+    from workbench.store.recorder import ConversationRecorder
+
+AskRunner = Callable[[ChatModel, argparse.Namespace, str, TextIO, TextIO, Conversation], list[Message]]
+"""Answers a prompt with a loaded model: ``(model, args, prompt, out, err, history) -> the transcript``.
+
+The runner's session keeps its messages in ``history`` (which ``--save`` records as they come).
+"""
 
 
 def ask_chat(
-    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO
+    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO, history: Conversation
 ) -> list[Message]:
     """Answer ``prompt`` in a plain chat; without ``--json`` the answer streams to ``out``."""
     session = chat_session_from_args(model, args)
+    session.history = history
     with session.send(prompt) as turn:
         for chunk in turn.text():
             if not args.json:
@@ -31,6 +39,27 @@ def ask_chat(
     if not args.json:
         print(file=out)
     return session.conversation()
+
+
+def record_ask(conversation: Conversation, model: Any) -> ConversationRecorder:
+    """Save an ``ask`` conversation as it happens: the question at once, the answer as it streams.
+
+    The store stays open for the recorder; the process ends with the answer.
+    """
+    from workbench.store import ConversationStore
+    from workbench.store.recorder import ConversationRecorder
+
+    return ConversationRecorder.attach(ConversationStore.open(), conversation, model=model)
+
+
+def report_saved(recorder: ConversationRecorder, err: TextIO) -> None:
+    """Say where an ``ask`` conversation was saved, or why it was not."""
+    conversation_id = recorder.conversation.id
+    if recorder.error is not None:
+        print(f"[workbench] Not saved: {recorder.error}", file=err)
+    elif recorder.store.exists(conversation_id):
+        command = f"python -m workbench history show {conversation_id[:8]}"
+        print(f"[workbench] Saved as {conversation_id} ({command}).", file=err)
 
 
 ASK_RUNNERS: dict[AskMode, AskRunner] = {
@@ -54,11 +83,15 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         raise WorkbenchError("The prompt is empty; pass some text (or '-' to read standard input).")
     runner = ASK_RUNNERS[AskMode(args.mode)]
     model = load_chat_model(args, err)
-    messages = runner(model, args, prompt, out, err)
-    if args.save:
-        from workbench.cli.history import save_transcript
-
-        save_transcript(messages, args.mode, spec_from_args(args), err)
+    history = Conversation(Mode(args.mode))
+    recorder = None
+    if args.save:  # as the app does: the question at once, the answer checkpointed as it streams
+        recorder = record_ask(history, spec_from_args(args))
+    try:
+        messages = runner(model, args, prompt, out, err, history)
+    finally:
+        if recorder is not None:
+            report_saved(recorder, err)
     if args.json:
         # The transcript, and which model answered: engine, device, precision, quantization, threads.
         payload = json.loads(transcript_to_json(messages, include_images=False))

@@ -14,13 +14,14 @@ from workbench.chat_model import ChatModel
 from workbench.cli.exec import sandbox_warning
 from workbench.cli.options import settings_from_args
 from workbench.conversation import Message, Role
+from workbench.history import Conversation
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import DEFAULT_SYSTEM_PROMPT
 from workbench.modes.events import MessageDone, Notice, TextDelta
 
 
 def ask_with_code(
-    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO
+    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO, history: Conversation
 ) -> list[Message]:
     """Answer one prompt in code mode, in a fresh kernel; return the transcript.
 
@@ -45,6 +46,7 @@ def ask_with_code(
             system_prompt=args.system or DEFAULT_SYSTEM_PROMPT,
             settings=settings,
             code_settings=code_settings,
+            history=history,
         )
         with session.send(prompt) as turn:
             for event in turn:

@@ -16,12 +16,13 @@ from tools import ToolRegistry
 from workbench.chat_model import ChatModel
 from workbench.cli.options import selected_tools, settings_from_args
 from workbench.conversation import Message, Role
+from workbench.history import Conversation
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 
 
 def ask_with_tools(
-    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO
+    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO, history: Conversation
 ) -> list[Message]:
     """Answer ``prompt`` in Tool mode and return the conversation (calls and observations included).
 
@@ -36,7 +37,7 @@ def ask_with_tools(
     choice = args.tool_choice or default_tool_choice(model)
     options = ToolOptions(tool_choice=choice, max_rounds=args.max_rounds)
     session = ToolSession(
-        model, registry, system_prompt=args.system or "", settings=settings, options=options
+        model, registry, system_prompt=args.system or "", settings=settings, options=options, history=history
     )
     session.enabled = enabled
     printed = False

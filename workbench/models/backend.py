@@ -42,11 +42,14 @@ class Capabilities:
             ``<tool_call>`` or code fence). Chat servers that take messages cannot.
         opens_tool_calls: The model opens a tool call on its own when one would help; tiny models never do,
             so the Tool page defaults to ``required`` for them.
+        forces_code: A reply can be forced to be code (``--force-code``): by a prefix that opens a python
+            block, or, on a chat server, by a forced call of the ``interpreter`` tool.
     """
 
     constrained_json: bool = True
     prompt_prefix: bool = True
     opens_tool_calls: bool = True
+    forces_code: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import GenerationError, SettingsError
+from workbench.errors import GenerationError, SettingsError, WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.conversation import Message
@@ -155,6 +155,22 @@ class GenerationStats:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def failure_message(error: BaseException) -> str:
+    """What a user reads when a generation failed: what happened, then what to do, each said once.
+
+    An error of ours already says what to do; to others "Try again." is added, and lowering max new
+    tokens is advised only when the cause was memory (the one thing a shorter answer helps with).
+    """
+    text = str(error).strip() or type(error).__name__
+    if not text.endswith((".", "!", "?")):
+        text += "."
+    if isinstance(error, WorkbenchError):
+        return f"Generation failed: {text}"
+    if "memory" in text.lower():
+        return f"Generation failed: {text} Try again, or lower max new tokens."
+    return f"Generation failed: {text} Try again."
+
+
 _DONE = object()
 # How long stopping waits for the generating thread to notice (it checks after every token).
 STOP_WAIT_S = 30.0
@@ -224,9 +240,7 @@ class GenerationStream:
                 continue
             if item is _DONE:
                 if self.error is not None:
-                    raise GenerationError(
-                        f"Generation failed: {self.error}. Try again, or lower max new tokens."
-                    ) from self.error
+                    raise GenerationError(failure_message(self.error)) from self.error
                 return
             assert isinstance(item, str)
             yield item
@@ -240,5 +254,5 @@ class GenerationStream:
         if not self.done.wait(timeout):
             raise GenerationError(f"Generation did not finish within {timeout} s; it was cancelled.")
         if self.error is not None:
-            raise GenerationError(f"Generation failed: {self.error}.") from self.error
+            raise GenerationError(failure_message(self.error)) from self.error
         return self.text

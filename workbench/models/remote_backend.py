@@ -48,7 +48,8 @@ from workbench.models.generation import (
     SamplingSettings,
 )
 from workbench.models.loading import ProgressCallback
-from workbench.models.remote_calls import RemoteExchange
+from workbench.models.remote_calls import RemoteExchange, stopped_answering
+from workbench.models.remote_profile import ServerProfile
 from workbench.models.spec import REMOTE_PREFIX, ModelSpec
 from workbench.openai_messages import to_openai
 
@@ -169,7 +170,10 @@ class RemoteBackend:
         target: The server's base URL and the model id.
     """
 
-    capabilities = Capabilities(constrained_json=True, prompt_prefix=False, opens_tool_calls=True)
+    # Code is forced as a call of the interpreter tool (see remote_forced), not by a prefix.
+    capabilities = Capabilities(
+        constrained_json=True, prompt_prefix=False, opens_tool_calls=True, forces_code=True
+    )
 
     def __init__(self, spec: ModelSpec, client: Any, target: RemoteTarget, info: ModelInfo) -> None:
         self.spec = spec
@@ -177,10 +181,8 @@ class RemoteBackend:
         self.target = target
         self.client = client
         self._template = RemoteTemplate()
-        # Learned on the first forced call: None until then, False if the server ignores tool_choice.
-        self.native_tool_choice: bool | None = None
-        # False once the server refused ``tools`` (no tool parser): tools go in the prompt from then on.
-        self.native_tools: bool | None = None
+        # What this server accepts (forced calls, tools, null content), learned as it answers.
+        self.profile = ServerProfile()
 
     @property
     def base_url(self) -> str:
@@ -279,8 +281,14 @@ class RemoteBackend:
         stream.finish(stats, error)
 
     # --- building requests ---------------------------------------------------------------------
+    def status_line(self) -> str:
+        """What this server was seen to accept, for the sidebar ("" until something is known)."""
+        return self.profile.summary()
+
     def hermes_messages(self, messages: list[Message], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The conversation with the tools in the system prompt and calls as text (Hermes style)."""
+        """The conversation with the tools (if any) in the system prompt, calls and results as text (Hermes style)."""
+        if not tools:
+            return HermesDialect(self._template).to_template_messages(messages)
         rest = list(messages)
         head = rest.pop(0).content.strip() if rest and rest[0].role is Role.SYSTEM else ""
         system = Message(Role.SYSTEM, f"{head or DEFAULT_SYSTEM}\n\n{tools_section(tools)}")
@@ -326,11 +334,9 @@ def remote_error(
             f"The server at {url} did not answer in time.{kept} Check that it is running and not overloaded, "
             "or raise WORKBENCH_REMOTE_TIMEOUT (seconds)."
         )
+    if received and isinstance(exc, openai.APIConnectionError):
+        return RemoteModelError(stopped_answering(url, received=True))
     if isinstance(exc, openai.APIConnectionError):
-        if received:
-            return RemoteModelError(
-                f"The connection to {url} broke in the middle of the answer.{kept} Check the server and try again."
-            )
         cause = exc.__cause__ or exc
         return RemoteModelError(
             f"Cannot reach the server at {url} ({cause}). Check the URL and that the server is running."
@@ -341,9 +347,15 @@ def remote_error(
             "points at an OpenAI-compatible API (it usually ends in /v1)."
         )
     if isinstance(exc, openai.APIStatusError):
-        detail = _error_message(exc)
-        return RemoteModelError(f"The server at {url} answered {exc.status_code}: {detail}.{kept}")
-    return RemoteModelError(f"Talking to the server at {url} failed: {exc}.{kept}")
+        detail = _sentence(_error_message(exc))
+        return RemoteModelError(f"The server at {url} answered {exc.status_code}: {detail}{kept}")
+    return RemoteModelError(f"Talking to the server at {url} failed: {_sentence(str(exc))}{kept}")
+
+
+def _sentence(text: str) -> str:
+    """A message ending in one full stop (a server's own may end in one already)."""
+    text = " ".join(text.split()) or "no details"
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _error_message(exc: Any) -> str:

@@ -16,20 +16,19 @@ from typing import Any, Protocol
 import openai
 
 from workbench.dialects.calls import CALL_CLOSE_TAG, CALL_OPEN_TAG
-from workbench.dialects.hermes import compact_json
 from workbench.errors import RemoteModelError
 from workbench.models.generation import FinishReason, GenerationRequest, GenerationStats, GenerationStream
+from workbench.models.remote_forced import CODE_OPENER, ForcedCall, call_text, decode_arguments
+from workbench.models.remote_profile import ServerProfile, names_any
 
 _CANCEL_POLL_S = 0.05
-_CALL_BREAK = f"\n{CALL_CLOSE_TAG}\n{CALL_OPEN_TAG}\n"
 
 
 class RemoteHost(Protocol):
     """What an exchange uses of the remote backend (see :class:`~workbench.models.remote_backend.RemoteBackend`)."""
 
     client: Any
-    native_tool_choice: bool | None
-    native_tools: bool | None
+    profile: ServerProfile
 
     @property
     def base_url(self) -> str:
@@ -64,7 +63,7 @@ class RemoteExchange:
     """Sends one generation request to the server and streams the answer.
 
     Args:
-        backend: The remote backend (client, model, what the server was learned to ignore).
+        backend: The remote backend (client, model, what the server was seen to accept).
         request: What the loop asked for.
         stream: Where the answer goes.
         stats: The stream's statistics, filled in here.
@@ -78,68 +77,70 @@ class RemoteExchange:
         stats: GenerationStats,
     ) -> None:
         self.backend = backend
+        self.profile = backend.profile
         self.request = request
         self.stream = stream
         self.stats = stats
         self.started = time.perf_counter()
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the consumer stopped the generation."""
+        return self.stream.cancelled
+
     # --- deciding what to send -----------------------------------------------------------------
     def run(self) -> None:
         """Send the request and stream the answer (raises what the client raises)."""
         request = self.request
-        forced = bool(request.tools and request.json_schema and request.prefix.endswith(CALL_OPEN_TAG + "\n"))
-        if forced:
-            self._forced_call()
+        if request.tools and request.json_schema and request.prefix.endswith(CALL_OPEN_TAG + "\n"):
+            ForcedCall(request.tools, request.json_schema).run(self)
+        elif request.prefix.endswith(CODE_OPENER) and not request.tools:
+            ForcedCall.for_code().run(self)
         elif request.json_schema is not None:
-            self._plain(self._messages(), response_format=_response_format(request.json_schema))
+            ForcedCall.for_json(request.json_schema).run(self)
         elif request.tools:
             self._free_with_tools()
         else:
-            self._plain(self._messages())
-
-    def _forced_call(self) -> None:
-        backend, request = self.backend, self.request
-        assert request.tools is not None and request.json_schema is not None
-        if backend.native_tool_choice is not False:
-            name = _only_name(request.json_schema)
-            choice: Any = {"type": "function", "function": {"name": name}} if name else "required"
-            try:
-                answer = self._send(self._messages(), tools=request.tools, tool_choice=choice, emit=False)
-            except openai.BadRequestError:  # no tool support: the dialect in the prompt, below
-                answer = None
-            if answer is not None and answer.calls:
-                backend.native_tool_choice = True
-                calls = [(c[0], parse_arguments(c[1])) for _, c in sorted(answer.calls.items())]
-                self._emit(call_text(calls))
-                return
-            if self.stream.cancelled:
-                return
-            backend.native_tool_choice = False  # ignored (Ollama): from now on, the fallback at once
-        messages = backend.hermes_messages(request.messages, request.tools)
-        self._send(messages, response_format=_response_format(request.json_schema))
+            self._send(self.openai_messages())
 
     def _free_with_tools(self) -> None:
-        request = self.request
+        request, profile = self.request, self.profile
         assert request.tools is not None
-        if self.backend.native_tools is not False:
+        if profile.tools is not False:
             try:
-                answer = self._send(self._messages(), tools=request.tools, tool_choice="auto")
-            except openai.BadRequestError:  # no tool support (vLLM without a tool parser)
-                if self.stream.text:
+                answer = self._send(self.openai_messages(), tools=request.tools, tool_choice="auto")
+            except openai.APIStatusError as exc:  # no tool support (vLLM without a tool parser)
+                if self.stream.text or not names_any(exc, ("tools", "tool_choice")):
                     raise
-                self.backend.native_tools = False
-        if self.backend.native_tools is False:  # the tools in the prompt, calls read back as text
-            self._send(self.backend.hermes_messages(request.messages, request.tools))
-            return
-        if answer.calls:
-            calls = [(c[0], parse_arguments(c[1])) for _, c in sorted(answer.calls.items())]
-            self._emit(tagged_calls_text(calls))
+                profile.tools = False
+            else:
+                profile.tools = True
+                if answer.calls:
+                    calls = [(c[0], parse_arguments(c[1])) for _, c in sorted(answer.calls.items())]
+                    self.emit(tagged_calls_text(calls))
+                return
+        # The tools in the prompt, calls read back as text.
+        self._send(self.text_messages(request.tools))
 
-    def _plain(self, messages: list[dict[str, Any]], **kwargs: Any) -> None:
-        self._send(messages, **kwargs)
+    # --- the messages --------------------------------------------------------------------------
+    def openai_messages(self) -> list[dict[str, Any]]:
+        """The conversation as OpenAI chat messages (content "" beside calls, if null was refused)."""
+        messages = self.backend.openai_messages(self.request.messages)
+        return _no_null_content(messages) if self.profile.null_content is False else messages
 
-    def _messages(self) -> list[dict[str, Any]]:
-        return self.backend.openai_messages(self.request.messages)
+    def text_messages(self, tools: list[dict[str, Any]], note: str = "") -> list[dict[str, Any]]:
+        """The conversation with the tools (and ``note``) in the system prompt, calls and results as text."""
+        messages = self.backend.hermes_messages(self.request.messages, tools)
+        if note:
+            if messages and messages[0].get("role") == "system":
+                messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{note}".strip()}
+            else:
+                messages.insert(0, {"role": "system", "content": note})
+        return messages
+
+    def send(self, messages: list[dict[str, Any]], **kwargs: Any) -> _Answer:
+        """Stream one chat completion without passing its text on (a forced call is checked first)."""
+        return self._send(messages, emit=False, **kwargs)
 
     # --- sending and reading -------------------------------------------------------------------
     def _send(self, messages: list[dict[str, Any]], *, emit: bool = True, **kwargs: Any) -> _Answer:
@@ -160,14 +161,14 @@ class RemoteExchange:
         # Sent even when 1.0, so the server's own default penalty does not apply (vLLM and the workbench read
         # it; llama.cpp's server and Ollama ignore it).
         extra = {"repetition_penalty": settings.repetition_penalty}
-        response = self.backend.client.chat.completions.create(**body, extra_body=extra)
+        response = self._create(body, extra)
         closer = _CloseOnCancel(self.stream, response)
         answer = _Answer()
         # The call opener is not a stop here: the server's calls come back apart from the text.
         stops = [s for s in self.request.stop_strings if s and not CALL_OPEN_TAG.startswith(s.strip())]
         held = max((len(s) - 1 for s in stops), default=0)
         try:
-            for chunk in response:
+            for chunk in _chunks(response, self.backend.base_url, self.stream):
                 answer.chunks += 1
                 if self.stream.cancelled:
                     break
@@ -179,8 +180,10 @@ class RemoteExchange:
                     for call in (delta.tool_calls if delta is not None else None) or []:
                         slot = answer.calls.setdefault(call.index or 0, ["", ""])
                         if call.function is not None:
-                            slot[0] += call.function.name or ""
-                            slot[1] += call.function.arguments or ""
+                            name = call.function.name or ""
+                            # llama-cpp-python's server repeats the whole name in every chunk.
+                            slot[0] = slot[0] if name == slot[0] else slot[0] + name
+                            slot[1] += _argument_text(call.function.arguments)
                     if choice.finish_reason:
                         answer.finish_reason = choice.finish_reason
                 if emit:
@@ -202,15 +205,23 @@ class RemoteExchange:
             )
         if answer.finish_reason is None and not self.stream.cancelled:
             # Every OpenAI-compatible server ends an answer with a finish reason; a cut connection does not.
-            kept = " The partial answer is kept." if self.stream.text else ""
-            raise RemoteModelError(
-                f"The connection to {self.backend.base_url} broke in the middle of the answer.{kept} "
-                "Check the server and try again."
-            )
+            raise RemoteModelError(stopped_answering(self.backend.base_url, bool(self.stream.text)))
         self.stats.finish_reason = (
             FinishReason.LENGTH if answer.finish_reason == "length" else FinishReason.EOS
         )
         return answer
+
+    def _create(self, body: dict[str, Any], extra: dict[str, Any]) -> Any:
+        """Open the stream; a server that refuses null content beside calls gets "" from then on."""
+        create = self.backend.client.chat.completions.create
+        try:
+            return create(**body, extra_body=extra)
+        except openai.APIStatusError as exc:
+            fixed = _no_null_content(body["messages"])
+            if fixed == body["messages"] or not names_any(exc, ("content",)):
+                raise
+            self.profile.null_content = False
+            return create(**{**body, "messages": fixed}, extra_body=extra)
 
     def _read_usage(self, chunk: Any) -> None:
         usage = getattr(chunk, "usage", None)
@@ -222,10 +233,11 @@ class RemoteExchange:
 
     def _emit_upto(self, text: str, end: int) -> None:
         if end > self._sent:
-            self._emit(text[self._sent : end])
+            self.emit(text[self._sent : end])
             self._sent = end
 
-    def _emit(self, text: str) -> None:
+    def emit(self, text: str) -> None:
+        """Pass text on to the stream (timing the first piece)."""
         if text and self.stats.first_token_s is None:
             self.stats.first_token_s = round(time.perf_counter() - self.started, 3)
         self.stream.put(text)
@@ -249,24 +261,28 @@ class _CloseOnCancel:
         self._finished.set()
 
 
+def _chunks(response: Any, url: str, stream: GenerationStream) -> Any:
+    """The response's chunks; a connection cut while reading (the server died) says so."""
+    try:
+        yield from response
+    except (openai.APIError, ValueError):  # the client's own errors; not JSON (ValueError) is reported apart
+        raise
+    except Exception as exc:  # the HTTP library's read errors: the server went away
+        if stream.cancelled:  # Stop closed the response under the read
+            return
+        raise RemoteModelError(stopped_answering(url, bool(stream.text))) from exc
+
+
+def _argument_text(value: Any) -> str:
+    """A piece of a call's arguments as text (some servers send an object or a number, not a string)."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _first_stop(text: str, stops: list[str]) -> int | None:
     found = [i for i in (text.find(s) for s in stops) if i != -1]
     return min(found) if found else None
-
-
-def _only_name(schema: dict[str, Any]) -> str | None:
-    """The tool a call schema allows, when it allows exactly one (``properties.name.const``)."""
-    name = schema.get("properties", {}).get("name", {})
-    return name.get("const") if isinstance(name, dict) and isinstance(name.get("const"), str) else None
-
-
-def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
-
-
-def call_text(calls: list[tuple[str, Any]]) -> str:
-    """Calls written as the JSON that follows a forced call opener (several separated by close/open tags)."""
-    return _CALL_BREAK.join(compact_json({"name": name, "arguments": arguments}) for name, arguments in calls)
 
 
 def tagged_calls_text(calls: list[tuple[str, Any]]) -> str:
@@ -275,8 +291,21 @@ def tagged_calls_text(calls: list[tuple[str, Any]]) -> str:
 
 
 def parse_arguments(raw: str) -> Any:
-    """A call's arguments from the server: JSON if it is, else the text as the model wrote it."""
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError:
-        return raw
+    """A call's arguments from the server: an object (decoded from a JSON string if need be), else the text."""
+    decoded = decode_arguments(raw)
+    return decoded if decoded is not None else raw
+
+
+def stopped_answering(url: str, received: bool) -> str:
+    """The message for a server that went away (killed, crashed, cut off) during an answer."""
+    if received:
+        return (
+            f"The server at {url} stopped answering in the middle of the answer; the partial answer is kept. "
+            "Check that it is running."
+        )
+    return f"The server at {url} stopped answering before the answer began. Check that it is running."
+
+
+def _no_null_content(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with "" for null content (an assistant message that only calls)."""
+    return [{**m, "content": ""} if m.get("content", "") is None else m for m in messages]

@@ -39,6 +39,7 @@ class Turn:
     def __iter__(self) -> Iterator[Event]:
         try:
             for chunk in self.stream:
+                self.session.history.draft(self.stream.text)  # a store checkpoints it (a crash keeps it)
                 yield TextDelta(chunk)
             message = self.close()
             if self.recorded:
@@ -113,7 +114,7 @@ class ChatSession:
         self.model = model
         self.system_prompt = system_prompt
         self.settings = settings or model.default_settings()
-        self.history = history or Conversation(Mode.CHAT)
+        self.history = history if history is not None else Conversation(Mode.CHAT)  # an empty one is falsy
         self.active: Turn | None = None
 
     @property

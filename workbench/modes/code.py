@@ -138,7 +138,7 @@ class CodeSession(Workspace):
         self.model = model
         self.system_prompt = system_prompt
         self.settings = settings or model.default_settings()
-        self.history = history or Conversation(Mode.CODE)
+        self.history = history if history is not None else Conversation(Mode.CODE)  # an empty one is falsy
         self.active: CodeTurn | None = None
 
     @property
@@ -212,8 +212,8 @@ class CodeSession(Workspace):
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():
             yield Notice(note, "warning")
-        # Forcing the fence open needs a backend that continues a prefix (a chat server cannot).
-        runs, forced = 0, self.code.force_code and self.model.capabilities.prompt_prefix
+        # Forcing the fence open: a prefix, or on a chat server a forced call of the interpreter tool.
+        runs, forced = 0, self.code.force_code and self.model.capabilities.forces_code
         try:
             while not turn.stopped:
                 message = yield from self._generate(turn, forced)
@@ -276,6 +276,7 @@ class CodeSession(Workspace):
                     stream.cancel()
                 received += chunk
                 if chunk:
+                    self.history.draft(prefix + received)  # a store checkpoints it (a crash keeps it)
                     yield TextDelta(chunk)
                 if end is not None or turn.stopped:
                     break

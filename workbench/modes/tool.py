@@ -190,7 +190,7 @@ class ToolSession:
         self.settings = settings or model.default_settings()
         self.options = options or ToolOptions()
         self.enabled: set[str] | None = None
-        self.history = history or Conversation(Mode.TOOL)
+        self.history = history if history is not None else Conversation(Mode.TOOL)  # an empty one is falsy
         self._stream: GenerationStream | None = None
         self._events: Generator[Event, None, None] | None = None
         self._stop = threading.Event()
@@ -330,6 +330,7 @@ class ToolSession:
                 for chunk in stream:
                     delta = held.feed(chunk)
                     if delta:
+                        self.history.draft(held.text[: held.sent])  # a store checkpoints what was shown
                         yield TextDelta(delta)
                 # A backend that cannot continue a prefix (a chat server) wrote any call in full already.
                 whole = not self.model.capabilities.prompt_prefix

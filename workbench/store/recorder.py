@@ -6,6 +6,12 @@ the thread that made it: an appended message (complete, or a stopped or failed a
 text and mark) is one committed row; a truncate, a clear and a new title are one statement each. The
 conversation's row is created at its first change, so an empty conversation is never listed.
 
+An answer being written is checkpointed: the loops announce its text as it streams
+(:class:`~workbench.history.Drafted`), and about once a second (:data:`CHECKPOINT_S`) the recorder
+writes it as the next row, marked interrupted (:func:`interrupted_message`). When the answer ends, its
+real message overwrites that row. So a ``kill -9`` mid-answer loses at most about a second of text,
+and the conversation reopens with the cut answer marked "interrupted".
+
 Two writers of one conversation (two tabs on it) never drop each other's messages: when the saved
 conversation has changed under this one, this one goes on as a copy (a new id, "(copy)" in its
 title, :attr:`ConversationRecorder.forked_from` set). A failed write does not break the loop that made
@@ -17,16 +23,39 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
-from workbench.history import Appended, Cleared, Conversation, HistoryChange, TitleChanged, Truncated
+from workbench.history import (
+    Appended,
+    Cleared,
+    Conversation,
+    Drafted,
+    HistoryChange,
+    TitleChanged,
+    Truncated,
+)
 from workbench.store.errors import ConversationConflictError
 from workbench.store.store import ConversationStore
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between two checkpoints of an answer being written.
+CHECKPOINT_S = 1.0
+
+INTERRUPTED = (
+    "Interrupted: the program stopped while this answer was being written; this is the text saved "
+    "up to about a second before."
+)
+
+
+def interrupted_message(text: str) -> Message:
+    """The checkpoint of an answer being written: its text so far, marked interrupted."""
+    return Message(Role.ASSISTANT, text, failure=INTERRUPTED, metadata={"interrupted": True})
 
 
 class ConversationRecorder:
@@ -43,6 +72,8 @@ class ConversationRecorder:
         self._saved_count: int | None = None  # None: the row does not exist yet (or is out of sync)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
+        self._draft_row: int | None = None  # the position of a checkpoint row, if one is saved
+        self._draft_since: float | None = None  # when the draft being written was last saved (or began)
 
     @classmethod
     def attach(
@@ -86,10 +117,18 @@ class ConversationRecorder:
 
     def _save(self, change: HistoryChange) -> None:
         conversation_id = self.conversation.id
+        if isinstance(change, Drafted):
+            self._checkpoint(change)
+            return
+        self._draft_since = None
         if self._saved_count is None:
             self._save_all()
         elif isinstance(change, Appended):
-            if change.index == self._saved_count:
+            if change.index == self._draft_row == self._saved_count:  # the answer replaces its checkpoint
+                self.store.replace(conversation_id, change.index, change.message)
+                self._draft_row = None
+                self._saved_count += 1
+            elif change.index == self._saved_count:
                 try:
                     self.store.append(
                         conversation_id, change.index, change.message, expected_count=change.index
@@ -103,11 +142,36 @@ class ConversationRecorder:
         elif isinstance(change, Truncated):
             self.store.truncate(conversation_id, change.length)
             self._saved_count = min(self._saved_count, change.length)
+            self._draft_row = None
         elif isinstance(change, Cleared):
             self.store.truncate(conversation_id, 0)
             self._saved_count = 0
+            self._draft_row = None
         elif isinstance(change, TitleChanged):
             self.store.rename(conversation_id, change.title)
+
+    def _checkpoint(self, change: Drafted) -> None:
+        """Save the answer being written, at most once every :data:`CHECKPOINT_S` seconds."""
+        now = time.monotonic()
+        if self._draft_since is None:
+            self._draft_since = now  # the first piece: the first checkpoint comes a second later
+            return
+        if now - self._draft_since < CHECKPOINT_S or not change.text.strip():
+            return
+        if self._saved_count is None:
+            self._save_all()
+        if change.index != self._saved_count:
+            return  # out of step with the history: the next complete message rewrites it all
+        message = interrupted_message(change.text)
+        if self._draft_row == change.index:
+            self.store.replace(self.conversation.id, change.index, message)
+        else:
+            try:
+                self.store.append(self.conversation.id, change.index, message, expected_count=change.index)
+            except ConversationConflictError:
+                return  # another writer: the answer's own append sorts it out
+            self._draft_row = change.index
+        self._draft_since = time.monotonic()
 
     def _fork(self) -> None:
         """Another writer changed the saved conversation: keep both, this one as a copy."""
@@ -120,6 +184,7 @@ class ConversationRecorder:
         history = conversation.snapshot()
         self.store.save_all(conversation.id, history)
         self._saved_count = len(history)
+        self._draft_row = None
         logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
 
     def _save_all(self) -> None:
@@ -135,6 +200,7 @@ class ConversationRecorder:
             self.store.rename(conversation.id, conversation.title)
         self.store.save_all(conversation.id, history)
         self._saved_count = len(history)
+        self._draft_row = None
 
     def _exists(self) -> bool:
         return self.store.exists(self.conversation.id)
