@@ -445,8 +445,10 @@ def test_real_kernel_computes_2_to_the_20(real_kernel: KernelSession) -> None:
     assert roles(session) == ["user", "assistant", "observation", "assistant"]
     observation = session.messages[2]
     assert observation.name == "interpreter" and observation.content == "1048576" and not observation.error
-    assert observation.execution is not None and observation.execution.ok
-    assert [r.code for r in session.runs] == ["print(2**20)"]
+    assert observation.execution is not None
+    assert [(o.kind, o.text) for o in observation.execution.outputs] == [("stream", "1048576\n")]
+    [run] = session.runs
+    assert run.code == "print(2**20)" and run.execution is not None and run.execution.ok
     assert "observation: 1048576" in backend.prompts[1]
 
 

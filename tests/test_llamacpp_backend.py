@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import embedded_spec
 from workbench.chat_model import ChatModel
 from workbench.conversation import Message, Role
 from workbench.errors import ModelLoadError
@@ -52,7 +53,7 @@ CALL_SCHEMA = {
 
 @pytest.fixture(scope="module")
 def llama_model() -> ChatModel:
-    return shared_model(ModelSpec(device="cpu", backend="llama.cpp")).get()
+    return shared_model(embedded_spec("llama.cpp")).get()
 
 
 @pytest.mark.parametrize(

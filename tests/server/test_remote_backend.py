@@ -17,6 +17,7 @@ import pytest
 from kernel import KernelSession
 from tests.cli_helpers import run_main
 from tests.e2e.streamlit_server import free_port
+from tests.engines import embedded_spec
 from tests.server.conftest import API_KEY
 from tests.server.helpers import MODEL_ID, MisbehavingServer, http_json, serve_process, server_thread
 from tools import ToolRegistry
@@ -77,7 +78,7 @@ def test_without_a_model_name_the_servers_first_is_used(served: str) -> None:
 
 def test_chat_answers_as_the_model_does_in_process(remote: ChatModel) -> None:
     # serve picked its engine with backend auto; so does the model in process.
-    chat_model = shared_model(ModelSpec(device="cpu")).get()
+    chat_model = shared_model(embedded_spec()).get()
     remote_turn = ChatSession(remote, settings=GREEDY).send("Name three colors.")
     remote_text = "".join(remote_turn.text())
     local_turn = ChatSession(chat_model, settings=GREEDY).send("Name three colors.")
