@@ -6,22 +6,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engines import ENGINES
+from tests.engines import ENGINES, embedded_spec
 from workbench.chat_model import ChatModel
-from workbench.models.spec import ModelSpec
 from workbench.shared import shared_model
 
 
 @pytest.fixture(scope="session", params=ENGINES)
 def chat_model(request: pytest.FixtureRequest) -> ChatModel:
-    """The real embedded SmolLM2-135M-Instruct on the CPU, once per engine (tests using it run on each)."""
-    return shared_model(ModelSpec(device="cpu", backend=request.param)).get()
+    """The real embedded SmolLM2-135M-Instruct on the CPU, once per engine (tests using it run on each).
+
+    llama.cpp runs with ``WORKBENCH_THREADS`` threads when it is set (the suite runs with 1 and with 2).
+    """
+    return shared_model(embedded_spec(request.param)).get()
 
 
 @pytest.fixture(scope="session")
 def transformers_model() -> ChatModel:
     """The embedded model on transformers, for tests of its tokenizer or its conversion cache."""
-    return shared_model(ModelSpec(device="cpu", backend="transformers")).get()
+    return shared_model(embedded_spec("transformers")).get()
 
 
 @pytest.fixture(scope="session", autouse=True)

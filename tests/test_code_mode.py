@@ -439,6 +439,21 @@ def real_kernel() -> Any:
 
 
 @pytest.mark.kernel
+def test_real_kernel_computes_2_to_the_20(real_kernel: KernelSession) -> None:
+    """The code turn of the README, exact on purpose: the embedded model's own code varies with the CPU."""
+    session, backend = make_session(real_kernel, "print(2**20)\n```", "2**20 is 1048576.")
+    drain(session.send("What is 2**20?"))
+    assert roles(session) == ["user", "assistant", "observation", "assistant"]
+    observation = session.messages[2]
+    assert observation.name == "interpreter" and observation.content == "1048576" and not observation.error
+    assert observation.execution is not None
+    assert [(o.kind, o.text) for o in observation.execution.outputs] == [("stream", "1048576\n")]
+    [run] = session.runs
+    assert run.code == "print(2**20)" and run.execution is not None and run.execution.ok
+    assert "observation: 1048576" in backend.prompts[1]
+
+
+@pytest.mark.kernel
 def test_real_kernel_plot_and_shared_state(real_kernel: KernelSession) -> None:
     plot = "import matplotlib.pyplot as plt\nplt.plot(values)\nplt.title('t')\n```"
     session, backend = make_session(real_kernel, plot, "A line plot.")

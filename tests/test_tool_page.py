@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -12,6 +13,23 @@ pytestmark = pytest.mark.model
 
 MAIN = str(Path(__file__).resolve().parent.parent / "main.py")
 BUILTINS = ["calculator", "current_time", "random_number", "convert_units"]
+
+EXACT_TOOL = '''
+from typing import Literal
+
+from tools import tool
+
+
+@tool
+def add(a: Literal[1234], b: Literal[4321]) -> int:
+    """Add two whole numbers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+'''
 
 FAILING_TOOL = '''
 from tools import tool
@@ -93,21 +111,26 @@ def test_the_panel_lists_every_tool_with_a_switch_and_shows_load_errors(app):
     assert "1 of 5 tools on" in app.main.caption[0].value
 
 
-def test_a_required_call_shows_as_a_completed_status_block_then_the_answer(app):
-    only(app, "calculator")
+def test_a_required_call_shows_as_a_completed_status_block_then_the_answer(app, tool_folder):
+    # A tool whose schema allows one call only: the arguments are exact on purpose (the calculator's
+    # expression is the model's own pick, which changes with the CPU).
+    (tool_folder / "add.py").write_text(EXACT_TOOL)
+    app.button(key="tool_panel_reload").click().run()
+    only(wait_for_tools(app), "add")
     app.sidebar.number_input(key="tool_max_rounds").set_value(2).run()
     send(app, "What is 1234 plus 4321?")
     assert not app.exception
     assert [e.value for e in app.main.error if "broken.py" not in e.value] == []
-    [block] = app.status
-    assert (block.label, block.state) == ("Called calculator", "complete")
-    assert block.json[0].value == '{"expression": "1234 + 4321"}'
+    block = app.status[0]  # the model may call again after the result: that is its own pick
+    assert (block.label, block.state) == ("Called add", "complete")
+    assert json.loads(block.json[0].value) == {"a": 1234, "b": 4321}
     assert block.code[0].value == "5555"
     assert [m.name for m in app.chat_message] == ["user", "assistant"]
     # The history renders the same block on the next run, in this page's own session.
     app.run()
-    [block] = app.status
-    assert (block.label, block.state) == ("Called calculator", "complete")
+    block = app.status[0]
+    assert (block.label, block.state) == ("Called add", "complete")
+    assert block.code[0].value == "5555"
     session = app.session_state["tool_session"]
     assert [m.role.value for m in session.messages][:3] == ["user", "assistant", "observation"]
     assert app.session_state["chat_session"].messages == []  # the Chat page's history is apart
