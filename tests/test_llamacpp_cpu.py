@@ -64,7 +64,7 @@ def test_the_best_variant_this_cpu_runs_is_loaded(best):
 
 
 def test_a_named_variant_is_loaded_instead(best):
-    runnable = [name for name, score in best["scores"].items() if score > 0]  # type: ignore[union-attr]
+    runnable = [name for name, score in best["scores"].items() if score > 0]
     other = "x64" if best["kernels"] != "x64" else runnable[0]
     assert load(other)["kernels"] == other
 
@@ -79,7 +79,7 @@ def test_an_unknown_variant_names_those_built():
 
 def test_a_variant_this_cpu_cannot_run_is_refused(best):
     scores = best["scores"]
-    unrunnable = [name for name, score in scores.items() if score == 0]  # type: ignore[union-attr]
+    unrunnable = [name for name, score in scores.items() if score == 0]
     if not unrunnable:
         pytest.skip("this CPU runs every variant built")
     error = str(load(unrunnable[0])["error"])

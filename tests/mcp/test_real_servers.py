@@ -19,6 +19,7 @@ from workbench.chat_model import ChatModel
 from workbench.cli.ask_tool import ask_with_tools
 from workbench.cli.parser import build_parser
 from workbench.conversation import Message, Role, ToolCall
+from workbench.history import Conversation, Mode
 
 
 def _registry(config: Path) -> ToolRegistry:
@@ -114,7 +115,12 @@ def _ask(model: ChatModel, config: Path, tool: str) -> list[Message]:
         ]
     )
     return ask_with_tools(
-        model, args, "What time is it in Paris? Use the tool.", io.StringIO(), io.StringIO()
+        model,
+        args,
+        "What time is it in Paris? Use the tool.",
+        io.StringIO(),
+        io.StringIO(),
+        Conversation(Mode.TOOL),
     )
 
 

@@ -326,11 +326,13 @@ class ToolSession:
             held = _HeldBackText([marker, *dialect.stop_strings])
             stream = self._start(tools, stop_strings=(marker,) if marker else ())
             recorded = False
+            shown = ""
             try:
                 for chunk in stream:
                     delta = held.feed(chunk)
                     if delta:
-                        self.history.draft(held.text[: held.sent])  # a store checkpoints what was shown
+                        shown += delta
+                        self.history.draft(shown)  # a store checkpoints what was shown
                         yield TextDelta(delta)
                 # A backend that cannot continue a prefix (a chat server) wrote any call in full already.
                 whole = not self.model.capabilities.prompt_prefix
