@@ -19,6 +19,9 @@ say() { printf '[setup] %s\n' "$*"; }
 # --- Debian packages -------------------------------------------------------------------------------
 apt_packages=()
 command -v bwrap >/dev/null 2>&1 || apt_packages+=(bubblewrap)
+# libseccomp builds the kernel sandbox's seccomp filter (kernel/seccomp.py, through pyseccomp).
+"${PYTHON:-python3}" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("seccomp") is None)' \
+  2>/dev/null || apt_packages+=(libseccomp2)
 if [ "$want_tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
