@@ -8,6 +8,7 @@ the package index cannot be reached is the test skipped, and it says so.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -15,8 +16,10 @@ import shutil
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +30,16 @@ HERE = Path(__file__).resolve().parent
 MISBEHAVING = HERE / "misbehaving_server.py"
 _NETWORK_HINTS = ("Could not find a version", "No matching distribution", "Failed to establish", "Network is unreachable",
                   "Temporary failure in name resolution", "ConnectionError", "Max retries exceeded")  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: sync Playwright (the browser tests) leaves a running event
+    loop in the main thread of the test process, where ``asyncio.run`` refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _cache_root() -> Path:

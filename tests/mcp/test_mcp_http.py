@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.mcp.conftest import run_async
 from tests.server.helpers import server_thread
 from tools import ToolRegistry
 from workbench.models.spec import ModelSpec
@@ -46,7 +46,7 @@ def test_sdk_client_lists_and_calls_over_http(mcp_url: str) -> None:
         listed = [t.name for t in (await client.list_tools()).tools]
         return listed, await client.call_tool("calculator", {"expression": "17*23"})
 
-    listed, result = asyncio.run(_with_client(mcp_url, {"Authorization": f"Bearer {KEY}"}, steps))
+    listed, result = run_async(_with_client(mcp_url, {"Authorization": f"Bearer {KEY}"}, steps))
     assert "calculator" in listed and "python" not in listed
     assert (result.is_error, result.content[0].text) == (False, "391")
 

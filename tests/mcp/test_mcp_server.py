@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import ROOT
+from tests.mcp.conftest import run_async
 
 
 def _params(*args: str) -> Any:
@@ -38,7 +39,7 @@ async def _session(*args: str, steps: Any, mode: str) -> Any:
 
 
 def _run(*args: str, steps: Any, mode: str = "auto") -> Any:
-    return asyncio.run(asyncio.wait_for(_session(*args, steps=steps, mode=mode), 280))
+    return run_async(asyncio.wait_for(_session(*args, steps=steps, mode=mode), 280))
 
 
 def test_an_older_client_with_the_initialize_handshake() -> None:
