@@ -259,15 +259,20 @@ def fresh_replies(model: ChatModel, system: str, questions: list[str]) -> list[s
     return replies
 
 
-def test_greedy_is_the_same_from_a_kept_cache_as_afresh(llama_model):
+@pytest.mark.parametrize("settled", [True, False], ids=["answers settled", "settling skipped"])
+def test_greedy_is_the_same_from_a_kept_cache_as_afresh(llama_model, monkeypatch, settled):
     """A turn continued from the cache (the previous turns' cells kept) answers as the same prompt afresh.
 
     The kept cells include the previous answers, decoded one token at a time, and the second ask of
-    the same conversation finds its whole prompt cached: both must give the fresh prompt's text.
+    the same conversation finds its whole prompt cached: both must give the fresh prompt's text. The
+    answers are settled after delivery, or (when another generation waits) not: then the next prompt
+    evaluates them itself.
     """
     system = "You are a helpful assistant who answers in one short sentence."
     questions = ["Name a colour.", "Name another one.", "And a third?"]
     afresh = fresh_replies(llama_model, system, questions)
+    if not settled:
+        monkeypatch.setattr(llama_model.backend, "after_decode", lambda: None)
     llama_model.backend.states.forget()
     kept = run_turns(llama_model, {"a": [Message(Role.SYSTEM, system)]}, {"a": questions}, ["a"] * 3)["a"]
     assert kept == afresh

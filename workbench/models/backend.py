@@ -169,6 +169,8 @@ class SerialBackend(ABC):
         self.spec = spec
         self.info = info
         self._lock = threading.Lock()
+        self._waiting_lock = threading.Lock()
+        self._waiting = 0  # generations waiting for the lock
 
     @property
     def context_length(self) -> int:
@@ -215,7 +217,9 @@ class SerialBackend(ABC):
     def after_decode(self) -> None:
         """Tidy up after a generation, holding the lock, once its consumer has the whole answer.
 
-        The default does nothing; llama.cpp settles the answer's cache cells here (see
+        Skipped when another generation waits for the lock, so tidying never delays one; an engine
+        must then do without (llama.cpp evaluates the cells it needs at the next prompt instead). The
+        default does nothing; llama.cpp settles the answer's cache cells here (see
         :meth:`workbench.models.llamacpp_state.ConversationStates.settle`).
         """
         return None
@@ -259,16 +263,23 @@ class SerialBackend(ABC):
     def _run(self, request: GenerationRequest, prepared: PreparedPrompt, stream: GenerationStream) -> None:
         stats = stream.stats
         queued = time.perf_counter()
-        # Wait for another session's generation to end, but give up at once if this one is stopped.
-        while not self._lock.acquire(timeout=0.1):
-            if stream.cancelled:
-                break
-        else:
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            # Wait for another session's generation to end, but give up at once if this one is stopped.
+            while not (acquired := self._lock.acquire(timeout=0.1)):
+                if stream.cancelled:
+                    break
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+        if acquired:
             try:
                 stats.waited_s = round(time.perf_counter() - queued, 3)
                 if not stream.cancelled:
                     self._decode_locked(request, prepared, stream, stats)
-                    self._after_decode()
+                    if not self._waiting:  # tidying up must not delay a generation that waits
+                        self._after_decode()
                     return
             finally:
                 self._lock.release()

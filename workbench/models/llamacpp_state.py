@@ -16,7 +16,9 @@ cell the cache keeps is evaluated in a batch of at least :data:`MIN_BATCH_TOKENS
 - :meth:`ConversationStates.evaluate` evaluates what the cache lacks of a prompt, taking back cached
   tokens when fewer than two are left to evaluate (the same prompt asked again re-evaluates its last two);
 - :meth:`ConversationStates.settle`, after an answer, evaluates its tokens again as one batch: they were
-  decoded one at a time, and the next turn's prompt starts with them.
+  decoded one at a time, and the next turn's prompt starts with them. It runs once the answer is
+  delivered, unless another generation waits for the model; cells not settled are never reused, so the
+  next prompt then evaluates them itself.
 
 A prompt continued from a kept or restored cache then gives the same logits, bit for bit, as the same
 prompt evaluated afresh (tests/test_llamacpp_backend.py checks the greedy texts).
