@@ -217,6 +217,12 @@ def test_the_error_modules_load_no_kernel_machinery() -> None:
     assert not loaded & {"jupyter_client", "zmq", "jsonschema", *HEAVY}
 
 
+def test_the_chat_commands_load_no_kernel_machinery() -> None:
+    """A chat turn (``ask``, ``chat``) needs no kernel: zmq is not even installed on some GPU images."""
+    loaded = loaded_after("import workbench.cli, workbench.cli.ask, workbench.cli.chat")
+    assert not loaded & {"jupyter_client", "zmq"}
+
+
 def test_the_loading_test_can_fail() -> None:
     assert "json" in loaded_after("import json")
     assert "transformers" in loaded_after("import transformers.utils")

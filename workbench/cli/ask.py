@@ -8,8 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from workbench.chat_model import ChatModel
-from workbench.cli.ask_code import ask_with_code
-from workbench.cli.ask_tool import ask_with_tools
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Message, transcript_to_json
@@ -62,10 +60,28 @@ def report_saved(recorder: ConversationRecorder, err: TextIO) -> None:
         print(f"[workbench] Saved as {conversation_id} ({command}).", file=err)
 
 
+def ask_tool(
+    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO, history: Conversation
+) -> list[Message]:
+    """Tool mode, imported on use (the tool registry and its host are not needed for a chat turn)."""
+    from workbench.cli.ask_tool import ask_with_tools
+
+    return ask_with_tools(model, args, prompt, out, err, history)
+
+
+def ask_code(
+    model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO, history: Conversation
+) -> list[Message]:
+    """Code mode, imported on use (the kernel brings jupyter_client and zmq, which a chat turn never needs)."""
+    from workbench.cli.ask_code import ask_with_code
+
+    return ask_with_code(model, args, prompt, out, err, history)
+
+
 ASK_RUNNERS: dict[AskMode, AskRunner] = {
     AskMode.CHAT: ask_chat,
-    AskMode.TOOL: ask_with_tools,
-    AskMode.CODE: ask_with_code,
+    AskMode.TOOL: ask_tool,
+    AskMode.CODE: ask_code,
 }
 
 
