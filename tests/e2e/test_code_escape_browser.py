@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.e2e.page_actions import CELL_MS, open_code_page, wait_script_done
+from tests.e2e.page_actions import CELL_MS, open_code_page, run_cell, wait_script_done
 from tests.e2e.streamlit_server import APP_READY_MS, launch_streamlit
 
 pytestmark = [pytest.mark.browser, pytest.mark.kernel, pytest.mark.timeout(900)]
@@ -49,15 +49,6 @@ def server_process(url: str) -> psutil.Process:
         except psutil.Error:
             continue
     raise AssertionError(f"no streamlit server on port {port} among this test's processes")
-
-
-def run_cell(page: Any, code: str) -> None:
-    page.get_by_role("tab", name="Your cells").click()
-    editor = page.get_by_role("tabpanel").get_by_label("Python")
-    editor.fill(code)
-    editor.press("Control+Enter")
-    wait_script_done(page)
-    page.get_by_role("button", name="Run", exact=True).click()
 
 
 def new_session(browser: Any, url: str) -> Any:

@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def sse_chunk(choice: dict[str, Any]) -> bytes:
+    """One ``chat.completion.chunk`` holding ``choice``, as a server-sent event."""
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
 @dataclass
 class Reply:
     """One answer: an error (``status`` >= 400 with ``error``), or streamed text and calls.
@@ -116,14 +122,7 @@ class FakeOpenAI:
         events: list[dict[str, Any]] = [{"index": 0, "delta": d, "finish_reason": None} for d in deltas]
         events.append({"index": 0, "delta": {}, "finish_reason": reply.finish_reason})
         for choice in events:
-            chunk = {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "m",
-                "choices": [choice],
-            }
-            handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            handler.wfile.write(sse_chunk(choice))
         handler.wfile.write(b"data: [DONE]\n\n")
         handler.wfile.flush()
 
@@ -143,24 +142,10 @@ class SlowStory(FakeOpenAI):
         try:
             for word in self.words:
                 choice = {"index": 0, "delta": {"content": word}, "finish_reason": None}
-                chunk = {
-                    "id": "c",
-                    "object": "chat.completion.chunk",
-                    "created": 0,
-                    "model": "m",
-                    "choices": [choice],
-                }
-                handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                handler.wfile.write(sse_chunk(choice))
                 handler.wfile.flush()
                 time.sleep(self.delay_s)
             end = {"index": 0, "delta": {}, "finish_reason": "stop"}
-            chunk = {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "m",
-                "choices": [end],
-            }
-            handler.wfile.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+            handler.wfile.write(sse_chunk(end) + b"data: [DONE]\n\n")
         except OSError:  # the client went away (killed)
             pass
