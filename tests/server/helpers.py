@@ -50,6 +50,36 @@ def server_thread(app: Starlette, *, header_timeout_s: float = HEADER_TIMEOUT_S)
 
 
 @contextmanager
+def server_process(
+    command: list[str], ready_url: str, log_path: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` in ``cwd`` until ``ready_url`` answers 200; stop it at the end (if it is still alive).
+
+    ``env`` defaults to this process's environment with ``PYTHONPATH`` set to the checkout.
+    """
+    environment = env if env is not None else {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + SERVER_START_S
+            while http_json("GET", ready_url)[0] != 200:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{command[2]} did not become ready:\n{log_path.read_text(errors='replace')}"
+                    )
+                time.sleep(0.5)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@contextmanager
 def serve_process(
     log_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
@@ -60,23 +90,9 @@ def serve_process(
         environment.pop(name, None)
     environment.update(env or {})
     command = [sys.executable, "-m", "workbench.server", "--host", "127.0.0.1", "--port", str(port), *args]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + SERVER_START_S
-            while http_json("GET", f"{base}/health")[0] != 200:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"serve did not become ready:\n{log_path.read_text(errors='replace')}")
-                time.sleep(0.5)
-            yield f"{base}/v1", process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(command, f"{base}/health", log_path, env=environment) as process:
+        yield f"{base}/v1", process
 
 
 def http_json(

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +25,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.streamlit_server import free_port
-from tests.server.helpers import ROOT, http_json
+from tests.server.helpers import server_process
 
 #: What llama-cpp-python's server needs beyond llama_cpp itself (its ``[server]`` extra, less what the
 #: project already has: uvicorn, sse-starlette, anyio).
 LLAMA_SERVER_REQUIREMENTS = ("fastapi", "pydantic-settings", "starlette-context")
-START_S = 240.0
 
 
 def cache_dir() -> Path:
@@ -90,33 +88,6 @@ def llama_server_python() -> Path:
         pytest.skip(f"llama_cpp.server does not import in the test venv: {check.stderr[-500:]}")
     ready.write_text("ok\n")
     return python
-
-
-@contextmanager
-def server_process(
-    command: list[str], ready_url: str, log_path: Path, cwd: Path = ROOT
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` in ``cwd`` until ``ready_url`` answers 200; stop it at the end (if it is still alive)."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_S
-            while http_json("GET", ready_url)[0] != 200:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{command[2]} did not become ready:\n{log_path.read_text(errors='replace')}"
-                    )
-                time.sleep(0.5)
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 @contextmanager
