@@ -145,7 +145,7 @@ def bench_threads(runs: int = 3, tokens: int = 128) -> None:
 
 def conversation_ttft(model: Any, sessions: int, turns: int) -> list[list[float]]:
     """Time to first token per turn for ``sessions`` conversations taking turns; greedy, 24-token replies."""
-    from workbench.conversation import Message, Role
+    from workbench.messages import Message, Role
     from workbench.models.generation import SamplingSettings
 
     settings = SamplingSettings(temperature=0.0, max_new_tokens=24)
@@ -210,7 +210,7 @@ def bench_lookup(runs: int = 3, tokens: int = 160) -> None:
 def bench_grammar(runs: int = 3) -> None:
     from tools import default_registry
     from workbench.chat_model import ChatModel
-    from workbench.conversation import Message, Role
+    from workbench.messages import Message, Role
     from workbench.models.generation import SamplingSettings
     from workbench.models.spec import ModelSpec
     from workbench.modes.tool import call_schema
@@ -269,7 +269,7 @@ def bench_grammar(runs: int = 3) -> None:
 def bench_path(runs: int = 4, tokens: int = 200) -> None:
     """Workbench's full path (ChatModel.stream) against raw llama-cpp-python, runs alternating."""
     from workbench.chat_model import ChatModel
-    from workbench.conversation import Message, Role
+    from workbench.messages import Message, Role
     from workbench.models.generation import SamplingSettings
     from workbench.models.spec import ModelSpec
 

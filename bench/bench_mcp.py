@@ -25,7 +25,7 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 
 from kernel import KernelSession  # noqa: E402
 from tools import ToolRegistry  # noqa: E402
-from workbench.conversation import ToolCall  # noqa: E402
+from workbench.messages import ToolCall  # noqa: E402
 
 TOOL_FILE = '''from tools import tool
 

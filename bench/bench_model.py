@@ -75,7 +75,7 @@ def workbench_worker(engine: str, new_tokens: int, runs: int, turns: int) -> dic
     """Imports, loads, a conversation and decode runs through ChatModel on one engine."""
     started = time.perf_counter()
     from workbench.chat_model import ChatModel
-    from workbench.conversation import Message, Role
+    from workbench.messages import Message, Role
     from workbench.models.generation import SamplingSettings
     from workbench.models.spec import ModelSpec
 

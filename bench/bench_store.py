@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.store import ConversationStore
 from workbench.store.schema import conversations, messages
 
@@ -232,7 +232,7 @@ def fetch_all(connection: sa.Connection, statement: str, params: tuple[str, ...]
 
 def checkpoint_cost(url: str | None, new_tokens: int, pairs: int) -> None:
     """Decode speed of chat turns on the embedded model, with and without checkpointing, alternated."""
-    from workbench.history import Conversation, Mode
+    from workbench.conversation import Conversation, Mode
     from workbench.models.generation import SamplingSettings
     from workbench.models.spec import ModelSpec
     from workbench.modes.chat import ChatSession

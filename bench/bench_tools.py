@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools import ToolRegistry, tool
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 TOOL_FILE = '''
 import os

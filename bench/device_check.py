@@ -35,7 +35,7 @@ def main() -> int:
     print(f"greedy reply: {reply!r}")
 
     # Stop: a long generation cancelled after a few chunks ends early.
-    from workbench.conversation import Message, Role
+    from workbench.messages import Message, Role
 
     stream = model.stream([Message(Role.USER, "Write a very long story.")], greedy.with_(max_new_tokens=400))
     for i, _chunk in enumerate(stream):

@@ -16,8 +16,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from pages._login import signed_in
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message
 from workbench.errors import WorkbenchError
+from workbench.messages import Message
 from workbench.models.generation import GenerationStats, SamplingSettings
 from workbench.models.spec import EMBEDDED, SPEC_OPTIONS, ModelSpec, convert_option, is_remote_source
 from workbench.safe_markdown import escape_markdown, images_as_links

@@ -15,8 +15,8 @@ import streamlit as st
 
 from kernel import Execution
 from pages._common import session_object
+from workbench.conversation import Conversation, Mode
 from workbench.errors import USER_ERRORS
-from workbench.history import Conversation, Mode
 from workbench.modes.code import CodeSession
 from workbench.safe_markdown import images_as_links
 from workbench.shared import process_resource

@@ -18,8 +18,8 @@ from tools import ToolRegistry, default_registry
 from tools.mcp_config import CONFIG_VARIABLE
 from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
 from workbench.errors import WorkbenchError
+from workbench.messages import Message, Role
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 from workbench.modes.tool_steps import CallStep, call_steps

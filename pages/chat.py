@@ -15,9 +15,9 @@ from pages._common import (
 )
 from pages._history import conversation_sidebar
 from pages._login import login_gate
-from workbench.conversation import Role
+from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
-from workbench.history import Mode
+from workbench.messages import Role
 from workbench.modes.chat import ChatSession, Turn
 
 login_gate()  # first thing: nothing of the page before the password (pages/_login.py)

@@ -26,10 +26,10 @@ from pages._common import (
 )
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from pages._login import login_gate
-from workbench.conversation import Message, Role
+from workbench.conversation import Mode
 from workbench.errors import USER_ERRORS
 from workbench.execution_record import ExecutionRecord
-from workbench.history import Mode
+from workbench.messages import Message, Role
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, release_when_gone, shared_pool
 from workbench.modes.code_format import sandboxed_html, split_code
 from workbench.modes.code_runs import CodeRun

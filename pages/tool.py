@@ -8,8 +8,8 @@ from pages._common import current_model, sampling_controls, show_error, show_mar
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
+from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
-from workbench.history import Mode
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges
 

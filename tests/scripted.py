@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 from tests.template_tokenizer import SMOLLM2_TEMPLATE, TemplateTokenizer
-from workbench.conversation import Message
 from workbench.dialects import Dialect, HermesDialect
 from workbench.errors import PromptTooLongError
+from workbench.messages import Message
 from workbench.models.backend import Capabilities, ModelInfo
 from workbench.models.generation import GenerationRequest, GenerationStats, GenerationStream, SamplingSettings
 from workbench.models.spec import ModelSpec

@@ -8,9 +8,9 @@ import pytest
 
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Role
+from workbench.conversation import Appended, Drafted, HistoryChange, Mode, TitleChanged, Truncated
 from workbench.errors import EmptyPromptError, GenerationError, PromptTooLongError
-from workbench.history import Appended, Drafted, HistoryChange, Mode, TitleChanged, Truncated
+from workbench.messages import Role
 from workbench.modes.chat import ChatSession
 from workbench.modes.events import MessageDone, TextDelta
 

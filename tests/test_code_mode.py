@@ -14,9 +14,9 @@ from PIL import Image
 from kernel import Execution, ExecutionError, KernelSession, Output
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role, transcript_from_json, transcript_to_json
 from workbench.dialects import ChatGLM3Dialect, Dialect
 from workbench.errors import EmptyPromptError, KernelError, KernelLimitError
+from workbench.messages import Message, Role, transcript_from_json, transcript_to_json
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import find_code_block, mark_code_turn, split_code
 from workbench.modes.code_runs import CodeRunning

@@ -168,8 +168,8 @@ def test_an_image_no_page_can_draw_becomes_a_note(app: AppTest) -> None:
 
     from PIL import Image
 
-    from workbench.conversation import INTERPRETER, Message, Role
     from workbench.execution_record import ExecutionRecord, OutputRecord
+    from workbench.messages import INTERPRETER, Message, Role
 
     buffer = io.BytesIO()
     Image.new("1", (20000, 20000)).save(buffer, "PNG")

@@ -1,241 +1,186 @@
-"""Messages, tool calls and transcripts: the JSON round trip and what a hostile file gets back."""
+"""The Conversation: one locked way to change a history, listeners, titles and times."""
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+import threading
+from datetime import UTC
+from pathlib import Path
 
 import pytest
 
 from workbench.conversation import (
-    InvalidCall,
-    Message,
-    Role,
-    ToolCall,
-    new_call_id,
-    transcript_from_json,
-    transcript_to_json,
+    Appended,
+    Cleared,
+    Conversation,
+    HistoryChange,
+    Mode,
+    TitleChanged,
+    Truncated,
+    title_from,
 )
-from workbench.errors import TranscriptError, WorkbenchError
-from workbench.execution_record import ExecutionRecord, OutputRecord
-
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR fake image bytes"
+from workbench.errors import TranscriptError
+from workbench.messages import Message, Role
 
 
-def full_conversation() -> list[Message]:
-    return [
-        Message(Role.SYSTEM, "You are terse."),
-        Message(Role.USER, "Convert 100 F to Celsius, s'il vous plaît ☃"),
-        Message(
-            Role.ASSISTANT,
-            "",
-            tool_calls=[ToolCall("convert_temperature", {"value": 100, "to": "celsius"}, "call_1")],
-            invalid_calls=[InvalidCall("{oops", "not JSON", None, "call_2")],
-        ),
-        Message(Role.OBSERVATION, "37.77", name="convert_temperature", tool_call_id="call_1"),
-        Message(Role.OBSERVATION, "bad call", name="unknown", error=True, tool_call_id="call_2"),
-        Message(Role.ASSISTANT, "```python\n1/0\n```", interpreter=True, failure="CUDA out of memory"),
-        Message(
-            Role.OBSERVATION,
-            "ZeroDivisionError",
-            name="interpreter",
-            error=True,
-            images=[PNG],
-            execution=ExecutionRecord(
-                outputs=[
-                    OutputRecord("stream", "stdout", "hi\n"),
-                    OutputRecord("display", png=PNG),
-                    OutputRecord("result", text="df", html="<table class='dataframe'></table>"),
-                    OutputRecord("error", text="Traceback...\nZeroDivisionError: division by zero"),
-                ],
-                error_name="ZeroDivisionError",
-                error_value="division by zero",
-                timed_out=True,
-                restarted=True,
-                note="restarted",
-                duration=0.25,
-                execution_count=3,
-            ),
-        ),
-        Message(Role.ASSISTANT, "About 37.8 °C.", stats={"new_tokens": 7}, stopped=True, metadata={"x": 1}),
+def test_a_new_conversation_has_an_id_a_mode_and_utc_times():
+    first, second = Conversation(Mode.TOOL), Conversation("code")  # type: ignore[arg-type]
+    assert len(first.id) == 32 and int(first.id, 16) >= 0 and first.id != second.id
+    assert first.mode is Mode.TOOL and second.mode is Mode.CODE
+    assert first.created.tzinfo is UTC and first.updated >= first.created
+    assert first.title == "" and first.messages == [] and len(first) == 0
+
+
+def test_every_change_is_announced_in_order():
+    conversation = Conversation()
+    changes: list[HistoryChange] = []
+    unsubscribe = conversation.subscribe(changes.append)
+    hello, reply = Message(Role.USER, "Hello"), Message(Role.ASSISTANT, "Hi")
+    assert conversation.append(hello) == 0 and conversation.append(reply) == 1
+    assert conversation.pop() is reply and conversation.pop() is hello and conversation.pop() is None
+    conversation.append(hello)
+    conversation.truncate(5)  # nothing to cut: nothing announced
+    conversation.clear()
+    conversation.set_title("  Two\n lines ")
+    unsubscribe()
+    conversation.append(reply)
+    assert changes == [
+        Appended(0, hello),
+        TitleChanged("Hello"),
+        Appended(1, reply),
+        Truncated(1),
+        Truncated(0),
+        Appended(0, hello),
+        Cleared(),
+        TitleChanged("Two lines"),
     ]
 
 
-def test_roles_are_the_chatglm3_four():
-    assert [r.value for r in Role] == ["system", "user", "assistant", "observation"]
+def test_remove_if_last_takes_back_only_that_message():
+    conversation = Conversation()
+    asked, other = Message(Role.USER, "q"), Message(Role.USER, "q")
+    conversation.append(asked)
+    assert not conversation.remove_if_last(other)  # equal but not the same message
+    assert conversation.remove_if_last(asked) and conversation.messages == []
 
 
-def test_message_accepts_a_role_name_and_defaults_are_empty():
-    message = Message("user", "hi")  # type: ignore[arg-type]  # a role name from JSON, on purpose
-    assert message.role is Role.USER
-    assert message.to_dict() == {"role": "user", "content": "hi"}
-    assert message.tool_calls == [] and message.metadata == {} and message.images == []
-
-
-def test_transcript_round_trip_keeps_every_field():
-    messages = full_conversation()
-    text = transcript_to_json(messages)
-    assert json.loads(text)["messages"][0] == {"role": "system", "content": "You are terse."}
-    assert transcript_from_json(text) == messages
-
-
-def test_transcript_without_images_counts_them_and_keeps_unicode_readable():
-    text = transcript_to_json(full_conversation(), include_images=False)
-    observation = json.loads(text)["messages"][6]
-    observation.pop("execution")
-    assert observation == {
-        "role": "observation",
-        "content": "ZeroDivisionError",
-        "name": "interpreter",
-        "error": True,
-        "image_count": 1,
-    }
-    assert "☃" in text  # not \u2603-escaped
-
-
-def test_transcript_accepts_a_bare_list_of_messages():
-    assert transcript_from_json('[{"role": "user", "content": "hi"}]') == [Message(Role.USER, "hi")]
-
-
-def test_message_without_content_has_empty_text():
-    assert transcript_from_json('{"messages": [{"role": "assistant"}]}') == [Message(Role.ASSISTANT, "")]
+def test_messages_is_a_copy():
+    conversation = Conversation()
+    conversation.append(Message(Role.USER, "q"))
+    conversation.messages.clear()
+    conversation.snapshot().append(Message(Role.USER, "x"))
+    assert len(conversation) == 1 and conversation.last() == Message(Role.USER, "q")
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "title"),
     [
-        ("{not json", "The transcript is not valid JSON"),
-        ("", "The transcript is not valid JSON"),
-        ('"just a string"', 'A transcript must be {"messages": [...]} or a list of messages.'),
-        ('{"messages": 5}', 'A transcript must be {"messages": [...]} or a list of messages.'),
-        ('{"history": []}', 'A transcript must be {"messages": [...]} or a list of messages.'),
-        ("[42]", "A message must be a JSON object, got int."),
-        ('[["user", "hi"]]', "A message must be a JSON object, got list."),
-        ('[{"role": "robot", "content": "x"}]', "Unknown role 'robot'; use one of: system, user, assistant"),
-        ('[{"content": "no role"}]', "Unknown role None; use one of:"),
-        ('[{"role": "user", "content": 7}]', "A message's 'content' must be a string."),
-        ('[{"role": "user", "content": null}]', "A message's 'content' must be a string."),
-        (
-            '[{"role": "assistant", "tool_calls": [{"arguments": {}}]}]',
-            "Each tool call needs a string 'name'.",
-        ),
-        ('[{"role": "assistant", "tool_calls": ["calc"]}]', "Each tool call needs a string 'name'."),
-        (
-            '[{"role": "assistant", "tool_calls": [{"name": "calc", "arguments": "1+1"}]}]',
-            "Arguments of tool call 'calc' must be an object.",
-        ),
-        ('[{"role": "observation", "images": ["***"]}]', "An image is not valid base64"),
-        ('[{"role": "observation", "images": [7]}]', "An image is not valid base64"),
-        ('[{"role": "observation", "images": "aGk="}]', "'invalid_calls' and 'images' must be lists."),
-        ('[{"role": "assistant", "tool_calls": 5}]', "'invalid_calls' and 'images' must be lists."),
-        ('[{"role": "user", "metadata": "abc"}]', "A message's 'metadata' must be an object."),
-        ('[{"role": "user", "metadata": [1, 2]}]', "A message's 'metadata' must be an object."),
-        ('[{"role": "observation", "name": 5}]', "A message's 'name' must be a string."),
+        ("Plot sin(x)", "Plot sin(x)"),
+        ("\n\n  first   line \nsecond", "first line"),
+        ("x" * 100, "x" * 59 + "…"),
+        ("   ", ""),
+        ("\x00\t tab\tand NUL", "\x00 tab and NUL"),
     ],
 )
-def test_hostile_transcripts_get_a_clear_transcript_error(text, expected):
-    with pytest.raises(TranscriptError) as info:
-        transcript_from_json(text)
-    assert expected in str(info.value)
-    assert isinstance(info.value, WorkbenchError)
+def test_the_title_is_one_short_line_of_the_first_user_message(text, title):
+    assert title_from(text) == title
 
 
-def test_invalid_json_message_says_to_check_the_file():
-    with pytest.raises(TranscriptError, match="check the file"):
-        transcript_from_json('{"messages": [')
+def test_the_title_comes_from_the_first_user_message_only():
+    conversation = Conversation()
+    conversation.append(Message(Role.SYSTEM, "Be brief."))
+    conversation.append(Message(Role.USER, "First question"))
+    conversation.append(Message(Role.USER, "Second question"))
+    assert conversation.title == "First question"
 
 
-def test_tool_call_to_dict_is_the_openai_function_shape():
-    assert ToolCall("f", {"x": 1}).to_dict() == {"name": "f", "arguments": {"x": 1}}
+def test_concurrent_appends_lose_nothing_and_indexes_are_unique():
+    conversation = Conversation()
+    indexes: list[int] = []
+    conversation.subscribe(
+        lambda change: indexes.append(change.index) if isinstance(change, Appended) else None
+    )
+
+    def work() -> None:
+        for i in range(200):
+            conversation.append(Message(Role.ASSISTANT, str(i)))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(conversation) == 800 and sorted(indexes) == list(range(800))
 
 
-def test_round_trip_keeps_call_ids_and_pairings():
-    back = transcript_from_json(transcript_to_json(full_conversation()))
-    assert back[2].tool_calls[0].id == "call_1" and back[2].invalid_calls[0].id == "call_2"
-    assert [m.tool_call_id for m in back[3:5]] == ["call_1", "call_2"]
-    assert back[6].execution is not None and back[6].execution.images == [PNG]
+def test_a_listener_may_read_the_history_without_deadlock():
+    conversation = Conversation()
+    seen: list[int] = []
+    conversation.subscribe(lambda change: seen.append(len(conversation.snapshot())))
+    conversation.append(Message(Role.ASSISTANT, "a"))
+    assert seen == [1]
 
 
-def test_without_images_the_execution_keeps_its_text_only():
-    data = json.loads(transcript_to_json(full_conversation(), include_images=False))
-    outputs = data["messages"][6]["execution"]["outputs"]
-    assert outputs[1] == {"kind": "display", "png_omitted": True}
-    assert transcript_from_json(json.dumps(data))[6].execution.images == []  # type: ignore[union-attr]
-
-
-def test_call_ids_are_unique_and_shaped_like_openais():
-    ids = {new_call_id() for _ in range(1000)} | {ToolCall("f").id for _ in range(1000)}
-    assert len(ids) == 2000
-    assert all(i.startswith("call_") and len(i) == 29 and int(i[5:], 16) >= 0 for i in ids)
-    assert ToolCall("f", {}, "call_a") == ToolCall("f", {}, "call_b")  # ids do not change what a call is
-
-
-def test_an_old_transcript_with_free_keys_and_no_ids_still_loads():
-    old = {
-        "messages": [
-            {"role": "assistant", "content": "", "tool_calls": [{"name": "f", "arguments": {}}]},
-            {"role": "observation", "content": "1", "name": "f"},
-            {
-                "role": "assistant",
-                "content": "x",
-                "metadata": {
-                    "stats": {"new_tokens": 2},
-                    "stopped": True,
-                    "error": "boom",
-                    "interpreter": True,
-                    "code": "print(1)",
-                    "invalid_tool_calls": [{"text": "{", "error": "bad", "name": None}],
-                    "tool": "f",
-                },
-            },
-            {
-                "role": "observation",
-                "content": "1",
-                "name": "interpreter",
-                "metadata": {"run": 0, "timed_out": True},
-            },
-        ]
+@pytest.mark.parametrize("module", ["messages", "conversation", "openai_messages", "execution_record"])
+def test_the_conversation_modules_depend_only_on_the_standard_library_and_each_other(module):
+    allowed = {
+        "workbench.messages",
+        "workbench.errors",
+        "workbench.execution_record",
+        "workbench.conversation",
     }
-    call, observation, reply, run = transcript_from_json(json.dumps(old))
-    assert call.tool_calls[0].id.startswith("call_") and observation.tool_call_id is None
-    assert (reply.stats, reply.stopped, reply.failure) == ({"new_tokens": 2}, True, "boom")
-    assert (reply.interpreter, reply.code, reply.metadata) == (True, "print(1)", {"tool": "f"})
-    assert reply.invalid_calls == [InvalidCall("{", "bad")] and reply.invalid_calls[0].id.startswith("call_")
-    assert run.metadata == {"timed_out": True}  # the index into a session's runs means nothing once saved
+    tree = ast.parse(Path(f"workbench/{module}.py").read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert outside <= allowed
+
+
+def test_a_conversation_round_trips_through_json_with_its_identity():
+    conversation = Conversation(Mode.TOOL)
+    conversation.append(Message(Role.USER, "Weather in Paris?"))
+    data = json.loads(json.dumps(conversation.to_dict()))
+    back = Conversation.from_dict(data)
+    assert (back.id, back.mode, back.title) == (conversation.id, Mode.TOOL, "Weather in Paris?")
+    assert (back.created, back.updated) == (conversation.created, conversation.updated)
+    assert back.messages == conversation.messages
 
 
 @pytest.mark.parametrize(
-    ("message", "error"),
+    ("data", "error"),
     [
-        ({"role": "user", "stats": [1]}, "A message's 'stats' must be an object."),
-        ({"role": "user", "failure": 3}, "A message's 'failure' must be a string."),
+        ([], "must be a JSON object"),
+        ({"mode": "draw"}, "Unknown conversation mode 'draw'; use one of: chat, tool, code."),
+        ({"mode": "chat", "id": 3}, "needs a string 'id'"),
+        ({"mode": "chat", "id": "a", "messages": {}}, "a list of 'messages'"),
+        ({"mode": "chat", "id": "a", "created": 5}, "must be ISO 8601 times"),
+        ({"mode": "chat", "id": "a", "created": "yesterday"}, "'yesterday' is not an ISO 8601 time"),
         (
-            {"role": "tool" and "observation", "tool_call_id": 7},
-            "A message's 'tool_call_id' must be a string.",
-        ),
-        ({"role": "assistant", "code": ["x"]}, "A message's 'code' must be a string."),
-        (
-            {"role": "assistant", "tool_calls": [{"name": "f", "id": 5}]},
-            "The id of tool call 'f' must be a string.",
-        ),
-        ({"role": "assistant", "invalid_calls": "x"}, "must be lists"),
-        ({"role": "assistant", "invalid_calls": ["x"]}, "Each unreadable tool call must be an object"),
-        ({"role": "observation", "execution": []}, "'execution' must be an object"),
-        ({"role": "observation", "execution": {"outputs": [1]}}, "Each output of a run must be an object"),
-        (
-            {"role": "observation", "execution": {"outputs": [{"kind": "display", "png": "!!"}]}},
-            "not valid base64",
-        ),
-        (
-            {"role": "observation", "execution": {"outputs": [], "duration": "1"}},
-            "'duration' must be a number",
-        ),
-        (
-            {"role": "observation", "execution": {"outputs": [], "execution_count": True}},
-            "must be an integer",
+            {
+                "mode": "chat",
+                "id": "a",
+                "created": "2026-01-01",
+                "updated": "2026-01-01",
+                "messages": [{"role": "x"}],
+            },
+            "Unknown role 'x'",
         ),
     ],
 )
-def test_hostile_typed_fields_are_refused_with_a_clear_message(message, error):
+def test_a_hostile_conversation_gets_a_clear_transcript_error(data, error):
     with pytest.raises(TranscriptError) as info:
-        transcript_from_json(json.dumps([message]))
+        Conversation.from_dict(data)
     assert error in str(info.value)
+
+
+def test_a_time_without_a_zone_is_read_as_utc():
+    data = {
+        "mode": "chat",
+        "id": "a",
+        "created": "2026-01-01T10:00:00",
+        "updated": "2026-01-01T12:00:00+02:00",
+    }
+    back = Conversation.from_dict(data)
+    assert back.created.tzinfo is UTC and back.updated == back.created

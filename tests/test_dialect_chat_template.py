@@ -7,9 +7,9 @@ import copy
 import pytest
 
 from tests.template_tokenizer import TemplateTokenizer
-from workbench.conversation import Message, Role, ToolCall
 from workbench.dialects import ChatTemplateDialect, HermesDialect, dialect_for
 from workbench.dialects.calls import invalid_calls
+from workbench.messages import Message, Role, ToolCall
 
 # A small template in the shape of Qwen2.5's: tools in the system turn, calls in <tool_call> tags,
 # results as user turns in <tool_response> tags.

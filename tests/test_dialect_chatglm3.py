@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from workbench.conversation import Message, Role, ToolCall, transcript_from_json, transcript_to_json
 from workbench.dialects import ChatGLM3Dialect, HermesDialect, dialect_for, is_chatglm3
 from workbench.dialects.calls import invalid_calls
 from workbench.dialects.chatglm3 import TOOL_PROMPT, format_call, format_value, parse_call
+from workbench.messages import Message, Role, ToolCall, transcript_from_json, transcript_to_json
 
 DOC_TOOLS = """[
     {

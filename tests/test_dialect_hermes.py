@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.template_tokenizer import SMOLLM2_TEMPLATE, TemplateTokenizer
-from workbench.conversation import Message, Role, ToolCall
 from workbench.dialects import HermesDialect, dialect_for
 from workbench.dialects.calls import invalid_calls
 from workbench.dialects.hermes import DEFAULT_SYSTEM, tools_section
+from workbench.messages import Message, Role, ToolCall
 
 CALCULATOR = {
     "type": "function",

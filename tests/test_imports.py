@@ -2,8 +2,8 @@
 
 - ``kernel`` is a library of its own: it imports nothing from ``workbench`` or ``tools``.
 - ``tools`` depends at most on the dependency-free base of ``workbench``: ``workbench.errors`` and
-  ``workbench.conversation`` (which themselves import only each other and ``kernel.errors``).
-- Importing ``kernel``, ``tools``, ``workbench``, ``workbench.conversation`` or ``workbench.errors``
+  ``workbench.messages`` (which themselves import only each other and ``kernel.errors``).
+- Importing ``kernel``, ``tools``, ``workbench``, ``workbench.messages`` or ``workbench.errors``
   loads neither torch, transformers nor Streamlit (checked in a fresh interpreter).
 - The imports inside each package form no cycle, counting those made inside functions.
 
@@ -32,7 +32,7 @@ PROJECT_PACKAGES = ("kernel", "tools", "workbench")
 CYCLE_FREE_PACKAGES = ["kernel", "tools", "workbench"]
 
 #: What ``tools`` may import from ``workbench``: its dependency-free base.
-WORKBENCH_BASE = frozenset({"workbench.errors", "workbench.conversation", "workbench.execution_record"})
+WORKBENCH_BASE = frozenset({"workbench.errors", "workbench.messages", "workbench.execution_record"})
 
 #: Modules none of the cheap imports may load.
 HEAVY = ("torch", "transformers", "streamlit")
@@ -201,7 +201,7 @@ def loaded_after(statement: str) -> set[str]:
         "import kernel",
         "import tools",
         "import workbench",
-        "import workbench.conversation",
+        "import workbench.messages",
         "import workbench.errors",
     ],
 )

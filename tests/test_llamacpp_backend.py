@@ -15,8 +15,8 @@ import pytest
 
 from tests.engines import embedded_spec
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
 from workbench.errors import ModelLoadError
+from workbench.messages import Message, Role
 from workbench.models.backends import choose_backend, llama_cpp_installed
 from workbench.models.generation import SamplingSettings
 from workbench.models.llamacpp_grammar import json_schema_gbnf

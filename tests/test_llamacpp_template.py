@@ -12,7 +12,6 @@ import jinja2
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from workbench.conversation import Message, Role
 from workbench.dialects import (
     ChatGLM3Dialect,
     ChatTemplateDialect,
@@ -22,6 +21,7 @@ from workbench.dialects import (
 )
 from workbench.dialects.jinja_template import JinjaChatTemplate
 from workbench.errors import PromptError
+from workbench.messages import Message, Role
 from workbench.models.gguf_check import read_gguf
 from workbench.models.loading import embedded_gguf_path
 

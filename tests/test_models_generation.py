@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from workbench.conversation import Message, Role
 from workbench.errors import EmptyPromptError, PromptTooLongError
+from workbench.messages import Message, Role
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.chat import ChatSession
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from workbench.conversation import InvalidCall, Message, Role, ToolCall
 from workbench.errors import TranscriptError
+from workbench.messages import InvalidCall, Message, Role, ToolCall
 from workbench.openai_messages import from_openai, to_openai
 
 

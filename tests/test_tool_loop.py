@@ -14,9 +14,9 @@ import pytest
 from tests.scripted import ScriptedBackend, call, hermes
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role, ToolCall, transcript_to_json
 from workbench.dialects import ChatGLM3Dialect, Dialect
 from workbench.errors import EmptyPromptError, PromptTooLongError
+from workbench.messages import Message, Role, ToolCall, transcript_to_json
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import MALFORMED_CALL, ToolOptions, ToolSession, call_schema
 from workbench.modes.tool_steps import group_exchanges

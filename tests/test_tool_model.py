@@ -11,8 +11,8 @@ from tests.cli_helpers import run_cli
 from tests.scripted import ScriptedBackend
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
-from workbench.conversation import Role, ToolCall
 from workbench.dialects import HermesDialect
+from workbench.messages import Role, ToolCall
 from workbench.models.generation import SamplingSettings
 from workbench.modes.events import MessageDone, TextDelta
 from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession, default_tool_choice

@@ -156,7 +156,7 @@ def test_reload_picks_up_a_new_tool_file_and_clear_empties_the_history(app, tool
     wait_for_tools(app)
     assert "shout" in [t.label for t in app.toggle]
     app.session_state["tool_session"].history.append(
-        __import__("workbench.conversation", fromlist=["Message"]).Message("user", "hi")
+        __import__("workbench.messages", fromlist=["Message"]).Message("user", "hi")
     )
     app.sidebar.button(key="tool_clear").click().run()
     assert app.session_state["tool_session"].messages == [] and not app.chat_message

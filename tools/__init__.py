@@ -4,7 +4,7 @@ Modules: :mod:`tools.spec` (``@tool``, :class:`ToolSpec`, schemas; the leaf), :m
 (finding tools in files and entry points), :mod:`tools.calling` (running one call),
 :mod:`tools.registry` (:class:`ToolRegistry`), :mod:`tools.builtins` (the offline built-ins) and
 :mod:`tools.errors`. ``docs/tools.md`` is the user guide. The package depends only on
-``workbench.errors`` and ``workbench.conversation``; transformers loads when a schema is first built.
+``workbench.errors`` and ``workbench.messages``; transformers loads when a schema is first built.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from tools.arguments import prepare_arguments
 from tools.errors import ToolDisabledError, ToolRaisedError, ToolTimeoutError, UnknownToolError
 from tools.host import HostedTool
 from tools.spec import ToolSpec
-from workbench.conversation import Message, Role, ToolCall
 from workbench.errors import ToolError
+from workbench.messages import Message, Role, ToolCall
 
 logger = logging.getLogger(__name__)
 

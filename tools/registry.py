@@ -27,8 +27,8 @@ from tools import builtins, loading
 from tools.calling import ToolResult, call_tool
 from tools.host import DEFAULT_IMPORT_TIMEOUT_S, HostedTool, ToolHost
 from tools.spec import ToolSpec, spec_from_function
-from workbench.conversation import ToolCall
 from workbench.errors import DuplicateToolError, ToolDefinitionError
+from workbench.messages import ToolCall
 
 if TYPE_CHECKING:
     from tools.mcp_client import McpTools

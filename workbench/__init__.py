@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from workbench.conversation import Message, Role, ToolCall
 from workbench.errors import WorkbenchError
+from workbench.messages import Message, Role, ToolCall
 
 if TYPE_CHECKING:
     from workbench.api import load_model

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any
 
-from workbench.conversation import Message, Role
 from workbench.dialects import Dialect, dialect_for
 from workbench.errors import EmptyPromptError, SettingsError
+from workbench.messages import Message, Role
 from workbench.models.backend import Backend, Capabilities, ModelInfo
 from workbench.models.backends import load_backend
 from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings

@@ -1,280 +1,285 @@
-"""Messages, tool calls and transcripts.
+"""A conversation with an identity and one thread-safe way to change its history.
 
-A conversation is a list of :class:`Message`. The roles follow ChatGLM3: ``system``, ``user``,
-``assistant`` and ``observation`` (a tool's or the interpreter's result fed back to the model).
-A transcript converts to and from JSON (``{"messages": [...]}``); transcripts written before the
-typed fields existed (``metadata["stats"]``, ``["stopped"]``, ``["error"]``, ``["interpreter"]``,
-``["code"]``, ``["invalid_tool_calls"]``, calls without ids) still load.
+Every mode loop (chat, tool, code) holds a :class:`Conversation` and changes its messages only
+through :meth:`Conversation.append`, :meth:`Conversation.truncate` and :meth:`Conversation.clear`.
+Each change is announced to the listeners (:meth:`Conversation.subscribe`) as a small typed event,
+so a store can save every message as it completes::
 
-Structural facts are typed fields of :class:`Message`; ``metadata`` holds free extras only (a tool
-result's ``arguments``, ``duration_s``, ``error_type``, ``full_length``, ``note``, ...).
+    conversation = Conversation(Mode.CHAT)
+    conversation.subscribe(lambda change: print(change))
+    conversation.append(Message(Role.USER, "Hello"))   # Appended(index=0, ...), then TitleChanged
+
+Times are UTC :class:`datetime.datetime` objects (timezone-aware). Listeners run in the thread that
+made the change, after the lock is released; an exception in a listener propagates to that caller.
+This module imports nothing heavy (no torch, transformers or streamlit).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from workbench.errors import TranscriptError
-from workbench.execution_record import ExecutionRecord
+from workbench.messages import Message, Role
 
-INTERPRETER = "interpreter"
-"""The name of the code interpreter's observations (and ChatGLM3's code-turn marker)."""
-
-# Keys that older transcripts kept in ``metadata`` and that are typed fields now.
-_LEGACY_KEYS = ("stats", "stopped", "error", "interpreter", "code", "invalid_tool_calls", "run")
+TITLE_CHARS = 60
+"""At most this many characters of the first user message make the default title."""
 
 
-def new_call_id() -> str:
-    """A fresh tool-call id in OpenAI's shape: ``call_`` and 24 hex digits."""
-    return "call_" + uuid.uuid4().hex[:24]
+class Mode(str, Enum):
+    """Which loop a conversation belongs to."""
+
+    CHAT = "chat"
+    TOOL = "tool"
+    CODE = "code"
 
 
-class Role(str, Enum):
-    """Who wrote a message."""
+@dataclass(frozen=True)
+class Appended:
+    """A message was added at ``index`` (it is complete: streaming text is never appended)."""
 
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-    OBSERVATION = "observation"
+    index: int
+    message: Message
 
 
-@dataclass
-class ToolCall:
-    """One function call made by the model.
+@dataclass(frozen=True)
+class Truncated:
+    """Messages from ``length`` on were removed; ``length`` messages remain."""
 
-    Attributes:
-        name: The tool's name.
-        arguments: The arguments, a JSON object.
+    length: int
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """Every message was removed."""
+
+
+@dataclass(frozen=True)
+class TitleChanged:
+    """The conversation's title changed."""
+
+    title: str
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """The answer being written, to be appended at ``index``, reads ``text`` so far (not in the history yet).
+
+    Announced as the answer streams, so a store can checkpoint it; the answer itself still joins the
+    history with :meth:`Conversation.append` when it ends.
     """
 
-    name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-    id: str = field(default_factory=new_call_id, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the form the model writes and reads: ``{"name": ..., "arguments": {...}}`` (no id)."""
-        return {"name": self.name, "arguments": self.arguments}
-
-
-@dataclass
-class InvalidCall:
-    """A call the model wrote that could not be read.
-
-    Attributes:
-        text: What the model wrote for the call.
-        error: What is wrong, addressed to the model (it has to fix its next call).
-        name: The tool's name where it could still be made out, else None.
-        id: Pairs the error observation that answers it (like :attr:`ToolCall.id`).
-    """
-
+    index: int
     text: str
-    error: str
-    name: str | None = None
-    id: str = field(default_factory=new_call_id, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> InvalidCall:
-        """Rebuild from :meth:`to_dict` output (an id is made for old transcripts).
-
-        Raises:
-            TranscriptError: If the data is not an object.
-        """
-        if not isinstance(data, dict):
-            raise TranscriptError("Each unreadable tool call must be an object with 'text' and 'error'.")
-        name = data.get("name")
-        call_id = data.get("id")
-        return cls(
-            str(data.get("text", "")),
-            str(data.get("error", "")),
-            name if isinstance(name, str) else None,
-            call_id if isinstance(call_id, str) and call_id else new_call_id(),
-        )
 
 
-@dataclass
-class Message:
-    """One message of a conversation.
+HistoryChange = Appended | Truncated | Cleared | TitleChanged | Drafted
+Listener = Callable[[HistoryChange], None]
+
+
+def title_from(text: str, limit: int = TITLE_CHARS) -> str:
+    """A short one-line title made from a message: its first line, cut to ``limit`` characters."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(value: Any) -> datetime:
+    """Read an ISO 8601 time; one without a zone is taken as UTC."""
+    if not isinstance(value, str):
+        raise TranscriptError("A conversation's 'created' and 'updated' must be ISO 8601 times.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise TranscriptError(f"{value!r} is not an ISO 8601 time.") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(eq=False)
+class Conversation:
+    """One conversation: its identity, its mode, its title, its times and its messages.
 
     Attributes:
-        role: Who wrote it.
-        content: The text.
-        name: For an observation, the tool (or ``interpreter``) that produced it.
-        tool_calls: For an assistant message, the calls it makes.
-        metadata: Free-form extras (a tool result's ``arguments``, ``duration_s``, ``error_type``...).
-        error: For an observation, whether the call failed.
-        images: PNG bytes attached to the message (kernel plots, uploads).
-        tool_call_id: For an observation, the id of the call it answers (None: paired by position).
-        stopped: For an assistant message, the user stopped it before its end.
-        failure: For an assistant message, why generating it failed (the error's text), else None.
-        stats: Generation statistics (``GenerationStats.to_dict()``), or None.
-        interpreter: For an assistant message, it is a code turn (code to run).
-        code: For a code turn whose code is kept apart from the prose (ChatGLM3), the code.
-        invalid_calls: For an assistant message, the calls it wrote that could not be read.
-        execution: For an interpreter observation, everything the run showed.
+        mode: The loop it belongs to.
+        id: A unique id (uuid4 hex).
+        title: A short title; made from the first user message unless set.
+        created: When it was created (UTC).
+        updated: When its history or title last changed (UTC).
     """
 
-    role: Role
-    content: str = ""
-    name: str | None = None
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    error: bool = False
-    images: list[bytes] = field(default_factory=list)
-    tool_call_id: str | None = None
-    stopped: bool = False
-    failure: str | None = None
-    stats: dict[str, Any] | None = None
-    interpreter: bool = False
-    code: str | None = None
-    invalid_calls: list[InvalidCall] = field(default_factory=list)
-    execution: ExecutionRecord | None = None
+    mode: Mode = Mode.CHAT
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    title: str = ""
+    created: datetime = field(default_factory=_now)
+    updated: datetime = field(default_factory=_now)
+    _messages: list[Message] = field(default_factory=list, repr=False)
+    _listeners: list[Listener] = field(default_factory=list, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
-        self.role = Role(self.role)
+        self.mode = Mode(self.mode)
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the messages (changing the list changes nothing; use the methods)."""
+        return self.snapshot()
+
+    def snapshot(self) -> list[Message]:
+        """A copy of the list of messages, taken under the lock."""
+        with self._lock:
+            return list(self._messages)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._messages)
+
+    def last(self) -> Message | None:
+        """The last message, or None when the history is empty."""
+        with self._lock:
+            return self._messages[-1] if self._messages else None
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(change)`` after every change; returns a function that unsubscribes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def append(self, message: Message) -> int:
+        """Add a complete message at the end; returns its index."""
+        changes: list[HistoryChange] = []
+        with self._lock:
+            self._messages.append(message)
+            index = len(self._messages) - 1
+            changes.append(Appended(index, message))
+            if not self.title and message.role is Role.USER and message.content.strip():
+                self.title = title_from(message.content)
+                changes.append(TitleChanged(self.title))
+            self.updated = _now()
+        self._announce(changes)
+        return index
+
+    def draft(self, text: str) -> None:
+        """Announce the text so far of the answer being written (see :class:`Drafted`); it changes nothing."""
+        if self._listeners:
+            with self._lock:
+                change = Drafted(len(self._messages), text)
+            self._announce([change])
+
+    def truncate(self, length: int) -> None:
+        """Keep only the first ``length`` messages (nothing happens if there are not more)."""
+        with self._lock:
+            changed = self._cut(length)
+        if changed:
+            self._announce([Truncated(max(0, length))])
+
+    def pop(self) -> Message | None:
+        """Remove and return the last message (None if empty); announced as :class:`Truncated`."""
+        with self._lock:
+            message = self._messages[-1] if self._messages else None
+            length = len(self._messages) - 1
+            if message is not None:
+                self._cut(length)
+        if message is not None:
+            self._announce([Truncated(length)])
+        return message
+
+    def remove_if_last(self, message: Message) -> bool:
+        """Remove ``message`` if it is (the same object as) the last one; whether it was removed."""
+        with self._lock:
+            length = len(self._messages) - 1
+            removed = bool(self._messages) and self._messages[-1] is message and self._cut(length)
+        if removed:
+            self._announce([Truncated(length)])
+        return removed
+
+    def _cut(self, length: int) -> bool:
+        length = max(0, length)
+        if length >= len(self._messages):
+            return False
+        del self._messages[length:]
+        self.updated = _now()
+        return True
+
+    def clear(self) -> None:
+        """Remove every message (id, mode and title stay)."""
+        with self._lock:
+            self._messages.clear()
+            self.updated = _now()
+        self._announce([Cleared()])
+
+    def set_title(self, title: str) -> None:
+        """Rename the conversation (one line, as :func:`title_from` makes it)."""
+        with self._lock:
+            self.title = " ".join(title.split())
+            self.updated = _now()
+            change = TitleChanged(self.title)
+        self._announce([change])
 
     def to_dict(self, *, include_images: bool = True) -> dict[str, Any]:
-        """Return the JSON form; empty optional fields are left out.
-
-        Args:
-            include_images: Embed images as base64 (``images``); otherwise only ``image_count``.
-        """
-        out: dict[str, Any] = {"role": self.role.value, "content": self.content}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.tool_calls:
-            out["tool_calls"] = [{"id": call.id, **call.to_dict()} for call in self.tool_calls]
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
-        if self.stopped:
-            out["stopped"] = True
-        if self.failure is not None:
-            out["failure"] = self.failure
-        if self.stats is not None:
-            out["stats"] = self.stats
-        if self.interpreter:
-            out["interpreter"] = True
-        if self.code is not None:
-            out["code"] = self.code
-        if self.invalid_calls:
-            out["invalid_calls"] = [call.to_dict() for call in self.invalid_calls]
-        if self.execution is not None:
-            out["execution"] = self.execution.to_dict(include_images=include_images)
-        if self.metadata:
-            out["metadata"] = self.metadata
-        if self.error:
-            out["error"] = True
-        if self.images:
-            if include_images:
-                out["images"] = [base64.b64encode(img).decode("ascii") for img in self.images]
-            else:
-                out["image_count"] = len(self.images)
-        return out
+        """The JSON form: id, mode, title, times (ISO 8601, UTC) and the messages."""
+        with self._lock:
+            return {
+                "id": self.id,
+                "mode": self.mode.value,
+                "title": self.title,
+                "created": self.created.isoformat(),
+                "updated": self.updated.isoformat(),
+                "messages": [m.to_dict(include_images=include_images) for m in self._messages],
+            }
 
     @classmethod
-    def from_dict(cls, data: Any) -> Message:
-        """Build a message from its JSON form.
+    def from_dict(cls, data: Any) -> Conversation:
+        """Rebuild a conversation from :meth:`to_dict` output (no listeners).
 
         Raises:
-            TranscriptError: If the data is not a valid message.
+            TranscriptError: If the data is not a valid conversation.
         """
         if not isinstance(data, dict):
-            raise TranscriptError(f"A message must be a JSON object, got {type(data).__name__}.")
+            raise TranscriptError("A conversation must be a JSON object.")
         try:
-            role = Role(data.get("role"))
+            mode = Mode(data.get("mode"))
         except ValueError:
-            valid = ", ".join(r.value for r in Role)
-            raise TranscriptError(f"Unknown role {data.get('role')!r}; use one of: {valid}.") from None
-        content = data.get("content", "")
-        if not isinstance(content, str):
-            raise TranscriptError("A message's 'content' must be a string.")
-        name = data.get("name")
-        if name is not None and not isinstance(name, str):
-            raise TranscriptError("A message's 'name' must be a string.")
-        metadata = data.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise TranscriptError("A message's 'metadata' must be an object.")
-        metadata = dict(metadata)
-        legacy = {key: metadata.pop(key) for key in _LEGACY_KEYS if key in metadata}
-        raw_calls = data.get("tool_calls") or []
-        raw_images = data.get("images") or []
-        raw_invalid = data.get("invalid_calls", legacy.get("invalid_tool_calls")) or []
-        if not all(isinstance(raw, list) for raw in (raw_calls, raw_images, raw_invalid)):
-            raise TranscriptError("A message's 'tool_calls', 'invalid_calls' and 'images' must be lists.")
-        try:
-            images = [base64.b64decode(img, validate=True) for img in raw_images]
-        except (binascii.Error, ValueError, TypeError) as exc:
-            raise TranscriptError(f"An image is not valid base64: {exc}.") from None
-        stats = data.get("stats", legacy.get("stats"))
-        code = data.get("code", legacy.get("code"))
-        failure = data.get("failure", legacy.get("error"))
-        tool_call_id = data.get("tool_call_id")
-        if stats is not None and not isinstance(stats, dict):
-            raise TranscriptError("A message's 'stats' must be an object.")
-        for key, value in (("code", code), ("failure", failure), ("tool_call_id", tool_call_id)):
-            if value is not None and not isinstance(value, str):
-                raise TranscriptError(f"A message's {key!r} must be a string.")
-        raw_execution = data.get("execution")
+            valid = ", ".join(m.value for m in Mode)
+            raise TranscriptError(
+                f"Unknown conversation mode {data.get('mode')!r}; use one of: {valid}."
+            ) from None
+        raw_id, title, messages = data.get("id"), data.get("title", ""), data.get("messages", [])
+        if (
+            not isinstance(raw_id, str)
+            or not raw_id
+            or not isinstance(title, str)
+            or not isinstance(messages, list)
+        ):
+            raise TranscriptError(
+                "A conversation needs a string 'id', a string 'title' and a list of 'messages'."
+            )
         return cls(
-            role=role,
-            content=content,
-            name=name,
-            tool_calls=[_call_from_dict(raw) for raw in raw_calls],
-            metadata=metadata,
-            error=bool(data.get("error", False)),
-            images=images,
-            tool_call_id=tool_call_id,
-            stopped=bool(data.get("stopped", legacy.get("stopped", False))),
-            failure=failure,
-            stats=stats,
-            interpreter=bool(data.get("interpreter", legacy.get("interpreter", False))),
-            code=code,
-            invalid_calls=[InvalidCall.from_dict(raw) for raw in raw_invalid],
-            execution=None if raw_execution is None else ExecutionRecord.from_dict(raw_execution),
+            mode,
+            raw_id,
+            title,
+            _time(data.get("created")),
+            _time(data.get("updated")),
+            [Message.from_dict(item) for item in messages],
         )
 
-
-def _call_from_dict(raw: Any) -> ToolCall:
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise TranscriptError("Each tool call needs a string 'name'.")
-    args = raw.get("arguments") or {}
-    if not isinstance(args, dict):
-        raise TranscriptError(f"Arguments of tool call {raw['name']!r} must be an object.")
-    call_id = raw.get("id")
-    if call_id is not None and not isinstance(call_id, str):
-        raise TranscriptError(f"The id of tool call {raw['name']!r} must be a string.")
-    return ToolCall(raw["name"], args, call_id or new_call_id())
-
-
-def transcript_to_json(
-    messages: list[Message], *, include_images: bool = True, indent: int | None = 2
-) -> str:
-    """Serialise a conversation as ``{"messages": [...]}``."""
-    payload = {"messages": [m.to_dict(include_images=include_images) for m in messages]}
-    return json.dumps(payload, indent=indent, ensure_ascii=False)
-
-
-def transcript_from_json(text: str) -> list[Message]:
-    """Parse a transcript written by :func:`transcript_to_json`.
-
-    Raises:
-        TranscriptError: If the text is not valid JSON or not a transcript.
-    """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TranscriptError(f"The transcript is not valid JSON ({exc}); check the file.") from None
-    if isinstance(data, dict):
-        data = data.get("messages")
-    if not isinstance(data, list):
-        raise TranscriptError('A transcript must be {"messages": [...]} or a list of messages.')
-    return [Message.from_dict(item) for item in data]
+    def _announce(self, changes: list[HistoryChange]) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for change in changes:
+            for listener in listeners:
+                listener(change)

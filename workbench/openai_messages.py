@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workbench.conversation import INTERPRETER, InvalidCall, Message, Role, ToolCall, new_call_id
 from workbench.errors import TranscriptError
+from workbench.messages import INTERPRETER, InvalidCall, Message, Role, ToolCall, new_call_id
 
 _ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 _OBSERVATION_ROLES = ("tool", "function")

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.page_actions import wait_script_done
 from tests.e2e.streamlit_server import launch_streamlit, open_app
 from tests.e2e.watch import outside, record_requests
-from workbench.conversation import Message, Role, ToolCall
+from workbench.messages import Message, Role, ToolCall
 from workbench.store import ConversationStore
 from workbench.store.database import DB_FILENAME
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from workbench.conversation import Message, Role, ToolCall
+from workbench.messages import Message, Role, ToolCall
 from workbench.store import ConversationStore
 from workbench.store.database import DB_FILENAME
 

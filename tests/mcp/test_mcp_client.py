@@ -18,7 +18,7 @@ from tests.cli_helpers import run_main
 from tests.mcp.conftest import misbehaving, write_config
 from tools import ToolRegistry
 from tools.mcp_client import McpTools, ServerState
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 Start = Callable[..., McpTools]
 

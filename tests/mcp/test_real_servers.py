@@ -18,8 +18,8 @@ from tools.mcp_client import McpTools
 from workbench.chat_model import ChatModel
 from workbench.cli.ask_tool import ask_with_tools
 from workbench.cli.parser import build_parser
-from workbench.conversation import Message, Role, ToolCall
-from workbench.history import Conversation, Mode
+from workbench.conversation import Conversation, Mode
+from workbench.messages import Message, Role, ToolCall
 
 
 def _registry(config: Path) -> ToolRegistry:

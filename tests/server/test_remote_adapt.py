@@ -18,8 +18,8 @@ from tests.server.fake_openai import FakeOpenAI, Reply
 from tools import ToolRegistry
 from tools.builtins import calculator
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
 from workbench.errors import GenerationError
+from workbench.messages import Message, Role
 from workbench.models.generation import SamplingSettings
 from workbench.models.remote_backend import RemoteBackend
 from workbench.models.remote_profile import ServerProfile

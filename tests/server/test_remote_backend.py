@@ -153,7 +153,7 @@ def test_forced_call_falls_back_to_the_prompt_and_a_response_format(remote: Chat
 
 
 def test_constrained_json_goes_out_as_response_format(remote: ChatModel) -> None:
-    from workbench.conversation import Message, Role
+    from workbench.messages import Message, Role
 
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     stream = remote.stream(

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.scripted import ScriptedBackend, call, hermes
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.models.backend import Capabilities
 from workbench.models.generation import SamplingSettings
 from workbench.server.generate import CompletionRun, Finished, TextPiece

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.store import ConversationNotFoundError, ConversationStore
 
 

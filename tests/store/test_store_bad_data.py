@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from tests.cli_helpers import run_main
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.store import ConversationStore, ImportRefusedError
 
 MAIN = str(Path(__file__).resolve().parents[2] / "main.py")

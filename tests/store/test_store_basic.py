@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.conversation import InvalidCall, Message, Role, ToolCall
 from workbench.execution_record import ExecutionRecord, OutputRecord
+from workbench.messages import InvalidCall, Message, Role, ToolCall
 from workbench.store import ConversationNotFoundError, ConversationStore, StoreError, make_title
 
 

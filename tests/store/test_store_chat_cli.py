@@ -17,7 +17,7 @@ import workbench.cli.chat as chat_command
 from tests.cli_helpers import run_main
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.store import ConversationStore
 
 ROOT = Path(__file__).resolve().parents[2]

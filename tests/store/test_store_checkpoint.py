@@ -20,8 +20,8 @@ import pytest
 from tests.scripted import PlainDialect, ScriptedBackend
 from tests.server.fake_openai import SlowStory
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
-from workbench.history import Conversation, Drafted, HistoryChange, Mode
+from workbench.conversation import Conversation, Drafted, HistoryChange, Mode
+from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession
 from workbench.store import ConversationStore
 from workbench.store import recorder as recorder_module

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import run_cli, run_main
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.store import ConversationStore
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 from workbench.store import ConversationStore
 
 

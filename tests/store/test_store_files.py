@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workbench.conversation import Message, Role, ToolCall
+from workbench.messages import Message, Role, ToolCall
 from workbench.store import ConversationStore, ImportRefusedError
 
 # A real 1x1 PNG: an import replaces images no page can draw by a note (issue 24).

@@ -8,9 +8,9 @@ import pytest
 
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
+from workbench.conversation import Conversation, Mode
 from workbench.errors import GenerationError
-from workbench.history import Conversation, Mode
+from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession
 from workbench.store import ConversationStore
 from workbench.store.recorder import ConversationRecorder

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.cli_helpers import run_main
-from workbench.conversation import Message, Role
-from workbench.history import Conversation
+from workbench.conversation import Conversation
+from workbench.messages import Message, Role
 from workbench.models.spec import ModelSpec
 from workbench.store import ConversationStore
 from workbench.store.database import create_store_engine, migrate

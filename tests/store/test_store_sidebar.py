@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from workbench.conversation import Message, Role
 from workbench.execution_record import ExecutionRecord, OutputRecord
+from workbench.messages import Message, Role
 from workbench.store import ConversationStore
 
 pytestmark = pytest.mark.model

@@ -12,7 +12,7 @@ import tools
 from tools import ToolRegistry
 from tools.builtins import convert_units, current_time, random_number
 from tools.units import UnitError
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 
 def test_builtin_schemas():

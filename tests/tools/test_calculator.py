@@ -9,7 +9,7 @@ import pytest
 from tools import ToolRegistry
 from tools.arithmetic import CalculationError
 from tools.builtins import calculator
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 
 @pytest.mark.parametrize(

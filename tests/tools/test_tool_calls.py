@@ -11,7 +11,7 @@ from typing import Any, Literal
 import pytest
 
 from tools import ToolRegistry, tool, truncate_for_model
-from workbench.conversation import Role, ToolCall
+from workbench.messages import Role, ToolCall
 
 RELEASE = threading.Event()  # lets the slow tool finish once its test is over
 

@@ -11,7 +11,7 @@ import pytest
 
 from tools import ToolRegistry, default_registry
 from tools.host import HostedTool
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tools import ToolRegistry, ToolSpec, default_registry
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 
 def spec_of(registry: ToolRegistry, name: str) -> ToolSpec:

@@ -9,8 +9,8 @@ import pytest
 
 from tools import ToolRegistry, tool, tool_from_schema
 from tools.spec import spec_from_function
-from workbench.conversation import ToolCall
 from workbench.errors import DuplicateToolError, ToolDefinitionError
+from workbench.messages import ToolCall
 
 
 @tool

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from workbench.chat_model import ChatModel
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
-from workbench.conversation import Message, transcript_to_json
+from workbench.conversation import Conversation, Mode
 from workbench.errors import WorkbenchError
-from workbench.history import Conversation, Mode
+from workbench.messages import Message, transcript_to_json
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported only by --save
     from workbench.store.recorder import ConversationRecorder

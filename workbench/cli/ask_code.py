@@ -13,8 +13,8 @@ from kernel import KernelSession
 from workbench.chat_model import ChatModel
 from workbench.cli.exec import sandbox_warning
 from workbench.cli.options import settings_from_args
-from workbench.conversation import Message, Role
-from workbench.history import Conversation
+from workbench.conversation import Conversation
+from workbench.messages import Message, Role
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import DEFAULT_SYSTEM_PROMPT
 from workbench.modes.events import MessageDone, Notice, TextDelta

@@ -15,8 +15,8 @@ from typing import TextIO
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
 from workbench.cli.options import selected_tools, settings_from_args
-from workbench.conversation import Message, Role
-from workbench.history import Conversation
+from workbench.conversation import Conversation
+from workbench.messages import Message, Role
 from workbench.modes.events import MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from workbench.conversation import Message, Role
-from workbench.history import Conversation, Mode
+from workbench.conversation import Conversation, Mode
+from workbench.messages import Message, Role
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported when a command uses it, not by the parser
     from workbench.store import ConversationInfo, ConversationStore

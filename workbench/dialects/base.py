@@ -8,7 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from workbench.conversation import Message, Role
+from workbench.messages import Message, Role
 
 
 class Dialect(ABC):

@@ -1,6 +1,6 @@
 """Tool calls inside model output: JSON calls in tags, calls that could not be read, and where they live.
 
-A dialect turns the model's text into an assistant :class:`~workbench.conversation.Message` whose
+A dialect turns the model's text into an assistant :class:`~workbench.messages.Message` whose
 ``tool_calls`` hold the calls it could read. A call it could not read (bad JSON, no name, arguments
 that are not an object) is kept as an :class:`InvalidCall` in the message's ``invalid_calls``, so the tool loop
 can answer it with an error observation the model sees, instead of dropping it or crashing.
@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from workbench.conversation import InvalidCall, Message, Role, ToolCall
+from workbench.messages import InvalidCall, Message, Role, ToolCall
 
 CALL_OPEN_TAG = "<tool_call>"
 CALL_CLOSE_TAG = "</tool_call>"

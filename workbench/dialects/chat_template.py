@@ -12,7 +12,6 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from workbench.conversation import Message, Role, ToolCall
 from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import (
     CALL_CLOSE_TAG,
@@ -24,6 +23,7 @@ from workbench.dialects.calls import (
     split_tagged_calls,
 )
 from workbench.errors import ChatTemplateError, PromptError
+from workbench.messages import Message, Role, ToolCall
 
 
 class ChatTemplateDialect(Dialect):

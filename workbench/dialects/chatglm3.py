@@ -26,9 +26,9 @@ import json
 import re
 from typing import Any
 
-from workbench.conversation import INTERPRETER, Message, Role, ToolCall
 from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import InvalidCall, assistant_message, invalid_calls
+from workbench.messages import INTERPRETER, Message, Role, ToolCall
 
 TOOL_PROMPT = "Answer the following questions as best as you can. You have access to the following tools:"
 ASSISTANT_TOKEN = "<|assistant|>"

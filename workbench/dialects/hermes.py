@@ -33,9 +33,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workbench.conversation import Message, Role
 from workbench.dialects.calls import CALL_CLOSE_TAG, CALL_OPEN_TAG, invalid_calls
 from workbench.dialects.chat_template import ChatTemplateDialect
+from workbench.messages import Message, Role
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 RESPONSE_OPEN_TAG = "<tool_response>"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import GenerationError, SettingsError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.conversation import Message
+    from workbench.messages import Message
 
 
 class FinishReason(str, Enum):

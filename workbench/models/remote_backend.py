@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 import openai
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from workbench.conversation import Message, Role
 from workbench.dialects.hermes import DEFAULT_SYSTEM, HermesDialect, tools_section
 from workbench.dialects.template import ChatTemplateSource
 from workbench.errors import ModelLoadError, ModelNotFoundError, RemoteModelError
+from workbench.messages import Message, Role
 from workbench.models.backend import Capabilities, ModelInfo
 from workbench.models.generation import (
     FinishReason,

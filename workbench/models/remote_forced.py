@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import jsonschema
 import openai
 
-from workbench.conversation import INTERPRETER
 from workbench.dialects.calls import CALL_CLOSE_TAG, CALL_OPEN_TAG
 from workbench.dialects.hermes import compact_json
+from workbench.messages import INTERPRETER
 from workbench.models.remote_profile import ServerProfile, step_refused
 
 #: The prefix the code loop forces a code reply with (``workbench.modes.code_format.CODE_FENCE``).

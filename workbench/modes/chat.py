@@ -4,7 +4,7 @@ A :class:`ChatSession` belongs to one page of one browser session (or one CLI ru
 returns a :class:`Turn`, an iterator of the same :mod:`events <workbench.modes.events>` the tool and
 code loops yield (:class:`TextDelta` chunks, then :class:`MessageDone` with the recorded reply);
 :meth:`Turn.text` gives the text chunks alone, for ``st.write_stream`` and the CLI. The history lives
-in a :class:`~workbench.history.Conversation` (mode chat) and changes only through it. Whatever ends the turn (the model's end, Stop,
+in a :class:`~workbench.conversation.Conversation` (mode chat) and changes only through it. Whatever ends the turn (the model's end, Stop,
 a closed browser tab, an exception in the consumer) the reply generated so far is added to the
 history when the turn is closed, and the generation itself is halted.
 """
@@ -15,9 +15,9 @@ import threading
 from collections.abc import Iterator
 
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
+from workbench.conversation import Conversation, Mode
 from workbench.errors import EmptyPromptError, WorkbenchError
-from workbench.history import Conversation, Mode
+from workbench.messages import Message, Role
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
 from workbench.modes.events import Event, MessageDone, TextDelta
 

@@ -22,9 +22,9 @@ import contextlib
 from collections.abc import Generator, Iterator
 
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
+from workbench.conversation import Conversation, Mode
 from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError
-from workbench.history import Conversation, Mode
+from workbench.messages import Message, Role
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.code_format import (
     CODE_FENCE,

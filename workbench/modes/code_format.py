@@ -23,9 +23,9 @@ from html import escape
 
 from kernel import Execution
 from kernel.outputs import image_problem
-from workbench.conversation import INTERPRETER, Message, Role
 from workbench.dialects import Dialect
 from workbench.execution_record import ExecutionRecord, OutputRecord
+from workbench.messages import INTERPRETER, Message, Role
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant with a Python interpreter (a Jupyter kernel with numpy, pandas and "

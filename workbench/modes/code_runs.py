@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from kernel import Execution
-from workbench.conversation import Message
 from workbench.errors import USER_ERRORS, KernelError
 from workbench.execution_record import ExecutionRecord
+from workbench.messages import Message
 from workbench.modes.code_format import execution_record
 
 RunSource = Literal["model", "user"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.conversation import Message
+from workbench.messages import Message
 
 
 @dataclass

@@ -30,11 +30,11 @@ from typing import Any
 from tools import ToolRegistry, truncate_for_model
 from tools.arguments import validation_schema
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role, ToolCall
+from workbench.conversation import Conversation, Mode
 from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
-from workbench.history import Conversation, Mode
+from workbench.messages import Message, Role, ToolCall
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.conversation import Message, Role
 from workbench.dialects.calls import invalid_calls
+from workbench.messages import Message, Role
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.chat_model import ChatModel
-from workbench.conversation import Message, Role
 from workbench.dialects.base import strip_stop_strings
+from workbench.messages import Message, Role
 from workbench.models.generation import FinishReason, GenerationRequest, GenerationStream
 from workbench.modes.tool import _HeldBackText, call_schema
 from workbench.server.requests import CompletionParams

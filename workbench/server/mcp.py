@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tools.mcp_client import is_mcp_spec
-from workbench.conversation import ToolCall
+from workbench.messages import ToolCall
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server

@@ -15,8 +15,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from workbench.conversation import Message
 from workbench.errors import SettingsError, TranscriptError
+from workbench.messages import Message
 from workbench.models.generation import SamplingSettings
 from workbench.openai_messages import from_openai
 from workbench.server.errors import bad_request

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workbench.history import Conversation, Mode
+from workbench.conversation import Conversation, Mode
 from workbench.store.errors import ConversationNotFoundError, StoreError
 from workbench.store.recorder import ConversationRecorder
 from workbench.store.reopen import load_conversation

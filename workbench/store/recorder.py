@@ -1,13 +1,13 @@
 """Saving a conversation as it changes: a listener that writes each change to the store.
 
 ``ConversationRecorder.attach(store, conversation)`` subscribes to a
-:class:`~workbench.history.Conversation`; from then on every change is written when it happens, in
+:class:`~workbench.conversation.Conversation`; from then on every change is written when it happens, in
 the thread that made it: an appended message (complete, or a stopped or failed answer with its partial
 text and mark) is one committed row; a truncate, a clear and a new title are one statement each. The
 conversation's row is created at its first change, so an empty conversation is never listed.
 
 An answer being written is checkpointed: the loops announce its text as it streams
-(:class:`~workbench.history.Drafted`), and about once a second (:data:`CHECKPOINT_S`) the recorder
+(:class:`~workbench.conversation.Drafted`), and about once a second (:data:`CHECKPOINT_S`) the recorder
 writes it as the next row, marked interrupted (:func:`interrupted_message`). When the answer ends, its
 real message overwrites that row. So a ``kill -9`` mid-answer loses at most about a second of text,
 and the conversation reopens with the cut answer marked "interrupted".
@@ -28,9 +28,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from workbench.conversation import Message, Role
-from workbench.errors import WorkbenchError
-from workbench.history import (
+from workbench.conversation import (
     Appended,
     Cleared,
     Conversation,
@@ -39,6 +37,8 @@ from workbench.history import (
     TitleChanged,
     Truncated,
 )
+from workbench.errors import WorkbenchError
+from workbench.messages import Message, Role
 from workbench.store.errors import ConversationConflictError
 from workbench.store.store import ConversationStore
 

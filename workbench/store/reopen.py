@@ -1,6 +1,6 @@
 """Opening a saved conversation again, and re-running the code of a saved Code conversation.
 
-A saved conversation opens as a live :class:`~workbench.history.Conversation`; the
+A saved conversation opens as a live :class:`~workbench.conversation.Conversation`; the
 code cells of a saved Code conversation can run again in its new kernel.
 
 A saved Code conversation keeps every output and image of its runs (in its messages), but not the
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kernel import Execution
-from workbench.conversation import Message, Role
+from workbench.conversation import Conversation, Mode
 from workbench.errors import WorkbenchError
-from workbench.history import Conversation, Mode
+from workbench.messages import Message, Role
 from workbench.store.store import ConversationStore
 
 NEW_KERNEL_NOTE = (

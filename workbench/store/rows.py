@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workbench.conversation import Message
 from workbench.errors import TranscriptError
+from workbench.messages import Message
 from workbench.store.errors import StoreError
 from workbench.store.redact import scrub_model
 from workbench.store.schema import conversations, messages

@@ -1,7 +1,7 @@
 r"""The shapes of stored messages, as pydantic models, and the field-by-field check made with them.
 
 Every message read from an import or from the database is checked against :class:`MessageShape`
-before it becomes a :class:`~workbench.conversation.Message`. A field of the wrong type is dropped,
+before it becomes a :class:`~workbench.messages.Message`. A field of the wrong type is dropped,
 so it is shown as missing, never as a crash on a page (``stats.new_tokens: "many"``,
 ``metadata.duration_s: "slow"``); what was dropped is reported as :class:`Problem` lines. Fields that
 carry the conversation itself (the role, the text, tool calls, images) are *fatal* on import: the

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from workbench.conversation import Message
+from workbench.messages import Message
 from workbench.store import database, rows, search, transcripts
 from workbench.store.errors import ConversationConflictError, ConversationNotFoundError, StoreError
 from workbench.store.rows import ConversationInfo, InfoList

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from workbench.conversation import Message
+from workbench.conversation import title_from
 from workbench.errors import TranscriptError
-from workbench.history import title_from
+from workbench.messages import Message
 from workbench.modes.code_format import drop_unshowable_images
 from workbench.openai_messages import from_openai
 from workbench.store.active_html import find_active_html
@@ -57,7 +57,7 @@ class ImportedConversation:
 
 
 def make_title(text: str) -> str:
-    """Make a title from a message's text as a :class:`~workbench.history.Conversation` does."""
+    """Make a title from a message's text as a :class:`~workbench.conversation.Conversation` does."""
     return title_from(_CONTROL.sub(" ", text))
 
 
