@@ -8,7 +8,7 @@ import pytest
 
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
-from workbench.conversation import Appended, Drafted, HistoryChange, Mode, TitleChanged, Truncated
+from workbench.conversation import Appended, Drafted, HistoryChange, Mode, Regenerating, TitleChanged
 from workbench.errors import EmptyPromptError, GenerationError, PromptTooLongError
 from workbench.messages import Role
 from workbench.modes.chat import ChatSession
@@ -179,10 +179,11 @@ def test_every_history_change_goes_through_the_conversation():
     list(session.send("Hello there\nsecond line"))
     session.regenerate().close()
     assert session.history.mode is Mode.CHAT and session.history.title == "Hello there"
-    assert Drafted(1, "First try.") in changes  # the answer as it streams, for a store to checkpoint
+    asked, first = session.history.nodes()[0][0], session.history.nodes()[1][0]
+    assert Drafted(1, "First try.", asked.id) in changes  # the answer as it streams, for a store to checkpoint
     changes = [c for c in changes if not isinstance(c, Drafted)]  # drafts change nothing
     kinds = [type(c) for c in changes]
-    assert kinds == [Appended, TitleChanged, Appended, Truncated, Appended]
-    assert changes[3] == Truncated(1)
+    assert kinds == [Appended, TitleChanged, Appended, Regenerating, Appended]
+    assert changes[3] == Regenerating(asked.id, 1, first.id)  # the old answer stays, as a sibling
     session.messages.clear()  # a copy: the history is unchanged
-    assert len(session.history) == 2
+    assert len(session.history) == 2 and session.history.node_count() == 3

@@ -17,8 +17,8 @@ from workbench.conversation import (
     Conversation,
     HistoryChange,
     Mode,
+    BranchDeleted,
     TitleChanged,
-    Truncated,
     title_from,
 )
 from workbench.errors import TranscriptError
@@ -39,20 +39,20 @@ def test_every_change_is_announced_in_order():
     unsubscribe = conversation.subscribe(changes.append)
     hello, reply = Message(Role.USER, "Hello"), Message(Role.ASSISTANT, "Hi")
     assert conversation.append(hello) == 0 and conversation.append(reply) == 1
-    assert conversation.pop() is reply and conversation.pop() is hello and conversation.pop() is None
+    assert conversation.remove_if_last(reply) and conversation.remove_if_last(hello)
+    assert not conversation.remove_if_last(hello)
     conversation.append(hello)
-    conversation.truncate(5)  # nothing to cut: nothing announced
     conversation.clear()
     conversation.set_title("  Two\n lines ")
     unsubscribe()
     conversation.append(reply)
     assert changes == [
-        Appended(0, hello),
+        Appended(0, hello, None),
         TitleChanged("Hello"),
-        Appended(1, reply),
-        Truncated(1),
-        Truncated(0),
-        Appended(0, hello),
+        Appended(1, reply, hello.id),
+        BranchDeleted((reply.id,), hello.id, 1),
+        BranchDeleted((hello.id,), None, 0),
+        Appended(0, hello, None),
         Cleared(),
         TitleChanged("Two lines"),
     ]

@@ -25,6 +25,7 @@ from kernel.errors import (
 
 __all__ = [
     "USER_ERRORS",
+    "BranchError",
     "ChatTemplateError",
     "DuplicateToolError",
     "EmptyPromptError",
@@ -98,6 +99,10 @@ class PromptTooLongError(PromptError):
 # --- conversations ------------------------------------------------------------------------------
 class TranscriptError(WorkbenchError):
     """A transcript (JSON) is malformed."""
+
+
+class BranchError(WorkbenchError):
+    """A branch operation (edit, regenerate, switch, fork, delete) names a message it cannot act on."""
 
 
 # --- tools --------------------------------------------------------------------------------------

@@ -35,6 +35,25 @@ def new_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
+MAX_ID_CHARS = 64
+"""A message id is 1 to this many characters (imported ids are kept when they fit)."""
+
+
+def new_message_id() -> str:
+    """A fresh message id: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+def valid_message_id(value: Any) -> bool:
+    """Whether ``value`` can be a message id: a string of 1-64 printable characters, no spaces."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value.isprintable()
+        and not any(ch.isspace() for ch in value)
+    )
+
+
 class Role(str, Enum):
     """Who wrote a message."""
 
@@ -121,6 +140,9 @@ class Message:
         code: For a code turn whose code is kept apart from the prose (ChatGLM3), the code.
         invalid_calls: For an assistant message, the calls it wrote that could not be read.
         execution: For an interpreter observation, everything the run showed.
+        id: Its id within its conversation (uuid4 hex; imported ones keep theirs). Not compared, and
+            not part of :meth:`to_dict` (a conversation writes it beside the parent's: see
+            :meth:`workbench.conversation.Conversation.to_dict`).
     """
 
     role: Role
@@ -138,6 +160,7 @@ class Message:
     code: str | None = None
     invalid_calls: list[InvalidCall] = field(default_factory=list)
     execution: ExecutionRecord | None = None
+    id: str = field(default_factory=new_message_id, compare=False)
 
     def __post_init__(self) -> None:
         self.role = Role(self.role)
@@ -224,6 +247,9 @@ class Message:
             if value is not None and not isinstance(value, str):
                 raise TranscriptError(f"A message's {key!r} must be a string.")
         raw_execution = data.get("execution")
+        raw_id = data.get("id")
+        if raw_id is not None and not valid_message_id(raw_id):
+            raise TranscriptError("A message's 'id' must be a string of 1-64 printable characters.")
         return cls(
             role=role,
             content=content,
@@ -240,6 +266,7 @@ class Message:
             code=code,
             invalid_calls=[InvalidCall.from_dict(raw) for raw in raw_invalid],
             execution=None if raw_execution is None else ExecutionRecord.from_dict(raw_execution),
+            id=raw_id if raw_id is not None else new_message_id(),
         )
 
 

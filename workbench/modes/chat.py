@@ -1,4 +1,4 @@
-"""The chat loop: one conversation with a system prompt, streaming, stop, regenerate and clear.
+"""The chat loop: one conversation with a system prompt, streaming, stop, edit, regenerate and clear.
 
 A :class:`ChatSession` belongs to one page of one browser session (or one CLI run). Sending a message
 returns a :class:`Turn`, an iterator of the same :mod:`events <workbench.modes.events>` the tool and
@@ -151,18 +151,33 @@ class ChatSession:
             self.history.remove_if_last(asked)
             raise
 
-    def regenerate(self) -> Turn:
-        """Drop the last reply and generate it again.
+    def regenerate(self, message_id: str | None = None) -> Turn:
+        """Generate a new answer beside an old one, which stays as its sibling (one pager step away).
+
+        Args:
+            message_id: The answer to regenerate; by default the last answer of the shown thread (or,
+                when the thread ends with a user message, that message gets an answer).
 
         Raises:
-            WorkbenchError: If there is no user message to answer yet.
+            EmptyPromptError: If there is no user message to answer yet.
+            BranchError: If ``message_id`` is not an answer of this conversation.
         """
         self.stop()
-        messages = self.history.snapshot()
-        keep = next((i + 1 for i in range(len(messages) - 1, -1, -1) if messages[i].role is Role.USER), 0)
-        self.history.truncate(keep)
-        if not keep:
+        if not self.history.has_user_message():
             raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
+        message_id = message_id or self.history.last_answer_id()
+        if message_id is not None:
+            self.history.regenerate(message_id)
+        return self._start()
+
+    def edit(self, message_id: str, text: str) -> Turn:
+        """Edit one of the user's messages: its new text becomes a sibling, and is answered.
+
+        Raises:
+            BranchError: If there is no such user message, or ``text`` is blank.
+        """
+        self.stop()
+        self.history.edit(message_id, text)
         return self._start()
 
     def stop(self) -> None:

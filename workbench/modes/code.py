@@ -23,7 +23,7 @@ from collections.abc import Generator, Iterator
 
 from workbench.chat_model import ChatModel
 from workbench.conversation import Conversation, Mode
-from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError
+from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.models.generation import GenerationStream, SamplingSettings
 from workbench.modes.code_format import (
@@ -40,6 +40,7 @@ from workbench.modes.code_format import (
     split_code,
     worked_example,
 )
+from workbench.modes.code_rerun import RerunReport, code_cells, rerun_cells
 from workbench.modes.code_runs import (
     BackgroundRun,
     CodeKernel,
@@ -140,6 +141,8 @@ class CodeSession(Workspace):
         self.settings = settings or model.default_settings()
         self.history = history if history is not None else Conversation(Mode.CODE)  # an empty one is falsy
         self.active: CodeTurn | None = None
+        self.kernel_message_id: str | None = None
+        """The message whose thread the kernel's state comes from (the last model run's observation)."""
 
     @property
     def messages(self) -> list[Message]:
@@ -174,16 +177,89 @@ class CodeSession(Workspace):
         """
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
-        self.stop()
-        if self.busy:
-            raise KernelError(
-                "Code is still running; wait for it, press Interrupt or Restart, then send again."
-            )
+        self._ready_for_turn()
         if self._kernel is not None:
             _ = self.kernel  # notices a kernel the pool replaced, before the model is told of the files
         self.history.append(Message(Role.USER, text))
         self.active = CodeTurn(self)
         return self.active
+
+    def edit(self, message_id: str, text: str) -> CodeTurn:
+        """Edit one of the user's messages: its new text becomes a sibling, answered afresh.
+
+        The answer's code runs in the kernel as it is, which may hold another branch's state (see
+        :meth:`kernel_branch_note`).
+
+        Raises:
+            BranchError: If there is no such user message, or ``text`` is blank.
+            KernelError: If code is still running.
+        """
+        self._ready_for_turn()
+        self.history.edit(message_id, text)
+        self.active = CodeTurn(self)
+        return self.active
+
+    def regenerate(self, message_id: str | None = None) -> CodeTurn:
+        """Answer again beside an old answer, which stays as a sibling; its code runs again.
+
+        Raises:
+            EmptyPromptError: If there is no user message to answer yet.
+            BranchError: If ``message_id`` is not an answer of this conversation.
+            KernelError: If code is still running.
+        """
+        self._ready_for_turn()
+        if not self.history.has_user_message():
+            raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
+        message_id = message_id or self.history.last_answer_id()
+        if message_id is not None:
+            self.history.regenerate(message_id)
+        self.active = CodeTurn(self)
+        return self.active
+
+    def _ready_for_turn(self) -> None:
+        self.stop()
+        if self.busy:
+            raise KernelError(
+                "Code is still running; wait for it, press Interrupt or Restart, then send again."
+            )
+
+    # --- the kernel and the branches --------------------------------------------------------
+    def kernel_branch_note(self) -> str | None:
+        """Say so when the kernel's state comes from another branch than the one shown, else None.
+
+        The kernel holds what the last code run did. When the user switches to a branch that does not
+        contain that run, its variables are another branch's: the page offers to re-run this branch's
+        cells (:meth:`rerun_branch`), and the two are never silently mixed.
+        """
+        ran = self.kernel_message_id
+        if ran is None or any(message.id == ran for message in self.history.snapshot()):
+            return None
+        try:
+            where = self.history.get(ran)
+            label = " ".join(where.content.split())[:60] or "code run"
+            origin = f"another branch (its last run: {label!r})"
+        except WorkbenchError:
+            origin = "a branch that has since been deleted"
+        return (
+            f"The kernel holds the state of {origin}, not of the branch shown. Re-run this branch's "
+            "cells to rebuild its variables, or go on knowing they differ."
+        )
+
+    def rerun_branch(self) -> RerunReport:
+        """Restart the kernel, then run the shown branch's code cells again, in order.
+
+        Returns:
+            What ran and what failed.
+
+        Raises:
+            KernelError: If code is running, or the kernel cannot be restarted.
+        """
+        self._ready_for_turn()
+        if self.kernel_started:
+            self.restart()
+        report = rerun_cells(self.run_user_cell, code_cells(self.history.snapshot()))
+        self.kernel_message_id = self.history.current_id
+        return report
 
     def stop(self) -> None:
         """Close the turn in progress, if any, keeping what it wrote and ran."""
@@ -208,6 +284,7 @@ class CodeSession(Workspace):
         else:
             run.observation = not_run_message(record.error)
         self.history.append(run.observation)
+        self.kernel_message_id = run.observation.id
 
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():

@@ -242,6 +242,40 @@ class ToolSession:
         self._events = self._turn(asked)
         return self._events
 
+    def edit(self, message_id: str, text: str) -> Generator[Event, None, None]:
+        """Edit one of the user's messages: its new text becomes a sibling, answered afresh.
+
+        The answer runs its tool calls again (tools may have side effects).
+
+        Raises:
+            BranchError: If there is no such user message, or ``text`` is blank.
+        """
+        self.stop()
+        edited = self.history.edit(message_id, text)
+        self._stop.clear()
+        self._events = self._turn(edited)
+        return self._events
+
+    def regenerate(self, message_id: str | None = None) -> Generator[Event, None, None]:
+        """Answer again beside an old answer, which stays as a sibling; its tool calls run again.
+
+        Args:
+            message_id: The first message of the answer to replace; by default the shown thread's last.
+
+        Raises:
+            EmptyPromptError: If there is no user message to answer yet.
+            BranchError: If ``message_id`` is not an answer of this conversation.
+        """
+        self.stop()
+        if not self.history.has_user_message():
+            raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
+        message_id = message_id or self.history.last_answer_id()
+        if message_id is not None:
+            self.history.regenerate(message_id)
+        self._stop.clear()
+        self._events = self._turn(None)
+        return self._events
+
     def stop(self) -> None:
         """Stop the answer being written (from any thread); what was written so far is kept."""
         self._stop.set()
@@ -260,7 +294,7 @@ class ToolSession:
         self.history.clear()
 
     # --- the loop -------------------------------------------------------------------------------
-    def _turn(self, asked: Message) -> Generator[Event, None, None]:
+    def _turn(self, asked: Message | None) -> Generator[Event, None, None]:
         self._busy = True
         try:
             choice = self.options.tool_choice
@@ -292,7 +326,7 @@ class ToolSession:
                 try:
                     reply = yield from self._reply(tools, force=force and number == 1)
                 except WorkbenchError:
-                    if number == 1:  # nothing was answered: take the message back, as chat does
+                    if number == 1 and asked is not None:  # nothing was answered: take it back, as chat does
                         self.history.remove_if_last(asked)
                     raise
                 if reply is None:  # stopped

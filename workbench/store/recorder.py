@@ -3,8 +3,10 @@
 ``ConversationRecorder.attach(store, conversation)`` subscribes to a
 :class:`~workbench.conversation.Conversation`; from then on every change is written when it happens, in
 the thread that made it: an appended message (complete, or a stopped or failed answer with its partial
-text and mark) is one committed row; a truncate, a clear and a new title are one statement each. The
-conversation's row is created at its first change, so an empty conversation is never listed.
+text and mark, or an edited message: a sibling) is one committed row under its parent; a switch of
+branch (or a regenerate) saves the shown leaf, so a reload, another tab and a restart show that branch;
+a deleted branch, a clear and a new title are one statement each. The conversation's row is created at
+its first change, so an empty conversation is never listed.
 
 An answer being written is checkpointed: the loops announce its text as it streams
 (:class:`~workbench.conversation.Drafted`), and about once a second (:data:`CHECKPOINT_S`) the recorder
@@ -12,9 +14,9 @@ writes it as the next row, marked interrupted (:func:`interrupted_message`). Whe
 real message overwrites that row. So a ``kill -9`` mid-answer loses at most about a second of text,
 and the conversation reopens with the cut answer marked "interrupted".
 
-Two writers of one conversation (two tabs on it) never drop each other's messages: when the saved
-conversation has changed under this one, this one goes on as a copy (a new id, "(copy)" in its
-title, :attr:`ConversationRecorder.forked_from` set). A failed write does not break the loop that made
+Two writers of one conversation (two tabs on it) never drop each other's messages: their answers are
+siblings in the saved tree. When the other writer deleted the branch this one writes to, this one
+goes on as a copy (a new id, "(copy)" in its title, :attr:`ConversationRecorder.forked_from` set). A failed write does not break the loop that made
 the change: the recorder keeps the error in :attr:`ConversationRecorder.error` (and logs it) for the
 app or the CLI to show, and writes the whole history at the next change.
 """
@@ -30,12 +32,14 @@ from typing import Any
 
 from workbench.conversation import (
     Appended,
+    BranchDeleted,
     Cleared,
     Conversation,
     Drafted,
+    Forked,
     HistoryChange,
+    Switched,
     TitleChanged,
-    Truncated,
 )
 from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
@@ -69,10 +73,10 @@ class ConversationRecorder:
         self.error: WorkbenchError | None = None
         self.forked_from: str | None = None
         """Set when another writer changed the saved conversation: the id it had; it goes on as a copy."""
-        self._saved_count: int | None = None  # None: the row does not exist yet (or is out of sync)
+        self._saved: set[str] | None = None  # the ids saved; None: the row does not exist yet (or is out of sync)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
-        self._draft_row: int | None = None  # the position of a checkpoint row, if one is saved
+        self._draft: tuple[str, str | None] | None = None  # a checkpoint row's id and parent, if one is saved
         self._draft_since: float | None = None  # when the draft being written was last saved (or began)
 
     @classmethod
@@ -89,7 +93,7 @@ class ConversationRecorder:
         """
         recorder = cls(store, conversation, model=model)
         if saved:
-            recorder._saved_count = len(conversation)
+            recorder._saved = {message.id for message, _ in conversation.nodes()}
         recorder._unsubscribe = conversation.subscribe(recorder)
         return recorder
 
@@ -106,7 +110,7 @@ class ConversationRecorder:
                 self._save(change)
                 self.error = None
             except WorkbenchError as exc:
-                self._saved_count = None  # write the whole history at the next change
+                self._saved = None  # write the whole history at the next change
                 self.error = exc
                 logger.warning("Conversation %s was not saved: %s", self.conversation.id, exc)
 
@@ -120,35 +124,48 @@ class ConversationRecorder:
         if isinstance(change, Drafted):
             self._checkpoint(change)
             return
+        if isinstance(change, Forked):
+            return  # the new conversation is saved by its own recorder, at its first change
         self._draft_since = None
-        if self._saved_count is None:
+        if self._saved is None:
             self._save_all()
         elif isinstance(change, Appended):
-            if change.index == self._draft_row == self._saved_count:  # the answer replaces its checkpoint
-                self.store.replace(conversation_id, change.index, change.message)
-                self._draft_row = None
-                self._saved_count += 1
-            elif change.index == self._saved_count:
+            message, parent = change.message, change.parent_id
+            draft = self._draft
+            if draft is not None and draft[1] == parent:  # the answer replaces its checkpoint
+                self.store.replace(conversation_id, draft[0], message)
+                self._saved.discard(draft[0])
+                self._saved.add(message.id)
+                self._draft = None
+            elif parent is None or parent in self._saved:
                 try:
-                    self.store.append(
-                        conversation_id, change.index, change.message, expected_count=change.index
-                    )
+                    self.store.add(conversation_id, message, parent)
                 except ConversationConflictError:
                     self._fork()
                     return
-                self._saved_count += 1
-            else:  # listeners of two threads ran out of order: write what the history is now
+                self._saved.add(message.id)
+            else:  # listeners of two threads ran out of order: write what the tree is now
                 self._save_all()
-        elif isinstance(change, Truncated):
-            self.store.truncate(conversation_id, change.length)
-            self._saved_count = min(self._saved_count, change.length)
-            self._draft_row = None
+        elif isinstance(change, Switched):
+            self._drop_draft()
+            self.store.set_current(conversation_id, change.leaf_id)
+        elif isinstance(change, BranchDeleted):
+            self._drop_draft()
+            self.store.delete_messages(conversation_id, list(change.ids), change.leaf_id)
+            self._saved.difference_update(change.ids)
         elif isinstance(change, Cleared):
-            self.store.truncate(conversation_id, 0)
-            self._saved_count = 0
-            self._draft_row = None
+            self.store.clear(conversation_id)
+            self._saved = set()
+            self._draft = None
         elif isinstance(change, TitleChanged):
             self.store.rename(conversation_id, change.title)
+
+    def _drop_draft(self) -> None:
+        """A checkpoint row whose answer will not come (the thread moved): remove it."""
+        if self._draft is not None and self._saved is not None:
+            self.store.delete_messages(self.conversation.id, [self._draft[0]], self.conversation.current_id)
+            self._saved.discard(self._draft[0])
+            self._draft = None
 
     def _checkpoint(self, change: Drafted) -> None:
         """Save the answer being written, at most once every :data:`CHECKPOINT_S` seconds."""
@@ -158,39 +175,37 @@ class ConversationRecorder:
             return
         if now - self._draft_since < CHECKPOINT_S or not change.text.strip():
             return
-        if self._saved_count is None:
+        if self._saved is None:
             self._save_all()
-        if change.index != self._saved_count:
+        if self._saved is None or (change.parent_id is not None and change.parent_id not in self._saved):
             return  # out of step with the history: the next complete message rewrites it all
         message = interrupted_message(change.text)
-        if self._draft_row == change.index:
-            self.store.replace(self.conversation.id, change.index, message)
+        if self._draft is not None and self._draft[1] == change.parent_id:
+            message.id = self._draft[0]
+            self.store.replace(self.conversation.id, self._draft[0], message)
         else:
             try:
-                self.store.append(self.conversation.id, change.index, message, expected_count=change.index)
+                self.store.add(self.conversation.id, message, change.parent_id)
             except ConversationConflictError:
-                return  # another writer: the answer's own append sorts it out
-            self._draft_row = change.index
+                return  # another writer: the answer's own add sorts it out
+            self._saved.add(message.id)
+            self._draft = (message.id, change.parent_id)
         self._draft_since = time.monotonic()
 
     def _fork(self) -> None:
-        """Another writer changed the saved conversation: keep both, this one as a copy."""
+        """Another writer removed this conversation's branch from the store: keep both, this one as a copy."""
         conversation = self.conversation
         original = conversation.id
         conversation.id = uuid.uuid4().hex
         conversation.title = f"{conversation.title or 'Untitled'} (copy)"  # saved below, no event needed
         self.forked_from = original
         self.store.create(conversation.mode, conversation.title, self.model, conversation_id=conversation.id)
-        history = conversation.snapshot()
-        self.store.save_all(conversation.id, history)
-        self._saved_count = len(history)
-        self._draft_row = None
+        self._write_tree()
         logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
 
     def _save_all(self) -> None:
         conversation = self.conversation
-        history = conversation.snapshot()
-        if not history and self._saved_count is None and not self._exists():
+        if not conversation.node_count() and self._saved is None and not self._exists():
             return  # nothing worth listing yet
         if not self._exists():
             self.store.create(
@@ -198,9 +213,14 @@ class ConversationRecorder:
             )
         elif conversation.title:
             self.store.rename(conversation.id, conversation.title)
-        self.store.save_all(conversation.id, history)
-        self._saved_count = len(history)
-        self._draft_row = None
+        self._write_tree()
+
+    def _write_tree(self) -> None:
+        conversation = self.conversation
+        nodes = conversation.nodes()
+        self.store.save_tree(conversation.id, nodes, conversation.current_id)
+        self._saved = {message.id for message, _ in nodes}
+        self._draft = None
 
     def _exists(self) -> bool:
         return self.store.exists(self.conversation.id)

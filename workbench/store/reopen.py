@@ -10,14 +10,11 @@ holds, in order, to bring the variables back when the user asks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from kernel import Execution
 from workbench.conversation import Conversation, Mode
-from workbench.errors import WorkbenchError
-from workbench.messages import Message, Role
+from workbench.modes.code_rerun import RerunReport, code_cells, rerun_cells
 from workbench.store.store import ConversationStore
+
+__all__ = ["NEW_KERNEL_NOTE", "RerunReport", "code_cells", "load_conversation", "rerun_cells"]
 
 NEW_KERNEL_NOTE = (
     "Opened from your history with a new kernel: outputs and images are as they were, but variables, "
@@ -26,64 +23,10 @@ NEW_KERNEL_NOTE = (
 
 
 def load_conversation(store: ConversationStore, conversation_id: str) -> Conversation:
-    """Return the saved conversation as a :class:`Conversation` (no listeners yet).
+    """Return the saved conversation, its whole tree, showing the branch that was shown (no listeners yet).
 
     Raises:
         ConversationNotFoundError: If there is no such live conversation.
     """
-    info, messages = store.get(conversation_id)
-    return Conversation(Mode(info.mode), info.id, info.title, info.created, info.updated, messages)
-
-
-def code_cells(messages: list[Message]) -> list[str]:
-    """The code the interpreter ran in a conversation, in order (the model's code turns)."""
-    from workbench.modes.code_format import split_code  # the code format, only when asked for
-
-    cells = []
-    for message in messages:
-        if message.role is Role.ASSISTANT and message.interpreter:
-            code = split_code(message)[1]
-            if code and code.strip():
-                cells.append(code)
-    return cells
-
-
-@dataclass
-class RerunReport:
-    """What re-running a conversation's cells did.
-
-    Attributes:
-        ran: How many cells ran to the end without raising.
-        failed: For each cell that raised or could not run: its number (from 1) and why.
-    """
-
-    ran: int = 0
-    failed: list[tuple[int, str]] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line for people."""
-        text = f"Re-ran {self.ran + len(self.failed)} cells: {self.ran} ran"
-        if self.failed:
-            text += ", " + "; ".join(f"cell {n} failed ({why})" for n, why in self.failed)
-        return text + "."
-
-
-def rerun_cells(run: Callable[[str], Execution], cells: list[str]) -> RerunReport:
-    """Run ``cells`` in order with ``run`` (``CodeSession.run_user_cell``); go on after a failure.
-
-    ``run`` may raise a :class:`WorkbenchError` when a cell cannot run (the kernel is busy or died).
-    """
-    report = RerunReport()
-    for number, code in enumerate(cells, 1):
-        try:
-            execution = run(code)
-        except WorkbenchError as exc:
-            report.failed.append((number, str(exc)))
-            continue
-        if execution.ok:
-            report.ran += 1
-        elif execution.error is not None:
-            report.failed.append((number, f"{execution.error.name}: {execution.error.value}"))
-        else:
-            report.failed.append((number, execution.note or "timed out"))
-    return report
+    info, nodes, current = store.get_tree(conversation_id)
+    return Conversation.from_tree(Mode(info.mode), info.id, info.title, info.created, info.updated, nodes, current)

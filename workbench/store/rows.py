@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from workbench.conversation import Node
 from workbench.errors import TranscriptError
 from workbench.messages import Message
 from workbench.store.errors import StoreError
@@ -36,7 +37,8 @@ class ConversationInfo:
         created: When it was created (UTC).
         updated: When its messages or title last changed (UTC).
         deleted: When it was deleted (UTC), or None for a live one.
-        message_count: How many messages it has.
+        message_count: How many messages it has (in every branch).
+        current_id: The id of the message shown last (the end of the shown branch), or None.
     """
 
     id: str
@@ -47,6 +49,7 @@ class ConversationInfo:
     updated: datetime
     deleted: datetime | None
     message_count: int
+    current_id: str | None = None
 
 
 InfoList = list[ConversationInfo]
@@ -89,12 +92,16 @@ def read_model(text: str | None) -> dict[str, Any] | None:
     return scrub_model(model) if isinstance(model, dict) else None
 
 
-def message_row(conversation_id: str, position: int, message: Message, when: datetime) -> dict[str, Any]:
+def message_row(
+    conversation_id: str, position: int, message: Message, when: datetime, parent_id: str | None
+) -> dict[str, Any]:
     """Return the ``messages`` row for a message: role and content in columns, the rest as JSON."""
     data = message.to_dict()
     role, content = data.pop("role"), data.pop("content", "")
     return {
         "conversation_id": conversation_id,
+        "message_id": message.id,
+        "parent_id": parent_id,
         "position": position,
         "role": role,
         "content": content,
@@ -114,6 +121,7 @@ def info(row: Any) -> ConversationInfo:
         updated=utc(row.updated_at) or now(),
         deleted=utc(row.deleted_at),
         message_count=row.message_count,
+        current_id=row.current_id,
     )
 
 
@@ -147,7 +155,9 @@ def message(conversation_id: str, row: Any) -> Message:
     try:
         if any(problem.fatal for problem in problems):
             raise TranscriptError(str(problems[-1]))
-        return Message.from_dict(checked)
+        message = Message.from_dict(checked)
+        message.id = row.message_id or str(row.position)
+        return message
     except (TranscriptError, ValueError) as exc:
         raise StoreError(
             f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "
@@ -167,6 +177,8 @@ def insert_imported(connection: Connection, item: ImportedConversation) -> str:
     if conversation_id is None or taken:
         conversation_id = uuid.uuid4().hex
     when = now()
+    nodes = item.nodes
+    current = item.current_id if item.current_id in {m.id for m, _ in nodes} else None
     connection.execute(
         conversations.insert().values(
             id=conversation_id,
@@ -175,10 +187,37 @@ def insert_imported(connection: Connection, item: ImportedConversation) -> str:
             model=model_json(item.model),
             created_at=item.created or when,
             updated_at=item.updated or when,
-            message_count=len(item.messages),
+            message_count=len(nodes),
+            current_id=current or latest_leaf([(m.id, parent) for m, parent in nodes]),
         )
     )
-    if item.messages:
-        new_rows = [message_row(conversation_id, i, m, when) for i, m in enumerate(item.messages)]
-        connection.execute(messages.insert(), new_rows)
+    if nodes:
+        connection.execute(messages.insert(), tree_rows(conversation_id, nodes, when))
     return conversation_id
+
+
+def tree_rows(conversation_id: str, nodes: list[Node], when: datetime) -> list[dict[str, Any]]:
+    """The ``messages`` rows of a tree (parents before children), numbered in that order."""
+    return [message_row(conversation_id, i, m, when, parent) for i, (m, parent) in enumerate(nodes)]
+
+
+def latest_leaf(links: list[tuple[str, str | None]]) -> str | None:
+    """The id of the last-added message that has no children (None for an empty tree).
+
+    Args:
+        links: Each message's id and its parent's, in the order they were added.
+    """
+    parents = {parent for _, parent in links}
+    return next((key for key, _ in reversed(links) if key not in parents), None)
+
+
+def thread_ids(links: dict[str, str | None], leaf: str | None) -> list[str]:
+    """The ids from the root down to ``leaf`` (``links`` maps each id to its parent's)."""
+    path: list[str] = []
+    seen: set[str] = set()
+    while leaf is not None and leaf in links and leaf not in seen:  # a loop written by hand stops here
+        seen.add(leaf)
+        path.append(leaf)
+        leaf = links[leaf]
+    path.reverse()
+    return path

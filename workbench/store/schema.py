@@ -7,6 +7,11 @@ migration. Times are UTC; ``deleted_at`` marks a conversation deleted but still 
 A message row keeps ``role`` and ``content`` in columns (content is what search reads) and the rest of
 ``Message.to_dict()`` (tool calls, metadata, images as base64, and whatever later fields appear) as a
 JSON object in ``extra``; reading joins them back into the dict ``Message.from_dict`` takes.
+
+Conversations are trees (migration 0004): a message row has its ``message_id`` and its parent's
+(``parent_id``, NULL for a first message); ``position`` counts a conversation's messages in the order
+they were added; ``conversations.current_id`` is the leaf shown, whose path from the root is the
+thread; ``message_count`` counts every message of the tree.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ conversations = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("message_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("current_id", sa.String(64), nullable=True),
 )
 
 messages = sa.Table(
@@ -43,7 +49,11 @@ messages = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("extra", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=True),
+    sa.Column("parent_id", sa.String(64), nullable=True),
     sa.UniqueConstraint("conversation_id", "position", name="uq_messages_position"),
+    sa.Index("uq_messages_message_id", "conversation_id", "message_id", unique=True),
+    sa.Index("ix_messages_parent", "conversation_id", "parent_id"),
 )
 
 # The SQLite full-text index over messages.content (FTS5, external content); see migration 0002.

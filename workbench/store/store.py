@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from workbench.conversation import Node, linear
 from workbench.messages import Message
 from workbench.store import database, rows, search, transcripts
 from workbench.store.errors import ConversationConflictError, ConversationNotFoundError, StoreError
@@ -126,15 +127,16 @@ class ConversationStore:
     def append(
         self, conversation_id: str, position: int, message: Message, *, expected_count: int | None = None
     ) -> None:
-        """Save ``message`` at ``position`` (0-based); any saved message at or after it is dropped.
+        """Save ``message`` at ``position`` (0-based) of the shown branch, and show it.
 
-        The store mirrors the history list: after the call the conversation has ``position + 1``
-        messages. An untitled conversation takes its title from its first user message. A deleted
-        conversation that is written to is live again (another tab went on with it).
+        Its parent is the shown branch's message before ``position``. At the end of the branch it
+        continues it; earlier, it starts a new branch there (the old one stays, as its sibling). An
+        untitled conversation takes its title from its first user message. A deleted conversation
+        that is written to is live again (another tab went on with it).
 
         Raises:
             ConversationNotFoundError: If there is no such conversation.
-            ConversationConflictError: If ``expected_count`` is given and the conversation holds
+            ConversationConflictError: If ``expected_count`` is given and the shown branch holds
                 another number of messages (someone else wrote to it); nothing is written.
             StoreError: If ``position`` would leave a gap, or the database fails.
         """
@@ -142,72 +144,191 @@ class ConversationStore:
 
         def work(connection: Connection) -> None:
             current = self._require(connection, conversation_id, include_deleted=True)
-            if expected_count is not None and current.message_count != expected_count:
+            thread = rows.thread_ids(self._links(connection, conversation_id), current.current_id)
+            if expected_count is not None and len(thread) != expected_count:
                 raise ConversationConflictError(
-                    f"Conversation {conversation_id} holds {current.message_count} messages, not "
-                    f"{expected_count}: another tab or program wrote to it."
+                    f"Conversation {conversation_id} shows {len(thread)} messages, not {expected_count}: "
+                    "another tab or program wrote to it."
                 )
-            if not 0 <= position <= current.message_count:
+            if not 0 <= position <= len(thread):
                 raise StoreError(
-                    f"Cannot save message {position} of conversation {conversation_id}: it holds "
-                    f"{current.message_count} messages. Save the whole history instead (save_all)."
+                    f"Cannot save message {position} of conversation {conversation_id}: its shown branch "
+                    f"holds {len(thread)} messages. Save the whole history instead (save_all)."
                 )
-            if position < current.message_count:
-                connection.execute(
-                    messages.delete().where(
-                        messages.c.conversation_id == conversation_id, messages.c.position >= position
-                    )
+            self._insert(connection, current, message, thread[position - 1] if position else None, now)
+
+        database.run_write(self._engine, work)
+
+    def add(self, conversation_id: str, message: Message, parent_id: str | None) -> None:
+        """Save ``message`` under the message ``parent_id`` (None: a first message), and show it.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+            ConversationConflictError: If the parent is not saved (another tab deleted its branch).
+            StoreError: If the message's id is taken in this conversation, or the database fails.
+        """
+        now = rows.now()
+
+        def work(connection: Connection) -> None:
+            current = self._require(connection, conversation_id, include_deleted=True)
+            if parent_id is not None and not self._has_message(connection, conversation_id, parent_id):
+                raise ConversationConflictError(
+                    f"Conversation {conversation_id} no longer holds message {parent_id}: another tab or "
+                    "program deleted that branch."
                 )
-            connection.execute(
-                messages.insert().values(**rows.message_row(conversation_id, position, message, now))
+            self._insert(connection, current, message, parent_id, now)
+
+        database.run_write(self._engine, work)
+
+    def _insert(
+        self, connection: Connection, current: ConversationInfo, message: Message, parent: str | None, now: datetime
+    ) -> None:
+        conversation_id = current.id
+        if self._has_message(connection, conversation_id, message.id):
+            raise StoreError(
+                f"Conversation {conversation_id} already holds a message with the id {message.id!r}; "
+                "give the new message its own id."
             )
-            changes: dict[str, Any] = {"message_count": position + 1, "updated_at": now, "deleted_at": None}
-            if not current.title and message.role.value == "user":
-                changes["title"] = transcripts.make_title(message.content)
+        last = connection.execute(
+            sa.select(sa.func.max(messages.c.position)).where(messages.c.conversation_id == conversation_id)
+        ).scalar()
+        position = 0 if last is None else last + 1
+        connection.execute(
+            messages.insert().values(**rows.message_row(conversation_id, position, message, now, parent))
+        )
+        changes: dict[str, Any] = {
+            "message_count": conversations.c.message_count + 1,
+            "current_id": message.id,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        if not current.title and message.role.value == "user":
+            changes["title"] = transcripts.make_title(message.content)
+        connection.execute(
+            conversations.update().where(conversations.c.id == conversation_id).values(**changes)
+        )
+
+    def replace(self, conversation_id: str, message_id: str, message: Message) -> None:
+        """Overwrite the saved message ``message_id`` with ``message`` (which may bring a new id).
+
+        Its place in the tree stays; if it was the shown leaf, ``message`` is.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation or message.
+        """
+        now = rows.now()
+        row = rows.message_row(conversation_id, 0, message, now, None)
+
+        def work(connection: Connection) -> None:
+            current = self._require(connection, conversation_id, include_deleted=True)
+            done = connection.execute(
+                messages.update()
+                .where(messages.c.conversation_id == conversation_id, messages.c.message_id == message_id)
+                .values(message_id=message.id, role=row["role"], content=row["content"], extra=row["extra"])
+            )
+            if done.rowcount == 0:
+                raise ConversationNotFoundError(
+                    f"Conversation {conversation_id} has no message {message_id}; add it instead."
+                )
+            if message.id != message_id:
+                connection.execute(
+                    messages.update()
+                    .where(messages.c.conversation_id == conversation_id, messages.c.parent_id == message_id)
+                    .values(parent_id=message.id)
+                )
+            changes: dict[str, Any] = {"updated_at": now}
+            if current.current_id == message_id:
+                changes["current_id"] = message.id
             connection.execute(
                 conversations.update().where(conversations.c.id == conversation_id).values(**changes)
             )
 
         database.run_write(self._engine, work)
 
-    def replace(self, conversation_id: str, position: int, message: Message) -> None:
-        """Overwrite the saved message at ``position``, keeping the others.
+    def set_current(self, conversation_id: str, leaf_id: str | None) -> None:
+        """Remember which branch is shown: the one that ends at ``leaf_id`` (None: an empty thread).
+
+        Saved on every switch, so a reload, a second tab and a restart show the branch that was chosen.
 
         Raises:
             ConversationNotFoundError: If there is no such conversation or message.
         """
-        now = rows.now()
-        row = rows.message_row(conversation_id, position, message, now)
 
         def work(connection: Connection) -> None:
             self._require(connection, conversation_id, include_deleted=True)
-            done = connection.execute(
-                messages.update()
-                .where(messages.c.conversation_id == conversation_id, messages.c.position == position)
-                .values(role=row["role"], content=row["content"], extra=row["extra"])
-            )
-            if done.rowcount == 0:
+            if leaf_id is not None and not self._has_message(connection, conversation_id, leaf_id):
                 raise ConversationNotFoundError(
-                    f"Conversation {conversation_id} has no message {position}; append it instead."
+                    f"Conversation {conversation_id} has no message {leaf_id}; reload it."
                 )
             connection.execute(
-                conversations.update().where(conversations.c.id == conversation_id).values(updated_at=now)
+                conversations.update().where(conversations.c.id == conversation_id).values(current_id=leaf_id)
             )
 
         database.run_write(self._engine, work)
 
+    def delete_messages(self, conversation_id: str, message_ids: list[str], current_id: str | None) -> None:
+        """Remove the messages ``message_ids`` (a branch) and show the branch ending at ``current_id``.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+        """
+        now = rows.now()
+
+        def work(connection: Connection) -> None:
+            self._require(connection, conversation_id, include_deleted=True)
+            for start in range(0, len(message_ids), 500):  # SQLite's limit on bound values
+                chunk = message_ids[start : start + 500]
+                connection.execute(
+                    messages.delete().where(
+                        messages.c.conversation_id == conversation_id, messages.c.message_id.in_(chunk)
+                    )
+                )
+            self._recount(connection, conversation_id, current_id, now)
+
+        database.run_write(self._engine, work)
+
+    def clear(self, conversation_id: str) -> None:
+        """Remove every message of the conversation (it stays, empty).
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+        """
+        now = rows.now()
+
+        def work(connection: Connection) -> None:
+            self._require(connection, conversation_id, include_deleted=True)
+            connection.execute(messages.delete().where(messages.c.conversation_id == conversation_id))
+            self._recount(connection, conversation_id, None, now)
+
+        database.run_write(self._engine, work)
+
     def save_all(self, conversation_id: str, history: list[Message]) -> None:
-        """Replace every saved message of the conversation with ``history``, in one transaction."""
+        """Replace every saved message of the conversation with ``history`` (one branch), in one transaction."""
+        self.save_tree(conversation_id, linear(history), history[-1].id if history else None)
+
+    def save_tree(self, conversation_id: str, nodes: list[Node], current_id: str | None) -> None:
+        """Replace every saved message of the conversation with the tree ``nodes``, in one transaction.
+
+        Args:
+            conversation_id: The conversation.
+            nodes: Each message with its parent's id; parents come before their children.
+            current_id: The leaf shown (None: the latest leaf).
+        """
         now = rows.now()
 
         def work(connection: Connection) -> None:
             current = self._require(connection, conversation_id, include_deleted=True)
             connection.execute(messages.delete().where(messages.c.conversation_id == conversation_id))
-            if history:
-                new_rows = [rows.message_row(conversation_id, i, m, now) for i, m in enumerate(history)]
-                connection.execute(messages.insert(), new_rows)
-            changes: dict[str, Any] = {"message_count": len(history), "updated_at": now, "deleted_at": None}
-            first_user = next((m.content for m in history if m.role.value == "user"), "")
+            if nodes:
+                connection.execute(messages.insert(), rows.tree_rows(conversation_id, nodes, now))
+            leaf = current_id or rows.latest_leaf([(m.id, parent) for m, parent in nodes])
+            changes: dict[str, Any] = {
+                "message_count": len(nodes),
+                "current_id": leaf,
+                "updated_at": now,
+                "deleted_at": None,
+            }
+            first_user = next((m.content for m, _ in nodes if m.role.value == "user"), "")
             if not current.title and first_user:
                 changes["title"] = transcripts.make_title(first_user)
             connection.execute(
@@ -216,29 +337,15 @@ class ConversationStore:
 
         database.run_write(self._engine, work)
 
-    def truncate(self, conversation_id: str, length: int) -> None:
-        """Keep only the first ``length`` messages (regenerate drops the last answer, clear drops all).
-
-        Raises:
-            ConversationNotFoundError: If there is no such conversation.
-        """
-        if length < 0:
-            raise ValueError("length must be >= 0")
-
-        def work(connection: Connection) -> None:
-            current = self._require(connection, conversation_id, include_deleted=True)
-            connection.execute(
-                messages.delete().where(
-                    messages.c.conversation_id == conversation_id, messages.c.position >= length
-                )
-            )
-            connection.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id)
-                .values(message_count=min(length, current.message_count), updated_at=rows.now())
-            )
-
-        database.run_write(self._engine, work)
+    def _recount(self, connection: Connection, conversation_id: str, current_id: str | None, now: datetime) -> None:
+        count = connection.execute(
+            sa.select(sa.func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id)
+        ).scalar_one()
+        connection.execute(
+            conversations.update()
+            .where(conversations.c.id == conversation_id)
+            .values(message_count=count, current_id=current_id if count else None, updated_at=now)
+        )
 
     def rename(self, conversation_id: str, title: str) -> ConversationInfo:
         """Give the conversation a new title (one line, at most 200 characters) and return it.
@@ -347,7 +454,7 @@ class ConversationStore:
     def get(
         self, conversation_id: str, *, include_deleted: bool = False
     ) -> tuple[ConversationInfo, list[Message]]:
-        """Return a conversation and its messages, in order, from one consistent snapshot.
+        """Return a conversation and its shown branch (root first), from one consistent snapshot.
 
         Raises:
             ConversationNotFoundError: If there is no such (live) conversation.
@@ -356,14 +463,75 @@ class ConversationStore:
 
         def work(connection: Connection) -> tuple[ConversationInfo, list[Message]]:
             info = self._require(connection, conversation_id, include_deleted=include_deleted)
-            found = connection.execute(
-                sa.select(messages.c.position, messages.c.role, messages.c.content, messages.c.extra)
+            found = self._rows(connection, conversation_id)
+            thread = set(self._thread(found, info.current_id))
+            return info, [rows.message(conversation_id, row) for row in found if row.message_id in thread]
+
+        return database.run_read(self._engine, work)
+
+    def get_tree(
+        self, conversation_id: str, *, include_deleted: bool = False
+    ) -> tuple[ConversationInfo, list[Node], str | None]:
+        """Return a conversation, its messages with their parents' ids (in order added), and the shown leaf.
+
+        Raises:
+            ConversationNotFoundError: If there is no such (live) conversation.
+            StoreError: If a saved message cannot be read back.
+        """
+
+        def work(connection: Connection) -> tuple[ConversationInfo, list[Node], str | None]:
+            info = self._require(connection, conversation_id, include_deleted=include_deleted)
+            found = self._rows(connection, conversation_id)
+            thread = self._thread(found, info.current_id)
+            nodes = [(rows.message(conversation_id, row), row.parent_id) for row in found]
+            return info, nodes, thread[-1] if thread else None
+
+        return database.run_read(self._engine, work)
+
+    @staticmethod
+    def _rows(connection: Connection, conversation_id: str) -> list[Any]:
+        return list(
+            connection.execute(
+                sa.select(
+                    messages.c.message_id,
+                    messages.c.parent_id,
+                    messages.c.position,
+                    messages.c.role,
+                    messages.c.content,
+                    messages.c.extra,
+                )
                 .where(messages.c.conversation_id == conversation_id)
                 .order_by(messages.c.position)
             )
-            return info, [rows.message(conversation_id, row) for row in found]
+        )
 
-        return database.run_read(self._engine, work)
+    @staticmethod
+    def _thread(found: list[Any], current_id: str | None) -> list[str]:
+        """The shown branch's ids: up from ``current_id``, or from the latest leaf when it is unknown."""
+        links = {row.message_id: row.parent_id for row in found}
+        if current_id not in links:
+            current_id = rows.latest_leaf([(row.message_id, row.parent_id) for row in found])
+        return rows.thread_ids(links, current_id)
+
+    @staticmethod
+    def _links(connection: Connection, conversation_id: str) -> dict[str, str | None]:
+        found = connection.execute(
+            sa.select(messages.c.message_id, messages.c.parent_id).where(
+                messages.c.conversation_id == conversation_id
+            )
+        )
+        return {row.message_id: row.parent_id for row in found}
+
+    @staticmethod
+    def _has_message(connection: Connection, conversation_id: str, message_id: str) -> bool:
+        return (
+            connection.execute(
+                sa.select(messages.c.id).where(
+                    messages.c.conversation_id == conversation_id, messages.c.message_id == message_id
+                )
+            ).first()
+            is not None
+        )
 
     def list(
         self,
@@ -412,17 +580,21 @@ class ConversationStore:
 
     # --- files --------------------------------------------------------------------------------------
     def export_json(self, conversation_id: str | None = None, *, indent: int | None = 2) -> str:
-        """Export one conversation as its JSON transcript, or every live one as ``{"conversations"}``."""
+        """Export one conversation as its JSON transcript, or every live one as ``{"conversations"}``.
+
+        The whole tree is written: each message with its ``id`` and ``parent``, and ``current``, the
+        shown leaf. Markdown (:meth:`export_markdown`) writes the shown branch.
+        """
         if conversation_id is not None:
-            payload: dict[str, Any] = transcripts.conversation_to_dict(*self.get(conversation_id))
+            payload: dict[str, Any] = transcripts.conversation_to_dict(*self.get_tree(conversation_id))
         else:
             payload = {
-                "conversations": [transcripts.conversation_to_dict(*self.get(i.id)) for i in self._all()]
+                "conversations": [transcripts.conversation_to_dict(*self.get_tree(i.id)) for i in self._all()]
             }
         return json.dumps(payload, indent=indent, ensure_ascii=False)
 
     def export_markdown(self, conversation_id: str | None = None) -> str:
-        """Export one conversation, or every live one, as Markdown."""
+        """Export one conversation's shown branch, or every live one's, as Markdown."""
         ids = [conversation_id] if conversation_id is not None else [i.id for i in self._all()]
         return "\n---\n\n".join(transcripts.conversation_to_markdown(*self.get(i)) for i in ids)
 

@@ -2,8 +2,11 @@
 
 Export writes the transcript the CLI already writes, ``{"messages": [...]}``, plus ``title``, ``mode``
 and the conversation's times and model; several conversations are ``{"conversations": [...]}``.
-Import takes those, a bare list of messages, and OpenAI-style messages (``tool`` role, ``tool_calls``
-with JSON-string arguments, content as a list of text parts). Everything is checked before anything is
+Import takes those, a bare list of messages, OpenAI-style messages (``tool`` role, ``tool_calls``
+with JSON-string arguments, content as a list of text parts) and ChatGPT's data export
+(``conversations.json``, see :mod:`.chatgpt_import`). Conversations are trees: each exported message
+has its ``id`` and ``parent``, and ``current`` names the shown leaf; messages without parents form one
+branch. Everything is checked before anything is
 written, and one bad conversation refuses the whole file (see :func:`parse_import`).
 
 Scripts: content is stored as the text it is, and the app renders it as Markdown with raw HTML off
@@ -21,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from workbench.conversation import title_from
+from workbench.conversation import Node, linear, order_tree, title_from
 from workbench.errors import TranscriptError
-from workbench.messages import Message
+from workbench.messages import Message, valid_message_id
 from workbench.modes.code_format import drop_unshowable_images
 from workbench.openai_messages import from_openai
 from workbench.store.active_html import find_active_html
+from workbench.store.chatgpt_import import epoch_time, is_chatgpt, read_chatgpt
 from workbench.store.errors import ImportRefusedError
 from workbench.store.shapes import IMPORT_FATAL, check_message, find_surrogate
 
@@ -49,11 +53,17 @@ class ImportedConversation:
 
     title: str
     mode: str
-    messages: list[Message]
+    nodes: list[Node]
     model: dict[str, Any] | None = None
     conversation_id: str | None = None
     created: datetime | None = None
     updated: datetime | None = None
+    current_id: str | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        """Every message of the tree, parents first."""
+        return [message for message, _ in self.nodes]
 
 
 def make_title(text: str) -> str:
@@ -66,8 +76,12 @@ def clean_title(title: str) -> str:
     return " ".join(_CONTROL.sub(" ", title).split())[:MAX_TITLE_CHARS]
 
 
-def conversation_to_dict(info: Any, messages: list[Message]) -> dict[str, Any]:
-    """Return the export form of one conversation (``info`` is a ``ConversationInfo``)."""
+def conversation_to_dict(info: Any, nodes: list[Node], current_id: str | None) -> dict[str, Any]:
+    """Return the export form of one conversation (``info`` is a ``ConversationInfo``): the whole tree.
+
+    Each message carries its ``id`` and its ``parent`` (null for a first message), parents first;
+    ``current`` is the shown leaf.
+    """
     return {
         "id": info.id,
         "title": info.title,
@@ -75,7 +89,8 @@ def conversation_to_dict(info: Any, messages: list[Message]) -> dict[str, Any]:
         "model": info.model,
         "created": info.created.isoformat(),
         "updated": info.updated.isoformat(),
-        "messages": [message.to_dict() for message in messages],
+        "current": current_id,
+        "messages": [{**message.to_dict(), "id": message.id, "parent": parent} for message, parent in nodes],
     }
 
 
@@ -136,7 +151,9 @@ def parse_import(
         raise ImportRefusedError(f"The import is not valid JSON ({exc}); check the file.") from None
     except RecursionError:
         raise ImportRefusedError("The import is nested too deeply to be a transcript.") from None
-    if isinstance(payload, dict) and "conversations" in payload:
+    if isinstance(payload, list) and payload and all(is_chatgpt(item) for item in payload):
+        items = payload  # ChatGPT's conversations.json: a list of conversations with a "mapping"
+    elif isinstance(payload, dict) and "conversations" in payload:
         items = payload["conversations"]
         if not isinstance(items, list):
             raise ImportRefusedError('"conversations" must be a list of conversations.')
@@ -173,25 +190,39 @@ def _parse_conversation(item: Any, number: int, notes: list[str]) -> ImportedCon
         item = {"messages": item}
     if not isinstance(item, dict):
         raise ImportRefusedError(f"{where} must be a JSON object, got {type(item).__name__}.")
+    chatgpt = is_chatgpt(item)
     raw_messages = item.get("messages")
-    if not isinstance(raw_messages, list):
+    if not chatgpt and not isinstance(raw_messages, list):
         raise ImportRefusedError(f'{where} needs "messages": a list of messages.')
-    if len(raw_messages) > MAX_MESSAGES:
+    if isinstance(raw_messages, list) and len(raw_messages) > MAX_MESSAGES:
         raise ImportRefusedError(f"{where} has {len(raw_messages)} messages, over {MAX_MESSAGES}.")
     title, mode, model = item.get("title", ""), item.get("mode", "chat"), item.get("model")
+    if title is None and chatgpt:
+        title = ""
     if not isinstance(title, str):
         raise ImportRefusedError(f'{where}: "title" must be a string.')
     if mode not in MODES:
         raise ImportRefusedError(f'{where}: "mode" must be one of {", ".join(MODES)}, got {mode!r}.')
     if model is not None and not isinstance(model, dict):
         raise ImportRefusedError(f'{where}: "model" must be an object.')
-    conversation_id = item.get("id")
+    conversation_id = item.get("id", item.get("conversation_id") if chatgpt else None)
     if not (isinstance(conversation_id, str) and valid_id(conversation_id)):
         conversation_id = None
     surrogate = find_surrogate(item)
     if surrogate is not None:
         raise ImportRefusedError(f"{where}, {_field_place(surrogate)}: {_SURROGATE}")
-    messages = drop_unshowable_images(_parse_messages(raw_messages, where, notes))  # issue 24: image bombs
+    if chatgpt:
+        try:
+            nodes, current = read_chatgpt(item, where, notes, MAX_MESSAGES)
+        except TranscriptError as exc:
+            text = str(exc)
+            raise ImportRefusedError(f"{where} (a ChatGPT export), {text[0].lower() + text[1:]}") from None
+        created, updated = epoch_time(item.get("create_time")), epoch_time(item.get("update_time"))
+    else:
+        nodes = _parse_tree(raw_messages, where, notes)
+        current = item.get("current") if isinstance(item.get("current"), str) else None
+        created, updated = parse_time(item.get("created")), parse_time(item.get("updated"))
+    messages = drop_unshowable_images([m for m, _ in nodes])  # issue 24: image bombs
     for label, text in [("title", title)] + [(f"message {i}", m.content) for i, m in enumerate(messages, 1)]:
         found = find_active_html(text)
         if found:
@@ -203,14 +234,29 @@ def _parse_conversation(item: Any, number: int, notes: list[str]) -> ImportedCon
         first_user = next((m.content for m in messages if m.role.value == "user"), "")
         title = make_title(first_user)
     return ImportedConversation(
-        clean_title(title),
-        mode,
-        messages,
-        model,
-        conversation_id,
-        parse_time(item.get("created")),
-        parse_time(item.get("updated")),
+        clean_title(title), mode, nodes, model, conversation_id, created, updated, current
     )
+
+
+def _parse_tree(raw_messages: list[Any], where: str, notes: list[str]) -> list[Node]:
+    """The messages of an import as a tree: by their ``parent`` fields, else as one branch."""
+    messages = _parse_messages(raw_messages, where, notes)
+    linked = len(messages) == len(raw_messages) and any(
+        isinstance(raw, dict) and "parent" in raw for raw in raw_messages
+    )
+    try:
+        if not linked:
+            return order_tree(linear(messages))  # checks that the ids are distinct
+        nodes: list[Node] = []
+        for index, (raw, message) in enumerate(zip(raw_messages, messages, strict=True), 1):
+            parent = raw.get("parent")
+            if parent is not None and not valid_message_id(parent):
+                raise TranscriptError(f"message {index}: 'parent' must be a message id or null.")
+            nodes.append((message, parent))
+        return order_tree(nodes)
+    except TranscriptError as exc:
+        text = str(exc)
+        raise ImportRefusedError(f"{where}, {text[0].lower() + text[1:]} Fix the file and import again.") from None
 
 
 def _parse_messages(raw_messages: list[Any], where: str, notes: list[str]) -> list[Message]:
