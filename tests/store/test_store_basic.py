@@ -13,6 +13,7 @@ import pytest
 from workbench.execution_record import ExecutionRecord, OutputRecord
 from workbench.messages import InvalidCall, Message, Role, ToolCall
 from workbench.store import ConversationNotFoundError, ConversationStore, StoreError, make_title
+from workbench.store.errors import ConversationConflictError
 
 
 def _user(text: str) -> Message:
@@ -69,32 +70,37 @@ def test_model_spec_dataclass_is_stored_as_json(store: ConversationStore) -> Non
     assert store.info(info.id).model == {"path": "/models/x", "device": "cpu"}
 
 
-def test_append_mirrors_the_history_list(store: ConversationStore) -> None:
+def test_append_continues_the_shown_branch_and_an_earlier_position_branches(store: ConversationStore) -> None:
     info = store.create("chat", title="kept title")
     for position, text in enumerate(["q1", "a1", "q2", "a2"]):
         store.append(info.id, position, Message(Role.USER if position % 2 == 0 else Role.ASSISTANT, text))
-    store.append(info.id, 3, Message(Role.ASSISTANT, "a2 regenerated"))  # regenerate: replaces the last
+    store.append(info.id, 3, Message(Role.ASSISTANT, "a2 regenerated"))  # a sibling of a2, now shown
     assert [m.content for m in store.get(info.id)[1]] == ["q1", "a1", "q2", "a2 regenerated"]
-    store.append(info.id, 1, Message(Role.ASSISTANT, "edited"))  # an earlier position drops what follows
+    store.append(info.id, 1, Message(Role.ASSISTANT, "edited"))  # a new branch at 1; the old one stays
     assert [m.content for m in store.get(info.id)[1]] == ["q1", "edited"]
     assert store.info(info.id).title == "kept title"
+    assert store.info(info.id).message_count == 6  # every branch counts
     with pytest.raises(StoreError, match="holds 2 messages"):
         store.append(info.id, 5, _user("gap"))
-    assert store.info(info.id).message_count == 2
+    with pytest.raises(ConversationConflictError, match="shows 2 messages, not 4"):
+        store.append(info.id, 4, _user("stale"), expected_count=4)
+    assert store.info(info.id).message_count == 6
 
 
-def test_truncate_replace_and_save_all(store: ConversationStore) -> None:
+def test_replace_clear_and_save_all(store: ConversationStore) -> None:
     info = store.create("tool")
-    store.save_all(info.id, [_user("one"), Message(Role.ASSISTANT, "two"), _user("three")])
-    assert store.info(info.id).title == "one"
-    store.replace(info.id, 1, Message(Role.ASSISTANT, "TWO"))
-    store.truncate(info.id, 2)
-    assert [m.content for m in store.get(info.id)[1]] == ["one", "TWO"]
-    assert store.info(info.id).message_count == 2
-    store.truncate(info.id, 0)
-    assert store.get(info.id)[1] == []
-    with pytest.raises(ConversationNotFoundError, match="no message 0"):
-        store.replace(info.id, 0, _user("x"))
+    one, two, three = _user("one"), Message(Role.ASSISTANT, "two"), _user("three")
+    store.save_all(info.id, [one, two, three])
+    assert store.info(info.id).title == "one" and store.info(info.id).current_id == three.id
+    upper = Message(Role.ASSISTANT, "TWO")
+    store.replace(info.id, two.id, upper)  # a new id: the child follows it
+    _info, nodes, current = store.get_tree(info.id)
+    assert [(m.content, parent) for m, parent in nodes] == [("one", None), ("TWO", one.id), ("three", upper.id)]
+    assert current == three.id
+    store.clear(info.id)
+    assert store.get(info.id)[1] == [] and store.info(info.id).message_count == 0
+    with pytest.raises(ConversationNotFoundError, match="no message"):
+        store.replace(info.id, one.id, _user("x"))
 
 
 def test_rename_delete_restore_purge(store: ConversationStore) -> None:

@@ -33,20 +33,49 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class OtherWriterFirst(io.StringIO):
-    """Standard input; before the first line is read, another program writes to the conversation."""
+    """Standard input; before the first line is read, another program changes the conversation.
 
-    def __init__(self, text: str, conversation_id: str) -> None:
+    It writes a message after the last one, or (``delete``) deletes the last answer.
+    """
+
+    def __init__(self, text: str, conversation_id: str, *, delete: bool = False) -> None:
         super().__init__(text)
         self.conversation_id = conversation_id
+        self.delete = delete
         self.done = False
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
         if not self.done:
             self.done = True
             with ConversationStore.open() as store:  # another process would open its own store
-                count = store.info(self.conversation_id).message_count
-                store.append(self.conversation_id, count, Message(Role.USER, "written in a browser tab"))
+                _info, thread = store.get(self.conversation_id)
+                if self.delete:
+                    store.delete_messages(self.conversation_id, [thread[-1].id], thread[-2].id)
+                else:
+                    store.append(self.conversation_id, len(thread), Message(Role.USER, "written in a browser tab"))
         return super().readline(size if size is not None else -1)
+
+
+def test_resume_while_another_program_writes_keeps_both_as_branches(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ConversationStore.open() as store:
+        info = store.create("chat", title="Colours")
+        store.save_all(info.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
+    backend = ScriptedBackend("Blue.", chunk_chars=None, context_length=100_000)
+    monkeypatch.setattr(
+        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
+    )
+    out, err = io.StringIO(), io.StringIO()
+    status = chat_command.run_chat(_chat_args("--resume", info.id[:8]), OtherWriterFirst("Another one?\nstop\n", info.id), out, err)
+    assert status == 0, err.getvalue()
+    with ConversationStore.open() as store:
+        assert [i.id for i in store.list()] == [info.id]  # no copy
+        _info, nodes, _current = store.get_tree(info.id)
+        shown = [m.content for m in store.get(info.id)[1]]
+    assert shown == ["Name a colour.", "Red.", "Another one?", "Blue."]
+    assert "written in a browser tab" in [m.content for m, _ in nodes]  # the other writer's kept, as a sibling
+    assert "goes on as a copy" not in err.getvalue()
 
 
 def test_resume_says_when_the_chat_goes_on_as_a_copy(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,14 +87,14 @@ def test_resume_says_when_the_chat_goes_on_as_a_copy(data_dir: Path, monkeypatch
         chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
     )
     out, err = io.StringIO(), io.StringIO()
-    stdin = OtherWriterFirst("Another one?\nstop\n", info.id)
+    stdin = OtherWriterFirst("Another one?\nstop\n", info.id, delete=True)
     status = chat_command.run_chat(_chat_args("--resume", info.id[:8]), stdin, out, err)
     assert status == 0, err.getvalue()
     with ConversationStore.open() as store:
         [copy] = [i for i in store.list() if i.id != info.id]
         original = [m.content for m in store.get(info.id)[1]]
         copied = [m.content for m in store.get(copy.id)[1]]
-    assert original == ["Name a colour.", "Red.", "written in a browser tab"]  # the other writer's kept
+    assert original == ["Name a colour."]  # the other writer's deletion stands
     assert copied == ["Name a colour.", "Red.", "Another one?", "Blue."] and copy.title == "Colours (copy)"
     notice = [line for line in err.getvalue().splitlines() if "goes on as a copy" in line]
     assert notice == [

@@ -90,7 +90,8 @@ def test_the_chat_loop_announces_its_draft() -> None:
     session.history.subscribe(changes.append)
     list(session.send("Hi").text())
     drafts = [c for c in changes if isinstance(c, Drafted)]
-    assert drafts and drafts[-1] == Drafted(1, "Hello there") and all(d.index == 1 for d in drafts)
+    asked = session.messages[0]
+    assert drafts and drafts[-1] == Drafted(1, "Hello there", asked.id) and all(d.index == 1 for d in drafts)
 
 
 def test_ask_save_killed_mid_answer_keeps_all_but_the_last_second(tmp_path: Path) -> None:

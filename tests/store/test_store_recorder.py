@@ -97,7 +97,7 @@ def test_a_reopened_conversation_goes_on_where_it_was(store: ConversationStore) 
     assert store.info(reopened.id).message_count == 4
 
 
-def test_two_tabs_on_one_conversation_keep_both(store: ConversationStore) -> None:
+def test_two_tabs_on_one_conversation_keep_both_as_branches(store: ConversationStore) -> None:
     first = chat("One.")
     ConversationRecorder.attach(store, first.history)
     list(first.send("first").text())
@@ -105,13 +105,29 @@ def test_two_tabs_on_one_conversation_keep_both(store: ConversationStore) -> Non
     recorder_a = ConversationRecorder.attach(store, tab_a, saved=True)
     recorder_b = ConversationRecorder.attach(store, tab_b, saved=True)
     tab_a.append(Message(Role.USER, "from tab A"))
-    tab_b.append(Message(Role.USER, "from tab B"))  # the saved one has changed: B goes on as a copy
+    tab_b.append(Message(Role.USER, "from tab B"))  # a sibling of A's message in the saved tree
     tab_b.append(Message(Role.ASSISTANT, "answer in B"))
-    assert recorder_a.forked_from is None and recorder_b.forked_from == first.history.id
-    assert tab_b.id != first.history.id and tab_b.title == "first (copy)"
-    assert [c for _r, c in saved(store, first.history.id)] == ["first", "One.", "from tab A"]
-    assert [c for _r, c in saved(store, tab_b.id)] == ["first", "One.", "from tab B", "answer in B"]
-    assert store.info(tab_b.id).title == "first (copy)"
+    assert recorder_a.forked_from is None and recorder_b.forked_from is None
+    assert [c for _r, c in saved(store, first.history.id)] == ["first", "One.", "from tab B", "answer in B"]
+    reopened = load_conversation(store, first.history.id)
+    a_message = next(m for m, _ in reopened.nodes() if m.content == "from tab A")
+    assert reopened.branch_position(a_message.id) == (1, 2)  # nothing lost: one pager step away
+    reopened.switch(a_message.id)
+    assert [m.content for m in reopened.snapshot()] == ["first", "One.", "from tab A"]
+
+
+def test_a_tab_whose_branch_was_deleted_elsewhere_goes_on_as_a_copy(store: ConversationStore) -> None:
+    first = chat("One.")
+    ConversationRecorder.attach(store, first.history)
+    list(first.send("first").text())
+    tab_a, tab_b = load_conversation(store, first.history.id), load_conversation(store, first.history.id)
+    ConversationRecorder.attach(store, tab_a, saved=True)
+    recorder_b = ConversationRecorder.attach(store, tab_b, saved=True)
+    tab_a.delete_branch(tab_a.snapshot()[1].id)  # tab A deletes the answer
+    tab_b.append(Message(Role.USER, "from tab B"))  # B's parent is gone from the store: B goes on as a copy
+    assert recorder_b.forked_from == first.history.id and tab_b.title == "first (copy)"
+    assert [c for _r, c in saved(store, first.history.id)] == ["first"]
+    assert [c for _r, c in saved(store, tab_b.id)] == ["first", "One.", "from tab B"]
 
 
 def test_threads_changing_one_conversation_end_saved_as_it_is(store: ConversationStore) -> None:

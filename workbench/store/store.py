@@ -110,6 +110,7 @@ class ConversationStore:
             "updated_at": now,
             "deleted_at": None,
             "message_count": 0,
+            "current_id": None,
         }
 
         def work(connection: Connection) -> None:
@@ -490,20 +491,32 @@ class ConversationStore:
 
     @staticmethod
     def _rows(connection: Connection, conversation_id: str) -> list[Any]:
-        return list(
-            connection.execute(
-                sa.select(
-                    messages.c.message_id,
-                    messages.c.parent_id,
-                    messages.c.position,
-                    messages.c.role,
-                    messages.c.content,
-                    messages.c.extra,
-                )
-                .where(messages.c.conversation_id == conversation_id)
-                .order_by(messages.c.position)
+        """The conversation's message rows in the order added; rows without ids continue the list.
+
+        A row without a ``message_id`` (written by an older release or another program, which know no
+        tree) gets ``row-N`` (its row number) as its id, and the row before it as its parent.
+        """
+        found = connection.execute(
+            sa.select(
+                messages.c.id,
+                messages.c.message_id,
+                messages.c.parent_id,
+                messages.c.position,
+                messages.c.role,
+                messages.c.content,
+                messages.c.extra,
             )
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.position)
         )
+        out: list[Any] = []
+        before: str | None = None
+        for row in found:
+            if row.message_id is None:
+                row = rows.RowView({**row._asdict(), "message_id": f"row-{row.id}", "parent_id": before})
+            out.append(row)
+            before = row.message_id
+        return out
 
     @staticmethod
     def _thread(found: list[Any], current_id: str | None) -> list[str]:
