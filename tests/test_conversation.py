@@ -13,11 +13,11 @@ import pytest
 
 from workbench.conversation import (
     Appended,
+    BranchDeleted,
     Cleared,
     Conversation,
     HistoryChange,
     Mode,
-    BranchDeleted,
     TitleChanged,
     title_from,
 )

@@ -48,7 +48,7 @@ def test_regenerate_keeps_the_old_answer_as_a_sibling_and_the_pager_counts_them(
 
 
 def test_edit_adds_a_sibling_user_message_and_the_old_branch_stays_reachable():
-    conversation, question, first = _chat()
+    conversation, question, _first = _chat()
     conversation.append(Message(Role.USER, "q2"))
     conversation.append(Message(Role.ASSISTANT, "a3"))
     edited = conversation.edit(question.id, "q1 edited")
@@ -83,7 +83,7 @@ def test_only_user_messages_are_edited_and_only_answers_regenerated():
         conversation.regenerate(question.id)
     with pytest.raises(BranchError, match="empty"):
         conversation.edit(question.id, "   ")
-    with pytest.raises(BranchError, match="has no message 'nope'.*reload"):
+    with pytest.raises(BranchError, match=r"has no message 'nope'.*reload"):
         conversation.switch("nope")
     assert _texts(conversation) == ["q1", "a1"] and conversation.node_count() == 2
 

@@ -145,3 +145,48 @@ def test_history_import_of_a_good_file_still_works(data_dir: Path, tmp_path: Pat
     good.write_text('{"messages": [{"role": "user", "content": "hi"}]}')
     status, out, err = run_main("history", "import", str(good))
     assert status == 0 and out.startswith("Imported ") and err == ""
+
+
+def _branched_saved() -> tuple[str, Message]:
+    """A saved chat whose shown branch is the older answer (1/2): q -> a1 (shown), q -> a2."""
+    with ConversationStore.open() as store:
+        info = store.create("chat", title="Branches")
+        question, first = Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")
+        store.save_all(info.id, [question, first])
+        store.append(info.id, 1, Message(Role.ASSISTANT, "Green."))  # a regenerated sibling, now shown
+        store.set_current(info.id, first.id)  # the user paged back to 1/2
+        return info.id, first
+
+
+def test_resume_continues_the_shown_branch(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conversation_id, _first = _branched_saved()
+    backend = ScriptedBackend("Blue.", chunk_chars=None, context_length=100_000)
+    monkeypatch.setattr(
+        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
+    )
+    out, err = io.StringIO(), io.StringIO()
+    status = chat_command.run_chat(_chat_args("--resume", conversation_id), io.StringIO("Another?\nstop\n"), out, err)
+    assert status == 0, err.getvalue()
+    with ConversationStore.open() as store:
+        shown = [m.content for m in store.get(conversation_id)[1]]
+    assert shown == ["Name a colour.", "Red.", "Another?", "Blue."]
+
+
+def test_history_show_tree_and_fork(data_dir: Path) -> None:
+    conversation_id, _first = _branched_saved()
+    status, out, _err = run_main("history", "show", conversation_id[:8], "--tree")
+    assert status == 0, _err
+    lines = out.splitlines()
+    assert "3 messages; * the shown branch" in lines[0]
+    assert [line.startswith("*") for line in lines[1:]] == [True, True, False]
+    assert "Red. [1/2]" in lines[2] and "Green. [2/2]" in lines[3]
+    status, out, _err = run_main("history", "show", conversation_id[:8])
+    assert "Red." in out and "Green." not in out  # the shown branch
+    status, out, _err = run_main("history", "fork", conversation_id[:8], "--at", "1")
+    assert status == 0 and out.startswith("Forked into ") and "Branches (branch)" in out
+    fork_id = out.split()[2]
+    with ConversationStore.open() as store:
+        assert [m.content for m in store.get(fork_id)[1]] == ["Name a colour."]
+        assert len(store.get_tree(conversation_id)[1]) == 3  # the original is untouched
+    status, _out, err = run_main("history", "fork", conversation_id[:8], "--at", "9")
+    assert status != 0 and "has 2 messages; give --at between 1 and 2" in err

@@ -34,9 +34,17 @@ def add_history_parser(history: argparse.ArgumentParser) -> None:
     listing.add_argument("--limit", type=int, default=30, help="at most this many (default 30)")
     listing.add_argument("--deleted", action="store_true", help="list deleted (restorable) conversations")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    show = actions.add_parser("show", help="print a conversation (Markdown, or the transcript with --json)")
+    show = actions.add_parser(
+        "show", help="print a conversation's shown branch (Markdown; --json: the whole tree; --tree: drawn)"
+    )
     show.add_argument("id")
-    show.add_argument("--json", action="store_true", help="print the JSON transcript")
+    show.add_argument("--json", action="store_true", help="print the JSON transcript (every branch)")
+    show.add_argument("--tree", action="store_true", help="draw every branch, marking the shown one with *")
+    fork = actions.add_parser("fork", help="copy a conversation up to a message into a new conversation")
+    fork.add_argument("id")
+    fork.add_argument(
+        "--at", type=int, required=True, metavar="N", help="the N-th message of the shown branch (1 = first)"
+    )
     export = actions.add_parser("export", help="export a conversation, or all of them, as JSON or Markdown")
     export.add_argument("id", nargs="?", help="the conversation (all of them when left out)")
     export.add_argument("-o", "--output", metavar="FILE", help="write FILE (.md: Markdown) instead of stdout")
@@ -69,8 +77,17 @@ def run_history(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
             conversation_id = store.resolve_id(args.id)
             if args.json:
                 print(store.export_json(conversation_id), file=out)
+            elif args.tree:
+                from workbench.store.tree_text import draw_tree
+
+                info, nodes, current = store.get_tree(conversation_id)
+                print(f"{info.title or '(untitled)'}  ({info.id}, {len(nodes)} messages; * the shown branch)", file=out)
+                out.write(draw_tree(nodes, current))
             else:
                 out.write(store.export_markdown(conversation_id))
+        elif action == "fork":
+            info = store.fork(store.resolve_id(args.id), at=args.at)
+            print(f"Forked into {_line(info)}", file=out)
         elif action == "export":
             _export(store, args, out, err)
         elif action == "import":

@@ -591,6 +591,27 @@ class ConversationStore:
             statement = statement.where(conversations.c.mode == mode)
         return database.run_read(self._engine, lambda c: int(c.execute(statement).scalar_one()))
 
+    def fork(self, conversation_id: str, *, at: int) -> ConversationInfo:
+        """Copy a conversation's shown branch up to its ``at``-th message (1 = first) into a new one.
+
+        Raises:
+            ConversationNotFoundError: If there is no such conversation.
+            StoreError: If the shown branch has no ``at``-th message.
+        """
+        from workbench.store.reopen import load_conversation
+
+        conversation = load_conversation(self, conversation_id)
+        thread = conversation.snapshot()
+        if not 1 <= at <= len(thread):
+            raise StoreError(
+                f"Conversation {conversation_id}'s shown branch has {len(thread)} messages; give --at "
+                f"between 1 and {len(thread)}."
+            )
+        copy = conversation.fork(thread[at - 1].id)
+        info = self.create(copy.mode, copy.title, self.info(conversation_id).model, conversation_id=copy.id)
+        self.save_tree(copy.id, copy.nodes(), copy.current_id)
+        return self.info(info.id)
+
     # --- files --------------------------------------------------------------------------------------
     def export_json(self, conversation_id: str | None = None, *, indent: int | None = 2) -> str:
         """Export one conversation as its JSON transcript, or every live one as ``{"conversations"}``.
