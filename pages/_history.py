@@ -20,7 +20,7 @@ from workbench.errors import USER_ERRORS
 from workbench.modes.code import CodeSession
 from workbench.safe_markdown import images_as_links
 from workbench.shared import process_resource
-from workbench.store import ConversationStore, default_url
+from workbench.store import ConversationStore, StoreError, default_url
 from workbench.store.page_history import HoldsHistory, PageHistory
 from workbench.store.reopen import NEW_KERNEL_NOTE, code_cells, rerun_cells
 
@@ -52,6 +52,18 @@ def _act(action: Callable[[], object], loop: HoldsHistory) -> None:
         action()
     except USER_ERRORS as exc:
         st.session_state["history_error"] = str(exc)
+    _set_url(loop.history)
+
+
+def open_fork(history: PageHistory | None, loop: HoldsHistory, message_id: str) -> None:
+    """Branch into a new conversation holding the thread up to ``message_id``, and open it here.
+
+    Raises:
+        WorkbenchError: If the conversation cannot be saved, or has no such message.
+    """
+    if history is None:
+        raise StoreError("Conversations are not saved here, so a branch cannot become a conversation.")
+    history.fork(loop, message_id)
     _set_url(loop.history)
 
 

@@ -1,9 +1,10 @@
-"""Chat: multi-turn chat with streaming, Stop, regenerate and clear."""
+"""Chat: multi-turn chat with streaming, Stop, edit, regenerate (kept as branches, with a pager) and clear."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
 from pages._common import (
     current_model,
     sampling_controls,
@@ -17,7 +18,7 @@ from pages._history import conversation_sidebar
 from pages._login import login_gate
 from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
-from workbench.messages import Role
+from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
 
 login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
@@ -27,7 +28,7 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
-conversation_sidebar(Mode.CHAT, session)
+history = conversation_sidebar(Mode.CHAT, session)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings(), session.settings)
@@ -41,15 +42,37 @@ if clear:
 turn: Turn | None = None
 if regenerate:
     try:
-        turn = session.regenerate()  # before the history is drawn, so the dropped answer is not shown
+        turn = session.regenerate()  # before the history is drawn, so the answer being replaced is not shown
     except WorkbenchError as exc:
         show_error(exc)
 
+
+def start(action: BranchAction) -> Turn:
+    """Run the Edit or Regenerate a click asked for (a new sibling; the old stays a page away)."""
+    if action.kind == "edit":
+        return session.edit(action.message_id, action.text)
+    return session.regenerate(action.message_id)
+
+
+started = run_action(take_action("chat"), start)  # before the history is drawn, as Regenerate above
+turn = started if isinstance(started, Turn) else turn
+branch_error()
+
+
+def show_user(message: Message) -> None:
+    show_markdown(message.content or "*(no text)*")
+
+
 for message in session.messages:
     with st.chat_message(message.role.value):
+        if message.role is Role.USER:
+            user_message(session, history, message, "chat", show_user)
+            continue
         show_markdown(message.content or "*(no text)*")
         if message.role is Role.ASSISTANT:
             stats_caption(message)
+            if not session.busy:
+                answer_controls(session, history, message, "chat")
 
 prompt = st.chat_input("Message the model", submit_mode="stop", key="chat_input")
 if prompt is not None:

@@ -15,6 +15,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kernel import FileInfo, KernelLease, KernelPool
 from kernel.outputs import image_problem
+from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
 from pages._common import (
     current_model,
     rerun_when_behind,
@@ -260,6 +261,8 @@ def restart_clicked() -> None:
     after_action(note)
 
 
+RERUNS_CODE = "Regenerate runs this answer's code again, in the kernel as it is now."
+
 login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
 st.title("Code interpreter")
 model = current_model()
@@ -341,16 +344,54 @@ with cells_tab:
             st.code(record.code, language="python")
             show_cell(record)
 
+def start(action: BranchAction) -> CodeTurn:
+    """Run the Edit or Regenerate a click asked for (a new sibling; the old stays a page away)."""
+    if action.kind == "edit":
+        return session.edit(action.message_id, action.text)
+    return session.regenerate(action.message_id)
+
+
+def show_user(message: Message) -> None:
+    show_markdown(message.content or "*(no text)*")
+
+
+def rerun_branch_clicked() -> None:
+    try:
+        report = session.rerun_branch()
+    except USER_ERRORS as exc:
+        st.session_state["code_action_error"] = str(exc)
+    else:
+        st.session_state["code_rerun_report"] = report.summary()
+
+
 with chat_tab:
     reopened_code_notice(history, session.run_user_cell, session)
+    started = run_action(take_action("code"), start)  # before the history is drawn
+    branch_error()
+    if (kernel_note := session.kernel_branch_note()) is not None:
+        st.warning(kernel_note, icon=":material/account_tree:")
+        st.button("Re-run this branch's cells", key="code_branch_rerun", on_click=rerun_branch_clicked)
+    if report_line := st.session_state.pop("code_rerun_report", None):
+        st.success(report_line + " See them under “Your cells”.")
     conversation = st.container()  # above the input, which a tab shows inline
     prompt = st.chat_input(
         "Ask for something to compute, analyse or plot", key="code_input", submit_mode="stop"
     )
     with conversation:
-        for message in session.messages:
+        thread = session.messages
+        answer_start: Message | None = None  # the first message of the answer being drawn
+        for index, message in enumerate(thread):
+            if message.role is Role.USER:
+                with st.chat_message("user"):
+                    user_message(session, history, message, "code", show_user)
+                answer_start = None
+                continue
             show_message(message)
-        turn: CodeTurn | None = None
+            answer_start = answer_start or message
+            last_of_answer = index + 1 == len(thread) or thread[index + 1].role is Role.USER
+            if last_of_answer and not session.busy and answer_start.role is Role.ASSISTANT:
+                answer_controls(session, history, answer_start, "code", note=RERUNS_CODE)
+        turn: CodeTurn | None = started if isinstance(started, CodeTurn) else None
         if prompt is not None:
             with st.chat_message("user"):
                 show_markdown(prompt)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import streamlit as st
 
+from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
 from pages._common import current_model, sampling_controls, show_error, show_markdown, stats_caption
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
 from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
+from workbench.messages import Message, Role
+from workbench.modes.events import Event
 from workbench.modes.tool import ToolChoice
 from workbench.modes.tool_steps import group_exchanges
 
@@ -18,7 +23,7 @@ st.title("Tool")
 model = current_model()
 session = tool_session(model)
 session.stop()  # a turn left running by a stopped script ends here, its partial answer kept
-conversation_sidebar(Mode.TOOL, session)
+history = conversation_sidebar(Mode.TOOL, session)
 
 session.system_prompt = st.sidebar.text_area(
     "System prompt",
@@ -54,10 +59,28 @@ loading_status(session.registry)
 with st.expander("Tools", expanded=False):
     tools_panel(session, "tool_panel")
 
+RERUNS_TOOLS = "Regenerate runs this answer's tool calls again, and so does Edit: tools may have side effects."
+
+
+def start(action: BranchAction) -> Generator[Event, None, None]:
+    """Run the Edit or Regenerate a click asked for (a new sibling; the old stays a page away)."""
+    if action.kind == "edit":
+        return session.edit(action.message_id, action.text)
+    return session.regenerate(action.message_id)
+
+
+started = run_action(take_action("tool"), start)  # before the history is drawn
+branch_error()
+
+
+def show_user(message: Message) -> None:
+    show_markdown(message.content)
+
+
 for exchange in group_exchanges(session.messages):
     if exchange.user is not None:
         with st.chat_message("user"):
-            show_markdown(exchange.user.content)
+            user_message(session, history, exchange.user, "tool", show_user)
     if exchange.replies:
         with st.chat_message("assistant"):
             for reply in exchange.replies:
@@ -66,6 +89,14 @@ for exchange in group_exchanges(session.messages):
                 for step in reply.calls:
                     show_call(step)
             stats_caption(exchange.replies[-1].message)
+            calls = any(reply.calls for reply in exchange.replies)
+            if not session.busy and exchange.replies[0].message.role is Role.ASSISTANT:
+                answer_controls(session, history, exchange.replies[0].message, "tool", note=RERUNS_TOOLS)
+                if calls:
+                    st.caption(RERUNS_TOOLS)
+if isinstance(started, Generator):
+    with st.chat_message("assistant"):
+        live_turn(started)
 
 prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
 if prompt is not None:

@@ -122,6 +122,20 @@ class PageHistory:
         self.reopened, self.last_deleted = None, None
         return conversation
 
+    def fork(self, loop: HoldsHistory, message_id: str) -> Conversation:
+        """Branch into a new conversation: the open one's thread up to ``message_id``, saved and opened.
+
+        Raises:
+            BranchError: If the open conversation has no such message.
+            StoreError: If the new conversation cannot be saved.
+        """
+        copy = loop.history.fork(message_id)
+        self._switch(loop, copy, saved=False)
+        if self.recorder is not None:
+            self.recorder.save_now()
+        self.reopened, self.last_deleted = None, None
+        return copy
+
     def delete(self, loop: HoldsHistory) -> None:
         """Delete the open conversation (undo with :meth:`undo_delete`) and start a new one."""
         current = loop.history
