@@ -223,6 +223,28 @@ def show_error(exc: Exception) -> None:
     st.error(images_as_links(str(exc)))
 
 
+_KEPT = "turn_notices"
+_BOXES = {"error": st.error, "warning": st.warning}
+
+
+def turn_notice(level: str, text: str) -> None:
+    """Show a notice of a turn being drawn, and again after :func:`end_turn`'s rerun (images as links)."""
+    text = images_as_links(text)
+    _BOXES.get(level, st.info)(text)
+    st.session_state.setdefault(_KEPT, []).append((level, text))
+
+
+def end_turn() -> None:
+    """A turn has been drawn as it ran: rerun, so that it is drawn with its controls (Edit, the pager...)."""
+    st.rerun()
+
+
+def kept_notices() -> None:
+    """Show again, once, the notices of the turn drawn before :func:`end_turn`'s rerun."""
+    for level, text in st.session_state.pop(_KEPT, []):
+        _BOXES.get(level, st.info)(text)
+
+
 def show_markdown(text: str, where: Any = st) -> None:
     """Markdown from a conversation (imports, models, tools, the user): images show as links, never fetched."""
     where.markdown(images_as_links(text))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import streamlit as st
 
-from pages._common import session_object, show_error, show_markdown, stats_caption
+from pages._common import session_object, show_markdown, stats_caption, turn_notice
 from pages._login import signed_in
 from tools import ToolRegistry, default_registry
 from tools.mcp_config import CONFIG_VARIABLE
@@ -103,7 +103,7 @@ def live_turn(events: Generator[Event, None, None]) -> None:
                 text += event.text
                 show_markdown(text + "▌", area)
             elif isinstance(event, Notice):
-                (st.error if event.level == "error" else st.warning)(images_as_links(event.text))
+                turn_notice("error" if event.level == "error" else "warning", event.text)
             elif isinstance(event, MessageDone) and event.message.role is Role.ASSISTANT:
                 if event.message.content:
                     show_markdown(event.message.content, area)
@@ -126,7 +126,7 @@ def live_turn(events: Generator[Event, None, None]) -> None:
                     label=call_label(step), state="error" if step.failed else "complete", expanded=False
                 )
     except WorkbenchError as exc:
-        show_error(exc)
+        turn_notice("error", str(exc))
     finally:
         events.close()  # also runs when Stop ends the script: the generation halts, the partial text is kept
 

@@ -7,12 +7,15 @@ import streamlit as st
 from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
 from pages._common import (
     current_model,
+    end_turn,
+    kept_notices,
     sampling_controls,
     session_object,
     show_error,
     show_markdown,
     stats_caption,
     stream_markdown,
+    turn_notice,
 )
 from pages._history import conversation_sidebar
 from pages._login import login_gate
@@ -88,7 +91,9 @@ if turn is not None:
         try:
             stream_markdown(turn.text())
         except WorkbenchError as exc:
-            show_error(exc)
+            turn_notice("error", str(exc))
         finally:
             reply = turn.close()  # also runs when Stop ends the script: the generation halts here
         stats_caption(reply)
+    end_turn()
+kept_notices()

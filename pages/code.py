@@ -18,12 +18,15 @@ from kernel.outputs import image_problem
 from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
 from pages._common import (
     current_model,
+    end_turn,
+    kept_notices,
     rerun_when_behind,
     sampling_controls,
     session_object,
     show_error,
     show_markdown,
     stats_caption,
+    turn_notice,
 )
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from pages._login import login_gate
@@ -35,7 +38,6 @@ from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, release_whe
 from workbench.modes.code_format import sandboxed_html, split_code
 from workbench.modes.code_runs import CodeRun
 from workbench.modes.events import MessageDone, Notice, TextDelta
-from workbench.safe_markdown import images_as_links
 
 # Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it.
 INTERRUPT_WAIT_S = 5.0
@@ -165,7 +167,7 @@ def show_turn(turn: CodeTurn) -> None:
             slot, text = st.empty(), ""
             show_status()
         elif isinstance(event, Notice):
-            {"error": st.error, "warning": st.warning}.get(event.level, st.info)(images_as_links(event.text))
+            turn_notice(event.level, event.text)
 
 
 def show_status() -> None:
@@ -403,10 +405,12 @@ with chat_tab:
             try:
                 show_turn(turn)
             except USER_ERRORS as exc:
-                show_error(exc)
+                turn_notice("error", str(exc))
             finally:
                 turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted
             show_status()
+            end_turn()
+        kept_notices()
 
 # Files last, so that files written by the code that just ran are listed.
 st.sidebar.markdown("**Files**")

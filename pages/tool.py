@@ -7,7 +7,15 @@ from collections.abc import Generator
 import streamlit as st
 
 from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
-from pages._common import current_model, sampling_controls, show_error, show_markdown, stats_caption
+from pages._common import (
+    current_model,
+    end_turn,
+    kept_notices,
+    sampling_controls,
+    show_error,
+    show_markdown,
+    stats_caption,
+)
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
@@ -97,6 +105,7 @@ for exchange in group_exchanges(session.messages):
 if isinstance(started, Generator):
     with st.chat_message("assistant"):
         live_turn(started)
+    end_turn()
 
 prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
 if prompt is not None:
@@ -109,3 +118,5 @@ if prompt is not None:
     else:
         with st.chat_message("assistant"):
             live_turn(events)
+        end_turn()
+kept_notices()
