@@ -143,3 +143,42 @@ def test_the_api_key_is_never_sent_to_the_browser(monkeypatch):
     key_field = next(t for t in at.sidebar.text_input if t.label == "Api key")
     assert key_field.value == "" and "sk-never-in-the-page" not in str(at.sidebar)
     assert at.session_state["model_spec"].api_key == "sk-never-in-the-page-4242"
+
+
+def test_regenerate_keeps_the_old_answer_one_pager_step_away(app):
+    send(app, "Which city is the capital of France?")
+    session = app.session_state["chat_session"]
+    first = session.messages[1]
+    app.button(key=f"chat_regenerate_{first.id}").click().run()
+    assert not app.exception and session.history.node_count() == 3
+    second = session.messages[1]
+    assert second.id != first.id and session.history.siblings(first.id) == [first.id, second.id]
+    assert "2/2" in [m.value for m in app.chat_message[1].markdown]  # the pager under the new answer
+    app.button(key=f"chat_prev_{second.id}").click().run()
+    assert [m.id for m in session.messages] == [session.messages[0].id, first.id]
+    assert "1/2" in [m.value for m in app.chat_message[1].markdown]
+
+
+def test_edit_in_place_answers_the_new_text_and_keeps_the_old(app):
+    send(app, "Which city is the capital of France?")
+    session = app.session_state["chat_session"]
+    asked = session.messages[0]
+    app.button(key=f"chat_edit_{asked.id}").click().run()
+    app.text_area(key=f"chat_edit_text_{asked.id}").set_value("And of Germany?").run()
+    app.button(key=f"chat_edit_send_{asked.id}").click().run()
+    assert not app.exception
+    assert [m.role.value for m in session.messages] == ["user", "assistant"]
+    assert session.messages[0].content == "And of Germany?"
+    assert session.history.siblings(asked.id) == [asked.id, session.messages[0].id]
+    assert conversation(app)[0][1] == "And of Germany?"
+
+
+def test_branch_opens_a_new_conversation_holding_the_thread(app):
+    send(app, "Which city is the capital of France?")
+    session = app.session_state["chat_session"]
+    original, answer = session.history, session.messages[1]
+    app.button(key=f"chat_fork_{answer.id}").click().run()
+    assert not app.exception
+    assert session.history is not original and session.history.title.endswith("(branch)")
+    assert [m.id for m in session.messages] == [m.id for m in original.snapshot()]
+    assert app.query_params["c"] == [session.history.id] or app.query_params["c"] == session.history.id
