@@ -2,8 +2,8 @@
 
 Fills a fresh database with bulk inserts (through the store's real schema, triggers and indexes), then
 times what the app does: open the store, list the newest conversations (all, one page's mode, a later
-page), search a common word, a rare word and two words, open a 500-message conversation, append a
-message. It also times the alternatives the indexes were chosen against: search with LIKE instead of
+page), search a common word, a rare word and two words, open a conversation of 500 messages in 20
+branches, switch between its branches, append a message. It also times the alternatives the indexes were chosen against: search with LIKE instead of
 FTS5, and the list and the open without their index (SQLite's NOT INDEXED).
 
 Run: .venv/bin/python bench/bench_store.py [--conversations 10000] [--messages 1000000] [--url URL]
@@ -37,6 +37,8 @@ import sqlalchemy as sa
 
 from workbench.messages import Message, Role
 from workbench.store import ConversationStore
+from workbench.store.recorder import ConversationRecorder
+from workbench.store.reopen import load_conversation
 from workbench.store.schema import conversations, messages
 
 MODES = ("chat", "tool", "code")
@@ -48,6 +50,25 @@ T = TypeVar("T")
 def vocabulary(size: int, rng: random.Random) -> list[str]:
     letters = "abcdefghijklmnopqrstuvwxyz"
     return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(size)]
+
+
+BRANCHES, PER_BRANCH = 20, 25
+
+
+def big_tree() -> list[tuple[str, str | None]]:
+    """The big conversation's ids and parents: 500 messages in 20 branches of 25.
+
+    Branch 0 is a line from the root; branch ``b`` starts under message ``b`` of branch 0 (an edit or a
+    regenerate there) and goes on for 25 messages. The shown leaf is the last branch's last message.
+    """
+    links: list[tuple[str, str | None]] = []
+    for branch in range(BRANCHES):
+        parent = f"b0m{branch - 1}" if branch else None
+        for step in range(PER_BRANCH):
+            key = f"b{branch}m{step}"
+            links.append((key, parent))
+            parent = key
+    return links
 
 
 def fill(store: ConversationStore, n_conversations: int, n_messages: int, seed: int = 1) -> float:
@@ -75,21 +96,26 @@ def fill(store: ConversationStore, n_conversations: int, n_messages: int, seed: 
                     "updated_at": when,
                     "deleted_at": None,
                     "message_count": count,
+                    "current_id": big_tree()[-1][0] if number == 0 else f"m{count - 1}",
                 }
             )
         connection.execute(conversations.insert(), rows)
         batch: list[dict[str, object]] = []
         planted = 0
         for conversation in rows:
+            links = big_tree() if conversation["id"] == BIG else None
             for position in range(conversation["message_count"]):  # type: ignore[call-overload]
                 text = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(8, 60)))
                 if planted < 20 and rng.random() < 0.0001:
                     text += f" {RARE_WORD}"
                     planted += 1
                 extra = {"metadata": {"stats": {"tokens": 42, "tokens_per_s": 20.5}}} if position % 2 else {}
+                message_id, parent_id = links[position] if links else (f"m{position}", f"m{position - 1}" if position else None)
                 batch.append(
                     {
                         "conversation_id": conversation["id"],
+                        "message_id": message_id,
+                        "parent_id": parent_id,
                         "position": position,
                         "role": "user" if position % 2 == 0 else "assistant",
                         "content": text,
@@ -192,14 +218,29 @@ def measure(store: ConversationStore, runs: int) -> None:
             seconds, found = timed(partial(like_store.search, query, limit=50), max(3, runs // 5))
             report("  the same with LIKE instead of FTS5", seconds, f"{len(found)} hits")
     seconds, (_info, history) = timed(partial(store.get, BIG), runs)
-    report(f"open a {len(history)}-message conversation", seconds)
-    position = [len(history)]
+    report(f"read the shown branch ({len(history)} messages) of a 500-message tree", seconds)
+    seconds, conversation = timed(partial(load_conversation, store, BIG), runs)
+    report(
+        f"open a conversation of {conversation.node_count()} messages in {BRANCHES} branches (the whole tree)",
+        seconds,
+        "target <= 20 ms",
+    )
+    ConversationRecorder.attach(store, conversation, saved=True)
+    leaves = [f"b{branch}m{PER_BRANCH - 1}" for branch in range(BRANCHES)]
+    turn = itertools.cycle(leaves)
+    report(
+        "switch branches (the pager: the thread changes, the shown leaf is saved)",
+        timed(lambda: conversation.switch(next(turn)), runs)[0],
+        "target <= 10 ms",
+    )
+    report(
+        "append a message to the shown branch (what the app's recorder writes)",
+        timed(lambda: conversation.append(Message(Role.USER, "one more message " + "word " * 40)), runs)[0],
+        "target <= 1.2x the list's 1.7 ms",
+    )
 
-    def append() -> None:
-        store.append(BIG, position[0], Message(Role.USER, "one more message " + "word " * 40))
-        position[0] += 1
-
-    report("append a message (one committed transaction)", timed(append, runs)[0])
+    seconds = timed(lambda: store.add(BIG, Message(Role.USER, "m " + "word " * 40), None), runs)[0]
+    report("store.add (one committed transaction, no reading)", seconds)
     if store.engine.dialect.name == "sqlite":
         without_indexes(store)
 

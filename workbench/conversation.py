@@ -171,13 +171,13 @@ def order_tree(nodes: Iterable[Node]) -> list[Node]:
     ordered: list[Node] = []
     waiting = items
     while waiting:
-        left = [(m, p) for m, p in waiting if p is not None and p not in placed]
-        ready = [(m, p) for m, p in waiting if p is None or p in placed]
+        left: list[Node] = [(m, p) for m, p in waiting if p is not None and p not in placed]
+        ready: list[Node] = [(m, p) for m, p in waiting if p is None or p in placed]
         if not ready:
-            message, parent = left[0]
-            known = parent in ids
+            stuck, missing = left[0]
+            known = missing in ids
             raise TranscriptError(
-                f"Message {message.id!r} has the parent {parent!r}, which "
+                f"Message {stuck.id!r} has the parent {missing!r}, which "
                 + ("is part of a loop of parents." if known else "is not in the conversation.")
             )
         for message, parent in ready:

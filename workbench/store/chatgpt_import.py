@@ -81,7 +81,8 @@ def read_chatgpt(item: dict[str, Any], where: str, notes: list[str], max_message
         if not isinstance(message, dict):
             raise TranscriptError(f"node {key!r}: 'message' must be an object or null.")
         author = message.get("author")
-        role = ROLES.get(author.get("role")) if isinstance(author, dict) else None
+        raw_role = author.get("role") if isinstance(author, dict) else None
+        role = ROLES.get(raw_role) if isinstance(raw_role, str) else None
         text = _text(message) if role is not None else None
         if role is None or text is None:
             skipped += 1

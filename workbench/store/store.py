@@ -511,7 +511,8 @@ class ConversationStore:
         )
         out: list[Any] = []
         before: str | None = None
-        for row in found:
+        for found_row in found:
+            row: Any = found_row
             if row.message_id is None:
                 row = rows.RowView({**row._asdict(), "message_id": f"row-{row.id}", "parent_id": before})
             out.append(row)

@@ -219,7 +219,7 @@ def _parse_conversation(item: Any, number: int, notes: list[str]) -> ImportedCon
             raise ImportRefusedError(f"{where} (a ChatGPT export), {text[0].lower() + text[1:]}") from None
         created, updated = epoch_time(item.get("create_time")), epoch_time(item.get("update_time"))
     else:
-        nodes = _parse_tree(raw_messages, where, notes)
+        nodes = _parse_tree(raw_messages if isinstance(raw_messages, list) else [], where, notes)
         current = item.get("current") if isinstance(item.get("current"), str) else None
         created, updated = parse_time(item.get("created")), parse_time(item.get("updated"))
     messages = drop_unshowable_images([m for m, _ in nodes])  # issue 24: image bombs
