@@ -168,6 +168,13 @@ def order_tree(nodes: Iterable[Node]) -> list[Node]:
         twice = next(i for i in ids if ids.count(i) > 1)
         raise TranscriptError(f"Two messages have the id {twice!r}; each message needs its own.")
     placed: set[str] = set()
+    for message, parent in items:  # the usual case, in one pass: every parent already came
+        if parent is not None and parent not in placed:
+            break
+        placed.add(message.id)
+    else:
+        return items
+    placed = set()
     ordered: list[Node] = []
     waiting = items
     while waiting:

@@ -141,8 +141,29 @@ def message(conversation_id: str, row: Any) -> Message:
     Raises:
         StoreError: If the row does not hold a message at all (an unknown role).
     """
+    text = row.extra or "{}"
+    checked = json.loads(text) if (row.role, text) in _clean_extras else _check_row(conversation_id, row, text)
     try:
-        extra = json.loads(row.extra) if row.extra else {}
+        message = Message.from_dict({**checked, "role": row.role, "content": row.content, "id": row.message_id})
+    except (TranscriptError, ValueError) as exc:
+        raise StoreError(
+            f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "
+            "export the conversation and check it."
+        ) from None
+    return message
+
+
+# Extra fields already checked and found sound, by (role, JSON text): a conversation opened again, and
+# the many messages whose extras are alike, are not checked twice (only parsed again, so that no two
+# messages share a dict). Bounded; only clean ones are kept.
+_clean_extras: set[tuple[str, str]] = set()
+_CLEAN_MAX = 4096
+
+
+def _check_row(conversation_id: str, row: Any, text: str) -> dict[str, Any]:
+    """Check a row's extra fields (see :mod:`.shapes`); return those that are sound (wrong ones logged)."""
+    try:
+        extra = json.loads(text)
     except ValueError:
         extra = None
     if not isinstance(extra, dict):
@@ -152,17 +173,17 @@ def message(conversation_id: str, row: Any) -> Message:
     checked, problems = check_message({**extra, "role": row.role, "content": row.content}, READ_FATAL)
     for problem in problems:
         logger.warning("Message %s of conversation %s, %s: left out.", row.position, conversation_id, problem)
-    try:
-        if any(problem.fatal for problem in problems):
-            raise TranscriptError(str(problems[-1]))
-        message = Message.from_dict(checked)
-        message.id = row.message_id or str(row.position)
-        return message
-    except (TranscriptError, ValueError) as exc:
+    if any(problem.fatal for problem in problems):
         raise StoreError(
-            f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "
-            "export the conversation and check it."
-        ) from None
+            f"Message {row.position} of conversation {conversation_id} cannot be read back "
+            f"({problems[-1]}); export the conversation and check it."
+        )
+    checked = {k: v for k, v in checked.items() if k not in ("role", "content")}
+    if not problems and len(text) < 65_536:  # images and long outputs are not worth keeping twice
+        if len(_clean_extras) >= _CLEAN_MAX:
+            _clean_extras.clear()
+        _clean_extras.add((row.role, text))
+    return checked
 
 
 def insert_imported(connection: Connection, item: ImportedConversation) -> str:
