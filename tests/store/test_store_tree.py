@@ -190,3 +190,17 @@ def test_an_import_with_a_broken_tree_is_refused(store: ConversationStore) -> No
     with pytest.raises(ImportRefusedError, match="Conversation 1, message 'm2' has the parent 'm9'"):
         store.import_json(json.dumps(data))
     assert store.count() == 0
+
+
+def test_a_parent_loop_written_by_another_program_is_a_clear_error(store: ConversationStore) -> None:
+    from workbench.errors import TranscriptError
+
+    conversation, m = _branched(store)
+    with store.engine.begin() as connection:  # another program links q1 under its own answer
+        connection.execute(
+            sa.text("UPDATE messages SET parent_id = :a WHERE conversation_id = :c AND message_id = :q"),
+            {"a": m["a1"].id, "c": conversation.id, "q": m["q1"].id},
+        )
+    assert [x.content for x in store.get(conversation.id)[1]] == ["q1b", "b1"]  # the shown branch still reads
+    with pytest.raises(TranscriptError, match="loop of parents"):
+        load_conversation(store, conversation.id)
