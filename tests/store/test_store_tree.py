@@ -204,3 +204,16 @@ def test_a_parent_loop_written_by_another_program_is_a_clear_error(store: Conver
     assert [x.content for x in store.get(conversation.id)[1]] == ["q1b", "b1"]  # the shown branch still reads
     with pytest.raises(TranscriptError, match="loop of parents"):
         load_conversation(store, conversation.id)
+
+
+def test_a_message_id_is_taken_once_per_conversation(store: ConversationStore) -> None:
+    from workbench.store.errors import StoreError
+
+    info = store.create("chat")
+    message = Message(Role.USER, "x")
+    store.add(info.id, message, None)
+    with pytest.raises(StoreError, match="already holds a message with the id"):
+        store.add(info.id, message, None)
+    assert store.info(info.id).message_count == 1  # nothing half-written
+    other = store.create("chat")
+    store.add(other.id, message, None)  # another conversation may hold the same id (a fork keeps ids)

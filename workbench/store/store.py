@@ -185,18 +185,19 @@ class ConversationStore:
         self, connection: Connection, current: ConversationInfo, message: Message, parent: str | None, now: datetime
     ) -> None:
         conversation_id = current.id
-        if self._has_message(connection, conversation_id, message.id):
-            raise StoreError(
-                f"Conversation {conversation_id} already holds a message with the id {message.id!r}; "
-                "give the new message its own id."
-            )
         last = connection.execute(
             sa.select(sa.func.max(messages.c.position)).where(messages.c.conversation_id == conversation_id)
         ).scalar()
         position = 0 if last is None else last + 1
-        connection.execute(
-            messages.insert().values(**rows.message_row(conversation_id, position, message, now, parent))
-        )
+        try:  # a taken id: the unique index refuses it, and the transaction is rolled back
+            connection.execute(
+                messages.insert().values(**rows.message_row(conversation_id, position, message, now, parent))
+            )
+        except sa.exc.IntegrityError:
+            raise StoreError(
+                f"Conversation {conversation_id} already holds a message with the id {message.id!r}; "
+                "give the new message its own id."
+            ) from None
         changes: dict[str, Any] = {
             "message_count": conversations.c.message_count + 1,
             "current_id": message.id,
