@@ -51,8 +51,8 @@ def test_bad_model_path_exits_1_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        f"Error: Model path {str(missing)!r} does not exist. Give a Hugging Face model folder or a .gguf file "
-        "(models cannot be downloaded here), or use 'embedded'."
+        f"Error: Model path {str(missing)!r} does not exist. Give a Hugging Face model folder, a .gguf file, a model "
+        "name on the Hugging Face Hub (ORG/REPO, ORG/REPO-GGUF:QUANT), or 'embedded'."
     )
 
 

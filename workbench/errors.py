@@ -26,6 +26,7 @@ from kernel.errors import (
 __all__ = [
     "USER_ERRORS",
     "ChatTemplateError",
+    "DownloadCancelled",
     "DuplicateToolError",
     "EmptyPromptError",
     "GenerationError",
@@ -33,6 +34,7 @@ __all__ = [
     "KernelError",
     "KernelLimitError",
     "KernelStartError",
+    "ModelDownloadError",
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -72,6 +74,14 @@ class ChatTemplateError(ModelError):
 
 class GenerationError(ModelError):
     """Generation failed while running."""
+
+
+class ModelDownloadError(ModelError):
+    """A model could not be downloaded from the Hub (no network, gated, checksum, full disk, stopped)."""
+
+
+class DownloadCancelled(ModelDownloadError):
+    """The user stopped a download; a second start fetches what is missing."""
 
 
 class RemoteModelError(ModelError):
