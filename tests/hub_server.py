@@ -204,7 +204,10 @@ class _Handler(BaseHTTPRequestHandler):
         cut_at = item.size // 2 if (filename in self.hub.cut and not ranged) else None
         if cut_at is not None:
             self.hub.cut.discard(filename)  # only the first try is cut
-        self._stream(item, filename, start, cut_at)
+        try:
+            self._stream(item, filename, start, cut_at)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client stopped reading (Stop): nothing to report
 
     def _stream(self, item: HubFile, filename: str, start: int, cut_at: int | None) -> None:
         sent, began = start, time.perf_counter()
