@@ -28,7 +28,6 @@ from workbench.models.hub_names import (
     parse_hub_name,
     split_complete,
 )
-from workbench.models.loading import cache_dir
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -107,8 +106,12 @@ def cached_model(name: HubName) -> tuple[Path, str] | None:
 
 
 def _use_marker(canonical: str) -> Path:
+    """A file whose time is the last use of a model, in Workbench's cache (``WORKBENCH_CACHE_DIR``)."""
     key = hashlib.sha256(f"{hub_cache()}|{canonical}".encode()).hexdigest()[:24]
-    return cache_dir().parent / "hub-last-use" / key
+    root = os.environ.get("WORKBENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "workbench"
+    )  # as loading.cache_dir(), which imports this module's users: no cycle
+    return Path(root) / "hub-last-use" / key
 
 
 def mark_used(canonical: str) -> None:
