@@ -300,3 +300,11 @@ def test_a_hugging_face_name_loads_and_answers_on_transformers(hub):
     reply, history = bot.chat("Hello", settings=SamplingSettings(temperature=0.0, max_new_tokens=4))
     assert isinstance(reply, str) and history[-1].content == reply
     assert [m.name for m in list_cached()] == [HF_REPO]
+
+
+def test_workbench_model_and_load_model_take_a_name(hub, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_MODEL", f"{GGUF_REPO}:Q4_1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as info:
+        load_model(device="cpu")
+    assert str(info.value) == OFFLINE
