@@ -140,15 +140,15 @@ def main() -> None:
     try:
         import huggingface_hub  # noqa: F401  # imported before timing: its import is no download
 
-        import workbench.models.hub
+        import workbench.models.hub  # noqa: F401
         from workbench.models.loading import embedded_gguf_path
 
         size = embedded_gguf_path().stat().st_size * args.copies
-        curl, library, workbench = [], [], []
+        curl, library, pulled = [], [], []
         for _ in range(args.runs):
             curl.append(time_curl(cdn, folder))
             library.append(time_library(folder))
-            workbench.append(time_pull(folder))
+            pulled.append(time_pull(folder))
         by_name, by_path, resolve_name, resolve_path = loads(args.loads)
     finally:
         process.kill()
@@ -159,12 +159,12 @@ def main() -> None:
     print(
         f"file: {size / 1e6:.1f} MB (the embedded GGUF x{args.copies}), loopback, server in its own process"
     )
-    for label, times in (("curl", curl), ("hf_hub_download", library), ("workbench pull", workbench)):
+    for label, times in (("curl", curl), ("hf_hub_download", library), ("workbench pull", pulled)):
         median = statistics.median(times)
         runs = ", ".join(f"{t:.2f}" for t in times)
         print(f"{label:16s} median {median:.2f} s = {size / 1e6 / median:7.1f} MB/s   (runs: {runs} s)")
     print(
-        f"ratio workbench pull / curl (throughput): {statistics.median(curl) / statistics.median(workbench):.2f}x"
+        f"ratio workbench pull / curl (throughput): {statistics.median(curl) / statistics.median(pulled):.2f}x"
     )
     print(
         f"ratio hf_hub_download / curl (throughput): {statistics.median(curl) / statistics.median(library):.2f}x"

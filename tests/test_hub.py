@@ -23,7 +23,7 @@ from workbench.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from workbench.models import hub as hub_module
+from workbench.models import hub_checks
 from workbench.models.generation import SamplingSettings
 from workbench.models.hub import pull, resolve
 from workbench.models.hub_cache import cached_model, hub_cache, list_cached
@@ -48,6 +48,12 @@ def gets(hub, suffix: str) -> list[tuple[str, str, str]]:
 def resolves(hub) -> list[tuple[str, str, str]]:
     """Every request for a file (metadata or bytes), not the API's file list."""
     return [r for r in hub.requests if "/resolve/" in r[1] or r[1].startswith("/cdn/")]
+
+
+def cached(source: str) -> tuple[Path, str] | None:
+    name = parse_hub_name(source)
+    assert name is not None
+    return cached_model(name)
 
 
 def dead_endpoint() -> str:
@@ -148,7 +154,7 @@ def test_a_repo_without_chat_template_is_refused_before_its_weights(hub):
 
 
 def test_full_disk_is_refused_before_downloading(hub, monkeypatch):
-    monkeypatch.setattr(hub_module, "free_bytes", lambda _folder: 50_000_000)  # the one fake: a full disk
+    monkeypatch.setattr(hub_checks, "free_bytes", lambda _folder: 50_000_000)  # the one fake: a full disk
     with pytest.raises(ModelDownloadError) as info:
         pull(f"{GGUF_REPO}:Q4_1")
     assert str(info.value) == (
@@ -175,7 +181,7 @@ def test_a_corrupted_download_is_deleted_and_refused(hub):
         pull(f"{GGUF_REPO}:Q4_1")
     assert "smollm2-135m-instruct-Q4_1.gguf of test-org/smollm2-GGUF failed its checksum" in str(info.value)
     assert "has been deleted. Start it again" in str(info.value)
-    assert cached_model(parse_hub_name(f"{GGUF_REPO}:Q4_1")) is None
+    assert cached(f"{GGUF_REPO}:Q4_1") is None
     assert not list((hub_cache() / "models--test-org--smollm2-GGUF" / "blobs").glob("*"))
     hub.corrupt.clear()
     assert sha256(pull(f"{GGUF_REPO}:Q4_1").path) == sha256(embedded_gguf_path())
@@ -203,7 +209,7 @@ def test_stop_cancels_and_a_second_start_fetches_only_what_is_missing(hub):
     watch = StopAfter(size + 1)  # during the second part
     with pytest.raises(DownloadCancelled):
         pull("test-org/split-GGUF:Q8_0", watch=watch)
-    assert cached_model(parse_hub_name("test-org/split-GGUF:Q8_0")) is None
+    assert cached("test-org/split-GGUF:Q8_0") is None
     assert len(gets(hub, first)) == 1
     hub.requests.clear()
     result = pull("test-org/split-GGUF:Q8_0", watch=StopAfter(10**9))
@@ -272,7 +278,7 @@ def test_models_list_and_rm(hub):
         "",
     )
     assert [m.name for m in list_cached()] == ["test-org/smollm2-GGUF:Q4_K_M", "test-org/split-GGUF:Q8_0"]
-    kept = cached_model(parse_hub_name(f"{GGUF_REPO}:Q4_K_M"))
+    kept = cached(f"{GGUF_REPO}:Q4_K_M")
     assert kept is not None and sha256(kept[0]) == sha256(embedded_gguf_path()), "the shared blob stays"
     assert run_main("models", "rm", f"{GGUF_REPO}:Q4_K_M")[0] == 0
     assert not (hub_cache() / "models--test-org--smollm2-GGUF").exists(), "an emptied repo goes"

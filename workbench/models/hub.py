@@ -14,16 +14,13 @@ Hub's file list; a bad file is deleted and refused.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from workbench.errors import (
-    ChatTemplateError,
     DownloadCancelled,
     ModelDownloadError,
     ModelError,
@@ -31,6 +28,7 @@ from workbench.errors import (
     ModelNotFoundError,
 )
 from workbench.models.hub_cache import cached_model, hub_cache, mark_used, snapshot
+from workbench.models.hub_checks import check_chat_template, check_disk, free_bytes, mb, verify_file
 from workbench.models.hub_names import (
     HubName,
     choose_gguf,
@@ -42,8 +40,6 @@ from workbench.models.hub_names import (
 )
 
 ProgressCallback = Callable[[str], None]
-#: Free space kept on the cache's disk beyond a download's size (bytes).
-DISK_MARGIN = 256 * 1024 * 1024
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -115,11 +111,6 @@ def unreachable(name: object) -> ModelNotFoundError:
         f"{name} is not in the cache and the Hub cannot be reached; connect, set HF_ENDPOINT to a mirror, "
         "or give a local path."
     )
-
-
-def mb(nbytes: float) -> str:
-    """Bytes as MB or GB for messages."""
-    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
 
 
 def resolve(
@@ -245,7 +236,8 @@ def plan(name: HubName, *, trust_remote_code: bool = False) -> DownloadPlan:
     result.cached = {
         f.name
         for f in result.files
-        if (repo / "snapshots" / commit / f.name).is_file() or (f.sha256 and (repo / "blobs" / f.sha256).is_file())
+        if (repo / "snapshots" / commit / f.name).is_file()
+        or (f.sha256 and (repo / "blobs" / f.sha256).is_file())
     }
     check_disk(result.missing)
     return result
@@ -262,28 +254,6 @@ def _timeout() -> float:
         return float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or 10)
     except ValueError:
         return 10.0
-
-
-def free_bytes(folder: Path) -> int:
-    """Free bytes on the disk that holds ``folder`` (or its nearest existing parent)."""
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return shutil.disk_usage(folder).free
-
-
-def check_disk(needed: int) -> None:
-    """Refuse a download the cache's disk has no room for (keeping :data:`DISK_MARGIN` free).
-
-    Raises:
-        ModelDownloadError: Saying how much is needed and free, and what to do.
-    """
-    cache = hub_cache()
-    free = free_bytes(cache)
-    if needed + DISK_MARGIN > free:
-        raise ModelDownloadError(
-            f"Not enough disk space: the download needs {mb(needed)} and {cache} has {mb(free)} free. Free some "
-            "space (`python -m workbench models rm NAME`), or set HF_HOME to a disk with room."
-        )
 
 
 def pull(
@@ -323,8 +293,9 @@ def pull(
     small = [f for f in todo.files if not is_weight_file(f.name)]
     for item in small:
         _fetch(todo, item, watch)
-    if not name.gguf:
-        _check_chat_template(todo)
+    folder = snapshot(HubName(name.repo_id, todo.commit))
+    if not name.gguf and folder is not None:
+        check_chat_template(folder, name.repo_id)
     for item in todo.files:
         if is_weight_file(item.name):
             _fetch(todo, item, watch)
@@ -371,7 +342,7 @@ def _fetch(todo: DownloadPlan, item: HubFile, watch: DownloadWatch | None) -> No
             raise _download_failed(todo, item, exc) from exc
         raise
     if not was_cached:
-        _verify(Path(local), item, todo)
+        verify_file(Path(local), item.sha256, item.git_sha1, f"{item.name} of {todo.name.repo_id}")
 
 
 def _download_failed(todo: DownloadPlan, item: HubFile, exc: BaseException) -> ModelDownloadError:
@@ -386,7 +357,7 @@ def _counter_class(watch: DownloadWatch) -> type[Any]:
     """A tqdm class that reports bytes to ``watch`` and prints nothing; it stops the download on request."""
     from tqdm import tqdm
 
-    class _Counter(tqdm):  # type: ignore[misc]  # tqdm is untyped
+    class _Counter(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
             kwargs.pop("name", None)
@@ -396,50 +367,6 @@ def _counter_class(watch: DownloadWatch) -> type[Any]:
             watch.advanced(int(n or 0))
             if watch.cancelled():  # huggingface_hub deletes the file's partial download on the way out
                 raise DownloadCancelled("The download was stopped; start it again to fetch what is missing.")
-            return super().update(n)  # type: ignore[no-any-return]
+            return super().update(n)
 
     return _Counter
-
-
-def _verify(path: Path, item: HubFile, todo: DownloadPlan) -> None:
-    """Compare a new file's hash with the Hub's; delete it and refuse it when they differ."""
-    if item.sha256:
-        digest = hashlib.sha256()
-        expected = item.sha256
-    elif item.git_sha1:
-        digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
-        expected = item.git_sha1
-    else:
-        return
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    if digest.hexdigest() == expected:
-        return
-    blob = path.resolve()
-    path.unlink(missing_ok=True)
-    blob.unlink(missing_ok=True)
-    raise ModelDownloadError(
-        f"{item.name} of {todo.name.repo_id} failed its checksum (expected {expected[:12]}..., got "
-        f"{digest.hexdigest()[:12]}...): the download was corrupted and has been deleted. Start it again; "
-        "if it fails again, the server (HF_ENDPOINT) serves a damaged file."
-    )
-
-
-def _check_chat_template(todo: DownloadPlan) -> None:
-    """Refuse a transformers model without a chat template before its weights are downloaded."""
-    folder = snapshot(HubName(todo.name.repo_id, todo.commit))
-    if folder is None:
-        return
-    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
-        return
-    try:
-        config = (folder / "tokenizer_config.json").read_text()
-    except OSError:
-        config = ""
-    if '"chat_template"' not in config:
-        raise ChatTemplateError(
-            f"{todo.name.repo_id} has no chat template (none in tokenizer_config.json, no chat_template.jinja): "
-            "it is probably a base model, not a chat model. Choose its instruct or chat version (often "
-            "...-Instruct or ...-chat); its weights were not downloaded."
-        )
