@@ -113,7 +113,8 @@ def test_unknown_repo_and_revision_say_what_to_check(hub):
         pull("test-org/no-such-model")
     assert str(info.value) == (
         f"test-org/no-such-model is not a model on the Hub ({hub.url}). Check the spelling (ORG/REPO, as in its "
-        "URL); if it is private, set HF_TOKEN to a token that can read it."
+        "URL); if it is private, set HF_TOKEN to a token that can read it; if you meant a local folder, no such "
+        "path exists here."
     )
     with pytest.raises(
         ModelNotFoundError, match=r"has no revision 'v9'; give a branch, tag or commit it has"

@@ -181,7 +181,8 @@ def plan(name: HubName, *, trust_remote_code: bool = False) -> DownloadPlan:
     except RepositoryNotFoundError as exc:
         raise ModelNotFoundError(
             f"{name.repo_id} is not a model on the Hub ({endpoint() or 'huggingface.co'}). Check the spelling "
-            "(ORG/REPO, as in its URL); if it is private, set HF_TOKEN to a token that can read it."
+            "(ORG/REPO, as in its URL); if it is private, set HF_TOKEN to a token that can read it; if you meant "
+            "a local folder, no such path exists here."
         ) from exc
     except RevisionNotFoundError as exc:
         raise ModelNotFoundError(
