@@ -7,6 +7,7 @@ fixture); nothing is mocked but the free disk space of one test.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from tests.cli_helpers import run_cli, run_main
 from tests.hub_server import GGUF_REPO, HF_REPO
+from tests.server.helpers import http_json, serve_process
 from workbench import load_model
 from workbench.errors import (
     ChatTemplateError,
@@ -315,3 +317,27 @@ def test_workbench_model_and_load_model_take_a_name(hub, monkeypatch):
     with pytest.raises(ModelNotFoundError) as info:
         load_model(device="cpu")
     assert str(info.value) == OFFLINE
+
+
+@pytest.mark.model
+def test_ask_with_a_name_downloads_it_says_its_size_and_answers(hub):
+    result = run_cli(
+        "ask", "--json", "--temperature", "0", "--max-new-tokens", "4", "--model", f"{GGUF_REPO}:Q4_1", "Hello",
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "[workbench] test-org/smollm2-GGUF:Q4_1: 1 file(s), 98.4 MB, 98.4 MB to download" in result.stderr
+    messages = json.loads(result.stdout)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+@pytest.mark.model
+def test_serve_with_a_name(hub, tmp_path):
+    with serve_process(tmp_path / "serve.log", "--model", f"{GGUF_REPO}:Q4_1", "--device", "cpu") as (api, _):
+        status, listing = http_json("GET", f"{api}/models")
+        assert status == 200
+        model_id = listing["data"][0]["id"]
+        body = {"model": model_id, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2}
+        status, answer = http_json("POST", f"{api}/chat/completions", body)
+        assert status == 200 and answer["choices"][0]["message"]["role"] == "assistant"
+    assert cached(f"{GGUF_REPO}:Q4_1") is not None
