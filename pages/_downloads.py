@@ -99,7 +99,7 @@ def _panel() -> None:
     name = escape_markdown(job.canonical or job.name)
     if job.state == RUNNING:
         st.progress(job.fraction, text=escape_markdown(job.summary()))
-        for note in job.notes[:1]:
+        for note in job.notes[:2]:  # the quantization chosen, the size and the free space
             st.caption(escape_markdown(note))
         if st.button("Stop download", key="hub_stop"):
             job.stop()
