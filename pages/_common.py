@@ -14,6 +14,14 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from pages._downloads import (
+    begin_download,
+    cached_names,
+    download_controls,
+    download_panel,
+    loaded_after_download,
+    needs_download,
+)
 from pages._login import signed_in
 from workbench.chat_model import ChatModel
 from workbench.errors import WorkbenchError
@@ -51,7 +59,14 @@ def _model_form() -> None:
     values: dict[str, object] = {}
     served: list[str] = []
     picked = ""
-    with st.sidebar.expander("Change model"), st.form("model_form", border=False):
+    expander = st.sidebar.expander("Change model")
+    with expander, st.form("model_form", border=False):
+        cached = cached_names()
+        chosen = st.selectbox(
+            "Cached models",
+            ["(the model below)", *cached],
+            help="models in the Hugging Face cache (download more below); Load loads the one chosen here",
+        )
         for option in SPEC_OPTIONS:
             value = getattr(current, option.field)
             label = option.field.replace("_", " ").capitalize()
@@ -87,6 +102,8 @@ def _model_form() -> None:
                 values[option.field] = convert_option(option.field, text)
         if st.form_submit_button("Load"):
             values["source"] = str(values["source"]).strip() or EMBEDDED
+            if chosen in cached:
+                values["source"] = chosen
             if served and values["source"] == current.source:
                 from workbench.models.remote_backend import with_model
 
@@ -95,6 +112,8 @@ def _model_form() -> None:
             if wanted != current:
                 st.session_state["model_previous"] = current
                 st.session_state["model_spec"] = wanted
+    with expander:
+        download_controls(current)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -117,8 +136,17 @@ def current_model() -> ChatModel:
     """
     if "model_spec" not in st.session_state:
         st.session_state["model_spec"] = ModelSpec.from_env()
+    st.session_state["model_spec"] = loaded_after_download(st.session_state["model_spec"])
     _model_form()
     spec: ModelSpec = st.session_state["model_spec"]
+    if needs_download(spec):  # a Hub name not cached yet: download it with a progress bar, then load it
+        begin_download(spec.source, spec.trust_remote_code, load_after=spec, retry=False)
+        previous = st.session_state.pop("model_previous", None)
+        if previous is None or previous == spec:
+            download_panel()
+            st.stop()  # nothing to run until it is there; the panel reruns the page when it is
+        st.session_state["model_spec"] = spec = previous  # keep working with the model we had meanwhile
+    download_panel()
     slot = model_slot(spec)
     try:
         if slot.loaded:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.engines import ENGINES, embedded_spec
+from tests.hub_server import FakeHub, HubServer, build_test_hub
 from workbench.chat_model import ChatModel
 from workbench.shared import shared_model
 
@@ -33,3 +35,25 @@ def own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.setenv("WORKBENCH_DATA_DIR", str(tmp_path_factory.mktemp("workbench-data")))
         patch.delenv("WORKBENCH_DB_URL", raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def fake_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
+    """A Hugging Face Hub on loopback (tests/hub_server.py) serving the embedded model as test repos."""
+    with HubServer(build_test_hub(tmp_path_factory.mktemp("hub-files"))) as hub:
+        yield hub
+
+
+@pytest.fixture
+def hub(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    """The loopback Hub as ``HF_ENDPOINT``, an empty ``HF_HOME`` and cache of this test's, no faults."""
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "workbench"))
+    for name in ("HF_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_ETAG_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    fake_hub.cut.clear()
+    fake_hub.corrupt.clear()
+    fake_hub.rate = None
+    fake_hub.requests.clear()
+    return fake_hub

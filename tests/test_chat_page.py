@@ -93,8 +93,8 @@ def test_a_bad_model_path_shows_an_error_and_keeps_the_old_model(app, tmp_path):
     assert not app.exception
     errors = [e.value for e in app.sidebar.error]
     assert errors == [
-        f"Could not load no-such-model: Model path {str(missing)!r} does not exist. Give a Hugging Face model "
-        "folder or a .gguf file (models cannot be downloaded here), or use 'embedded'."
+        f"Could not load no-such-model: Model path {str(missing)!r} does not exist. Give a Hugging Face model folder, a .gguf file, a model "
+        "name on the Hugging Face Hub (ORG/REPO, ORG/REPO-GGUF:QUANT), or 'embedded'."
     ]
     assert [i.value for i in app.sidebar.info] == ["Still using SmolLM2-135M-Instruct (embedded)."]
     assert shows_model([c.value for c in app.sidebar.caption])

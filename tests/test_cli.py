@@ -51,8 +51,8 @@ def test_bad_model_path_exits_1_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        f"Error: Model path {str(missing)!r} does not exist. Give a Hugging Face model folder or a .gguf file "
-        "(models cannot be downloaded here), or use 'embedded'."
+        f"Error: Model path {str(missing)!r} does not exist. Give a Hugging Face model folder, a .gguf file, a model "
+        "name on the Hugging Face Hub (ORG/REPO, ORG/REPO-GGUF:QUANT), or 'embedded'."
     )
 
 
@@ -166,4 +166,4 @@ def test_main_writes_to_the_streams_of_the_moment(capsys):
 def test_every_command_and_ask_mode_has_a_runner():
     assert set(COMMANDS) == set(Command)
     assert set(ASK_RUNNERS) == set(AskMode)
-    assert "{chat,ask,exec,history,serve,tools,mcp}" in build_parser().format_usage()
+    assert "{chat,ask,exec,history,serve,tools,mcp,models}" in build_parser().format_usage()

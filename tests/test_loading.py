@@ -68,8 +68,8 @@ def test_missing_path(tmp_path, cache):
     with pytest.raises(ModelNotFoundError) as info:
         load(tmp_path / "no-such-model")
     assert str(info.value) == (
-        f"Model path {str(tmp_path / 'no-such-model')!r} does not exist. Give a Hugging Face model folder "
-        "or a .gguf file (models cannot be downloaded here), or use 'embedded'."
+        f"Model path {str(tmp_path / 'no-such-model')!r} does not exist. Give a Hugging Face model folder, a .gguf file, a model "
+        "name on the Hugging Face Hub (ORG/REPO, ORG/REPO-GGUF:QUANT), or 'embedded'."
     )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "USER_ERRORS",
     "BranchError",
     "ChatTemplateError",
+    "DownloadCancelled",
     "DuplicateToolError",
     "EmptyPromptError",
     "GenerationError",
@@ -34,6 +35,7 @@ __all__ = [
     "KernelError",
     "KernelLimitError",
     "KernelStartError",
+    "ModelDownloadError",
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -73,6 +75,14 @@ class ChatTemplateError(ModelError):
 
 class GenerationError(ModelError):
     """Generation failed while running."""
+
+
+class ModelDownloadError(ModelError):
+    """A model could not be downloaded from the Hub (no network, gated, checksum, full disk, stopped)."""
+
+
+class DownloadCancelled(ModelDownloadError):
+    """The user stopped a download; a second start fetches what is missing."""
 
 
 class RemoteModelError(ModelError):

@@ -1,4 +1,4 @@
-"""The command line: ``python -m workbench chat | ask | exec | history | serve | tools | mcp`` (also installed as ``workbench``).
+"""The command line: ``python -m workbench chat | ask | exec | history | serve | tools | mcp | models`` (also installed as ``workbench``).
 
 One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``, ``history``, ``serve``); the parser and
 the options they share live in ``parser`` and ``options``. A command's module is imported only when it
@@ -60,6 +60,12 @@ def _tools(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) ->
     return run_tools(args, stdin, out, err)
 
 
+def _models(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.models import run_models
+
+    return run_models(args, stdin, out, err)
+
+
 def _mcp(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     from workbench.cli.mcp import run_mcp
 
@@ -74,6 +80,7 @@ COMMANDS: dict[Command, CommandRunner] = {
     Command.SERVE: _serve,
     Command.TOOLS: _tools,
     Command.MCP: _mcp,
+    Command.MODELS: _models,
 }
 
 

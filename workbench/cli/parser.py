@@ -28,6 +28,7 @@ class Command(str, Enum):
     SERVE = "serve"
     TOOLS = "tools"
     MCP = "mcp"
+    MODELS = "models"
 
 
 class AskMode(str, Enum):
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_options(serve)
     add_tool_selection_options(serve)
     from workbench.cli.mcp import add_mcp_parser
+    from workbench.cli.models import add_models_parser
     from workbench.cli.tools import add_tools_parser
 
     add_tools_parser(sub.add_parser(Command.TOOLS.value, help="list every tool: source, state, schema"))
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(
             Command.MCP.value, help="serve Workbench's tools (and --code: sandboxed Python) over MCP stdio"
         )
+    )
+    add_models_parser(
+        sub.add_parser(Command.MODELS.value, help="models by name in the Hugging Face cache: list, pull, rm")
     )
     return parser
 

