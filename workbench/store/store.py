@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from workbench.conversation import Node, linear
+from workbench.conversation import Conversation, Node, linear
 from workbench.messages import Message
 from workbench.store import database, rows, search, transcripts
 from workbench.store.errors import ConversationConflictError, ConversationNotFoundError, StoreError
@@ -600,9 +600,8 @@ class ConversationStore:
             ConversationNotFoundError: If there is no such conversation.
             StoreError: If the shown branch has no ``at``-th message.
         """
-        from workbench.store.reopen import load_conversation
-
-        conversation = load_conversation(self, conversation_id)
+        info, nodes, current = self.get_tree(conversation_id)
+        conversation = Conversation.from_tree(info.mode, info.id, info.title, info.created, info.updated, nodes, current)
         thread = conversation.snapshot()
         if not 1 <= at <= len(thread):
             raise StoreError(
@@ -610,9 +609,9 @@ class ConversationStore:
                 f"between 1 and {len(thread)}."
             )
         copy = conversation.fork(thread[at - 1].id)
-        info = self.create(copy.mode, copy.title, self.info(conversation_id).model, conversation_id=copy.id)
+        self.create(copy.mode, copy.title, info.model, conversation_id=copy.id)
         self.save_tree(copy.id, copy.nodes(), copy.current_id)
-        return self.info(info.id)
+        return self.info(copy.id)
 
     # --- files --------------------------------------------------------------------------------------
     def export_json(self, conversation_id: str | None = None, *, indent: int | None = 2) -> str:
