@@ -297,7 +297,13 @@ with st.sidebar.expander("Code settings", expanded=False):
 status_slot = st.sidebar.empty()
 show_status()
 status = session.status()
-if not status.sandboxed:
+if status.gateway:
+    st.sidebar.info(
+        f"Code runs on the Kernel Gateway at {status.gateway}: this machine's sandbox limits "
+        "(bubblewrap, memory, processes, work folder cap) do not apply there; the gateway isolates the "
+        "kernels (Enterprise Gateway: a pod per kernel). Time-out and Interrupt still hold."
+    )
+elif not status.sandboxed:
     st.sidebar.warning(
         f"Code runs NOT sandboxed ({status.reason}): it can read and change this machine's "
         "files and use the network. Install bubblewrap with user namespaces enabled to sandbox it."

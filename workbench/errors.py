@@ -17,6 +17,7 @@ from __future__ import annotations
 from kernel.errors import (
     KernelDiedError,
     KernelError,
+    KernelGatewayError,
     KernelLimitError,
     KernelStartError,
     WorkdirFullError,
@@ -31,6 +32,7 @@ __all__ = [
     "GenerationError",
     "KernelDiedError",
     "KernelError",
+    "KernelGatewayError",
     "KernelLimitError",
     "KernelStartError",
     "ModelError",
