@@ -34,6 +34,11 @@ from kernel.session import RunEnd, run_notes
 
 #: Seconds between checks that the websocket is still open while code runs.
 _ALIVE_EVERY = 0.2
+#: Seconds between asking the gateway whether it still has the kernel, while code runs or after a pause:
+#: a gateway that culls or deletes a kernel does not always close its websocket.
+_MODEL_EVERY = 5.0
+#: Seconds without use after which a request first checks that the gateway still has the kernel.
+_CHECK_AFTER_IDLE = 1.0
 #: Seconds to wait for the idle status once the execute reply came.
 _IDLE_AFTER_REPLY = 1.0
 #: Seconds a file request may take in the kernel.
@@ -108,6 +113,8 @@ class GatewaySession:
         self.start_seconds = 0.0
         self.kernel_id = ""
         self._folder = ""
+        #: When the kernel last answered a request (monotonic seconds).
+        self._last_answer = 0.0
         self._rest = GatewayRest(config)
         self._session = Session(username="workbench")
         self._lock = threading.RLock()
@@ -172,7 +179,7 @@ class GatewaySession:
             execution.note = " ".join(notes)
             collector.finish()
             execution.duration = time.monotonic() - started
-            self.last_used = time.monotonic()
+            self.last_used = self._last_answer = time.monotonic()
             return execution
 
     def interrupt(self) -> None:
@@ -257,6 +264,7 @@ class GatewaySession:
         msg_id = self._channels_or_raise().send("shell", "execute_request", content)
         now = time.monotonic()
         deadline, interrupted_at, replied_at, next_alive = now + timeout, 0.0, 0.0, now + _ALIVE_EVERY
+        next_model = now + _MODEL_EVERY
         while True:
             now = time.monotonic()
             if self._stop_requested.is_set():
@@ -264,7 +272,8 @@ class GatewaySession:
             if self._restart_requested.is_set():
                 return RunEnd.RESTART
             if now >= next_alive:
-                self._keep_connected()
+                self._keep_connected(check_model=now >= next_model)
+                next_model = next_model + _MODEL_EVERY if now >= next_model else next_model
                 next_alive = now + _ALIVE_EVERY
             if replied_at and now >= replied_at + _IDLE_AFTER_REPLY:
                 return RunEnd.DONE
@@ -345,6 +354,7 @@ class GatewaySession:
             with contextlib.suppress(queue.Empty):
                 reply = channels.get("shell", 0.1)
                 if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    self._last_answer = time.monotonic()
                     value = reply.get("content", {}).get("user_expressions", {}).get("value", {})
                     if value.get("status") != "ok":
                         raise KernelError(
@@ -359,8 +369,12 @@ class GatewaySession:
             "connection was lost); wait for the running code or press Interrupt, then try again."
         )
 
-    def _start(self) -> None:
-        """Ask the gateway for a kernel, open its websocket and wait until it answers."""
+    def _start(self, folder: str = "") -> None:
+        """Ask the gateway for a kernel, open its websocket and wait until it answers.
+
+        Args:
+            folder: The work folder to go into (after a restart), or "" for a new one.
+        """
         started = time.monotonic()
         env = {"KERNEL_MEMORY_LIMIT": str(self.limits.memory_bytes),
                "KERNEL_LAUNCH_TIMEOUT": str(int(self.start_timeout)), **self.config.env}  # fmt: skip
@@ -375,7 +389,8 @@ class GatewaySession:
             )
         self.kernel_id = str(model["id"])
         self._connect()
-        self._folder = self._call(setup_code(), self.start_timeout).strip()
+        self._folder = self._call(setup_code(folder), self.start_timeout).strip()
+        self._last_answer = time.monotonic()
         self.start_seconds = time.monotonic() - started
 
     def _connect(self) -> None:
@@ -396,14 +411,17 @@ class GatewaySession:
             f"{self.start_timeout:g} s ({channels.close_reason or 'no reply'}). Check the gateway's log, then try again."
         )
 
-    def _keep_connected(self) -> None:
+    def _keep_connected(self, check_model: bool = False) -> None:
         """During a run: reopen a dropped websocket once; report if that fails or the kernel is gone.
+
+        Args:
+            check_model: Also ask the gateway whether it still has the kernel, even with the websocket open.
 
         Raises:
             KernelGatewayError: If the gateway cannot be reached, lost the kernel, or refuses the websocket.
         """
         channels = self._channels
-        if channels is None or not channels.closed.is_set():
+        if channels is None or not (channels.closed.is_set() or check_model):
             return
         dropped = f"The connection to the kernel on the Kernel Gateway at {self.config.where} dropped during the run"
         try:
@@ -413,6 +431,8 @@ class GatewaySession:
                     f"{dropped}: the gateway no longer has this session's kernel (it stops idle kernels, or "
                     "was restarted), so its variables and files are gone. Run the code again to start a new kernel."
                 )
+            if not channels.closed.is_set():
+                return
             self._connect()
         except KernelError as error:
             self._close_channels()
@@ -426,14 +446,23 @@ class GatewaySession:
     def _ensure_kernel(self) -> str:
         """Before a request: reconnect, or start a new kernel if the gateway lost ours; return a note if state was lost.
 
+        After a pause the gateway is asked whether it still has the kernel: one that culls or deletes a
+        kernel does not always close its websocket.
+
         Raises:
             KernelGatewayError: If the gateway cannot be reached or refuses the websocket.
         """
         channels = self._channels
-        if channels is not None and not channels.closed.is_set():
+        open_now = channels is not None and not channels.closed.is_set()
+        if open_now and time.monotonic() - self._last_answer < _CHECK_AFTER_IDLE:
+            return ""
+        known = (
+            bool(self.kernel_id) and self._rest.request("GET", f"/api/kernels/{self.kernel_id}") is not None
+        )
+        if known and open_now:
             return ""
         self._close_channels()
-        if self.kernel_id and self._rest.request("GET", f"/api/kernels/{self.kernel_id}") is not None:
+        if known:
             self._connect()
             return ""
         self._start()
@@ -444,22 +473,24 @@ class GatewaySession:
         )
 
     def _restart(self) -> None:
-        """Restart the kernel on the gateway and reconnect."""
+        """Replace the kernel by a new one in the same work folder; the old one is deleted in the background.
+
+        A new kernel rather than the gateway's ``/restart``: that one first asks the old kernel to shut
+        down and waits up to 5 s (jupyter_server's ``shutdown_wait_time``) when it is stuck, the very case
+        that needs a restart.
+        """
         self._restart_requested.clear()
+        old = self.kernel_id
         try:
-            started = time.monotonic()
-            with self._control_lock:
-                restarted = self._rest.request("POST", f"/api/kernels/{self.kernel_id}/restart", {})
-            if restarted is None:  # gone meanwhile
-                self._start()
-                return
-            self._connect()
-            self._folder = self._call(setup_code(self._folder), self.start_timeout).strip()
-            self.start_seconds = time.monotonic() - started
+            self._close_channels()
+            self._start(self._folder)
         except KernelError as error:
             raise KernelDiedError(
                 f"The kernel stopped and could not be restarted: {error} Start a new session."
             ) from error
+        finally:
+            if old and old != self.kernel_id:
+                threading.Thread(target=self._delete, args=(old,), name="gateway-delete", daemon=True).start()
 
     def _death(self) -> str:
         return "died on the gateway (for example out of its memory limit)"
@@ -483,5 +514,9 @@ class GatewaySession:
     def _delete_kernel(self) -> None:
         self._close_channels()
         if self.kernel_id:
-            with contextlib.suppress(KernelError):
-                self._rest.request("DELETE", f"/api/kernels/{self.kernel_id}")
+            self._delete(self.kernel_id)
+
+    def _delete(self, kernel_id: str) -> None:
+        """Delete a kernel on the gateway (errors ignored: it may be gone already)."""
+        with contextlib.suppress(KernelError):
+            self._rest.request("DELETE", f"/api/kernels/{kernel_id}")

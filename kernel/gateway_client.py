@@ -167,16 +167,19 @@ class KernelChannels:
         path = parts.path.rstrip("/") + f"/api/kernels/{urllib.parse.quote(kernel_id)}/channels"
         url = urllib.parse.urlunsplit((scheme, parts.netloc, path, f"session_id={session.session}", ""))
         headers = {"Authorization": f"token {rest.config.token}"} if rest.config.token else {}
+        self._stack = contextlib.ExitStack()
         try:
-            self._socket = connect(
-                url,
-                additional_headers=headers,
-                open_timeout=open_timeout,
-                max_size=MAX_FRAME_BYTES,
-                compression=None,  # base64 images and file chunks barely compress; loopback needs none
-                proxy=None,
-                ping_interval=20,
-                ping_timeout=20,
+            # Entered as a context manager (closed by close()), as websockets 16+ asks of its sync client.
+            self._socket = self._stack.enter_context(
+                connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=open_timeout,
+                    max_size=MAX_FRAME_BYTES,
+                    compression=None,  # base64 images and file chunks barely compress; loopback needs none
+                    ping_interval=20,
+                    ping_timeout=20,
+                )
             )
         except InvalidStatus as error:
             raise rest.refusal(error.response.status_code) from None
@@ -219,7 +222,7 @@ class KernelChannels:
     def close(self) -> None:
         """Close the websocket (the reader thread ends with it)."""
         with contextlib.suppress(Exception):
-            self._socket.close()
+            self._stack.close()
         self.closed.set()
 
     def _quick_ack(self) -> None:
@@ -234,8 +237,14 @@ class KernelChannels:
                 self._socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosedOK
+
         try:
-            for raw in self._socket:
+            while True:
+                try:
+                    raw = self._socket.recv()
+                except ConnectionClosedOK:
+                    break
                 self._quick_ack()
                 msg = json.loads(raw)
                 channel = msg.get("channel")

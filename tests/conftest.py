@@ -33,3 +33,12 @@ def own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.setenv("WORKBENCH_DATA_DIR", str(tmp_path_factory.mktemp("workbench-data")))
         patch.delenv("WORKBENCH_DB_URL", raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Jupyter Kernel Gateway on loopback with a token, for the whole run (``RunningGateway``)."""
+    from tests.kernel.kernel_gateway import run_kernel_gateway
+
+    with run_kernel_gateway(tmp_path_factory.mktemp("kernel-gateway")) as gateway:
+        yield gateway
