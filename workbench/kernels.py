@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from kernel import GatewayConfig, GatewaySession, KernelSession
+from kernel import GatewayConfig, GatewaySession, KernelGatewayError, KernelSession
 
 #: A kernel of either kind (they offer the same methods).
 Kernel = KernelSession | GatewaySession
@@ -34,12 +34,18 @@ def gateway_config(environ: Mapping[str, str] | None = None) -> GatewayConfig | 
     if not url:
         return None
     passed = {name: value for name, value in env.items() if name.startswith("KERNEL_")}
-    return GatewayConfig(
-        url=url,
-        token=env.get(GATEWAY_TOKEN_ENV, "").strip(),
-        kernel_name=env.get(GATEWAY_KERNEL_ENV, "").strip(),
-        env=passed,
-    )
+    try:
+        return GatewayConfig(
+            url=url,
+            token=env.get(GATEWAY_TOKEN_ENV, "").strip(),
+            kernel_name=env.get(GATEWAY_KERNEL_ENV, "").strip(),
+            env=passed,
+        )
+    except KernelGatewayError:
+        raise KernelGatewayError(
+            f"{GATEWAY_URL_ENV}={url!r} is not an http(s) URL; set it to one such as http://127.0.0.1:8888, "
+            "or unset it to run the kernels on this machine."
+        ) from None
 
 
 def open_kernel() -> Kernel:
