@@ -18,6 +18,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any
@@ -113,6 +114,7 @@ class GatewaySession:
         self.start_seconds = 0.0
         self.kernel_id = ""
         self._folder = ""
+        self._listing: list[FileInfo] = []
         #: When the kernel last answered a request (monotonic seconds).
         self._last_answer = 0.0
         self._rest = GatewayRest(config)
@@ -231,10 +233,9 @@ class GatewaySession:
         Raises:
             WorkdirPathError: If ``name`` leaves the work folder.
             WorkdirFullError: If the file is over the cap or does not fit.
+            KernelError: If code is running (the kernel reads the file only between runs).
         """
-        with self._lock:
-            self._check_open()
-            self._ensure_kernel()
+        with self._idle("upload a file"):
             return PurePosixPath(upload(self._evaluate, name, data, self.limits.workdir_bytes))
 
     def read_file(self, name: str, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
@@ -242,19 +243,41 @@ class GatewaySession:
 
         Raises:
             WorkdirPathError: If ``name`` leaves the work folder, does not exist or is not a file.
-            KernelError: If the file is larger than ``max_bytes``.
+            KernelError: If the file is larger than ``max_bytes``, or code is running.
         """
-        with self._lock:
-            self._check_open()
-            self._ensure_kernel()
+        with self._idle("download a file"):
             return download(self._evaluate, name, max_bytes)
 
     def list_files(self, max_files: int = 1000) -> list[FileInfo]:
-        """The regular files in the work folder, sorted by name (at most ``max_files``)."""
-        with self._lock:
+        """The regular files in the work folder, sorted by name (at most ``max_files``).
+
+        While code runs the kernel cannot answer, so the list of the last time it could is returned.
+        """
+        try:
+            with self._idle("list the files", wait=0.2):
+                self._listing = list_remote(self._evaluate, max_files)
+        except KernelError:
+            if self._closed:
+                raise
+        return list(self._listing)
+
+    @contextlib.contextmanager
+    def _idle(self, action: str, wait: float = 1.0) -> Iterator[None]:
+        """Hold the session while the kernel is idle (a running cell would hold up the request until it ends).
+
+        Raises:
+            KernelError: If code is still running after ``wait`` seconds, or the session was shut down.
+        """
+        if not self._lock.acquire(timeout=wait):
+            raise KernelError(
+                f"The kernel is running code; {action} once the run has ended (or press Interrupt)."
+            )
+        try:
             self._check_open()
             self._ensure_kernel()
-            return list_remote(self._evaluate, max_files)
+            yield
+        finally:
+            self._lock.release()
 
     # --- internals --------------------------------------------------------------------------
     def _run(self, code: str, timeout: float, collector: OutputCollector) -> RunEnd:

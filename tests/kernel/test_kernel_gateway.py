@@ -231,3 +231,23 @@ def test_a_local_and_a_gateway_session_share_the_api() -> None:
     )
     for name in names:
         assert hasattr(KernelSession, name) and hasattr(GatewaySession, name), name
+
+
+def test_files_do_not_wait_for_a_running_cell(kernel_gateway: RunningGateway) -> None:
+    """The page lists the files at every rerun: a long run must not hold it up (the kernel answers only between runs)."""
+    with GatewaySession(kernel_gateway.config) as session:
+        session.execute("open('before.txt', 'w').write('x')")
+        assert [info.name for info in session.list_files()] == ["before.txt"]
+        run = threading.Thread(
+            target=session.execute, args=("import time\ntime.sleep(4)",), kwargs={"timeout": 30}
+        )
+        run.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert [info.name for info in session.list_files()] == ["before.txt"]  # the last listing
+        with pytest.raises(KernelError, match="running code; upload a file once the run has ended"):
+            session.save_file("during.txt", b"y")
+        assert time.monotonic() - started < 3
+        run.join()
+        session.save_file("after.txt", b"z")
+        assert [info.name for info in session.list_files()] == ["after.txt", "before.txt"]
