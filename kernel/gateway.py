@@ -29,7 +29,7 @@ from kernel.errors import KernelDiedError, KernelError, KernelGatewayError, Kern
 from kernel.files import DEFAULT_MAX_READ, FileInfo
 from kernel.gateway_client import GatewayConfig, GatewayRest, KernelChannels
 from kernel.outputs import Execution, OutputCollector
-from kernel.remote_files import download, list_remote, upload
+from kernel.remote_files import download, list_remote, setup_code, upload
 from kernel.sandbox import SandboxLimits
 from kernel.session import RunEnd, run_notes
 
@@ -44,28 +44,6 @@ _CHECK_AFTER_IDLE = 1.0
 _IDLE_AFTER_REPLY = 1.0
 #: Seconds a file request may take in the kernel.
 _FILE_TIMEOUT = 120.0
-
-
-def setup_code(folder: str = "") -> str:
-    """Code run in each new or restarted kernel: into its work folder, IPython's output cache off.
-
-    On a plain Kernel Gateway every kernel starts in the gateway's own folder, so each session makes
-    a folder of its own (``folder`` after a restart, so the files are kept); the cache is off as in the
-    local sandbox (``inside.py``), so printing forever cannot fill the kernel's memory.
-    """
-    return (
-        "def _workbench_setup(folder):\n"
-        "    import os, tempfile\n"
-        "    folder = folder or tempfile.mkdtemp(prefix='workbench-')\n"
-        "    os.makedirs(folder, exist_ok=True)\n"
-        "    os.chdir(folder)\n"
-        "    shell = get_ipython()\n"
-        "    shell.history_manager.db_log_output = False\n"
-        "    shell.cache_size = 0\n"
-        "    print(folder, end='')\n"
-        f"_workbench_setup({folder!r})\n"
-        "del _workbench_setup\n"
-    )
 
 
 class GatewaySession:
@@ -331,66 +309,33 @@ class GatewaySession:
         Raises:
             KernelError: If it raised, or did not end within ``timeout`` seconds (it is then interrupted).
         """
-        content = {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                   "allow_stdin": False, "stop_on_error": False}  # fmt: skip
-        channels = self._channels_or_raise()
-        msg_id = channels.send("shell", "execute_request", content)
-        printed: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = channels.get("iopub", 0.1)
-            except queue.Empty:
-                if channels.closed.is_set():
-                    break
-                continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            body = msg.get("content", {})
-            if msg["msg_type"] == "stream" and body.get("name") == "stdout":
-                printed.append(str(body.get("text", "")))
-            elif msg["msg_type"] == "error":
-                raise KernelError(
-                    f"The kernel failed an internal request: {body.get('ename')}: {body.get('evalue')}."
-                )
-            elif msg["msg_type"] == "status" and body.get("execution_state") == "idle":
-                return "".join(printed)
-        with contextlib.suppress(KernelError):
-            self.interrupt()
-        raise KernelError(
-            f"The kernel on the gateway did not answer within {timeout:g} s (busy, or the connection was lost); "
-            "wait for the running code or press Interrupt, then try again."
-        )
+        try:
+            return self._channels_or_raise().run_quietly(code, timeout)
+        except TimeoutError:
+            with contextlib.suppress(KernelError):
+                self.interrupt()
+            raise KernelError(
+                f"The kernel on the gateway did not answer within {timeout:g} s (busy, or the connection was "
+                "lost); wait for the running code or press Interrupt, then try again."
+            ) from None
 
     def _evaluate(self, expression: str) -> str:
-        """The ``text/plain`` of ``expression`` evaluated in the kernel, from the execute reply (silent, no history).
+        """The ``text/plain`` of ``expression`` evaluated in the kernel (for the files).
 
         Raises:
             KernelError: If it raised, or no reply came within the file time-out (the kernel is then interrupted).
         """
-        content = {"code": "", "silent": True, "store_history": False, "user_expressions": {"value": expression},
-                   "allow_stdin": False, "stop_on_error": False}  # fmt: skip
-        channels = self._channels_or_raise()
-        msg_id = channels.send("shell", "execute_request", content)
-        deadline = time.monotonic() + _FILE_TIMEOUT
-        while time.monotonic() < deadline and not channels.closed.is_set():
-            with contextlib.suppress(queue.Empty):
-                reply = channels.get("shell", 0.1)
-                if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                    self._last_answer = time.monotonic()
-                    value = reply.get("content", {}).get("user_expressions", {}).get("value", {})
-                    if value.get("status") != "ok":
-                        raise KernelError(
-                            f"The kernel failed a file request: {value.get('ename')}: {value.get('evalue')}. "
-                            "Restart the kernel and try again."
-                        )
-                    return str(value.get("data", {}).get("text/plain", ""))
-        with contextlib.suppress(KernelError):
-            self.interrupt()
-        raise KernelError(
-            f"The kernel on the gateway did not answer a file request within {_FILE_TIMEOUT:g} s (busy, or the "
-            "connection was lost); wait for the running code or press Interrupt, then try again."
-        )
+        try:
+            text = self._channels_or_raise().evaluate(expression, _FILE_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(KernelError):
+                self.interrupt()
+            raise KernelError(
+                f"The kernel on the gateway did not answer a file request within {_FILE_TIMEOUT:g} s (busy, or "
+                "the connection was lost); wait for the running code or press Interrupt, then try again."
+            ) from None
+        self._last_answer = time.monotonic()
+        return text
 
     def _start(self, folder: str = "") -> None:
         """Ask the gateway for a kernel, open its websocket and wait until it answers.
@@ -417,22 +362,15 @@ class GatewaySession:
         self.start_seconds = time.monotonic() - started
 
     def _connect(self) -> None:
-        """Open the kernel's websocket and wait for its ``kernel_info_reply``."""
+        """Open the kernel's websocket and wait until the kernel answers."""
         self._close_channels()
-        channels = KernelChannels(self._rest, self.kernel_id, self._session, self.start_timeout)
-        self._channels = channels
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline and not channels.closed.is_set():
-            msg_id = channels.send("shell", "kernel_info_request", {})
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    reply = channels.get("shell", 1.0)
-                    if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                        return
-        raise KernelStartError(
-            f"The kernel on the Kernel Gateway at {self.config.where} did not answer within "
-            f"{self.start_timeout:g} s ({channels.close_reason or 'no reply'}). Check the gateway's log, then try again."
-        )
+        self._channels = KernelChannels(self._rest, self.kernel_id, self._session, self.start_timeout)
+        reason = self._channels.wait_ready(self.start_timeout)
+        if reason:
+            raise KernelStartError(
+                f"The kernel on the Kernel Gateway at {self.config.where} did not answer within "
+                f"{self.start_timeout:g} s ({reason}). Check the gateway's log, then try again."
+            )
 
     def _keep_connected(self, check_model: bool = False) -> None:
         """During a run: reopen a dropped websocket once; report if that fails or the kernel is gone.

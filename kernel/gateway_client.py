@@ -23,6 +23,7 @@ import json
 import queue
 import socket
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,7 +33,7 @@ from typing import Any
 from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
 
-from kernel.errors import KernelGatewayError
+from kernel.errors import KernelError, KernelGatewayError
 
 #: The largest websocket message accepted (a 32 MiB image is ~43 MiB once base64 in JSON), in bytes.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -138,6 +139,12 @@ def _reason(detail: str) -> str:
     return detail.strip().splitlines()[0][:300] if detail.strip() else ""
 
 
+def _request(code: str, silent: bool, expressions: dict[str, str] | None = None) -> dict[str, Any]:
+    """The content of an ``execute_request`` the app makes for itself (no history, no stdin)."""
+    return {"code": code, "silent": silent, "store_history": False, "user_expressions": expressions or {},
+            "allow_stdin": False, "stop_on_error": False}  # fmt: skip
+
+
 class KernelChannels:
     """One websocket to a kernel on the gateway, its messages sorted into a queue per channel.
 
@@ -218,6 +225,73 @@ class KernelChannels:
             queue.Empty: If none came in time.
         """
         return self.queues[channel].get(timeout=timeout)
+
+    def wait_ready(self, timeout: float) -> str:
+        """Ask for ``kernel_info`` until the kernel answers; return "" once it did, else why not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.closed.is_set():
+            msg_id = self.send("shell", "kernel_info_request", {})
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    if self.get("shell", 1.0).get("parent_header", {}).get("msg_id") == msg_id:
+                        return ""
+        return self.close_reason or "no reply"
+
+    def run_quietly(self, code: str, timeout: float) -> str:
+        """Run ``code`` without history; return what it printed to stdout once the kernel is idle.
+
+        Raises:
+            KernelError: If the code raised.
+            TimeoutError: If the kernel was not idle within ``timeout`` seconds, or the connection closed.
+        """
+        msg_id = self.send("shell", "execute_request", _request(code, silent=False))
+        printed: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.get("iopub", 0.1)
+            except queue.Empty:
+                if self.closed.is_set():
+                    break
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            body = msg.get("content", {})
+            if msg["msg_type"] == "stream" and body.get("name") == "stdout":
+                printed.append(str(body.get("text", "")))
+            elif msg["msg_type"] == "error":
+                raise KernelError(
+                    f"The kernel failed an internal request: {body.get('ename')}: {body.get('evalue')}."
+                )
+            elif msg["msg_type"] == "status" and body.get("execution_state") == "idle":
+                return "".join(printed)
+        raise TimeoutError
+
+    def evaluate(self, expression: str, timeout: float) -> str:
+        """The ``text/plain`` of ``expression``, from the execute reply's ``user_expressions`` (silent, no history).
+
+        The reply comes on the shell channel, which the gateway does not rate-limit as it does IOPub.
+
+        Raises:
+            KernelError: If the expression raised.
+            TimeoutError: If no reply came within ``timeout`` seconds, or the connection closed.
+        """
+        msg_id = self.send(
+            "shell", "execute_request", _request("", silent=True, expressions={"value": expression})
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.closed.is_set():
+            with contextlib.suppress(queue.Empty):
+                reply = self.get("shell", 0.1)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    value = reply.get("content", {}).get("user_expressions", {}).get("value", {})
+                    if value.get("status") != "ok":
+                        raise KernelError(
+                            f"The kernel failed a file request: {value.get('ename')}: {value.get('evalue')}. "
+                            "Restart the kernel and try again."
+                        )
+                    return str(value.get("data", {}).get("text/plain", ""))
+        raise TimeoutError
 
     def close(self) -> None:
         """Close the websocket (the reader thread ends with it)."""

@@ -1,4 +1,4 @@
-"""Files of a kernel on a gateway: upload, list and download through the kernel itself.
+"""Files of a kernel on a gateway: its work folder, and upload, list and download through the kernel itself.
 
 A Kernel Gateway has no contents API, so the app evaluates a small function in the kernel for each file
 operation, in a namespace of its own (the user's variables are untouched, and no history is kept), and
@@ -87,6 +87,29 @@ def _answer():
         return {"error": "os", "reason": str(error)}
 RESULT = json.dumps(_answer())
 """
+
+
+def setup_code(folder: str = "") -> str:
+    """Code run in each new or restarted kernel: into its work folder, IPython's output cache off.
+
+    On a plain Kernel Gateway every kernel starts in the gateway's own folder, so each session makes
+    a folder of its own (``folder`` after a restart, so the files are kept); the cache is off as in the
+    local sandbox (``inside.py``), so printing forever cannot fill the kernel's memory.
+    """
+    return (
+        "def _workbench_setup(folder):\n"
+        "    import os, tempfile\n"
+        "    folder = folder or tempfile.mkdtemp(prefix='workbench-')\n"
+        "    os.makedirs(folder, exist_ok=True)\n"
+        "    os.chdir(folder)\n"
+        "    shell = get_ipython()\n"
+        "    shell.history_manager.db_log_output = False\n"
+        "    shell.cache_size = 0\n"
+        "    print(folder, end='')\n"
+        f"_workbench_setup({folder!r})\n"
+        "del _workbench_setup\n"
+    )
+
 
 #: Evaluates an expression in the kernel and returns the ``text/plain`` of its value.
 Call = Callable[[str], str]
