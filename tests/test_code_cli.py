@@ -185,3 +185,14 @@ def test_the_gateway_settings_come_from_the_environment() -> None:
     assert config.env == {"KERNEL_NAMESPACE": "team-a"} and config.where == "https://gw.example:8888"
     with pytest.raises(KernelGatewayError, match=r"WORKBENCH_KERNEL_GATEWAY=.* is not an http"):
         gateway_config({"WORKBENCH_KERNEL_GATEWAY": "gw.example:8888"})
+
+
+def test_exec_with_no_gateway_at_the_address_exits_1_and_says_so() -> None:
+    from tests.e2e.streamlit_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("exec", "-", stdin="1\n", env={"WORKBENCH_KERNEL_GATEWAY": url})
+    assert result.returncode == 1
+    assert (
+        f"The Kernel Gateway at {url} cannot be reached" in result.stderr and "Traceback" not in result.stderr
+    )
