@@ -237,7 +237,12 @@ def interrupt_clicked() -> None:
     if session is None:
         return
     seen = st.session_state.get("code_seen", (0,))
-    if session.interrupt():
+    try:
+        interrupted = session.interrupt()
+    except USER_ERRORS as exc:  # a Kernel Gateway that cannot be reached
+        st.session_state["code_action_error"] = str(exc)
+        return
+    if interrupted:
         session.wait_idle(INTERRUPT_WAIT_S)
         after_action("Interrupted the running code.")
     elif len(session.runs) != seen[0]:
