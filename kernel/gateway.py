@@ -479,5 +479,5 @@ class GatewaySession:
 
     def _delete(self, kernel_id: str) -> None:
         """Delete a kernel on the gateway (errors ignored: it may be gone already)."""
-        with contextlib.suppress(KernelError):
-            self._rest.request("DELETE", f"/api/kernels/{kernel_id}")
+        with contextlib.suppress(KernelError):  # short: the app's exit waits for it
+            self._rest.request("DELETE", f"/api/kernels/{kernel_id}", timeout=5.0)

@@ -86,8 +86,12 @@ class GatewayRest:
         self.config = config
         self._base = config.url.rstrip("/")
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 0.0
+    ) -> Any:
         """Send one request; return its decoded JSON body (None when empty, or for a 404).
+
+        ``timeout`` overrides the configured ``request_timeout`` (seconds) when positive.
 
         Raises:
             KernelGatewayError: If the gateway cannot be reached, refuses the token or answers an error.
@@ -98,7 +102,7 @@ class GatewayRest:
         if self.config.token:
             request.add_header("Authorization", f"token {self.config.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.config.request_timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.config.request_timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
             if error.code == 404:
