@@ -88,7 +88,7 @@ def test_exec_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.mark.kernel
 def test_exec_warns_when_not_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exec_command, "KernelSession", lambda: KernelSession(sandbox=False))
+    monkeypatch.setattr(exec_command, "open_kernel", lambda: KernelSession(sandbox=False))
     status, out, err = run_main("exec", "-", stdin="print(1 + 1)\n")
     assert (status, out) == (0, "2\n")
     assert err.startswith("Warning: the code runs NOT sandboxed (sandbox=False)")
