@@ -96,7 +96,9 @@ def test_exec_warns_when_not_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.model
 @pytest.mark.kernel
-def test_ask_code_json_shows_code_turns_and_observations() -> None:
+@pytest.mark.parametrize("where", ["local", "gateway"])
+def test_ask_code_json_shows_code_turns_and_observations(where: str, request: pytest.FixtureRequest) -> None:
+    env = gateway_env(request.getfixturevalue("kernel_gateway")) if where == "gateway" else {}
     result = run_cli(
         "ask",
         "--mode",
@@ -109,8 +111,10 @@ def test_ask_code_json_shows_code_turns_and_observations() -> None:
         "--max-rounds",
         "1",
         "What is 2**20?",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
+    assert ("runs on the Kernel Gateway" in result.stderr) == (where == "gateway")
     messages = json.loads(result.stdout)["messages"]
     assert [m["role"] for m in messages][:4] == ["system", "user", "assistant", "observation"]
     code_turn, observation = messages[2], messages[3]
