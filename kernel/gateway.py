@@ -262,6 +262,7 @@ class GatewaySession:
         """Send one execute request and read its messages until it ends; return how it ended."""
         content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                    "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+        self._keep_connected()  # a websocket that dropped since the last request is reopened first
         msg_id = self._channels_or_raise().send("shell", "execute_request", content)
         now = time.monotonic()
         deadline, interrupted_at, replied_at, next_alive = now + timeout, 0.0, 0.0, now + _ALIVE_EVERY

@@ -208,9 +208,10 @@ def test_a_dropped_websocket_is_reopened_and_the_run_completes(kernel_gateway: R
             assert channels is not None
             channels._socket.socket.shutdown(socket.SHUT_RDWR)  # as a network drop: no close frame
 
-        threading.Timer(0.7, drop).start()
+        session.execute("1")  # connected and answering, so the drop lands in the run
+        threading.Timer(1.0, drop).start()
         execution = session.execute(
-            "import time\nprint('a', flush=True)\ntime.sleep(1.5)\nprint('b')\n42", timeout=30
+            "import time\nprint('a', flush=True)\ntime.sleep(2.5)\nprint('b')\n42", timeout=30
         )
         assert execution.error is None and execution.result == "42", execution.for_model()
         assert "b" in execution.stdout and not execution.restarted
