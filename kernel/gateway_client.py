@@ -115,13 +115,19 @@ class GatewayRest:
     def refusal(self, status: int, detail: str = "") -> KernelGatewayError:
         """The error for an HTTP error status from the gateway."""
         where = self.config.where
-        if status in (401, 403):
+        reason = _reason(detail)
+        if status == 401:
             return KernelGatewayError(
-                f"The Kernel Gateway at {where} refused the token (HTTP {status}). Set "
+                f"The Kernel Gateway at {where} refused the token (HTTP 401). Set "
                 "WORKBENCH_KERNEL_GATEWAY_TOKEN to the gateway's token (its --KernelGatewayApp.auth_token "
                 "or KG_AUTH_TOKEN), then try again."
             )
-        reason = _reason(detail)
+        if status == 403:  # Enterprise Gateway refuses some users (root by default), whatever the token
+            return KernelGatewayError(
+                f"The Kernel Gateway at {where} refused the request (HTTP 403{': ' + reason if reason else ''}). "
+                "Check WORKBENCH_KERNEL_GATEWAY_TOKEN; an Enterprise Gateway also needs KERNEL_USERNAME set, in "
+                "the app's environment, to a user it allows."
+            )
         return KernelGatewayError(
             f"The Kernel Gateway at {where} answered HTTP {status}{': ' + reason if reason else ''}. "
             "Check the gateway's log and its kernel specs (WORKBENCH_KERNEL_GATEWAY_KERNEL), then try again."

@@ -1,7 +1,9 @@
-"""A real Jupyter Kernel Gateway for the tests, on loopback with a token.
+"""A real Jupyter Kernel Gateway (or Enterprise Gateway) for the tests, on loopback with a token.
 
-``jupyter-kernel-gateway`` comes from PyPI into a venv of its own (:func:`tests.cached_venvs.server_venv`:
-it pulls in jupyter_server, whose pins need not match ours). Its kernels are this venv's ipykernel,
+``jupyter-kernel-gateway`` (``jupyter-enterprise-gateway``) comes from PyPI into a venv of its own
+(:func:`tests.cached_venvs.server_venv`: it pulls in jupyter_server, whose pins need not match ours).
+Enterprise Gateway runs here with its default local process proxy: its API, token and user checks, not
+its Kubernetes pods. Its kernels are this venv's ipykernel,
 through a kernel spec of the tests' own (``workbench-test``), so they have numpy, pandas and matplotlib
 as local kernels do.
 """
@@ -23,6 +25,7 @@ from tests.cached_venvs import server_venv
 
 #: What the fixture installs (3.x serves jupyter_server 2's kernels API and channels websocket).
 REQUIREMENT = "jupyter-kernel-gateway>=3.0"
+ENTERPRISE_REQUIREMENT = "jupyter-enterprise-gateway>=3.0"
 KERNEL_NAME = "workbench-test"
 
 
@@ -56,7 +59,7 @@ def write_kernel_spec(root: Path) -> Path:
 
 @contextmanager
 def run_kernel_gateway(
-    root: Path, port: int = 0, token: str = "", extra: list[str] | None = None
+    root: Path, port: int = 0, token: str = "", extra: list[str] | None = None, enterprise: bool = False
 ) -> Iterator[RunningGateway]:
     """Start ``jupyter kernelgateway`` on 127.0.0.1 with a token; stop it at the end.
 
@@ -65,11 +68,15 @@ def run_kernel_gateway(
         port: The port (0 picks a free one; a restarted gateway reuses its port).
         token: The token (a random one when "").
         extra: More command-line settings (``--MappingKernelManager.cull_idle_timeout=2``).
+        enterprise: Start Jupyter Enterprise Gateway instead.
     """
     from tests.e2e.streamlit_server import free_port
     from tests.server.helpers import server_process
 
-    script = server_venv(REQUIREMENT, "jupyter-kernelgateway")
+    if enterprise:
+        script, app = server_venv(ENTERPRISE_REQUIREMENT, "jupyter-enterprisegateway"), "EnterpriseGatewayApp"
+    else:
+        script, app = server_venv(REQUIREMENT, "jupyter-kernelgateway"), "KernelGatewayApp"
     port = port or free_port()
     token = token or secrets.token_hex(16)
     root.mkdir(parents=True, exist_ok=True)
@@ -82,10 +89,10 @@ def run_kernel_gateway(
     env.pop("PYTHONPATH", None)  # the gateway's venv is its own; the kernel spec names our python
     command = [
         str(script),
-        "--KernelGatewayApp.ip=127.0.0.1",
-        f"--KernelGatewayApp.port={port}",
-        "--KernelGatewayApp.port_retries=0",
-        f"--KernelGatewayApp.auth_token={token}",
+        f"--{app}.ip=127.0.0.1",
+        f"--{app}.port={port}",
+        f"--{app}.port_retries=0",
+        f"--{app}.auth_token={token}",
         *(extra or []),
     ]
     log = root / f"kernel-gateway-{port}.log"

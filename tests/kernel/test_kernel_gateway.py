@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,32 @@ def test_files_do_not_wait_for_a_running_cell(kernel_gateway: RunningGateway) ->
         run.join()
         session.save_file("after.txt", b"z")
         assert [info.name for info in session.list_files()] == ["after.txt", "before.txt"]
+
+
+# --- Enterprise Gateway (its local process proxy: the API, token and user checks, not Kubernetes) -----
+@pytest.fixture(scope="module")
+def enterprise_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    with run_kernel_gateway(tmp_path_factory.mktemp("enterprise-gateway"), enterprise=True) as gateway:
+        yield gateway
+
+
+def test_an_enterprise_gateway_serves_the_same_session(enterprise_gateway: RunningGateway) -> None:
+    config = replace(enterprise_gateway.config, env={"KERNEL_USERNAME": "workbench-tests"})
+    with GatewaySession(config, interrupt_grace=1.0) as session:
+        got = session.execute("import os\nos.environ['KERNEL_MEMORY_LIMIT'], os.environ['KERNEL_USERNAME']")
+        assert got.result == repr((str(2 * 1024**3), "workbench-tests")), got.for_model()
+        timed = session.execute("import time\nwhile True: time.sleep(0.01)", timeout=1.0)
+        assert timed.timed_out and timed.error is not None and timed.error.name == "KeyboardInterrupt"
+        session.save_file("data.csv", b"a,b\n1,2\n")
+        assert session.execute("open('data.csv').read()").result == repr("a,b\n1,2\n")
+        session.execute("lost = 1")
+        session.restart()
+        assert session.execute("lost").error is not None
+        assert [info.name for info in session.list_files()] == ["data.csv"]  # the folder outlives the restart
+
+
+def test_an_enterprise_gateway_refusing_the_user_says_what_to_set(enterprise_gateway: RunningGateway) -> None:
+    config = replace(enterprise_gateway.config, env={"KERNEL_USERNAME": "root"})  # refused by default
+    with pytest.raises(KernelGatewayError, match="HTTP 403") as raised:
+        GatewaySession(config)
+    assert "KERNEL_USERNAME" in str(raised.value) and "root" in str(raised.value)
