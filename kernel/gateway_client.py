@@ -8,7 +8,7 @@ Why not the maintained clients (measured here, issue 20):
   ``jupyter kernelgateway --KernelGatewayApp.auth_token=...``); its channel queues wait by spinning
   (``await asyncio.sleep(0)`` in a loop: 1.26 s of CPU in a 1.5 s wait); its settings are one
   process-wide singleton; it needs an asyncio loop for every call; and it pulls in jupyter_server
-  with nbconvert, about 30 packages, for five REST calls. Its ``GatewayKernelManager`` (REST only)
+  with nbconvert, about 30 packages, for four REST calls. Its ``GatewayKernelManager`` (REST only)
   does work with a token, but alone it saves nothing.
 
 So this module speaks the documented protocol itself: REST with ``urllib`` and the JSON channel
@@ -76,7 +76,7 @@ class GatewayConfig:
 
 
 class GatewayRest:
-    """The gateway's REST API for one kernel's life: start, model, interrupt, restart, delete.
+    """The gateway's REST API for one kernel's life: start, model, interrupt, delete.
 
     Args:
         config: The gateway.
