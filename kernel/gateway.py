@@ -93,6 +93,7 @@ class GatewaySession:
         self.kernel_id = ""
         self._folder = ""
         self._listing: list[FileInfo] = []
+        self._used = False  # whether code ran or a file was uploaded (so a lost kernel lost something)
         #: When the kernel last answered a request (monotonic seconds).
         self._last_answer = 0.0
         self._rest = GatewayRest(config)
@@ -151,6 +152,7 @@ class GatewaySession:
             if lost:
                 execution.restarted = True
                 notes.append(lost)
+            self._used = True
             outcome = self._run(code, timeout, collector)
             notes += run_notes(outcome, execution, timeout, self.limits, self._death())
             if outcome.needs_restart:
@@ -214,6 +216,7 @@ class GatewaySession:
             KernelError: If code is running (the kernel reads the file only between runs).
         """
         with self._idle("upload a file"):
+            self._used = True
             return PurePosixPath(upload(self._evaluate, name, data, self.limits.workdir_bytes))
 
     def read_file(self, name: str, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
@@ -428,6 +431,8 @@ class GatewaySession:
             self._connect()
             return ""
         self._start()
+        if not self._used:  # a spare kernel culled before its session used it: nothing was lost
+            return ""
         return (
             f"The Kernel Gateway at {self.config.where} no longer had this session's kernel (it stops idle "
             "kernels, or was restarted), so a new kernel was started: variables, imports and the files of "

@@ -201,6 +201,19 @@ def test_a_kernel_culled_by_the_gateway_is_replaced_on_the_next_run(tmp_path: Pa
         assert session.kernel_id != old
 
 
+def test_a_spare_kernel_lost_before_any_use_is_replaced_without_a_note(
+    kernel_gateway: RunningGateway,
+) -> None:
+    """A pool's warm spare may be culled before a session takes it: nothing was lost, so nothing is said."""
+    with GatewaySession(kernel_gateway.config) as session:
+        old = session.kernel_id
+        GatewayRest(kernel_gateway.config).request("DELETE", f"/api/kernels/{old}")  # as the culler does
+        time.sleep(1.1)  # past the pause after which a request checks the kernel on the gateway
+        execution = session.execute("6 * 7")
+        assert execution.result == "42" and execution.note == "" and not execution.restarted
+        assert session.kernel_id != old
+
+
 def test_a_dropped_websocket_is_reopened_and_the_run_completes(kernel_gateway: RunningGateway) -> None:
     with GatewaySession(kernel_gateway.config) as session:
 
