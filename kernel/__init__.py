@@ -9,6 +9,8 @@ Modules, by role (as in jupyter_client):
 - :mod:`kernel.session`: :class:`KernelSession`, one kernel and the code it runs;
 - :mod:`kernel.outputs`: :class:`Execution`, what a run produced, and its text for a model;
 - :mod:`kernel.pool`: :class:`KernelPool`, one kernel per browser session;
+- :mod:`kernel.gateway`: :class:`GatewaySession`, the same for a kernel on a Jupyter Kernel Gateway
+  (:mod:`kernel.gateway_client` speaks to the gateway, :mod:`kernel.remote_files` moves its files);
 - :mod:`kernel.files`: upload, list and download files in the work folder;
 - :mod:`kernel.errors`: :class:`KernelError` and its children, the errors raised on purpose.
 
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from kernel.errors import (
     KernelDiedError,
     KernelError,
+    KernelGatewayError,
     KernelLimitError,
     KernelStartError,
     WorkdirFullError,
@@ -38,6 +41,8 @@ from kernel.errors import (
 
 if TYPE_CHECKING:
     from kernel.files import FileInfo, list_files, read_file, resolve_in_workdir, save_upload
+    from kernel.gateway import GatewaySession
+    from kernel.gateway_client import GatewayConfig
     from kernel.outputs import STATE_LOST, Execution, ExecutionError, Output
     from kernel.pool import KernelLease, KernelPool
     from kernel.sandbox import SandboxLimits, sandbox_available
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
 # Names loaded on first use (PEP 562), so ``import kernel.errors`` does not load jupyter_client and zmq.
 _LAZY = {
     "FileInfo": "kernel.files",
+    "GatewayConfig": "kernel.gateway_client",
+    "GatewaySession": "kernel.gateway",
     "list_files": "kernel.files",
     "read_file": "kernel.files",
     "resolve_in_workdir": "kernel.files",
@@ -66,8 +73,11 @@ __all__ = [
     "Execution",
     "ExecutionError",
     "FileInfo",
+    "GatewayConfig",
+    "GatewaySession",
     "KernelDiedError",
     "KernelError",
+    "KernelGatewayError",
     "KernelLease",
     "KernelLimitError",
     "KernelPool",

@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "KernelDiedError",
     "KernelError",
+    "KernelGatewayError",
     "KernelLimitError",
     "KernelStartError",
     "WorkdirFullError",
@@ -30,6 +31,10 @@ class KernelStartError(KernelError):
 
 class KernelDiedError(KernelError):
     """The kernel died and could not be restarted; its state is lost."""
+
+
+class KernelGatewayError(KernelError):
+    """The Kernel Gateway cannot be reached, refused the token, or lost the kernel."""
 
 
 class KernelLimitError(KernelError):

@@ -7,10 +7,18 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
 
 from kernel.errors import KernelError, KernelLimitError
 from kernel.sandbox import SandboxLimits
 from kernel.session import KernelSession
+
+if TYPE_CHECKING:
+    from kernel.gateway import GatewaySession
+    from kernel.gateway_client import GatewayConfig
+
+#: A kernel of the pool: local and sandboxed, or on a Kernel Gateway (the same methods).
+AnyKernel = Union[KernelSession, "GatewaySession"]
 
 
 class KernelPool:
@@ -30,6 +38,8 @@ class KernelPool:
             web server); when the pool is full, the kernels of sessions it says are gone are released
             before a new session is refused. None: every session counts as alive until released.
         limit_hint: The end of the refusal message: how the user raises the limit.
+        gateway: Start the kernels on this Kernel Gateway instead of locally (when no
+            ``session_factory`` is given).
     """
 
     def __init__(
@@ -38,9 +48,10 @@ class KernelPool:
         idle_timeout: float = 1800,
         warm_spare: bool = True,
         limits: SandboxLimits | None = None,
-        session_factory: Callable[[], KernelSession] | None = None,
+        session_factory: Callable[[], AnyKernel] | None = None,
         session_alive: Callable[[str], bool] | None = None,
         limit_hint: str = "or create the pool with a higher max_kernels.",
+        gateway: GatewayConfig | None = None,
     ) -> None:
         if max_kernels < 1:
             raise KernelError(f"max_kernels must be at least 1, not {max_kernels}; pass 1 or more.")
@@ -48,16 +59,18 @@ class KernelPool:
         self.idle_timeout = idle_timeout
         self.warm_spare = warm_spare
         self.limits = limits or SandboxLimits()
-        self._factory = session_factory or (lambda: KernelSession(limits=self.limits))
+        #: The Kernel Gateway the kernels run on, or None for local kernels.
+        self.gateway = gateway
+        self._factory = session_factory or self._new_kernel
         self._session_alive = session_alive
         self._limit_hint = limit_hint
         #: Seconds a new session waits for a spare being started before starting its own kernel.
         self.spare_wait = 30.0  # a spare start gives up after its own start timeout (30 s by default)
         self._lock = threading.Lock()
-        self._sessions: dict[str, KernelSession] = {}
+        self._sessions: dict[str, AnyKernel] = {}
         #: Sessions whose kernel is being started, each set when it is ready (or failed).
         self._starting: dict[str, threading.Event] = {}
-        self._spare: KernelSession | None = None
+        self._spare: AnyKernel | None = None
         self._spare_thread: threading.Thread | None = None
         self._closed = False
         atexit.register(self.shutdown_all)
@@ -69,7 +82,14 @@ class KernelPool:
         with self._lock:
             return list(self._sessions)
 
-    def get(self, session_id: str) -> KernelSession:
+    def _new_kernel(self) -> AnyKernel:
+        if self.gateway is None:
+            return KernelSession(limits=self.limits)
+        from kernel.gateway import GatewaySession
+
+        return GatewaySession(self.gateway, limits=self.limits)
+
+    def get(self, session_id: str) -> AnyKernel:
         """The kernel of ``session_id``, started (or taken from the spare) on first use.
 
         Raises:
@@ -112,7 +132,7 @@ class KernelPool:
         self._start_spare()
         return session
 
-    def _take_spare(self) -> KernelSession | None:
+    def _take_spare(self) -> AnyKernel | None:
         """The warm spare if it is ready and alive (a spare still starting is waited for, within its timeout)."""
         with self._lock:
             thread = self._spare_thread

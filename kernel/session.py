@@ -24,7 +24,7 @@ import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 
 from kernel.errors import KernelDiedError, KernelError, KernelStartError
-from kernel.files import folder_usage
+from kernel.files import DEFAULT_MAX_READ, FileInfo, folder_usage, list_files, read_file, save_upload
 from kernel.folders import SessionFolders, prepare_folders, read_tail
 from kernel.launcher import Launcher
 from kernel.outputs import STATE_LOST, Execution, OutputCollector
@@ -57,6 +57,38 @@ class RunEnd(str, Enum):
     def needs_restart(self) -> bool:
         """Whether the kernel must be restarted after a run that ended this way."""
         return self in (RunEnd.UNRESPONSIVE, RunEnd.DIED, RunEnd.RESTART)
+
+
+def run_notes(
+    outcome: RunEnd, execution: Execution, timeout: float, limits: SandboxLimits, death: str
+) -> list[str]:
+    """The sentences that tell how a run ended, for ``Execution.note`` (none for a plain finish).
+
+    Args:
+        outcome: How the run ended.
+        execution: The run (``timed_out`` is read).
+        timeout: The run's time limit, in seconds.
+        limits: The kernel's limits (the work folder's cap is named).
+        death: How the kernel ended, as words after "The kernel" ("crashed (SIGSEGV)").
+    """
+    mib = limits.workdir_bytes // (1024 * 1024)
+    return {
+        RunEnd.DONE: [f"The run was interrupted because it exceeded the {timeout:g} s time limit."]
+        if execution.timed_out
+        else [],
+        RunEnd.WORKDIR_FULL: [
+            f"The run was interrupted because the work folder went over its cap of {mib} MiB "
+            f"or {limits.workdir_files} files; delete files to free space."
+        ],
+        RunEnd.UNRESPONSIVE: [
+            "The run was interrupted "
+            + (f"after the {timeout:g} s time limit " if execution.timed_out else "")
+            + f"but did not stop, so the kernel was restarted: {STATE_LOST}."
+        ],
+        RunEnd.DIED: [f"The kernel {death} and was restarted, so {STATE_LOST}."],
+        RunEnd.RESTART: [f"The kernel was restarted on request, so {STATE_LOST}."],
+        RunEnd.STOPPED: ["The kernel was shut down while the code ran."],
+    }[outcome]
 
 
 class KernelSession:
@@ -177,24 +209,7 @@ class KernelSession:
                 execution.restarted = True
                 notes.append(f"The kernel had stopped since the last run and was restarted, so {STATE_LOST}.")
             outcome = self._run(code, timeout, collector)
-            mib = self.limits.workdir_bytes // (1024 * 1024)
-            notes += {
-                RunEnd.DONE: [f"The run was interrupted because it exceeded the {timeout:g} s time limit."]
-                if execution.timed_out
-                else [],
-                RunEnd.WORKDIR_FULL: [
-                    f"The run was interrupted because the work folder went over its cap of {mib} MiB "
-                    f"or {self.limits.workdir_files} files; delete files to free space."
-                ],
-                RunEnd.UNRESPONSIVE: [
-                    "The run was interrupted "
-                    + (f"after the {timeout:g} s time limit " if execution.timed_out else "")
-                    + f"but did not stop, so the kernel was restarted: {STATE_LOST}."
-                ],
-                RunEnd.DIED: [f"The kernel {self._exit_description()} and was restarted, so {STATE_LOST}."],
-                RunEnd.RESTART: [f"The kernel was restarted on request, so {STATE_LOST}."],
-                RunEnd.STOPPED: ["The kernel was shut down while the code ran."],
-            }[outcome]
+            notes += run_notes(outcome, execution, timeout, self.limits, self._exit_description())
             if not outcome.needs_restart and outcome is not RunEnd.STOPPED and self._process_flood():
                 notes.append(
                     f"The processes and threads it left running used up the limit of "
@@ -249,6 +264,28 @@ class KernelSession:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.shutdown()
+
+    def save_file(self, name: str, data: bytes) -> Path:
+        """Write an uploaded file into the work folder (replacing one of the same name); return its path.
+
+        Raises:
+            WorkdirPathError: If ``name`` leaves the work folder.
+            WorkdirFullError: If the work folder has no room for ``data``.
+        """
+        return save_upload(self.workdir, name, data)
+
+    def read_file(self, name: str, max_bytes: int = DEFAULT_MAX_READ) -> bytes:
+        """Read a file of the work folder.
+
+        Raises:
+            WorkdirPathError: If ``name`` leaves the work folder, does not exist or is not a file.
+            KernelError: If the file is larger than ``max_bytes``.
+        """
+        return read_file(self.workdir, name, max_bytes)
+
+    def list_files(self, max_files: int = 1000) -> list[FileInfo]:
+        """The regular files in the work folder (symbolic links skipped), sorted by name."""
+        return list_files(self.workdir, max_files)
 
     def processes(self) -> list[SandboxProcess]:
         """The processes inside the sandbox, kernel included (empty when not sandboxed)."""

@@ -240,7 +240,12 @@ def interrupt_clicked() -> None:
     if session is None:
         return
     seen = st.session_state.get("code_seen", (0,))
-    if session.interrupt():
+    try:
+        interrupted = session.interrupt()
+    except USER_ERRORS as exc:  # a Kernel Gateway that cannot be reached
+        st.session_state["code_action_error"] = str(exc)
+        return
+    if interrupted:
         session.wait_idle(INTERRUPT_WAIT_S)
         after_action("Interrupted the running code.")
     elif len(session.runs) != seen[0]:
@@ -302,7 +307,13 @@ with st.sidebar.expander("Code settings", expanded=False):
 status_slot = st.sidebar.empty()
 show_status()
 status = session.status()
-if not status.sandboxed:
+if status.gateway:
+    st.sidebar.info(
+        f"Code runs on the Kernel Gateway at {status.gateway}: this machine's sandbox limits "
+        "(bubblewrap, memory, processes, work folder cap) do not apply there; the gateway isolates the "
+        "kernels (Enterprise Gateway: a pod per kernel). Time-out and Interrupt still hold."
+    )
+elif not status.sandboxed:
     st.sidebar.warning(
         f"Code runs NOT sandboxed ({status.reason}): it can read and change this machine's "
         "files and use the network. Install bubblewrap with user namespaces enabled to sandbox it."

@@ -57,3 +57,12 @@ def hub(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> F
     fake_hub.rate = None
     fake_hub.requests.clear()
     return fake_hub
+
+
+@pytest.fixture(scope="session")
+def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Jupyter Kernel Gateway on loopback with a token, for the whole run (``RunningGateway``)."""
+    from tests.kernel.kernel_gateway import run_kernel_gateway
+
+    with run_kernel_gateway(tmp_path_factory.mktemp("kernel-gateway")) as gateway:
+        yield gateway

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from kernel import KernelSession
+from kernel.errors import KernelGatewayError
 from tests.cli_helpers import run_cli, run_main
+from tests.kernel.kernel_gateway import RunningGateway
 from workbench.cli import exec as exec_command
+from workbench.kernels import gateway_config
 
 
 @pytest.mark.kernel
@@ -85,7 +88,7 @@ def test_exec_of_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.mark.kernel
 def test_exec_warns_when_not_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exec_command, "KernelSession", lambda: KernelSession(sandbox=False))
+    monkeypatch.setattr(exec_command, "open_kernel", lambda: KernelSession(sandbox=False))
     status, out, err = run_main("exec", "-", stdin="print(1 + 1)\n")
     assert (status, out) == (0, "2\n")
     assert err.startswith("Warning: the code runs NOT sandboxed (sandbox=False)")
@@ -93,7 +96,9 @@ def test_exec_warns_when_not_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.model
 @pytest.mark.kernel
-def test_ask_code_json_shows_code_turns_and_observations() -> None:
+@pytest.mark.parametrize("where", ["local", "gateway"])
+def test_ask_code_json_shows_code_turns_and_observations(where: str, request: pytest.FixtureRequest) -> None:
+    env = gateway_env(request.getfixturevalue("kernel_gateway")) if where == "gateway" else {}
     result = run_cli(
         "ask",
         "--mode",
@@ -106,8 +111,10 @@ def test_ask_code_json_shows_code_turns_and_observations() -> None:
         "--max-rounds",
         "1",
         "What is 2**20?",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
+    assert ("runs on the Kernel Gateway" in result.stderr) == (where == "gateway")
     messages = json.loads(result.stdout)["messages"]
     assert [m["role"] for m in messages][:4] == ["system", "user", "assistant", "observation"]
     code_turn, observation = messages[2], messages[3]
@@ -136,3 +143,60 @@ def test_ask_code_prints_the_code_and_its_output() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("```python\n")
     assert "[interpreter" in result.stdout
+
+
+def gateway_env(gateway: RunningGateway, token: str = "") -> dict[str, str]:
+    """The environment that sends ``exec``'s kernel to the tests' Kernel Gateway."""
+    return {
+        "WORKBENCH_KERNEL_GATEWAY": gateway.config.url,
+        "WORKBENCH_KERNEL_GATEWAY_TOKEN": token or gateway.config.token,
+        "WORKBENCH_KERNEL_GATEWAY_KERNEL": gateway.config.kernel_name,
+    }
+
+
+@pytest.mark.kernel
+def test_exec_runs_on_the_kernel_gateway_and_says_so(kernel_gateway: RunningGateway) -> None:
+    code = "import os\nprint('hi')\nos.environ['KERNEL_MEMORY_LIMIT']\n"
+    result = run_cli("exec", "--json", "-", stdin=code, env=gateway_env(kernel_gateway))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["stdout"], data["result"], data["sandboxed"]) == ("hi\n", repr(str(2 * 1024**3)), False)
+    assert data["gateway"] == kernel_gateway.config.url
+    assert f"runs on the Kernel Gateway at {kernel_gateway.config.url}" in result.stderr
+    assert "NOT sandboxed" not in result.stderr
+
+
+@pytest.mark.kernel
+def test_exec_with_a_wrong_gateway_token_exits_1_and_says_what_to_do(kernel_gateway: RunningGateway) -> None:
+    result = run_cli("exec", "-", stdin="1\n", env=gateway_env(kernel_gateway, token="wrong-token"))
+    assert result.returncode == 1
+    assert "refused the token" in result.stderr and "WORKBENCH_KERNEL_GATEWAY_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr and "wrong-token" not in result.stderr
+
+
+def test_the_gateway_settings_come_from_the_environment() -> None:
+    assert gateway_config({}) is None
+    config = gateway_config(
+        {
+            "WORKBENCH_KERNEL_GATEWAY": " https://gw.example:8888/prefix ",
+            "WORKBENCH_KERNEL_GATEWAY_TOKEN": "t0k",
+            "KERNEL_NAMESPACE": "team-a",
+            "HOME": "/root",
+        }
+    )
+    assert config is not None
+    assert (config.url, config.token, config.kernel_name) == ("https://gw.example:8888/prefix", "t0k", "")
+    assert config.env == {"KERNEL_NAMESPACE": "team-a"} and config.where == "https://gw.example:8888"
+    with pytest.raises(KernelGatewayError, match=r"WORKBENCH_KERNEL_GATEWAY=.* is not an http"):
+        gateway_config({"WORKBENCH_KERNEL_GATEWAY": "gw.example:8888"})
+
+
+def test_exec_with_no_gateway_at_the_address_exits_1_and_says_so() -> None:
+    from tests.e2e.streamlit_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("exec", "-", stdin="1\n", env={"WORKBENCH_KERNEL_GATEWAY": url})
+    assert result.returncode == 1
+    assert (
+        f"The Kernel Gateway at {url} cannot be reached" in result.stderr and "Traceback" not in result.stderr
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from kernel import Execution, ExecutionError, KernelSession, Output
+from kernel import Execution, ExecutionError, GatewayConfig, KernelSession, Output
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.dialects import ChatGLM3Dialect, Dialect
@@ -20,6 +20,7 @@ from workbench.messages import Message, Role, transcript_from_json, transcript_t
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import find_code_block, mark_code_turn, split_code
 from workbench.modes.code_runs import CodeRunning
+from workbench.modes.code_workspace import Workspace
 from workbench.modes.events import MessageDone, Notice, TextDelta
 
 
@@ -348,6 +349,20 @@ def test_status_label_says_sandboxed_or_not(fake_kernel: FakeKernel) -> None:
     assert status.label == "Kernel: idle · NOT sandboxed" and status.reason == "no user namespaces"
     fake_kernel.alive = False
     assert session.status().state == "dead"
+
+
+def test_status_names_the_gateway_before_and_after_the_kernel_starts(tmp_path: Path) -> None:
+    pool = FakePool(tmp_path)
+    pool.gateway = GatewayConfig("http://10.0.0.5:8888", token="secret")  # type: ignore[attr-defined]
+    workspace = Workspace(pool=pool, session_id="s")
+    status = workspace.status()
+    assert status.label == "Kernel: not started · on gateway http://10.0.0.5:8888" and not status.sandboxed
+    kernel = pool.get("s")
+    kernel.sandboxed = False
+    kernel.gateway_url = "http://10.0.0.5:8888"  # type: ignore[attr-defined]
+    workspace.kernel  # noqa: B018 (starts the session's kernel)
+    assert workspace.status().label == "Kernel: idle · on gateway http://10.0.0.5:8888"
+    assert "secret" not in repr(workspace.status())
 
 
 def test_chatglm3_code_turns_use_its_interpreter_format(fake_kernel: FakeKernel) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from kernel.errors import KernelGatewayError
+
 pytestmark = [pytest.mark.model, pytest.mark.kernel]
 
 MAIN = str(Path(__file__).resolve().parent.parent / "main.py")
@@ -148,6 +150,32 @@ def test_interrupt_shows_the_interrupted_run_and_an_idle_kernel_in_the_same_reru
     assert "Interrupted the running code." in [i.value for i in app.sidebar.info]
     assert any("KeyboardInterrupt" in e.value for e in app.error), [e.value for e in app.error]
     assert "import time\ntime.sleep(100)" in [c.value for c in app.code]
+
+
+def test_interrupt_that_cannot_reach_the_gateway_is_an_error_not_a_crash(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: Interrupt is a REST call to a Kernel Gateway, which may be gone; the page says so."""
+    run_cell(app, "1")
+    session = app.session_state["code_session"]
+    running = session.start_user_cell("import time\ntime.sleep(100)")
+    assert not running.done.wait(1.0)
+    kernel = session.kernel
+    real_interrupt = kernel.interrupt
+
+    def unreachable() -> None:
+        raise KernelGatewayError(
+            "The Kernel Gateway at http://127.0.0.1:9 cannot be reached (Connection refused)."
+        )
+
+    monkeypatch.setattr(kernel, "interrupt", unreachable)
+    app.sidebar.button(key="code_interrupt").click().run()
+    assert not app.exception, app.exception
+    assert any("cannot be reached" in e.value for e in app.sidebar.error), [
+        e.value for e in app.sidebar.error
+    ]
+    real_interrupt()
+    assert running.done.wait(10)
 
 
 def test_restart_during_a_run_shows_it_ended_in_the_same_rerun(app: AppTest) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from kernel.errors import (
     KernelDiedError,
     KernelError,
+    KernelGatewayError,
     KernelLimitError,
     KernelStartError,
     WorkdirFullError,
@@ -33,6 +34,7 @@ __all__ = [
     "GenerationError",
     "KernelDiedError",
     "KernelError",
+    "KernelGatewayError",
     "KernelLimitError",
     "KernelStartError",
     "ModelDownloadError",

@@ -218,6 +218,7 @@ def test_fifos_for_the_connection_file_and_log_block_no_other_session() -> None:
     outcome: list[str] = []
     try:
         attacker = pool.get("attacker")
+        assert isinstance(attacker, KernelSession)
         thread = threading.Thread(target=lambda: outcome.append(play(attacker, code)), daemon=True)
         thread.start()
         time.sleep(2.0)  # the attacker's kernel has died and is being restarted

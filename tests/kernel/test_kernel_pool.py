@@ -66,7 +66,7 @@ def test_first_use_takes_the_warm_spare_which_outlives_its_thread(
 def test_sessions_are_isolated_and_capped(pool: KernelPool, recorder: Recorder) -> None:
     alice = pool.get("alice")
     bob = pool.get("bob")
-    assert alice is not bob
+    assert alice is not bob and isinstance(bob, KernelSession)
     alice.execute("secret = 1\nopen('alice.txt', 'w').write('a')")
     assert bob.execute("secret").error is not None
     assert not (bob.workdir / "alice.txt").exists()
@@ -96,6 +96,7 @@ def test_idle_sessions_are_reaped(recorder: Recorder) -> None:
 def test_shutdown_all_stops_every_kernel_and_the_spare(recorder: Recorder) -> None:
     pool = KernelPool(max_kernels=3, session_factory=recorder)
     first = pool.get("one")
+    assert isinstance(first, KernelSession)
     wait_for_spare(recorder, 2)
     pool.shutdown_all()
     assert len(recorder.sessions) == 2 and not any(session.alive for session in recorder.sessions)

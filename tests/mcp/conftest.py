@@ -1,21 +1,18 @@
 """Fixtures for the MCP tests: real MCP servers from PyPI in venvs of their own, and our misbehaving one.
 
 A server from PyPI (``mcp-server-time``, ``mcp-server-git``) may pin another ``mcp`` than ours, so each
-gets a virtual environment of its own, cached under ``~/.cache/workbench/test-mcp-servers/<hash of the
-requirement>`` (or ``$WORKBENCH_CACHE_DIR``): the first run installs it, later runs reuse it. Only when
-the package index cannot be reached is the test skipped, and it says so.
+gets a virtual environment of its own (:func:`tests.cached_venvs.server_venv`), cached under
+``~/.cache/workbench/test-mcp-servers/``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import venv
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,13 +20,14 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.cached_venvs import server_venv
 from tools.mcp_client import McpTools
 from tools.mcp_config import parse_config
 
 HERE = Path(__file__).resolve().parent
 MISBEHAVING = HERE / "misbehaving_server.py"
-_NETWORK_HINTS = ("Could not find a version", "No matching distribution", "Failed to establish", "Network is unreachable",
-                  "Temporary failure in name resolution", "ConnectionError", "Max retries exceeded")  # fmt: skip
+#: The venvs of the MCP servers from PyPI, under ~/.cache/workbench.
+MCP_CACHE = "test-mcp-servers"
 
 
 T = TypeVar("T")
@@ -42,70 +40,16 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("WORKBENCH_CACHE_DIR") or str(Path.home() / ".cache" / "workbench")
-    return Path(base) / "test-mcp-servers"
-
-
-def server_venv(requirement: str, script: str) -> Path:
-    """The console script ``script`` of ``requirement`` (one or more, space-separated), in its own cached venv.
-
-    Skips the test (saying why) only when pip cannot reach the package index.
-    """
-    folder = _cache_root() / hashlib.sha256(requirement.encode()).hexdigest()[:16]
-    executable = folder / "bin" / script
-    if executable.exists():
-        return executable
-    building = folder.with_name(folder.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    venv.create(building, with_pip=True)
-    done = subprocess.run(
-        [
-            str(building / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            *requirement.split(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        shutil.rmtree(building, ignore_errors=True)
-        output = done.stdout + done.stderr
-        if any(hint in output for hint in _NETWORK_HINTS):
-            pytest.skip(
-                f"{requirement} could not be installed: the package index is unreachable ({output[-300:]})"
-            )
-        raise AssertionError(f"pip install {requirement} failed:\n{output[-2000:]}")
-    (building / "requirement.txt").write_text(requirement + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    building.rename(folder)
-    # The venv's scripts name the building folder in their shebang: rewrite it.
-    for path in (folder / "bin").iterdir():
-        if path.is_file() and not path.is_symlink():
-            try:
-                text = path.read_text()
-            except (UnicodeDecodeError, OSError):
-                continue
-            if str(building) in text:
-                path.write_text(text.replace(str(building), str(folder)))
-    return executable
-
-
 @pytest.fixture(scope="session")
 def time_server() -> Path:
     """``mcp-server-time`` from PyPI, in its own venv."""
-    return server_venv("mcp-server-time", "mcp-server-time")
+    return server_venv("mcp-server-time", "mcp-server-time", MCP_CACHE)
 
 
 @pytest.fixture(scope="session")
 def legacy_time_server() -> Path:
     """An older ``mcp-server-time`` on the 1.x SDK, which knows only the ``initialize`` handshake."""
-    return server_venv("mcp-server-time==2025.9.25 mcp<2", "mcp-server-time")
+    return server_venv("mcp-server-time==2025.9.25 mcp<2", "mcp-server-time", MCP_CACHE)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +57,7 @@ def git_server() -> Path:
     """``mcp-server-git`` from PyPI, in its own venv."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    return server_venv("mcp-server-git", "mcp-server-git")
+    return server_venv("mcp-server-git", "mcp-server-git", MCP_CACHE)
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from tests.cli_helpers import ROOT
 from tests.mcp.conftest import run_async
 
 
-def _params(*args: str) -> Any:
+def _params(*args: str, extra_env: dict[str, str] | None = None) -> Any:
     from mcp import StdioServerParameters
 
-    env = {"PYTHONPATH": str(ROOT)}
+    env = {"PYTHONPATH": str(ROOT), **(extra_env or {})}
     for name in ("WORKBENCH_CACHE_DIR", "WORKBENCH_TOOLS_PATH", "WORKBENCH_MCP_CONFIG"):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -31,15 +31,15 @@ def _params(*args: str) -> Any:
     )
 
 
-async def _session(*args: str, steps: Any, mode: str) -> Any:
+async def _session(*args: str, steps: Any, mode: str, extra_env: dict[str, str] | None) -> Any:
     from mcp import Client
 
-    async with Client(_params(*args), read_timeout_seconds=120, mode=mode) as client:
+    async with Client(_params(*args, extra_env=extra_env), read_timeout_seconds=120, mode=mode) as client:
         return await steps(client)
 
 
-def _run(*args: str, steps: Any, mode: str = "auto") -> Any:
-    return run_async(asyncio.wait_for(_session(*args, steps=steps, mode=mode), 280))
+def _run(*args: str, steps: Any, mode: str = "auto", extra_env: dict[str, str] | None = None) -> Any:
+    return run_async(asyncio.wait_for(_session(*args, steps=steps, mode=mode, extra_env=extra_env), 280))
 
 
 def test_an_older_client_with_the_initialize_handshake() -> None:
@@ -80,7 +80,14 @@ def test_tools_are_listed_and_called(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel
-def test_python_keeps_its_kernel_for_the_session() -> None:
+@pytest.mark.parametrize("where", ["local", "gateway"])
+def test_python_keeps_its_kernel_for_the_session(where: str, request: pytest.FixtureRequest) -> None:
+    extra_env = {}
+    if where == "gateway":  # WORKBENCH_KERNEL_GATEWAY: the same tools on a Kernel Gateway's kernel
+        config = request.getfixturevalue("kernel_gateway").config
+        extra_env = {"WORKBENCH_KERNEL_GATEWAY": config.url, "WORKBENCH_KERNEL_GATEWAY_TOKEN": config.token,
+                     "WORKBENCH_KERNEL_GATEWAY_KERNEL": config.kernel_name}  # fmt: skip
+
     async def steps(client: Any) -> Any:
         listed = [t.name for t in (await client.list_tools()).tools]
         first = await client.call_tool("python", {"code": "x = 41\nprint('set')"})
@@ -101,11 +108,14 @@ def test_python_keeps_its_kernel_for_the_session() -> None:
         escape = await client.call_tool("download_file", {"name": "../../etc/passwd"})
         reset = await client.call_tool("reset_python", {})
         gone = await client.call_tool("python", {"code": "x"})
-        return listed, first, second, plot, loop, after, failed, reset, gone, (up, read, down, escape)
+        limit = await client.call_tool("python", {"code": "import os\nos.environ.get('KERNEL_MEMORY_LIMIT')"})
+        return listed, first, second, plot, loop, after, failed, reset, gone, (up, read, down, escape), limit
 
-    listed, first, second, plot, loop, after, failed, reset, gone, files = _run(
-        "--no-tools", "--code", "--code-timeout", "5", steps=steps
+    listed, first, second, plot, loop, after, failed, reset, gone, files, limit = _run(
+        "--no-tools", "--code", "--code-timeout", "5", steps=steps, extra_env=extra_env
     )
+    # Only the gateway is sent the memory limit as KERNEL_MEMORY_LIMIT (the local sandbox sets rlimits).
+    assert limit.content[0].text.strip() == (repr(str(2 * 1024**3)) if where == "gateway" else "[no output]")
     assert listed == ["python", "upload_file", "download_file", "reset_python"]
     assert (first.is_error, first.content[0].text.strip()) == (False, "set")
     assert (second.is_error, second.content[0].text.strip()) == (False, "42")

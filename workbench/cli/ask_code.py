@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from kernel import KernelSession
 from workbench.chat_model import ChatModel
 from workbench.cli.exec import sandbox_warning
 from workbench.cli.options import settings_from_args
 from workbench.conversation import Conversation
+from workbench.kernels import open_kernel
 from workbench.messages import Message, Role
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import DEFAULT_SYSTEM_PROMPT
@@ -36,7 +36,7 @@ def ask_with_code(
         timeout=args.timeout,
         force_code=True if args.force_code is None else args.force_code,
     )
-    with KernelSession() as kernel:
+    with open_kernel() as kernel:
         warning = sandbox_warning(kernel)
         if warning:
             print(warning, file=err, flush=True)

@@ -1,5 +1,8 @@
 """``python -m workbench exec``: run Python in a fresh sandboxed kernel and print what it produced.
 
+The kernel runs on the Kernel Gateway that ``WORKBENCH_KERNEL_GATEWAY`` names, if set (see
+:mod:`workbench.kernels`).
+
 Exit statuses: 0 the code ran to the end; 1 it raised an exception; 124 it ran past
 ``--timeout`` and was interrupted; 125 the kernel died (or was restarted) while it ran. Errors
 before the code runs (an unreadable file, no kernel) exit with 1 and say what to do.
@@ -13,22 +16,17 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from kernel import Execution, KernelSession
+from kernel import Execution
 from kernel.outputs import image_size
 from workbench.errors import WorkbenchError
+from workbench.kernels import isolation_warning, open_kernel
 
 EXIT_OK, EXIT_ERROR, EXIT_TIMEOUT, EXIT_DIED = 0, 1, 124, 125
 
 
-def sandbox_warning(kernel: KernelSession) -> str:
-    """The warning printed when code runs without the sandbox, or "" when it is sandboxed."""
-    if kernel.sandboxed:
-        return ""
-    reason = getattr(kernel, "sandbox_reason", "") or "bubblewrap cannot run here"
-    return (
-        f"Warning: the code runs NOT sandboxed ({reason}): it can read and change your files and use "
-        "the network. Install bubblewrap and enable user namespaces to sandbox it."
-    )
+def sandbox_warning(kernel: object) -> str:
+    """The warning printed when code runs without the sandbox (or the note for a gateway), or ""."""
+    return isolation_warning(kernel)
 
 
 def run_exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
@@ -41,14 +39,15 @@ def run_exec(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) 
         WorkbenchError: If the file cannot be read or the kernel cannot start.
     """
     code = _read_code(args.file, stdin)
-    with KernelSession() as kernel:
+    with open_kernel() as kernel:
         warning = sandbox_warning(kernel)
         if warning:
             print(warning, file=err, flush=True)
         execution = kernel.execute(code, timeout=args.timeout)
-        sandboxed = kernel.sandboxed
+        sandboxed, gateway = kernel.sandboxed, getattr(kernel, "gateway_url", "")
     if args.json:
-        print(json.dumps(execution_to_dict(execution, sandboxed), indent=2, ensure_ascii=False), file=out)
+        data = execution_to_dict(execution, sandboxed, gateway)
+        print(json.dumps(data, indent=2, ensure_ascii=False), file=out)
     else:
         print_execution(execution, out, err)
     return exit_status(execution)
@@ -103,11 +102,15 @@ def print_execution(execution: Execution, out: TextIO, err: TextIO) -> None:
     err.flush()
 
 
-def execution_to_dict(execution: Execution, sandboxed: bool) -> dict[str, Any]:
-    """The JSON form of an execution printed by ``exec --json`` (images as base64 PNG)."""
+def execution_to_dict(execution: Execution, sandboxed: bool, gateway: str = "") -> dict[str, Any]:
+    """The JSON form of an execution printed by ``exec --json`` (images as base64 PNG).
+
+    ``gateway`` is the Kernel Gateway's address when the code ran there, else "".
+    """
     error = execution.error
     return {
         "sandboxed": sandboxed,
+        "gateway": gateway or None,
         "stdout": execution.stdout,
         "stderr": execution.stderr,
         "result": execution.result,

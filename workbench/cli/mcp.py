@@ -57,9 +57,18 @@ def run_mcp(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
             )
     if args.code:
         from kernel import sandbox_available
+        from workbench.kernels import gateway_config
 
         available, reason = sandbox_available()
-        if not available:
+        gateway = gateway_config()
+        if gateway is not None:
+            print(
+                f"[workbench] python runs on the Kernel Gateway at {gateway.where}: the local sandbox does not "
+                "apply; the code is isolated as the gateway isolates it.",
+                file=err,
+                flush=True,
+            )
+        elif not available:
             print(f"[workbench] WARNING: python runs NOT sandboxed here: {reason}", file=err, flush=True)
     server = build_server(registry, code=args.code, code_timeout=args.code_timeout)
     try:

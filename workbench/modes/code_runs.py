@@ -199,14 +199,22 @@ class KernelStatus:
         state: ``"not started"``, ``"idle"``, ``"busy"`` or ``"dead"``.
         sandboxed: Whether code runs in the sandbox (before a kernel exists: whether it will).
         reason: Why it is NOT sandboxed, or "".
+        gateway: The Kernel Gateway the kernel runs on (``http://host:port``), or "" for a local kernel.
     """
 
     state: str
     sandboxed: bool
     reason: str = ""
+    gateway: str = ""
 
     @property
     def label(self) -> str:
-        """One line, such as ``"Kernel: idle · sandboxed"``."""
-        sandbox = "sandboxed" if self.sandboxed else "NOT sandboxed"
-        return f"Kernel: {self.state} · {sandbox}"
+        """One line, such as ``"Kernel: idle · sandboxed"`` or ``"Kernel: idle · on gateway http://h:8888"``."""
+        where = (
+            f"on gateway {self.gateway}"
+            if self.gateway
+            else "sandboxed"
+            if self.sandboxed
+            else "NOT sandboxed"
+        )
+        return f"Kernel: {self.state} · {where}"

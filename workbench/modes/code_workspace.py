@@ -16,6 +16,7 @@ import weakref
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kernel import (
     STATE_LOST,
@@ -28,6 +29,7 @@ from kernel import (
     save_upload,
 )
 from workbench.errors import EmptyPromptError, KernelError
+from workbench.kernels import gateway_config
 from workbench.modes.code_runs import (
     BackgroundRun,
     CodeKernel,
@@ -115,15 +117,18 @@ class Workspace:
         return run is not None and not run.done.is_set()
 
     def status(self) -> KernelStatus:
-        """The kernel indicator: its state, and whether it is sandboxed (predicted before it starts)."""
+        """The kernel indicator: its state, and whether it is sandboxed or on a gateway (predicted before it starts)."""
         kernel = self._kernel
         if kernel is None:
+            gateway = getattr(getattr(self._pool, "gateway", None), "where", "")
+            if gateway:
+                return KernelStatus("not started", False, "", gateway=gateway)
             works, reason = sandbox_available()
             return KernelStatus("not started", works, "" if works else reason)
         sandboxed = bool(getattr(kernel, "sandboxed", False))
         reason = str(getattr(kernel, "sandbox_reason", ""))
         state = "busy" if self.busy else "idle" if kernel.alive else "dead"
-        return KernelStatus(state, sandboxed, reason)
+        return KernelStatus(state, sandboxed, reason, gateway=str(getattr(kernel, "gateway_url", "")))
 
     def pop_notices(self) -> list[str]:
         """Things the user should hear about the kernel (a replaced idle kernel), each returned once."""
@@ -165,17 +170,22 @@ class Workspace:
             self._kernel = None
 
     # --- files --------------------------------------------------------------------------------
-    @property
-    def workdir(self) -> Path:
-        """The folder the code runs in (starts the kernel if needed).
+    @staticmethod
+    def _files_of(kernel: CodeKernel) -> Any:
+        """What handles the kernel's files: the kernel itself, or its ``workdir`` on this machine.
+
+        Kernels of the pool have ``save_file``, ``read_file`` and ``list_files`` (local, or through the
+        kernel on a gateway); a kernel given by a caller may have only a ``workdir``.
 
         Raises:
-            KernelError: If the kernel has no work folder.
+            KernelError: If it has neither (a kernel given by a caller may not).
         """
-        workdir = getattr(self.kernel, "workdir", None)
+        if all(hasattr(kernel, name) for name in ("save_file", "read_file", "list_files")):
+            return kernel
+        workdir = getattr(kernel, "workdir", None)
         if workdir is None:
             raise KernelError("This kernel has no work folder; files cannot be uploaded or listed.")
-        return Path(workdir)
+        return LocalFolder(Path(workdir))
 
     def upload(self, name: str, data: bytes) -> Path:
         """Save an uploaded file into the work folder; the model is told its name with the next message.
@@ -184,13 +194,14 @@ class Workspace:
             WorkdirPathError: If ``name`` leaves the work folder.
             WorkdirFullError: If there is no room for it.
         """
-        return save_upload(self.workdir, os.path.basename(name) or name, data)
+        return Path(self._files_of(self.kernel).save_file(os.path.basename(name) or name, data))
 
     def files(self) -> list[FileInfo]:
         """The files in the work folder (empty before the kernel starts)."""
-        if self._kernel is None or getattr(self._kernel, "workdir", None) is None:
+        kernel = self._kernel
+        if kernel is None or not (hasattr(kernel, "list_files") or getattr(kernel, "workdir", None)):
             return []
-        return list_files(self.workdir)
+        return list(self._files_of(kernel).list_files())
 
     def zip_files(self) -> bytes:
         """Every file of the work folder in one zip archive (folders kept), for a download-all.
@@ -213,7 +224,7 @@ class Workspace:
         Raises:
             WorkdirPathError: If ``name`` leaves the work folder or is not a file.
         """
-        return read_file(self.workdir, name)
+        return bytes(self._files_of(self.kernel).read_file(name))
 
     # --- runs ---------------------------------------------------------------------------------
     def start_user_cell(self, code: str) -> BackgroundRun:
@@ -265,8 +276,29 @@ class Workspace:
         """Hook for the model loop: a run was recorded (runs in the worker thread)."""
 
 
+class LocalFolder:
+    """The file methods of a kernel for a plain work folder on this machine (a kernel given without them)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def save_file(self, name: str, data: bytes) -> Path:
+        """Write ``name`` into the folder (see :func:`kernel.save_upload`)."""
+        return save_upload(self.workdir, name, data)
+
+    def read_file(self, name: str) -> bytes:
+        """Read ``name`` from the folder (see :func:`kernel.read_file`)."""
+        return read_file(self.workdir, name)
+
+    def list_files(self) -> list[FileInfo]:
+        """The folder's files (see :func:`kernel.list_files`)."""
+        return list_files(self.workdir)
+
+
 def create_pool(session_alive: Callable[[str], bool] | None = None) -> KernelPool:
     """The app's kernel pool, sized by ``WORKBENCH_MAX_KERNELS`` and ``WORKBENCH_KERNEL_IDLE_S``.
+
+    With ``WORKBENCH_KERNEL_GATEWAY`` set its kernels run on that Kernel Gateway (:mod:`workbench.kernels`).
 
     A background thread stops kernels left idle that long (a backstop: the app releases a session's
     kernel when the session ends, and a full pool first frees the kernels of sessions that are gone).
@@ -275,11 +307,12 @@ def create_pool(session_alive: Callable[[str], bool] | None = None) -> KernelPoo
         session_alive: Whether a session id still belongs to a live session (see :class:`KernelPool`).
 
     Raises:
-        KernelError: If a setting is not a positive number.
+        KernelError: If a setting is not a positive number, or the gateway's URL is not one.
     """
     max_kernels = _env_number("WORKBENCH_MAX_KERNELS", 4)
     idle = _env_number("WORKBENCH_KERNEL_IDLE_S", 1800)
     pool = KernelPool(
+        gateway=gateway_config(),
         max_kernels=int(max_kernels),
         idle_timeout=idle,
         warm_spare=True,

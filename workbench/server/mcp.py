@@ -81,11 +81,13 @@ class CodeKernels:
 
     def __init__(self, max_kernels: int = 4, warm_spare: bool = True) -> None:
         from kernel import KernelPool
+        from workbench.kernels import gateway_config
 
         self.pool: KernelPool = KernelPool(
             max_kernels=max_kernels,
             warm_spare=warm_spare,
             limit_hint="or end another MCP session (each --code session keeps one kernel).",
+            gateway=gateway_config(),
         )
 
     def execute(self, key: str, code: str, timeout: float) -> Execution:
@@ -94,15 +96,11 @@ class CodeKernels:
 
     def upload(self, key: str, name: str, data: bytes) -> str:
         """Save ``data`` as ``name`` in the session's work folder; return the path the code sees."""
-        from kernel import save_upload
-
-        return str(save_upload(self.pool.get(key).workdir, name, data))
+        return str(self.pool.get(key).save_file(name, data))
 
     def download(self, key: str, name: str) -> bytes:
         """Read ``name`` from the session's work folder."""
-        from kernel import read_file
-
-        return read_file(self.pool.get(key).workdir, name)
+        return self.pool.get(key).read_file(name)
 
     def reset(self, key: str) -> None:
         """Restart the session's kernel (its variables are lost)."""
