@@ -36,7 +36,8 @@ from typing import Any, TextIO
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from tools.errors import InvalidArgumentsError
+from tools.calling import CallControl
+from tools.errors import CallSkippedError, InvalidArgumentsError, ToolCancelledError
 from tools.mcp_config import McpConfigError, McpServerConfig, load_config
 from tools.spec import ToolSpec
 from workbench.errors import ToolCallError, ToolExecutionError
@@ -210,18 +211,30 @@ class McpServer:
             return f"connecting again (last failure: {self.error})"
         return self.state.value
 
-    def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> CallOutcome:
+    def call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, control: CallControl | None = None
+    ) -> CallOutcome:
         """Call the server's tool ``tool`` (its own spelling) and wait for the result.
+
+        With ``control``, the server's progress reports reach ``control.progress`` and
+        ``control.cancel()`` abandons the call, which makes the SDK send ``notifications/cancelled``.
 
         Raises:
             McpServerError: If the server is not ready or the connection broke during the call.
             McpTimeoutError: If no answer came within ``timeout`` seconds.
+            ToolCancelledError: If ``control`` cancelled the call.
         """
         if self.state is not ServerState.READY or self._client is None:
             raise McpServerError(self._unavailable())
-        future = self._loop.submit(self._call(tool, arguments, timeout))
+        future = self._loop.submit(self._call(tool, arguments, timeout, control))
+        if control is not None:
+            control.on_cancel(future.cancel)  # cancels the task: the SDK tells the server
         try:
             return future.result(timeout + 10)
+        except concurrent.futures.CancelledError:
+            raise ToolCancelledError(
+                f"The user stopped the call to {tool!r}; MCP server {self.name!r} was told to cancel it."
+            ) from None
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise McpTimeoutError(self._timeout_message(tool, timeout)) from None
@@ -408,7 +421,9 @@ class McpServer:
             self.garbage += 1
             logger.debug("MCP server %r sent something unreadable: %s", self.name, message)
 
-    async def _call(self, tool: str, arguments: dict[str, Any], timeout: float) -> CallOutcome:
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, control: CallControl | None
+    ) -> CallOutcome:
         import anyio
         from mcp import MCPError
         from mcp_types import CONNECTION_CLOSED
@@ -416,9 +431,17 @@ class McpServer:
         client = self._client
         if client is None:
             raise McpServerError(self._unavailable())
+        on_progress = None
+        if control is not None and control.on_progress is not None:
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                control.progress(progress, total, message)
+
         try:
             with anyio.fail_after(timeout):
-                result = await client.call_tool(tool, arguments, read_timeout_seconds=timeout)
+                result = await client.call_tool(
+                    tool, arguments, read_timeout_seconds=timeout, progress_callback=on_progress
+                )
         except TimeoutError:
             raise McpTimeoutError(self._timeout_message(tool, timeout)) from None
         except MCPError as exc:
@@ -599,14 +622,25 @@ class McpTool:
         outcome = self.run_call(arguments, self.server.config.timeout)
         return outcome.text
 
-    def run_call(self, arguments: dict[str, Any], timeout: float) -> CallOutcome:
+    @property
+    def needs_confirmation(self) -> bool:
+        """Whether the server's configuration asks the user before each call (``"confirm": true``)."""
+        return self.server.config.confirm
+
+    def run_call(
+        self, arguments: dict[str, Any], timeout: float, control: CallControl | None = None
+    ) -> CallOutcome:
         """Check the arguments against the full input schema, confirm if asked, call the server.
+
+        A call to a ``confirm`` server runs when ``control.confirmed`` (the user chose Run in the app),
+        else when :attr:`McpTools.confirm` says yes (``--yes``, a Python callback).
 
         Raises:
             InvalidArgumentsError: If the arguments break a rule of the schema the constraint did not hold.
             ConfirmationNeededError: If the server wants confirmation and it was not given.
+            CallSkippedError: If the confirm callback said no.
             McpToolError: If the server answered with ``isError``.
-            McpServerError, McpTimeoutError: See :meth:`McpServer.call`.
+            McpServerError, McpTimeoutError, ToolCancelledError: See :meth:`McpServer.call`.
         """
         if self._validator is not None:
             problems = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
@@ -616,7 +650,7 @@ class McpTool:
                     f"The arguments of {self.remote_name!r} do not fit its schema at {where}: "
                     f"{problems[0].message}. Fix that argument and call again."
                 )
-        if self.server.config.confirm:
+        if self.needs_confirmation and not (control is not None and control.confirmed):
             confirm = self.owner.confirm
             if confirm is None:
                 raise ConfirmationNeededError(
@@ -625,10 +659,8 @@ class McpTool:
                     "Answer without it."
                 )
             if not confirm(self.server.name, self.remote_name, arguments):
-                raise ConfirmationNeededError(
-                    f"The user skipped this call to {self.remote_name!r}. Answer without it."
-                )
-        outcome = self.server.call(self.remote_name, arguments, timeout)
+                raise CallSkippedError(skipped_message(self.remote_name))
+        outcome = self.server.call(self.remote_name, arguments, timeout, control)
         if outcome.is_error:
             raise McpToolError(
                 f"The tool {self.remote_name!r} of MCP server {self.server.name!r} failed: {outcome.text}"
@@ -758,6 +790,11 @@ class McpTools:
             server.close()
         if self._loop is not None:
             self._loop.stop()
+
+
+def skipped_message(tool: str) -> str:
+    """The observation of a call the user chose not to run."""
+    return f"The user skipped this call to {tool!r}, so it did not run. Answer without it."
 
 
 def is_mcp_spec(spec: ToolSpec) -> bool:

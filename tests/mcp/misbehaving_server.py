@@ -3,7 +3,8 @@
 Run as ``python misbehaving_server.py [MODE]``. MODE ``normal`` (default) serves the tools below;
 ``garbage`` writes junk on stdout and never answers; ``hang`` never answers; ``exit`` exits at once
 with a message on stderr; ``slow-start`` sleeps 3 s first. The tool ``add_tool_later`` changes the
-tool list and sends ``notifications/tools/list_changed``.
+tool list and sends ``notifications/tools/list_changed``; ``count`` reports progress and notes a
+cancellation; ``environment`` tells what the process's environment holds.
 """
 
 from __future__ import annotations
@@ -97,6 +98,29 @@ def picture() -> list[TextContent | ImageContent]:
 def weird() -> str:
     """A tool whose name needs sanitising."""
     return "weird ok"
+
+
+@server.tool()
+async def count(ctx: Context, steps: int = 5, delay: float = 0.2, marker: str = "") -> str:
+    """Count slowly, reporting progress after each step; writes 'cancelled' to ``marker`` when cancelled."""
+    import anyio
+
+    try:
+        for step in range(1, steps + 1):
+            await ctx.report_progress(step, steps, f"step {step} of {steps}")
+            await anyio.sleep(delay)
+    except anyio.get_cancelled_exc_class():
+        if marker:
+            with open(marker, "w") as handle:
+                handle.write("cancelled")
+        raise
+    return f"counted to {steps}"
+
+
+@server.tool()
+def environment(name: str) -> str:
+    """Return an environment variable of this server's process, or '(unset)'."""
+    return os.environ.get(name, "(unset)")
 
 
 @server.tool()
