@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Literal
 
 import streamlit as st
@@ -20,9 +20,9 @@ from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
 from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
-from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+from workbench.modes.events import CallProgress, ConfirmationNeeded, Event, MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
-from workbench.modes.tool_steps import CallStep, call_steps
+from workbench.modes.tool_steps import CallStep, call_steps, group_exchanges
 from workbench.safe_markdown import escape_markdown, images_as_links
 from workbench.shared import process_resource
 
@@ -49,16 +49,23 @@ def tool_session(model: ChatModel) -> ToolSession:
     registry = tool_registry()
     session = session_object(
         SESSION_KEY,
-        lambda: ToolSession(model, registry, options=ToolOptions(tool_choice=default_tool_choice(model))),
+        lambda: ToolSession(
+            model,
+            registry,
+            # calls to MCP servers configured with "confirm" wait for Run or Skip in their status block
+            options=ToolOptions(tool_choice=default_tool_choice(model), ask_confirmation=True),
+        ),
     )
     session.model = model
     session.registry = registry
     return session
 
 
-def call_label(step: CallStep) -> str:
-    """The status block's title: the tool's name and how the call went."""
+def call_label(step: CallStep, waiting: bool = False) -> str:
+    """The status block's title: the tool's name and how the call went (``waiting``: for Run or Skip)."""
     name = escape_markdown(step.name)  # the model's text: shown as written, never as Markdown (an image)
+    if waiting:
+        return f"{name}: run this call?"
     if step.observation is None:
         return f"Calling {name}…"
     if step.raw is not None:
@@ -86,20 +93,108 @@ def result_body(observation: Message) -> None:
         st.code(observation.content, language=None, wrap_lines=True)
 
 
-def show_call(step: CallStep) -> None:
-    """A finished call as a status block (error state when it failed)."""
-    state: Literal["error", "complete"] = "error" if step.failed else "complete"
-    with st.status(call_label(step), state=state, expanded=False):
+def show_call(step: CallStep, session: ToolSession | None = None) -> tuple[Any, bool | None]:
+    """A call as a status block: finished (error state when it failed), running, or waiting for Run or Skip.
+
+    Returns:
+        The block, and the user's answer for the call waiting for confirmation in ``session``: True
+        (Run), False (Skip) or None (no answer, or not that call).
+    """
+    pending = session.pending if session is not None else None
+    if step.observation is None and pending is not None and pending.call.id == step.id:
+        block = st.status(call_label(step, waiting=True), state="running", expanded=True)
+        with block:
+            call_body(step)
+            answer = _run_or_skip(step, pending.server)
+        block.update(state="running")  # leaving the block marked it complete
+        return block, answer
+    if step.observation is None:  # a call still to run (after a waiting one, or a stopped turn)
+        block = st.status(call_label(step), state="running", expanded=False)
+        with block:
+            call_body(step)
+        block.update(state="running")
+        return block, None
+    else:
+        state: Literal["error", "complete"] = "error" if step.failed else "complete"
+        block = st.status(call_label(step), state=state, expanded=False)
+    with block:
         call_body(step)
+    return block, None
 
 
-def live_turn(events: Generator[Event, None, None]) -> None:
-    """Show a turn as it runs: text as it streams, a running status block per call, completed on its result."""
+def _run_or_skip(step: CallStep, server: str) -> bool | None:
+    """The Run and Skip buttons of a call waiting for confirmation; True, False, or None (not yet)."""
+    slot = st.empty()
+    with slot.container():
+        st.caption(f"MCP server **{escape_markdown(server)}** asks you to confirm each call before it runs.")
+        left, right = st.columns(2)
+        run = left.button("Run", key=f"tool_run_{step.id}", type="primary", use_container_width=True)
+        skip = right.button("Skip", key=f"tool_skip_{step.id}", use_container_width=True)
+    if run or skip:
+        slot.empty()  # answered: the buttons go, the call runs (or is skipped) below
+        return bool(run)
+    return None
+
+
+def show_history(session: ToolSession) -> Callable[[], None] | None:
+    """The conversation: each user message, then one assistant bubble with the model's texts and calls.
+
+    Returns:
+        When the user has just answered Run or Skip for the call waiting for confirmation: a function
+        that shows the rest of the turn in the last bubble (call it after the chat input is drawn).
+    """
+    decision: bool | None = None
+    waiting: list[tuple[CallStep, Any]] = []
+    bubble: Any = None
+    for exchange in group_exchanges(session.messages):
+        if exchange.user is not None:
+            with st.chat_message("user"):
+                show_markdown(exchange.user.content)
+        if not exchange.replies:
+            continue
+        bubble, waiting = st.chat_message("assistant"), []
+        with bubble:
+            for reply in exchange.replies:
+                if reply.message.content:
+                    show_markdown(reply.message.content)
+                for step in reply.calls:
+                    block, answer = show_call(step, session)
+                    decision = answer if answer is not None else decision
+                    if step.observation is None:
+                        waiting.append((step, block))
+            stats_caption(exchange.replies[-1].message)
+    if decision is None or bubble is None:
+        return None
+    run, blocks, last = decision, waiting, bubble
+
+    def resume() -> None:
+        with last:
+            live_turn(session.decide(run), blocks)
+
+    return resume
+
+
+def live_turn(
+    events: Generator[Event, None, None], running: list[tuple[CallStep, Any]] | None = None
+) -> None:
+    """Show a turn as it runs: text as it streams, a running status block per call, completed on its result.
+
+    Args:
+        events: The turn's events (``session.send(...)`` or ``session.decide(...)``).
+        running: Status blocks already shown for calls still waiting for their result, in order
+            (a turn resumed after Run or Skip).
+    """
     text, area = "", st.empty()
-    running: list[tuple[CallStep, Any]] = []
+    running = list(running or [])
+    slots: dict[int, Any] = {}
+    paused = False
     try:
         for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, CallProgress):
+                _show_progress(event, running, slots)
+            elif isinstance(event, ConfirmationNeeded):
+                paused = True  # the page is drawn again below, with Run and Skip in the call's block
+            elif isinstance(event, TextDelta):
                 text += event.text
                 show_markdown(text + "▌", area)
             elif isinstance(event, Notice):
@@ -113,6 +208,7 @@ def live_turn(events: Generator[Event, None, None]) -> None:
                     block = st.status(call_label(step), state="running", expanded=True)
                     with block:
                         call_body(step)
+                    block.update(state="running")  # leaving the block marked it complete
                     running.append((step, block))
                 if not event.message.tool_calls and not running:
                     stats_caption(event.message)
@@ -120,6 +216,9 @@ def live_turn(events: Generator[Event, None, None]) -> None:
             elif isinstance(event, MessageDone) and running:
                 step, block = running.pop(0)
                 step.observation = event.message
+                slot = slots.pop(id(block), None)
+                if slot is not None:
+                    slot.empty()
                 with block:
                     result_body(event.message)
                 block.update(
@@ -128,7 +227,29 @@ def live_turn(events: Generator[Event, None, None]) -> None:
     except WorkbenchError as exc:
         show_error(exc)
     finally:
-        events.close()  # also runs when Stop ends the script: the generation halts, the partial text is kept
+        events.close()  # also runs when Stop ends the script: the generation (or the call) halts
+    if paused:
+        st.rerun()
+
+
+def _show_progress(event: CallProgress, running: list[tuple[CallStep, Any]], slots: dict[int, Any]) -> None:
+    """A running call's progress in its status block: the title, and a bar when the server gives a total."""
+    found = next(((s, b) for s, b in running if s.id == event.call.id), None)
+    if found is None:
+        return
+    step, block = found
+    block.update(label=f"{call_label(step)} {escape_markdown(event.describe())}")
+    if event.progress is None:
+        return
+    if id(block) not in slots:
+        with block:
+            slots[id(block)] = st.empty()
+        block.update(state="running")
+    text = escape_markdown(event.message or "")
+    if event.total:
+        slots[id(block)].progress(min(1.0, max(0.0, event.progress / event.total)), text=text)
+    elif text:
+        slots[id(block)].caption(text)
 
 
 def tools_panel(session: ToolSession, key: str) -> None:

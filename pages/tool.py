@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._common import current_model, sampling_controls, show_error, show_markdown, stats_caption
+from pages._common import current_model, sampling_controls, show_error, show_markdown
 from pages._history import conversation_sidebar
 from pages._login import login_gate
-from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
+from pages._tool_ui import live_turn, loading_status, show_history, tool_session, tools_panel
 from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
 from workbench.modes.tool import ToolChoice
-from workbench.modes.tool_steps import group_exchanges
 
 login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
 st.title("Tool")
@@ -54,20 +53,11 @@ loading_status(session.registry)
 with st.expander("Tools", expanded=False):
     tools_panel(session, "tool_panel")
 
-for exchange in group_exchanges(session.messages):
-    if exchange.user is not None:
-        with st.chat_message("user"):
-            show_markdown(exchange.user.content)
-    if exchange.replies:
-        with st.chat_message("assistant"):
-            for reply in exchange.replies:
-                if reply.message.content:
-                    show_markdown(reply.message.content)
-                for step in reply.calls:
-                    show_call(step)
-            stats_caption(exchange.replies[-1].message)
+resume = show_history(session)  # a call waiting for Run or Skip, answered in this run: the rest of the turn
 
 prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
+if resume is not None:
+    resume()
 if prompt is not None:
     with st.chat_message("user"):
         show_markdown(prompt)
