@@ -9,9 +9,10 @@ observations, and it is reconnected with back-off (1, 2, 4 ... 60 s). ``notifica
 refreshes its tools. The registry shows the tools of ready servers beside the Python tools
 (:meth:`tools.registry.ToolRegistry.attach_mcp`).
 
-A stdio server runs in its own process group (the SDK starts it in a new session) with only the env
-of its entry plus the SDK's short safe list (HOME, LOGNAME, PATH, SHELL, TERM, USER); its stderr
-goes to a log file. Importing this module does not import the SDK; connecting does.
+A stdio server runs in its own process group (the SDK starts it in a new session) with only PATH and
+HOME from our environment plus the ``env`` of its entry (:func:`child_environment`; a short launcher
+drops the rest of the SDK's safe list, so LOGNAME, SHELL, TERM and USER do not reach it either); its
+stderr goes to a log file. Importing this module does not import the SDK; connecting does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
+import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -58,6 +62,43 @@ _CONSTRAINABLE = {
     "additionalProperties", "minimum", "maximum", "minItems", "maxItems", "default", "nullable",
     "minLength", "maxLength",
 }  # fmt: skip
+
+
+INHERITED_ENV = ("PATH", "HOME")
+"""What a stdio server gets of our environment (besides its entry's ``env``)."""
+_KEEP_VARIABLE = "WORKBENCH_MCP_ENV_KEEP"
+# Runs first in the child: keeps only the variables named, then becomes the server (same process and group).
+# The SDK adds its safe list (LOGNAME, SHELL, TERM, USER ...) to any environment it is given; this drops it.
+_LAUNCHER = (
+    "import json, os, sys\n"
+    f"keep = json.loads(os.environ.pop({_KEEP_VARIABLE!r}, '[]'))\n"
+    "os.execvpe(sys.argv[1], sys.argv[1:], {k: os.environ[k] for k in keep if k in os.environ})\n"
+)
+
+
+def child_environment(config: McpServerConfig) -> dict[str, str]:
+    """The environment of a stdio server: PATH and HOME from ours, then its entry's ``env`` over them."""
+    inherited = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    return {**inherited, **config.env}
+
+
+def _launch_parameters(config: McpServerConfig) -> tuple[str, list[str], dict[str, str]]:
+    """The command, arguments and environment that start a stdio server with only its own environment.
+
+    Raises:
+        FileNotFoundError: If the command is not found (on the PATH it will be given, or at its path).
+    """
+    assert config.command is not None
+    env = child_environment(config)
+    command = config.command
+    if os.sep in command:
+        where = Path(config.cwd or ".") / command
+        if not (where.is_file() and os.access(where, os.X_OK)):
+            raise FileNotFoundError(command)
+    elif shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(command)
+    launcher = ["-I", "-S", "-c", _LAUNCHER, command, *config.args]
+    return sys.executable, launcher, {**env, _KEEP_VARIABLE: json.dumps(list(env))}
 
 
 class _CountedElsewhere(logging.Filter):
@@ -358,9 +399,8 @@ class McpServer:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
             assert config.command is not None and self.log_path is not None
-            params = StdioServerParameters(
-                command=config.command, args=list(config.args), env=dict(config.env), cwd=config.cwd
-            )
+            command, args, env = _launch_parameters(config)
+            params = StdioServerParameters(command=command, args=args, env=env, cwd=config.cwd)
             if self._log is None:
                 self._log = self.log_path.open("a", encoding="utf-8")  # the child writes into it directly
             self._log.write(f"--- start {self.attempts}: {config.describe()}\n")
