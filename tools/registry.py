@@ -324,6 +324,7 @@ class ToolRegistry:
                     function=HostedTool(host, file.source, hosted["name"], hosted["key"]),
                     source=hosted["source"],
                     timeout=hosted["timeout"],
+                    returns=hosted.get("returns"),
                 )
                 try:
                     self._register(spec)

@@ -79,6 +79,89 @@ def test_tools_are_listed_and_called(tmp_path: Path) -> None:
     assert unknown.is_error and "no tool named 'nope'" in unknown.content[0].text
 
 
+TYPED_TOOLS = '''
+from tools import tool
+
+
+@tool
+def double(x: int) -> int:
+    """Double a number.
+
+    Args:
+        x: The number.
+    """
+    return 2 * x
+
+
+@tool
+def summary(values: list[float]) -> dict[str, float]:
+    """Summarise numbers.
+
+    Args:
+        values: The numbers.
+    """
+    return {"total": sum(values), "largest": max(values)}
+
+
+@tool
+def untyped(text: str):
+    """Echo without a return annotation.
+
+    Args:
+        text: Anything.
+    """
+    return text
+
+
+@tool
+def liar(x: int) -> int:
+    """Claim an int, return text.
+
+    Args:
+        x: Anything.
+    """
+    return "not a number"
+'''
+
+
+def test_typed_returns_have_an_output_schema_and_structured_content(tmp_path: Path) -> None:
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    (folder / "typed.py").write_text(TYPED_TOOLS)
+
+    async def steps(client: Any) -> Any:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        calls = {
+            "double": await client.call_tool("double", {"x": 21}),
+            "summary": await client.call_tool("summary", {"values": [1.5, 4]}),
+            "untyped": await client.call_tool("untyped", {"text": "hi"}),
+            "calculator": await client.call_tool("calculator", {"expression": "17*23"}),
+            "liar": await client.call_tool("liar", {"x": 1}),
+        }
+        return listed, calls
+
+    # The SDK's client checks every structuredContent against the listed outputSchema itself.
+    listed, calls = _run("--tools-path", str(folder), steps=steps)
+    assert listed["double"].output_schema == {
+        "type": "object",
+        "properties": {"result": {"type": "integer"}},
+        "required": ["result"],
+    }
+    assert listed["summary"].output_schema == {"type": "object", "additionalProperties": {"type": "number"}}
+    assert listed["untyped"].output_schema is None
+    assert listed["calculator"].output_schema["properties"]["result"]["type"] == "string"  # a built-in
+    assert (calls["double"].structured_content, calls["double"].content[0].text) == ({"result": 42}, "42")
+    assert calls["summary"].structured_content == {"total": 5.5, "largest": 4}
+    assert calls["untyped"].structured_content is None and calls["untyped"].content[0].text == "hi"
+    assert calls["calculator"].structured_content == {"result": "391"}
+    liar = calls["liar"]
+    assert liar.is_error and liar.structured_content is None
+    assert (
+        "'not a number'" in liar.content[0].text
+        and "does not fit the declared return type" in liar.content[0].text
+    )
+
+
 @pytest.mark.kernel
 def test_python_keeps_its_kernel_for_the_session() -> None:
     async def steps(client: Any) -> Any:

@@ -1,10 +1,11 @@
 """Workbench as an MCP server: the registry's tools, and (``--code``) sandboxed Python kept per session.
 
 Built on the official ``mcp`` SDK's low-level :class:`mcp.server.lowlevel.Server`: the tools are listed
-with their schemas as they are (``inputSchema`` = the parameters the registry validates against) and
-called through :meth:`tools.ToolRegistry.call`, so tool files still run in the tool host and every
-failure is an ``isError`` result with the registry's message. Tools that came from MCP servers are not
-offered again (no loops).
+with their schemas as they are (``inputSchema`` = the parameters the registry validates against; an
+``outputSchema`` where the return type is annotated, with ``structuredContent`` in the results, see
+:mod:`workbench.server.mcp_output`) and called through :meth:`tools.ToolRegistry.call`, so tool files
+still run in the tool host and every failure is an ``isError`` result with the registry's message.
+Tools that came from MCP servers are not offered again (no loops).
 
 With ``code=True`` a ``python`` tool runs code in a sandboxed kernel (:class:`kernel.KernelPool`, as
 Code mode uses it), one per MCP session: variables survive between calls, text outputs come back as
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tools.mcp_client import is_mcp_spec
 from workbench.messages import ToolCall
+from workbench.server.mcp_output import output_type
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
@@ -151,11 +153,13 @@ def build_server(
         tools = []
         if registry is not None:
             for spec in exported_specs(registry).values():
+                typed = output_type(spec.returns)
                 tools.append(
                     types.Tool(
                         name=spec.name,
                         description=spec.description,
                         input_schema=_input_schema(spec.parameters),
+                        output_schema=typed.schema if typed is not None else None,
                     )
                 )
         if code:
@@ -221,9 +225,17 @@ def build_server(
         result = await anyio.to_thread.run_sync(
             lambda: registry.call(ToolCall(name, arguments), enabled=set(specs))
         )
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=result.content)], is_error=result.error
-        )
+        content = [types.TextContent(type="text", text=result.content)]
+        typed = output_type(specs[name].returns)
+        if result.error or typed is None:
+            return types.CallToolResult(content=content, is_error=result.error)
+        try:
+            structured = typed.structured(result.content)
+        except ValueError as exc:
+            return _error(
+                f"The tool {name!r} returned {result.content[:200]!r}, but {exc}; fix the tool or its annotation."
+            )
+        return types.CallToolResult(content=content, structured_content=structured)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
