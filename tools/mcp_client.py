@@ -68,12 +68,7 @@ INHERITED_ENV = ("PATH", "HOME")
 """What a stdio server gets of our environment (besides its entry's ``env``)."""
 _KEEP_VARIABLE = "WORKBENCH_MCP_ENV_KEEP"
 # Runs first in the child: keeps only the variables named, then becomes the server (same process and group).
-# The SDK adds its safe list (LOGNAME, SHELL, TERM, USER ...) to any environment it is given; this drops it.
-_LAUNCHER = (
-    "import json, os, sys\n"
-    f"keep = json.loads(os.environ.pop({_KEEP_VARIABLE!r}, '[]'))\n"
-    "os.execvpe(sys.argv[1], sys.argv[1:], {k: os.environ[k] for k in keep if k in os.environ})\n"
-)
+_LAUNCHER = Path(__file__).with_name("mcp_launcher.py")
 
 
 def child_environment(config: McpServerConfig) -> dict[str, str]:
@@ -97,7 +92,7 @@ def _launch_parameters(config: McpServerConfig) -> tuple[str, list[str], dict[st
             raise FileNotFoundError(command)
     elif shutil.which(command, path=env.get("PATH", os.defpath)) is None:
         raise FileNotFoundError(command)
-    launcher = ["-I", "-S", "-c", _LAUNCHER, command, *config.args]
+    launcher = ["-I", "-S", str(_LAUNCHER), command, *config.args]
     return sys.executable, launcher, {**env, _KEEP_VARIABLE: json.dumps(list(env))}
 
 
