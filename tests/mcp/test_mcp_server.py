@@ -222,3 +222,44 @@ def test_mcp_tools_are_not_reexported(tmp_path: Path) -> None:
     finally:
         del os.environ["WORKBENCH_MCP_CONFIG"]
     assert "calculator" in listed and "echo" not in listed and "crash" not in listed
+
+
+NOISY_SERVER = """
+import os, sys, anyio
+from tools import ToolRegistry
+from workbench.server.mcp import build_server, serve_stdio
+
+
+def noisy(text: str) -> str:
+    '''Print on stdout, in Python and at the descriptor, then answer.
+
+    Args:
+        text: Any text.
+    '''
+    print("stray print")
+    sys.stdout.flush()
+    os.write(1, b"stray write\\n")
+    return text
+
+
+registry = ToolRegistry()
+registry.add(noisy)
+anyio.run(serve_stdio, build_server(registry))
+"""
+
+
+def test_stdout_written_by_a_tool_does_not_reach_the_wire(tmp_path: Path) -> None:
+    from mcp import Client, StdioServerParameters
+
+    script = tmp_path / "noisy_server.py"
+    script.write_text(NOISY_SERVER)
+    params = StdioServerParameters(
+        command=sys.executable, args=[str(script)], env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT)
+    )
+
+    async def steps() -> Any:
+        async with Client(params, read_timeout_seconds=60) as client:
+            return [await client.call_tool("noisy", {"text": f"answer {n}"}) for n in range(3)]
+
+    results = run_async(asyncio.wait_for(steps(), 120))
+    assert [r.content[0].text for r in results] == ["answer 0", "answer 1", "answer 2"]

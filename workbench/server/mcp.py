@@ -332,8 +332,16 @@ def _version() -> str:
 
 
 async def serve_stdio(server: Server[Any]) -> None:
-    """Serve ``server`` over this process's stdin and stdout until the client closes them."""
+    """Serve ``server`` over this process's stdin and stdout until the client closes them.
+
+    The streams are read and written on the event loop (:mod:`workbench.server.mcp_stdio`) where they
+    are pipes, as MCP clients start servers; else through the SDK's own threaded streams.
+    """
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    from workbench.server.mcp_stdio import pipe_streams
+
+    async with pipe_streams() as streams:
+        reader, writer = streams if streams is not None else (None, None)
+        async with stdio_server(reader, writer) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -63,13 +63,22 @@ class OutputType:
 
 
 def output_type(returns: dict[str, Any] | None) -> OutputType | None:
-    """The output type of a tool with this return schema, or None (no annotation, or one no schema holds)."""
+    """The output type of a tool with this return schema, or None (no annotation, or one no schema holds).
+
+    Kept per schema: checking a schema takes about a millisecond, longer than the rest of a call.
+    """
     if returns is None:
         return None
-    try:
-        return OutputType(returns)
-    except ValueError:
-        return None
+    key = json.dumps(returns, sort_keys=True, default=str)
+    if key not in _TYPES:
+        try:
+            _TYPES[key] = OutputType(returns)
+        except ValueError:
+            _TYPES[key] = None
+    return _TYPES[key]
+
+
+_TYPES: dict[str, OutputType | None] = {}
 
 
 def _readings(text: str) -> list[Any]:
