@@ -19,7 +19,7 @@ from tools.mcp_client import McpTools
 from workbench.chat_model import ChatModel
 from workbench.messages import Message, Role
 from workbench.modes.events import CallProgress, ConfirmationNeeded, MessageDone
-from workbench.modes.tool import ToolOptions, ToolSession
+from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession
 
 Start = Callable[..., McpTools]
 
@@ -30,7 +30,7 @@ def _session(start_servers: Start, *replies: str, entry: dict[str, Any], **optio
     registry.attach_mcp(mcp)
     assert registry.wait(60) and registry.names(), mcp.servers["own"].describe_state()
     model = ChatModel(ScriptedBackend(*replies), dialect=hermes())
-    return ToolSession(model, registry, options=ToolOptions(tool_choice="required", **options))
+    return ToolSession(model, registry, options=ToolOptions(tool_choice=ToolChoice.REQUIRED, **options))
 
 
 def _observations(session: ToolSession) -> list[Message]:

@@ -235,7 +235,7 @@ def build_server(
         result = await anyio.to_thread.run_sync(
             lambda: registry.call(ToolCall(name, arguments), enabled=set(specs))
         )
-        content = [types.TextContent(type="text", text=result.content)]
+        content: list[types.ContentBlock] = [types.TextContent(type="text", text=result.content)]
         typed = output_type(specs[name].returns)
         if result.error or typed is None:
             return types.CallToolResult(content=content, is_error=result.error)

@@ -81,7 +81,7 @@ async def pipe_streams() -> AsyncIterator[tuple[LineReader, LineWriter] | None]:
     os.close(null)
     os.dup2(2, 1)
     try:
-        writer = asyncio.StreamWriter(write_transport, protocol, reader, loop)  # type: ignore[arg-type]
+        writer = asyncio.StreamWriter(write_transport, protocol, reader, loop)
         yield LineReader(reader), LineWriter(writer)
     finally:
         for fd, original in zip((0, 1), saved, strict=True):
