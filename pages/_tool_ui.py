@@ -106,13 +106,13 @@ def show_call(step: CallStep, session: ToolSession | None = None) -> tuple[Any, 
         with block:
             call_body(step)
             answer = _run_or_skip(step, pending.server)
-        block.update(state="running")  # leaving the block marked it complete
+        block.update(state="running", expanded=True)  # leaving the block marked it complete
         return block, answer
     if step.observation is None:  # a call still to run (after a waiting one, or a stopped turn)
         block = st.status(call_label(step), state="running", expanded=False)
         with block:
             call_body(step)
-        block.update(state="running")
+        block.update(state="running", expanded=False)
         return block, None
     else:
         state: Literal["error", "complete"] = "error" if step.failed else "complete"
@@ -208,7 +208,7 @@ def live_turn(
                     block = st.status(call_label(step), state="running", expanded=True)
                     with block:
                         call_body(step)
-                    block.update(state="running")  # leaving the block marked it complete
+                    block.update(state="running", expanded=True)  # leaving the block marked it complete
                     running.append((step, block))
                 if not event.message.tool_calls and not running:
                     stats_caption(event.message)
@@ -238,13 +238,13 @@ def _show_progress(event: CallProgress, running: list[tuple[CallStep, Any]], slo
     if found is None:
         return
     step, block = found
-    block.update(label=f"{call_label(step)} {escape_markdown(event.describe())}")
+    block.update(label=f"{call_label(step)} {escape_markdown(event.describe())}", expanded=True)
     if event.progress is None:
         return
     if id(block) not in slots:
         with block:
             slots[id(block)] = st.empty()
-        block.update(state="running")
+        block.update(state="running", expanded=True)
     text = escape_markdown(event.message or "")
     if event.total:
         slots[id(block)].progress(min(1.0, max(0.0, event.progress / event.total)), text=text)

@@ -1,18 +1,24 @@
-"""The Tool page in real Chromium with a real MCP server (``mcp-server-time`` from PyPI, configured
-``"confirm": true``): its tools are listed with the server's state, a call waits in its status block with
-Run and Skip, Run lets the server answer, Skip records that the user skipped it."""
+"""The Tool page in real Chromium with real MCP servers.
+
+``mcp-server-time`` from PyPI, configured ``"confirm": true``: its tools are listed with the server's
+state, a call waits in its status block with Run and Skip, Run lets the server answer, Skip records that
+the user skipped it. Our own server on the SDK (tests/mcp/misbehaving_server.py): its progress reports
+show in the running call's status block, and Stop cancels the call on the server.
+"""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.page_actions import send, set_sampling, wait_idle
+from tests.e2e.page_actions import STOP_BUTTON, send, set_sampling, wait_idle
 from tests.e2e.streamlit_server import launch_streamlit, open_app
-from tests.mcp.conftest import server_venv, write_config
+from tests.mcp.conftest import misbehaving, server_venv, write_config
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +39,40 @@ def mcp_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
            "WORKBENCH_TOOLS_PATH": "", "WORKBENCH_DATA_DIR": str(folder / "data")}  # fmt: skip
     with launch_streamlit(folder / "server.log", env) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def progress_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server of the app with our own MCP server's two slow tools (no arguments, so calls are exact)."""
+    folder = tmp_path_factory.mktemp("mcp-progress")
+    marker = folder / "cancelled"
+    entry = misbehaving(tools=["three_steps", "wait_for_cancel"], env={"CANCEL_MARKER": str(marker)})
+    config = write_config(folder / "mcp.json", {"own": entry})
+    env = {"WORKBENCH_MODEL": "", "MODEL_PATH": "", "WORKBENCH_MCP_CONFIG": str(config),
+           "WORKBENCH_TOOLS_PATH": "", "WORKBENCH_DATA_DIR": str(folder / "data")}  # fmt: skip
+    with launch_streamlit(folder / "server.log", env) as url:
+        yield url, marker
+
+
+def _prepare(page: Any, url: str, tools: int, off: tuple[str, ...]) -> None:
+    """Open the Tool page, wait for the MCP server, switch tools off, greedy, required, one round."""
+    open_app(page, url, "tool")
+    ready = f"ready with {tools} tool{'s' if tools > 1 else ''}"
+    page.get_by_text(ready).wait_for(state="attached", timeout=120_000)
+    wait_idle(page)
+    page.locator("summary").filter(has=page.get_by_text("Tools", exact=True)).first.click()
+    page.get_by_text(ready).wait_for()
+    for name in off:
+        _switch_off(page, name)
+    set_sampling(page, temperature=0, max_new_tokens=40)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Tool choice").click()
+    page.get_by_role("option", name="required").click()
+    wait_idle(page)
+    rounds = sidebar.get_by_role("spinbutton", name="Max rounds")
+    rounds.fill("1")
+    rounds.press("Enter")
+    wait_idle(page)
 
 
 def _switch_off(page: Any, name: str) -> None:
@@ -56,9 +96,9 @@ def _ask(page: Any, question: str) -> Any:
     return block.last
 
 
-def _result_of(page: Any, index: int) -> tuple[str, str]:
+def _result_of(page: Any, index: int, pattern: re.Pattern[str] = DONE) -> tuple[str, str]:
     """The label and result text of the ``index``-th finished call block."""
-    done = page.locator("summary").filter(has_text=DONE)
+    done = page.locator("summary").filter(has_text=pattern)
     block = page.locator("[data-testid='stExpander']").filter(has=done).nth(index)
     block.wait_for()
     label = block.locator("summary").inner_text()
@@ -69,23 +109,8 @@ def _result_of(page: Any, index: int) -> tuple[str, str]:
 
 
 def test_run_and_skip_in_the_status_block(page: Any, mcp_app: str) -> None:
-    open_app(page, mcp_app, "tool")
-    page.get_by_text("ready with 1 tool").wait_for(state="attached", timeout=120_000)
-    wait_idle(page)
-    page.locator("summary").filter(has=page.get_by_text("Tools", exact=True)).click()
-    page.get_by_text("ready with 1 tool").wait_for()
+    _prepare(page, mcp_app, 1, BUILTINS)
     page.get_by_text("Source: mcp:time").wait_for(state="attached")
-    for name in BUILTINS:
-        _switch_off(page, name)
-    set_sampling(page, temperature=0, max_new_tokens=40)
-    sidebar = page.locator("[data-testid='stSidebar']")
-    sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Tool choice").click()
-    page.get_by_role("option", name="required").click()
-    wait_idle(page)
-    rounds = sidebar.get_by_role("spinbutton", name="Max rounds")
-    rounds.fill("1")
-    rounds.press("Enter")
-    wait_idle(page)
 
     block = _ask(page, "What time is it in Tokyo?")
     block.get_by_role("button", name="Run").click()
@@ -102,3 +127,35 @@ def test_run_and_skip_in_the_status_block(page: Any, mcp_app: str) -> None:
     assert "get_current_time failed" in label
     assert "The user skipped this call to 'get_current_time'" in text
     assert not page.locator("[data-testid='stException']").count()
+
+
+def test_progress_shows_in_the_block_and_stop_cancels_on_the_server(
+    page: Any, progress_app: tuple[str, Path]
+) -> None:
+    url, marker = progress_app
+    _prepare(page, url, 2, (*BUILTINS, "wait_for_cancel"))
+    send(page, "Take three steps.")
+    running = page.locator("summary").filter(has_text="Calling three_steps")
+    running.filter(has_text="step 1 of 3").or_(running.filter(has_text="step 2 of 3")).first.wait_for()
+    page.locator("[data-testid='stProgress']").first.wait_for(
+        timeout=10_000
+    )  # the server gave a total: a bar
+    wait_idle(page)
+    label, text = _result_of(page, 0, re.compile("Called three_steps"))
+    assert text == "three steps taken", (label, text)
+
+    _switch_off(page, "three_steps")
+    page.get_by_text("wait_for_cancel", exact=True).click()  # on again
+    wait_idle(page)
+    send(page, "Wait.")
+    page.locator("summary").filter(has_text="Calling wait_for_cancel").filter(has_text="waiting 2").wait_for()
+    page.locator(STOP_BUTTON).click()
+    wait_idle(page)
+    deadline = time.monotonic() + 20
+    while not marker.exists():  # the server's handler was cancelled: notifications/cancelled reached it
+        assert time.monotonic() < deadline, "the server never heard the cancel"
+        time.sleep(0.2)
+    assert marker.read_text() == "cancelled"
+    page.reload()  # the stopped call's observation is kept (and saved)
+    label, text = _result_of(page, 0, re.compile("wait_for_cancel failed"))
+    assert "The user stopped the call to 'wait_for_cancel'" in text, text

@@ -118,6 +118,33 @@ async def count(ctx: Context, steps: int = 5, delay: float = 0.2, marker: str = 
 
 
 @server.tool()
+async def three_steps(ctx: Context) -> str:
+    """Take three slow steps, reporting progress after each (no arguments: a model's call is exact)."""
+    import anyio
+
+    for step in range(1, 4):
+        await ctx.report_progress(step, 3, f"step {step} of 3")
+        await anyio.sleep(1.5)
+    return "three steps taken"
+
+
+@server.tool()
+async def wait_for_cancel(ctx: Context) -> str:
+    """Report progress for a minute; when cancelled, write 'cancelled' to the file $CANCEL_MARKER."""
+    import anyio
+
+    try:
+        for second in range(1, 121):
+            await ctx.report_progress(second, None, f"waiting {second}")
+            await anyio.sleep(0.5)
+    except anyio.get_cancelled_exc_class():
+        with open(os.environ["CANCEL_MARKER"], "w") as handle:
+            handle.write("cancelled")
+        raise
+    return "never cancelled"
+
+
+@server.tool()
 def environment(name: str) -> str:
     """Return an environment variable of this server's process, or '(unset)'."""
     return os.environ.get(name, "(unset)")
