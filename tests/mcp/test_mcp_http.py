@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +146,17 @@ def test_python_over_http_without_sessions_says_why(code_url: tuple[str, CodeKer
         and "mode='legacy'" in result.content[0].text
     )
     assert kernels.pool.sessions == []
+
+
+@pytest.mark.kernel
+def test_serve_code_offers_python_per_session(tmp_path: Path) -> None:
+    from tests.server.helpers import serve_process
+
+    async def steps(client: Any) -> Any:
+        await client.call_tool("python", {"code": "y = 6 * 7"})
+        return (await client.call_tool("python", {"code": "print(y)"})).content[0].text
+
+    with serve_process(tmp_path / "serve.log", "--code", "--code-timeout", "20") as (url, _):
+        answer = run_async(_code_client(url.removesuffix("/v1") + "/mcp", "legacy", steps))
+    assert answer.strip() == "42"
+    assert "with sandboxed python per MCP session" in (tmp_path / "serve.log").read_text()
