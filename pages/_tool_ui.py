@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Generator
 from typing import Any, Literal
 
@@ -300,21 +301,27 @@ def mcp_servers(registry: ToolRegistry, key: str) -> None:
 
 def loading_status(registry: ToolRegistry) -> None:
     """ "Loading tools" and the file being imported while tools load in the background, else any problems."""
+    slot = (
+        st.empty()
+    )  # always one element here, so what follows keeps its place (an open Tools panel stays open)
     if registry.loading:
-        _loading_watch(registry)
+        file = registry.loading_file
+        shown = f" importing {escape_markdown(file)}" if file else ""
+        slot.info("Loading tools…" + shown, icon=":material/hourglass_top:")
     elif registry.errors:
         names = escape_markdown(", ".join(sorted({os.path.basename(e.source) for e in registry.errors})))
-        st.warning(f"Some tools did not load ({names}): see Tools below.", icon=":material/warning:")
+        slot.warning(f"Some tools did not load ({names}): see Tools below.", icon=":material/warning:")
 
 
-@st.fragment(run_every=1.0)
-def _loading_watch(registry: ToolRegistry) -> None:
-    """Refreshed every second while loading; reruns the whole page once the tools are there."""
-    if not registry.loading or not signed_in():  # signed out: the page's login gate
-        st.rerun()  # the whole page, so the tools panel and the model see the new tools
-    file = registry.loading_file
-    shown = f" importing {escape_markdown(file)}" if file else ""
-    st.info("Loading tools…" + shown, icon=":material/hourglass_top:")
+def refresh_while_loading(registry: ToolRegistry) -> None:
+    """At the end of the page: while tools load, draw the page again in a second (the panel, the model's tools).
+
+    A whole-page rerun rather than a ``run_every`` fragment: a page session whose fragment had refreshed
+    itself and then rerun the page lost the chat input's Stop button in every later turn.
+    """
+    if registry.loading and signed_in():
+        time.sleep(1.0)
+        st.rerun()
 
 
 def _shown_schema(schema: dict[str, Any]) -> Any:

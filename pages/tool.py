@@ -7,7 +7,14 @@ import streamlit as st
 from pages._common import current_model, sampling_controls, show_error, show_markdown
 from pages._history import conversation_sidebar
 from pages._login import login_gate
-from pages._tool_ui import live_turn, loading_status, show_history, tool_session, tools_panel
+from pages._tool_ui import (
+    live_turn,
+    loading_status,
+    refresh_while_loading,
+    show_history,
+    tool_session,
+    tools_panel,
+)
 from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
 from workbench.modes.tool import ToolChoice
@@ -68,3 +75,4 @@ if prompt is not None:
     else:
         with st.chat_message("assistant"):
             live_turn(events)
+refresh_while_loading(session.registry)

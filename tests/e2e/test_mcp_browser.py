@@ -59,11 +59,6 @@ def _prepare(page: Any, url: str, tools: int, off: tuple[str, ...]) -> None:
     open_app(page, url, "tool")
     ready = f"ready with {tools} tool{'s' if tools > 1 else ''}"
     page.get_by_text(ready).wait_for(state="attached", timeout=120_000)
-    # Open the page again once the tools are ready: a page session that watched them load (the
-    # loading_status fragment, refreshed every second) loses the chat input's Stop button during
-    # later turns; a fresh one keeps it. Found here, not fixed (see the closing note).
-    page.reload()
-    page.get_by_text(ready).wait_for(state="attached", timeout=120_000)
     wait_idle(page)
     page.locator("summary").filter(has=page.get_by_text("Tools", exact=True)).first.click()
     page.get_by_text(ready).wait_for()
