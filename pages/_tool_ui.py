@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from typing import Any, Literal
 
 import streamlit as st
 
+from pages._branches import answer_controls, user_message
 from pages._common import session_object, show_markdown, stats_caption, turn_notice
 from pages._login import signed_in
 from tools import ToolRegistry, default_registry
@@ -20,11 +22,12 @@ from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
 from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
-from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+from workbench.modes.events import CallProgress, ConfirmationNeeded, Event, MessageDone, Notice, TextDelta
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
-from workbench.modes.tool_steps import CallStep, call_steps
+from workbench.modes.tool_steps import CallStep, call_steps, group_exchanges
 from workbench.safe_markdown import escape_markdown, images_as_links
 from workbench.shared import process_resource
+from workbench.store.page_history import PageHistory
 
 SESSION_KEY = "tool_session"
 
@@ -49,16 +52,23 @@ def tool_session(model: ChatModel) -> ToolSession:
     registry = tool_registry()
     session = session_object(
         SESSION_KEY,
-        lambda: ToolSession(model, registry, options=ToolOptions(tool_choice=default_tool_choice(model))),
+        lambda: ToolSession(
+            model,
+            registry,
+            # calls to MCP servers configured with "confirm" wait for Run or Skip in their status block
+            options=ToolOptions(tool_choice=default_tool_choice(model), ask_confirmation=True),
+        ),
     )
     session.model = model
     session.registry = registry
     return session
 
 
-def call_label(step: CallStep) -> str:
-    """The status block's title: the tool's name and how the call went."""
+def call_label(step: CallStep, waiting: bool = False) -> str:
+    """The status block's title: the tool's name and how the call went (``waiting``: for Run or Skip)."""
     name = escape_markdown(step.name)  # the model's text: shown as written, never as Markdown (an image)
+    if waiting:
+        return f"{name}: run this call?"
     if step.observation is None:
         return f"Calling {name}…"
     if step.raw is not None:
@@ -86,20 +96,123 @@ def result_body(observation: Message) -> None:
         st.code(observation.content, language=None, wrap_lines=True)
 
 
-def show_call(step: CallStep) -> None:
-    """A finished call as a status block (error state when it failed)."""
-    state: Literal["error", "complete"] = "error" if step.failed else "complete"
-    with st.status(call_label(step), state=state, expanded=False):
+def show_call(step: CallStep, session: ToolSession | None = None) -> tuple[Any, bool | None]:
+    """A call as a status block: finished (error state when it failed), running, or waiting for Run or Skip.
+
+    Returns:
+        The block, and the user's answer for the call waiting for confirmation in ``session``: True
+        (Run), False (Skip) or None (no answer, or not that call).
+    """
+    pending = session.pending if session is not None else None
+    if step.observation is None and pending is not None and pending.call.id == step.id:
+        block = st.status(call_label(step, waiting=True), state="running", expanded=True)
+        with block:
+            call_body(step)
+            answer = _run_or_skip(step, pending.server)
+        block.update(state="running", expanded=True)  # leaving the block marked it complete
+        return block, answer
+    if step.observation is None:  # a call still to run (after a waiting one, or a stopped turn)
+        block = st.status(call_label(step), state="running", expanded=False)
+        with block:
+            call_body(step)
+        block.update(state="running", expanded=False)
+        return block, None
+    else:
+        state: Literal["error", "complete"] = "error" if step.failed else "complete"
+        block = st.status(call_label(step), state=state, expanded=False)
+    with block:
         call_body(step)
+    return block, None
 
 
-def live_turn(events: Generator[Event, None, None]) -> None:
-    """Show a turn as it runs: text as it streams, a running status block per call, completed on its result."""
+def _run_or_skip(step: CallStep, server: str) -> bool | None:
+    """The Run and Skip buttons of a call waiting for confirmation; True, False, or None (not yet)."""
+    slot = st.empty()
+    with slot.container():
+        st.caption(f"MCP server **{escape_markdown(server)}** asks you to confirm each call before it runs.")
+        left, right = st.columns(2)
+        run = left.button("Run", key=f"tool_run_{step.id}", type="primary", use_container_width=True)
+        skip = right.button("Skip", key=f"tool_skip_{step.id}", use_container_width=True)
+    if run or skip:
+        slot.empty()  # answered: the buttons go, the call runs (or is skipped) below
+        return bool(run)
+    return None
+
+
+RERUNS_TOOLS = "Regenerate runs this answer's tool calls again, and so does Edit: tools may have side effects."
+
+
+def _show_user(message: Message) -> None:
+    show_markdown(message.content)
+
+
+def show_history(session: ToolSession, history: PageHistory | None = None) -> Callable[[], None] | None:
+    """The conversation: each user message, then one assistant bubble with the model's texts and calls.
+
+    Each user message has Edit and each answer Regenerate, with the ``‹ n/m ›`` pager and Branch
+    (pages/_branches.py); the page says that both run the tool calls again.
+
+    Returns:
+        When the user has just answered Run or Skip for the call waiting for confirmation: a function
+        that shows the rest of the turn in the last bubble (call it after the chat input is drawn).
+    """
+    decision: bool | None = None
+    waiting: list[tuple[CallStep, Any]] = []
+    bubble: Any = None
+    for exchange in group_exchanges(session.messages):
+        if exchange.user is not None:
+            with st.chat_message("user"):
+                user_message(session, history, exchange.user, "tool", _show_user)
+        if not exchange.replies:
+            continue
+        bubble, waiting = st.chat_message("assistant"), []
+        with bubble:
+            for reply in exchange.replies:
+                if reply.message.content:
+                    show_markdown(reply.message.content)
+                for step in reply.calls:
+                    block, answer = show_call(step, session)
+                    decision = answer if answer is not None else decision
+                    if step.observation is None:
+                        waiting.append((step, block))
+            stats_caption(exchange.replies[-1].message)
+            first = exchange.replies[0].message
+            if not session.busy and session.pending is None and first.role is Role.ASSISTANT:
+                answer_controls(session, history, first, "tool", note=RERUNS_TOOLS)
+                if any(reply.calls for reply in exchange.replies):
+                    st.caption(RERUNS_TOOLS)
+    if decision is None or bubble is None:
+        return None
+    run, blocks, last = decision, waiting, bubble
+
+    def resume() -> None:
+        with last:
+            live_turn(session.decide(run), blocks)
+
+    return resume
+
+
+def live_turn(
+    events: Generator[Event, None, None], running: list[tuple[CallStep, Any]] | None = None
+) -> None:
+    """Show a turn as it runs: text as it streams, a running status block per call, completed on its result.
+
+    Args:
+        events: The turn's events (``session.send(...)`` or ``session.decide(...)``).
+        running: Status blocks already shown for calls still waiting for their result, in order
+            (a turn resumed after Run or Skip).
+    """
     text, area = "", st.empty()
-    running: list[tuple[CallStep, Any]] = []
+    running = list(running or [])
+    slots: dict[int, Any] = {}
+    paused = False
     try:
         for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, CallProgress):
+                _show_progress(event, running, slots)
+            elif isinstance(event, ConfirmationNeeded):
+                paused = True  # the page is drawn again below, with Run and Skip in the call's block
+            elif isinstance(event, TextDelta):
                 text += event.text
                 show_markdown(text + "▌", area)
             elif isinstance(event, Notice):
@@ -113,6 +226,7 @@ def live_turn(events: Generator[Event, None, None]) -> None:
                     block = st.status(call_label(step), state="running", expanded=True)
                     with block:
                         call_body(step)
+                    block.update(state="running", expanded=True)  # leaving the block marked it complete
                     running.append((step, block))
                 if not event.message.tool_calls and not running:
                     stats_caption(event.message)
@@ -120,6 +234,9 @@ def live_turn(events: Generator[Event, None, None]) -> None:
             elif isinstance(event, MessageDone) and running:
                 step, block = running.pop(0)
                 step.observation = event.message
+                slot = slots.pop(id(block), None)
+                if slot is not None:
+                    slot.empty()
                 with block:
                     result_body(event.message)
                 block.update(
@@ -128,7 +245,29 @@ def live_turn(events: Generator[Event, None, None]) -> None:
     except WorkbenchError as exc:
         turn_notice("error", str(exc))
     finally:
-        events.close()  # also runs when Stop ends the script: the generation halts, the partial text is kept
+        events.close()  # also runs when Stop ends the script: the generation (or the call) halts
+    if paused:
+        st.rerun()
+
+
+def _show_progress(event: CallProgress, running: list[tuple[CallStep, Any]], slots: dict[int, Any]) -> None:
+    """A running call's progress in its status block: the title, and a bar when the server gives a total."""
+    found = next(((s, b) for s, b in running if s.id == event.call.id), None)
+    if found is None:
+        return
+    step, block = found
+    block.update(label=f"{call_label(step)} {escape_markdown(event.describe())}", expanded=True)
+    if event.progress is None:
+        return
+    if id(block) not in slots:
+        with block:
+            slots[id(block)] = st.empty()
+        block.update(state="running", expanded=True)
+    text = escape_markdown(event.message or "")
+    if event.total:
+        slots[id(block)].progress(min(1.0, max(0.0, event.progress / event.total)), text=text)
+    elif text:
+        slots[id(block)].caption(text)
 
 
 def tools_panel(session: ToolSession, key: str) -> None:
@@ -179,21 +318,27 @@ def mcp_servers(registry: ToolRegistry, key: str) -> None:
 
 def loading_status(registry: ToolRegistry) -> None:
     """ "Loading tools" and the file being imported while tools load in the background, else any problems."""
+    slot = (
+        st.empty()
+    )  # always one element here, so what follows keeps its place (an open Tools panel stays open)
     if registry.loading:
-        _loading_watch(registry)
+        file = registry.loading_file
+        shown = f" importing {escape_markdown(file)}" if file else ""
+        slot.info("Loading tools…" + shown, icon=":material/hourglass_top:")
     elif registry.errors:
         names = escape_markdown(", ".join(sorted({os.path.basename(e.source) for e in registry.errors})))
-        st.warning(f"Some tools did not load ({names}): see Tools below.", icon=":material/warning:")
+        slot.warning(f"Some tools did not load ({names}): see Tools below.", icon=":material/warning:")
 
 
-@st.fragment(run_every=1.0)
-def _loading_watch(registry: ToolRegistry) -> None:
-    """Refreshed every second while loading; reruns the whole page once the tools are there."""
-    if not registry.loading or not signed_in():  # signed out: the page's login gate
-        st.rerun()  # the whole page, so the tools panel and the model see the new tools
-    file = registry.loading_file
-    shown = f" importing {escape_markdown(file)}" if file else ""
-    st.info("Loading tools…" + shown, icon=":material/hourglass_top:")
+def refresh_while_loading(registry: ToolRegistry) -> None:
+    """At the end of the page: while tools load, draw the page again in a second (the panel, the model's tools).
+
+    A whole-page rerun rather than a ``run_every`` fragment: a page session whose fragment had refreshed
+    itself and then rerun the page lost the chat input's Stop button in every later turn.
+    """
+    if registry.loading and signed_in():
+        time.sleep(1.0)
+        st.rerun()
 
 
 def _shown_schema(schema: dict[str, Any]) -> Any:

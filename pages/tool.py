@@ -6,7 +6,7 @@ from collections.abc import Generator
 
 import streamlit as st
 
-from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
+from pages._branches import BranchAction, branch_error, run_action, take_action
 from pages._common import (
     current_model,
     end_turn,
@@ -14,17 +14,21 @@ from pages._common import (
     sampling_controls,
     show_error,
     show_markdown,
-    stats_caption,
 )
 from pages._history import conversation_sidebar
 from pages._login import login_gate
-from pages._tool_ui import live_turn, loading_status, show_call, tool_session, tools_panel
+from pages._tool_ui import (
+    live_turn,
+    loading_status,
+    refresh_while_loading,
+    show_history,
+    tool_session,
+    tools_panel,
+)
 from workbench.conversation import Mode
 from workbench.errors import WorkbenchError
-from workbench.messages import Message, Role
 from workbench.modes.events import Event
 from workbench.modes.tool import ToolChoice
-from workbench.modes.tool_steps import group_exchanges
 
 login_gate()  # first thing: nothing of the page before the password (pages/_login.py)
 st.title("Tool")
@@ -67,7 +71,6 @@ loading_status(session.registry)
 with st.expander("Tools", expanded=False):
     tools_panel(session, "tool_panel")
 
-RERUNS_TOOLS = "Regenerate runs this answer's tool calls again, and so does Edit: tools may have side effects."
 
 
 def start(action: BranchAction) -> Generator[Event, None, None]:
@@ -79,35 +82,16 @@ def start(action: BranchAction) -> Generator[Event, None, None]:
 
 started = run_action(take_action("tool"), start)  # before the history is drawn
 branch_error()
-
-
-def show_user(message: Message) -> None:
-    show_markdown(message.content)
-
-
-for exchange in group_exchanges(session.messages):
-    if exchange.user is not None:
-        with st.chat_message("user"):
-            user_message(session, history, exchange.user, "tool", show_user)
-    if exchange.replies:
-        with st.chat_message("assistant"):
-            for reply in exchange.replies:
-                if reply.message.content:
-                    show_markdown(reply.message.content)
-                for step in reply.calls:
-                    show_call(step)
-            stats_caption(exchange.replies[-1].message)
-            calls = any(reply.calls for reply in exchange.replies)
-            if not session.busy and exchange.replies[0].message.role is Role.ASSISTANT:
-                answer_controls(session, history, exchange.replies[0].message, "tool", note=RERUNS_TOOLS)
-                if calls:
-                    st.caption(RERUNS_TOOLS)
+resume = show_history(session, history)  # a call waiting for Run or Skip, answered in this run: the rest of the turn
 if isinstance(started, Generator):
     with st.chat_message("assistant"):
         live_turn(started)
     end_turn()
 
 prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
+if resume is not None:
+    resume()
+    end_turn()
 if prompt is not None:
     with st.chat_message("user"):
         show_markdown(prompt)
@@ -120,3 +104,4 @@ if prompt is not None:
             live_turn(events)
         end_turn()
 kept_notices()
+refresh_while_loading(session.registry)

@@ -177,20 +177,14 @@ def test_a_killer_and_a_sleeper_tool_file_leave_the_page_usable(tmp_path, monkey
     at.run()
     at.switch_page("pages/tool.py")
     started = time.monotonic()
+    # While tools load the page draws itself and then again every second (pages/_tool_ui.py,
+    # refresh_while_loading); AppTest follows those reruns, so this run ends once loading is over: far
+    # sooner than the sleeper's 60 s (its import is given 4 s), and the page never waited for it.
     at.run()
-    assert time.monotonic() - started < 30  # the page does not wait for the tool files
+    assert time.monotonic() - started < 30
     assert not at.exception
-    assert loading_notes(at), [i.value for i in at.info]
-    assert at.chat_input(key="tool_input") is not None  # usable while loading
-    seen = set()
-    deadline = time.monotonic() + 120
-    while loading_notes(at):
-        seen.update(loading_notes(at))
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-        at.run()
-    assert any("sleeper.py" in note for note in seen), seen
-    assert not at.exception
+    assert not loading_notes(at)
+    assert at.chat_input(key="tool_input") is not None
     [warning] = [w.value for w in at.warning if "did not load" in w.value]
     assert "killer.py" in warning and "sleeper.py" in warning
     errors = " ".join(e.value for e in at.main.error)

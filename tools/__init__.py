@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from tools.calling import ToolResult, truncate_for_model
+from tools.calling import CallControl, ToolResult, truncate_for_model
 from tools.registry import LoadError, ToolRegistry
 from tools.spec import ToolSpec, tool, tool_from_schema
 
 __all__ = [
+    "CallControl",
     "LoadError",
     "ToolRegistry",
     "ToolResult",

@@ -61,23 +61,24 @@ def validation_schema(parameters: dict[str, Any]) -> dict[str, Any]:
     transformers writes ``Optional[X]`` as ``"nullable": true`` (OpenAPI style), which JSON Schema
     validators ignore, so it becomes ``anyOf: [X, null]`` here.
     """
-    schema = _spell_nullable(parameters)
+    schema = spell_nullable(parameters)
     schema.setdefault("additionalProperties", False)
     return schema
 
 
-def _spell_nullable(schema: Any) -> Any:
+def spell_nullable(schema: Any) -> Any:
+    """Return ``schema`` with transformers' ``"nullable": true`` spelled as ``anyOf: [X, null]``, at every depth."""
     if not isinstance(schema, dict):
         return schema
     out = dict(schema)
     if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: _spell_nullable(v) for k, v in out["properties"].items()}
+        out["properties"] = {k: spell_nullable(v) for k, v in out["properties"].items()}
     for key in ("items", "additionalProperties"):
         if isinstance(out.get(key), dict):
-            out[key] = _spell_nullable(out[key])
+            out[key] = spell_nullable(out[key])
     for key in ("prefixItems", "anyOf", "oneOf", "allOf"):
         if isinstance(out.get(key), list):
-            out[key] = [_spell_nullable(s) for s in out[key]]
+            out[key] = [spell_nullable(s) for s in out[key]]
     if out.pop("nullable", False):
         description = out.pop("description", None)
         out = {"anyOf": [out, {"type": "null"}]}

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,54 @@ logger = logging.getLogger(__name__)
 
 NO_RESULT = "(no result)"
 """What the model sees when a tool returns None."""
+
+Progress = Callable[[float, "float | None", "str | None"], None]
+"""Told of a call's progress: ``(progress, total or None, message or None)``, as MCP reports it."""
+
+
+class CallControl:
+    """What a caller can do with one call while it runs: hear its progress, cancel it, confirm it.
+
+    Made by the caller (the Tool loop) and passed to :meth:`tools.ToolRegistry.call`. A tool that can
+    report progress or be cancelled (an MCP tool) uses it; others ignore it.
+
+    Args:
+        on_progress: Called, from any thread, with each progress report.
+        confirmed: The user already allowed this call (an MCP server configured with ``confirm``).
+    """
+
+    def __init__(self, on_progress: Progress | None = None, *, confirmed: bool = False) -> None:
+        self.on_progress = on_progress
+        self.confirmed = confirmed
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._on_cancel: list[Callable[[], Any]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Cancel the call (from any thread): an MCP tool's server is sent ``notifications/cancelled``."""
+        with self._lock:
+            self._cancelled.set()
+            hooks, self._on_cancel = self._on_cancel, []
+        for hook in hooks:
+            hook()
+
+    def on_cancel(self, hook: Callable[[], Any]) -> None:
+        """Run ``hook`` when the call is cancelled (at once if it already is)."""
+        with self._lock:
+            if not self._cancelled.is_set():
+                self._on_cancel.append(hook)
+                return
+        hook()
+
+    def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Pass one progress report on to the caller."""
+        if self.on_progress is not None:
+            self.on_progress(progress, total, message)
 
 
 @dataclass
@@ -62,7 +110,12 @@ class ToolResult:
 
 
 def call_tool(
-    specs: Mapping[str, ToolSpec], call: ToolCall, *, enabled: set[str] | None, timeout: float
+    specs: Mapping[str, ToolSpec],
+    call: ToolCall,
+    *,
+    enabled: set[str] | None,
+    timeout: float,
+    control: CallControl | None = None,
 ) -> ToolResult:
     """Check and run ``call`` against ``specs``; see :meth:`ToolRegistry.call`."""
     started = time.perf_counter()
@@ -73,7 +126,7 @@ def call_tool(
         images: list[bytes] = []
         run_call = getattr(spec.function, "run_call", None)  # an MCP tool: its own timeout, images
         if callable(run_call):
-            outcome = run_call(arguments, spec.timeout or timeout)
+            outcome = run_call(arguments, spec.timeout or timeout, control)
             content, images = outcome.text, outcome.images
         else:
             content = run_with_timeout(spec, arguments, spec.timeout or timeout)

@@ -27,3 +27,11 @@ class ToolRaisedError(ToolExecutionError):
 
 class ToolTimeoutError(ToolExecutionError):
     """The tool ran past its time limit and was abandoned."""
+
+
+class ToolCancelledError(ToolExecutionError):
+    """The user stopped the call while it ran (an MCP server was told to cancel it)."""
+
+
+class CallSkippedError(ToolCallError):
+    """The user chose Skip for a call that needed confirmation, so it did not run."""

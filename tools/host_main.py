@@ -87,6 +87,7 @@ class Host:
                     "parameters": spec.parameters,
                     "source": spec.source,
                     "timeout": spec.timeout,
+                    "returns": spec.returns,
                     "key": function_key(spec.function),
                 }
             )

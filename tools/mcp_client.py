@@ -9,9 +9,10 @@ observations, and it is reconnected with back-off (1, 2, 4 ... 60 s). ``notifica
 refreshes its tools. The registry shows the tools of ready servers beside the Python tools
 (:meth:`tools.registry.ToolRegistry.attach_mcp`).
 
-A stdio server runs in its own process group (the SDK starts it in a new session) with only the env
-of its entry plus the SDK's short safe list (HOME, LOGNAME, PATH, SHELL, TERM, USER); its stderr
-goes to a log file. Importing this module does not import the SDK; connecting does.
+A stdio server runs in its own process group (the SDK starts it in a new session) with only PATH and
+HOME from our environment plus the ``env`` of its entry (:func:`child_environment`; a short launcher
+drops the rest of the SDK's safe list, so LOGNAME, SHELL, TERM and USER do not reach it either); its
+stderr goes to a log file. Importing this module does not import the SDK; connecting does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
+import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +40,8 @@ from typing import Any, TextIO
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from tools.errors import InvalidArgumentsError
+from tools.calling import CallControl
+from tools.errors import CallSkippedError, InvalidArgumentsError, ToolCancelledError
 from tools.mcp_config import McpConfigError, McpServerConfig, load_config
 from tools.spec import ToolSpec
 from workbench.errors import ToolCallError, ToolExecutionError
@@ -57,6 +62,38 @@ _CONSTRAINABLE = {
     "additionalProperties", "minimum", "maximum", "minItems", "maxItems", "default", "nullable",
     "minLength", "maxLength",
 }  # fmt: skip
+
+
+INHERITED_ENV = ("PATH", "HOME")
+"""What a stdio server gets of our environment (besides its entry's ``env``)."""
+_KEEP_VARIABLE = "WORKBENCH_MCP_ENV_KEEP"
+# Runs first in the child: keeps only the variables named, then becomes the server (same process and group).
+_LAUNCHER = Path(__file__).with_name("mcp_launcher.py")
+
+
+def child_environment(config: McpServerConfig) -> dict[str, str]:
+    """The environment of a stdio server: PATH and HOME from ours, then its entry's ``env`` over them."""
+    inherited = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    return {**inherited, **config.env}
+
+
+def _launch_parameters(config: McpServerConfig) -> tuple[str, list[str], dict[str, str]]:
+    """The command, arguments and environment that start a stdio server with only its own environment.
+
+    Raises:
+        FileNotFoundError: If the command is not found (on the PATH it will be given, or at its path).
+    """
+    assert config.command is not None
+    env = child_environment(config)
+    command = config.command
+    if os.sep in command:
+        where = Path(config.cwd or ".") / command
+        if not (where.is_file() and os.access(where, os.X_OK)):
+            raise FileNotFoundError(command)
+    elif shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(command)
+    launcher = ["-I", "-S", str(_LAUNCHER), command, *config.args]
+    return sys.executable, launcher, {**env, _KEEP_VARIABLE: json.dumps(list(env))}
 
 
 class _CountedElsewhere(logging.Filter):
@@ -210,18 +247,30 @@ class McpServer:
             return f"connecting again (last failure: {self.error})"
         return self.state.value
 
-    def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> CallOutcome:
+    def call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, control: CallControl | None = None
+    ) -> CallOutcome:
         """Call the server's tool ``tool`` (its own spelling) and wait for the result.
+
+        With ``control``, the server's progress reports reach ``control.progress`` and
+        ``control.cancel()`` abandons the call, which makes the SDK send ``notifications/cancelled``.
 
         Raises:
             McpServerError: If the server is not ready or the connection broke during the call.
             McpTimeoutError: If no answer came within ``timeout`` seconds.
+            ToolCancelledError: If ``control`` cancelled the call.
         """
         if self.state is not ServerState.READY or self._client is None:
             raise McpServerError(self._unavailable())
-        future = self._loop.submit(self._call(tool, arguments, timeout))
+        future = self._loop.submit(self._call(tool, arguments, timeout, control))
+        if control is not None:
+            control.on_cancel(future.cancel)  # cancels the task: the SDK tells the server
         try:
             return future.result(timeout + 10)
+        except concurrent.futures.CancelledError:
+            raise ToolCancelledError(
+                f"The user stopped the call to {tool!r}; MCP server {self.name!r} was told to cancel it."
+            ) from None
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise McpTimeoutError(self._timeout_message(tool, timeout)) from None
@@ -345,9 +394,8 @@ class McpServer:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
             assert config.command is not None and self.log_path is not None
-            params = StdioServerParameters(
-                command=config.command, args=list(config.args), env=dict(config.env), cwd=config.cwd
-            )
+            command, args, env = _launch_parameters(config)
+            params = StdioServerParameters(command=command, args=args, env=env, cwd=config.cwd)
             if self._log is None:
                 self._log = self.log_path.open("a", encoding="utf-8")  # the child writes into it directly
             self._log.write(f"--- start {self.attempts}: {config.describe()}\n")
@@ -408,7 +456,9 @@ class McpServer:
             self.garbage += 1
             logger.debug("MCP server %r sent something unreadable: %s", self.name, message)
 
-    async def _call(self, tool: str, arguments: dict[str, Any], timeout: float) -> CallOutcome:
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, control: CallControl | None
+    ) -> CallOutcome:
         import anyio
         from mcp import MCPError
         from mcp_types import CONNECTION_CLOSED
@@ -416,9 +466,17 @@ class McpServer:
         client = self._client
         if client is None:
             raise McpServerError(self._unavailable())
+        on_progress = None
+        if control is not None and control.on_progress is not None:
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                control.progress(progress, total, message)
+
         try:
             with anyio.fail_after(timeout):
-                result = await client.call_tool(tool, arguments, read_timeout_seconds=timeout)
+                result = await client.call_tool(
+                    tool, arguments, read_timeout_seconds=timeout, progress_callback=on_progress
+                )
         except TimeoutError:
             raise McpTimeoutError(self._timeout_message(tool, timeout)) from None
         except MCPError as exc:
@@ -599,14 +657,25 @@ class McpTool:
         outcome = self.run_call(arguments, self.server.config.timeout)
         return outcome.text
 
-    def run_call(self, arguments: dict[str, Any], timeout: float) -> CallOutcome:
+    @property
+    def needs_confirmation(self) -> bool:
+        """Whether the server's configuration asks the user before each call (``"confirm": true``)."""
+        return self.server.config.confirm
+
+    def run_call(
+        self, arguments: dict[str, Any], timeout: float, control: CallControl | None = None
+    ) -> CallOutcome:
         """Check the arguments against the full input schema, confirm if asked, call the server.
+
+        A call to a ``confirm`` server runs when ``control.confirmed`` (the user chose Run in the app),
+        else when :attr:`McpTools.confirm` says yes (``--yes``, a Python callback).
 
         Raises:
             InvalidArgumentsError: If the arguments break a rule of the schema the constraint did not hold.
             ConfirmationNeededError: If the server wants confirmation and it was not given.
+            CallSkippedError: If the confirm callback said no.
             McpToolError: If the server answered with ``isError``.
-            McpServerError, McpTimeoutError: See :meth:`McpServer.call`.
+            McpServerError, McpTimeoutError, ToolCancelledError: See :meth:`McpServer.call`.
         """
         if self._validator is not None:
             problems = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
@@ -616,7 +685,7 @@ class McpTool:
                     f"The arguments of {self.remote_name!r} do not fit its schema at {where}: "
                     f"{problems[0].message}. Fix that argument and call again."
                 )
-        if self.server.config.confirm:
+        if self.needs_confirmation and not (control is not None and control.confirmed):
             confirm = self.owner.confirm
             if confirm is None:
                 raise ConfirmationNeededError(
@@ -625,10 +694,8 @@ class McpTool:
                     "Answer without it."
                 )
             if not confirm(self.server.name, self.remote_name, arguments):
-                raise ConfirmationNeededError(
-                    f"The user skipped this call to {self.remote_name!r}. Answer without it."
-                )
-        outcome = self.server.call(self.remote_name, arguments, timeout)
+                raise CallSkippedError(skipped_message(self.remote_name))
+        outcome = self.server.call(self.remote_name, arguments, timeout, control)
         if outcome.is_error:
             raise McpToolError(
                 f"The tool {self.remote_name!r} of MCP server {self.server.name!r} failed: {outcome.text}"
@@ -758,6 +825,11 @@ class McpTools:
             server.close()
         if self._loop is not None:
             self._loop.stop()
+
+
+def skipped_message(tool: str) -> str:
+    """The observation of a call the user chose not to run."""
+    return f"The user skipped this call to {tool!r}, so it did not run. Answer without it."
 
 
 def is_mcp_spec(spec: ToolSpec) -> bool:

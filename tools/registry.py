@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from tools import builtins, loading
-from tools.calling import ToolResult, call_tool
+from tools.calling import CallControl, ToolResult, call_tool
 from tools.host import DEFAULT_IMPORT_TIMEOUT_S, HostedTool, ToolHost
 from tools.spec import ToolSpec, spec_from_function
 from workbench.errors import DuplicateToolError, ToolDefinitionError
@@ -324,6 +324,7 @@ class ToolRegistry:
                     function=HostedTool(host, file.source, hosted["name"], hosted["key"]),
                     source=hosted["source"],
                     timeout=hosted["timeout"],
+                    returns=hosted.get("returns"),
                 )
                 try:
                     self._register(spec)
@@ -354,7 +355,12 @@ class ToolRegistry:
 
     # --- calling ---------------------------------------------------------------------------------------
     def call(
-        self, call: ToolCall, *, enabled: Iterable[str] | None = None, timeout: float | None = None
+        self,
+        call: ToolCall,
+        *,
+        enabled: Iterable[str] | None = None,
+        timeout: float | None = None,
+        control: CallControl | None = None,
     ) -> ToolResult:
         """Validate and run one call; never raises: every failure is a result with ``error=True``.
 
@@ -362,13 +368,23 @@ class ToolRegistry:
             call: The model's call.
             enabled: Names switched on in this conversation; None means all.
             timeout: Seconds for tools that set no timeout of their own (default: the registry's).
+            control: Progress reports, cancellation and confirmation for this call (MCP tools use them).
         """
         return call_tool(
             self._all(),
             call,
             enabled=None if enabled is None else set(enabled),
             timeout=timeout or self.default_timeout,
+            control=control,
         )
+
+    def needs_confirmation(self, name: str) -> str | None:
+        """The MCP server whose ``confirm`` setting asks the user before each call to ``name``, else None."""
+        spec = self.get(name)
+        function = spec.function if spec is not None else None
+        if function is None or getattr(function, "needs_confirmation", False) is not True:
+            return None
+        return str(function.server.name)  # type: ignore[attr-defined]
 
 
 def _attach_mcp_config(registry: ToolRegistry, explicit: str | os.PathLike[str] | None) -> None:

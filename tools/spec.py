@@ -92,6 +92,8 @@ class ToolSpec:
         function: The plain function that runs the tool.
         source: Where it came from: ``builtin``, a file path, a module or an entry point.
         timeout: Seconds a call may run, or None for the registry's limit.
+        returns: The JSON schema of the return value, from the function's return annotation (None when
+            it has none); ``workbench mcp`` offers it as the tool's ``outputSchema``.
     """
 
     name: str
@@ -100,6 +102,7 @@ class ToolSpec:
     function: Callable[..., Any]
     source: str
     timeout: float | None = None
+    returns: dict[str, Any] | None = None
 
     def schema(self) -> dict[str, Any]:
         """Return the OpenAI-style tool dict that ``apply_chat_template(tools=...)`` takes."""
@@ -140,6 +143,7 @@ def spec_from_function(
         function=func,
         source=source or describe_source(func),
         timeout=timeout if timeout is not None else options.get("timeout"),
+        returns=schema.get("return"),
     )
 
 

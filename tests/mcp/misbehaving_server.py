@@ -3,7 +3,8 @@
 Run as ``python misbehaving_server.py [MODE]``. MODE ``normal`` (default) serves the tools below;
 ``garbage`` writes junk on stdout and never answers; ``hang`` never answers; ``exit`` exits at once
 with a message on stderr; ``slow-start`` sleeps 3 s first. The tool ``add_tool_later`` changes the
-tool list and sends ``notifications/tools/list_changed``.
+tool list and sends ``notifications/tools/list_changed``; ``count`` reports progress and notes a
+cancellation; ``environment`` tells what the process's environment holds.
 """
 
 from __future__ import annotations
@@ -97,6 +98,56 @@ def picture() -> list[TextContent | ImageContent]:
 def weird() -> str:
     """A tool whose name needs sanitising."""
     return "weird ok"
+
+
+@server.tool()
+async def count(ctx: Context, steps: int = 5, delay: float = 0.2, marker: str = "") -> str:
+    """Count slowly, reporting progress after each step; writes 'cancelled' to ``marker`` when cancelled."""
+    import anyio
+
+    try:
+        for step in range(1, steps + 1):
+            await ctx.report_progress(step, steps, f"step {step} of {steps}")
+            await anyio.sleep(delay)
+    except anyio.get_cancelled_exc_class():
+        if marker:
+            with open(marker, "w") as handle:
+                handle.write("cancelled")
+        raise
+    return f"counted to {steps}"
+
+
+@server.tool()
+async def three_steps(ctx: Context) -> str:
+    """Take three slow steps, reporting progress after each (no arguments: a model's call is exact)."""
+    import anyio
+
+    for step in range(1, 4):
+        await ctx.report_progress(step, 3, f"step {step} of 3")
+        await anyio.sleep(1.5)
+    return "three steps taken"
+
+
+@server.tool()
+async def wait_for_cancel(ctx: Context) -> str:
+    """Report progress for a minute; when cancelled, write 'cancelled' to the file $CANCEL_MARKER."""
+    import anyio
+
+    try:
+        for second in range(1, 121):
+            await ctx.report_progress(second, None, f"waiting {second}")
+            await anyio.sleep(0.5)
+    except anyio.get_cancelled_exc_class():
+        with open(os.environ["CANCEL_MARKER"], "w") as handle:
+            handle.write("cancelled")
+        raise
+    return "never cancelled"
+
+
+@server.tool()
+def environment(name: str) -> str:
+    """Return an environment variable of this server's process, or '(unset)'."""
+    return os.environ.get(name, "(unset)")
 
 
 @server.tool()

@@ -7,6 +7,7 @@ calls go through the ToolRegistry exactly as the Tool mode loop makes them.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -213,3 +214,26 @@ def test_the_tool_loop_keeps_an_mcp_tools_images(start_servers: Start) -> None:
     assert observation.name == "picture" and not observation.error
     assert len(observation.images) == 1 and observation.images[0].startswith(b"\x89PNG")
     assert "[image 1: image/png]" in observation.content
+
+
+def test_a_stdio_server_gets_only_path_home_and_its_own_env(
+    start_servers: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKBENCH_TEST_SECRET", "s3cret")
+    monkeypatch.setenv("SHELL", "/bin/from-our-environment")  # on the SDK's own safe list
+    monkeypatch.setenv("USER", "someone")
+    mcp = start_servers({"own": misbehaving(tools=["environment"], env={"GIVEN": "by the entry"})})
+    registry = ToolRegistry()
+    registry.attach_mcp(mcp)
+    assert registry.wait(60), mcp.servers["own"].describe_state()
+
+    def seen(name: str) -> str:
+        result = registry.call(ToolCall("environment", {"name": name}))
+        assert not result.error, result.content
+        return result.content
+
+    assert seen("WORKBENCH_TEST_SECRET") == "(unset)"
+    assert seen("SHELL") == "(unset)" and seen("USER") == "(unset)"
+    assert seen("WORKBENCH_MCP_ENV_KEEP") == "(unset)"  # the launcher's own note is gone too
+    assert seen("GIVEN") == "by the entry"
+    assert seen("PATH") == os.environ["PATH"] and seen("HOME") == os.environ["HOME"]

@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from tests.server.helpers import server_thread
 from tools import ToolRegistry
 from workbench.models.spec import ModelSpec
 from workbench.server.app import create_app
-from workbench.server.mcp import allowed_origin, build_server, mount_http
+from workbench.server.mcp import CodeKernels, build_server
+from workbench.server.mcp_http import allowed_origin, http_session_key, mount_http
 from workbench.shared import SharedModel
 
 KEY = "mcp-test-key"
@@ -85,3 +87,76 @@ def test_allowed_origins() -> None:
     assert not allowed_origin("null", set()) and allowed_origin(
         "https://app.example", {"https://app.example"}
     )
+
+
+@pytest.fixture(scope="module")
+def code_url() -> Iterator[tuple[str, CodeKernels]]:
+    """``/mcp`` as ``serve --code`` mounts it: python per MCP session (no key, to keep it short)."""
+    kernels = CodeKernels(max_kernels=3, warm_spare=False)
+    app = create_app(SharedModel(ModelSpec(device="cpu")), registry=ToolRegistry(), load=False)
+    server = build_server(None, code=True, code_timeout=20, kernels=kernels, session_key=http_session_key)
+    mount_http(app, server, host="127.0.0.1", kernels=kernels)
+    with server_thread(app) as url:
+        yield url.removesuffix("/v1") + "/mcp", kernels
+    kernels.close()
+
+
+async def _code_client(url: str, mode: str, steps: Any) -> Any:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with Client(streamable_http_client(url), read_timeout_seconds=120, mode=mode) as client:
+        return await steps(client)
+
+
+@pytest.mark.kernel
+def test_python_over_http_keeps_a_kernel_per_session(code_url: tuple[str, CodeKernels]) -> None:
+    url, kernels = code_url
+    seen: dict[str, Any] = {}
+
+    async def first(client: Any) -> Any:
+        seen["listed"] = [t.name for t in (await client.list_tools()).tools]
+        await client.call_tool("python", {"code": "x = 41"})
+        seen["kernels during"] = list(kernels.pool.sessions)
+        return (await client.call_tool("python", {"code": "print(x + 1)"})).content[0].text
+
+    async def second(client: Any) -> Any:
+        return (await client.call_tool("python", {"code": "print(x)"})).content[0].text
+
+    assert run_async(_code_client(url, "legacy", first)).strip() == "42"  # one session, one kernel
+    assert {"python", "reset_python", "upload_file", "download_file"} <= set(seen["listed"])
+    [key] = seen["kernels during"]
+    assert key.startswith("mcp-http-") and len(key) > len("mcp-http-") + 16  # the session manager's id
+    assert kernels.pool.sessions == []  # the client ended its session (DELETE): its kernel went with it
+    assert "NameError" in run_async(_code_client(url, "legacy", second))  # another session: a fresh kernel
+
+
+def test_python_over_http_without_sessions_says_why(code_url: tuple[str, CodeKernels]) -> None:
+    url, kernels = code_url
+
+    async def steps(client: Any) -> Any:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        return client.protocol_version, listed, await client.call_tool("python", {"code": "1"})
+
+    version, listed, result = run_async(_code_client(url, "auto", steps))
+    assert version >= "2026" and "python" not in listed
+    assert (
+        result.is_error
+        and "has no sessions" in result.content[0].text
+        and "mode='legacy'" in result.content[0].text
+    )
+    assert kernels.pool.sessions == []
+
+
+@pytest.mark.kernel
+def test_serve_code_offers_python_per_session(tmp_path: Path) -> None:
+    from tests.server.helpers import serve_process
+
+    async def steps(client: Any) -> Any:
+        await client.call_tool("python", {"code": "y = 6 * 7"})
+        return (await client.call_tool("python", {"code": "print(y)"})).content[0].text
+
+    with serve_process(tmp_path / "serve.log", "--code", "--code-timeout", "20") as (url, _):
+        answer = run_async(_code_client(url.removesuffix("/v1") + "/mcp", "legacy", steps))
+    assert answer.strip() == "42"
+    assert "with sandboxed python per MCP session" in (tmp_path / "serve.log").read_text()

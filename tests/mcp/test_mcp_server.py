@@ -79,6 +79,89 @@ def test_tools_are_listed_and_called(tmp_path: Path) -> None:
     assert unknown.is_error and "no tool named 'nope'" in unknown.content[0].text
 
 
+TYPED_TOOLS = '''
+from tools import tool
+
+
+@tool
+def double(x: int) -> int:
+    """Double a number.
+
+    Args:
+        x: The number.
+    """
+    return 2 * x
+
+
+@tool
+def summary(values: list[float]) -> dict[str, float]:
+    """Summarise numbers.
+
+    Args:
+        values: The numbers.
+    """
+    return {"total": sum(values), "largest": max(values)}
+
+
+@tool
+def untyped(text: str):
+    """Echo without a return annotation.
+
+    Args:
+        text: Anything.
+    """
+    return text
+
+
+@tool
+def liar(x: int) -> int:
+    """Claim an int, return text.
+
+    Args:
+        x: Anything.
+    """
+    return "not a number"
+'''
+
+
+def test_typed_returns_have_an_output_schema_and_structured_content(tmp_path: Path) -> None:
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    (folder / "typed.py").write_text(TYPED_TOOLS)
+
+    async def steps(client: Any) -> Any:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        calls = {
+            "double": await client.call_tool("double", {"x": 21}),
+            "summary": await client.call_tool("summary", {"values": [1.5, 4]}),
+            "untyped": await client.call_tool("untyped", {"text": "hi"}),
+            "calculator": await client.call_tool("calculator", {"expression": "17*23"}),
+            "liar": await client.call_tool("liar", {"x": 1}),
+        }
+        return listed, calls
+
+    # The SDK's client checks every structuredContent against the listed outputSchema itself.
+    listed, calls = _run("--tools-path", str(folder), steps=steps)
+    assert listed["double"].output_schema == {
+        "type": "object",
+        "properties": {"result": {"type": "integer"}},
+        "required": ["result"],
+    }
+    assert listed["summary"].output_schema == {"type": "object", "additionalProperties": {"type": "number"}}
+    assert listed["untyped"].output_schema is None
+    assert listed["calculator"].output_schema["properties"]["result"]["type"] == "string"  # a built-in
+    assert (calls["double"].structured_content, calls["double"].content[0].text) == ({"result": 42}, "42")
+    assert calls["summary"].structured_content == {"total": 5.5, "largest": 4}
+    assert calls["untyped"].structured_content is None and calls["untyped"].content[0].text == "hi"
+    assert calls["calculator"].structured_content == {"result": "391"}
+    liar = calls["liar"]
+    assert liar.is_error and liar.structured_content is None
+    assert (
+        "'not a number'" in liar.content[0].text
+        and "does not fit the declared return type" in liar.content[0].text
+    )
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("where", ["local", "gateway"])
 def test_python_keeps_its_kernel_for_the_session(where: str, request: pytest.FixtureRequest) -> None:
@@ -149,3 +232,44 @@ def test_mcp_tools_are_not_reexported(tmp_path: Path) -> None:
     finally:
         del os.environ["WORKBENCH_MCP_CONFIG"]
     assert "calculator" in listed and "echo" not in listed and "crash" not in listed
+
+
+NOISY_SERVER = """
+import os, sys, anyio
+from tools import ToolRegistry
+from workbench.server.mcp import build_server, serve_stdio
+
+
+def noisy(text: str) -> str:
+    '''Print on stdout, in Python and at the descriptor, then answer.
+
+    Args:
+        text: Any text.
+    '''
+    print("stray print")
+    sys.stdout.flush()
+    os.write(1, b"stray write\\n")
+    return text
+
+
+registry = ToolRegistry()
+registry.add(noisy)
+anyio.run(serve_stdio, build_server(registry))
+"""
+
+
+def test_stdout_written_by_a_tool_does_not_reach_the_wire(tmp_path: Path) -> None:
+    from mcp import Client, StdioServerParameters
+
+    script = tmp_path / "noisy_server.py"
+    script.write_text(NOISY_SERVER)
+    params = StdioServerParameters(
+        command=sys.executable, args=[str(script)], env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT)
+    )
+
+    async def steps() -> Any:
+        async with Client(params, read_timeout_seconds=60) as client:
+            return [await client.call_tool("noisy", {"text": f"answer {n}"}) for n in range(3)]
+
+    results = run_async(asyncio.wait_for(steps(), 120))
+    assert [r.content[0].text for r in results] == ["answer 0", "answer 1", "answer 2"]

@@ -6,6 +6,9 @@ import argparse
 import os
 from typing import TextIO
 
+from workbench.cli.mcp import DEFAULT_CODE_TIMEOUT_S
+from workbench.cli.options import positive_number
+
 #: Environment variables of the server's own options (the model's come from ``SPEC_OPTIONS``).
 SERVE_ENV = {
     "host": "WORKBENCH_SERVE_HOST",
@@ -53,6 +56,18 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="a folder of tool files whose schemas GET /v1/tools lists (repeatable; adds to WORKBENCH_TOOLS_PATH)",
     )
+    parser.add_argument(
+        "--code",
+        action="store_true",
+        help="offer a 'python' tool at /mcp: a sandboxed kernel per MCP session (2025 protocol clients)",
+    )
+    parser.add_argument(
+        "--code-timeout",
+        type=positive_number,
+        default=DEFAULT_CODE_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a python call may run before it is interrupted (default {DEFAULT_CODE_TIMEOUT_S:g})",
+    )
 
 
 def run_serve(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
@@ -70,5 +85,7 @@ def run_serve(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO)
         tools_paths=args.tools_path,
         mcp_config=args.mcp_config,
         only_tools=args.only_tools,
+        code=args.code,
+        code_timeout=args.code_timeout,
         err=err,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.messages import Message
+from workbench.messages import Message, ToolCall
 
 
 @dataclass
@@ -34,4 +34,52 @@ class Notice:
     level: str = "info"  # info | warning | error
 
 
-Event = TextDelta | MessageDone | Notice
+@dataclass
+class CallProgress:
+    """A tool call is still running: its server's last progress report, and how long it has run.
+
+    Yielded by the Tool loop when a server reports progress (MCP ``notifications/progress``) and about
+    twice a second while a call runs, so a page can show it and a Stop can reach the call.
+
+    Attributes:
+        call: The call.
+        seconds: Seconds since it started.
+        progress: The last progress reported (None before any report).
+        total: The total it counts towards, when the server gave one.
+        message: The server's last progress message, if any.
+    """
+
+    call: ToolCall
+    seconds: float
+    progress: float | None = None
+    total: float | None = None
+    message: str | None = None
+
+    def describe(self) -> str:
+        """``3/10 · step 3 of 10 · 2.1 s`` (what is known)."""
+        parts = []
+        if self.progress is not None:
+            parts.append(f"{self.progress:g}/{self.total:g}" if self.total else f"{self.progress:g}")
+        if self.message:
+            parts.append(self.message)
+        parts.append(f"{self.seconds:.1f} s")
+        return " · ".join(parts)
+
+
+@dataclass
+class ConfirmationNeeded:
+    """The turn paused: the call needs the user's Run or Skip (an MCP server configured with ``confirm``).
+
+    The session keeps the call as :attr:`~workbench.modes.tool.ToolSession.pending`;
+    :meth:`~workbench.modes.tool.ToolSession.decide` runs or skips it and goes on with the turn.
+
+    Attributes:
+        call: The call waiting.
+        server: The MCP server that asks for confirmation.
+    """
+
+    call: ToolCall
+    server: str
+
+
+Event = TextDelta | MessageDone | Notice | CallProgress | ConfirmationNeeded

@@ -16,6 +16,12 @@ Every call is decoded under a JSON schema built from the enabled tools (xgrammar
 
 A bad call never raises: the registry turns it into an error result, and a call the dialect could not
 read becomes an error observation, so the model sees what went wrong.
+
+Each call runs in a worker thread (:mod:`workbench.modes.tool_calls`): the loop yields its progress
+(:class:`CallProgress`) while it runs, and :meth:`ToolSession.stop` or a consumer going away cancels it
+(an MCP server is sent ``notifications/cancelled``). With ``ask_confirmation``, a call to an MCP server
+configured with ``confirm`` pauses the turn (:class:`ConfirmationNeeded`, :attr:`ToolSession.pending`)
+until :meth:`ToolSession.decide` runs or skips it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from tools import ToolRegistry, truncate_for_model
+from tools import ToolRegistry
 from tools.arguments import validation_schema
 from workbench.chat_model import ChatModel
 from workbench.conversation import Conversation, Mode
@@ -36,7 +42,8 @@ from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.messages import Message, Role, ToolCall
 from workbench.models.generation import GenerationStream, SamplingSettings
-from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+from workbench.modes.events import ConfirmationNeeded, Event, MessageDone, Notice, TextDelta
+from workbench.modes.tool_calls import PendingCall, RunningCall, observation, skipped, stopped
 
 MALFORMED_CALL = "MalformedCallError"
 """``error_type`` of the observation answering a call the dialect could not read."""
@@ -63,12 +70,16 @@ class ToolOptions:
         max_rounds: Replies the model may write per user message, calls included.
         call_timeout_s: Seconds a tool may run, for tools that set none; None for the registry's default.
         max_result_chars: A result longer than this is cut, with a visible marker, before the model sees it.
+        ask_confirmation: Pause the turn before a call to an MCP server configured with ``confirm`` until
+            the user runs or skips it (:meth:`ToolSession.decide`; the app's Run/Skip). Off, such calls
+            follow the registry's ``mcp.confirm`` callback (``--yes`` on the CLI) or are refused.
     """
 
     tool_choice: ToolChoice = ToolChoice.AUTO
     max_rounds: int = 5
     call_timeout_s: float | None = None
     max_result_chars: int = 4000
+    ask_confirmation: bool = False
 
     def __post_init__(self) -> None:
         self.tool_choice = ToolChoice(self.tool_choice)
@@ -148,6 +159,10 @@ class _HeldBackText:
         return out
 
 
+def _no_events() -> Generator[Event, None, None]:
+    yield from ()
+
+
 def _failure(marker: str) -> list[int]:
     """KMP's table: for each start ``marker[:i + 1]``, the length of its longest proper border."""
     fail = [0] * len(marker)
@@ -172,6 +187,7 @@ class ToolSession:
         options: tool_choice, max rounds, time limit, result size.
         enabled: Names of the tools switched on here; None means every tool of the registry.
         history: The conversation (mode tool): user, assistant (with calls) and observation messages.
+        pending: The call waiting for the user's Run or Skip (``options.ask_confirmation``), else None.
     """
 
     def __init__(
@@ -195,6 +211,8 @@ class ToolSession:
         self._events: Generator[Event, None, None] | None = None
         self._stop = threading.Event()
         self._busy = False
+        self._running: RunningCall | None = None
+        self.pending: PendingCall | None = None
 
     # --- tools ----------------------------------------------------------------------------------
     def is_enabled(self, name: str) -> bool:
@@ -236,6 +254,7 @@ class ToolSession:
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
         self.stop()
+        self._skip_pending()  # a new message answers a waiting call with Skip
         asked = Message(Role.USER, text)
         self.history.append(asked)
         self._stop.clear()
@@ -251,6 +270,7 @@ class ToolSession:
             BranchError: If there is no such user message, or ``text`` is blank.
         """
         self.stop()
+        self._skip_pending()  # a call waiting for Run or Skip is skipped, as a new message does
         edited = self.history.edit(message_id, text)
         self._stop.clear()
         self._events = self._turn(edited)
@@ -267,6 +287,7 @@ class ToolSession:
             BranchError: If ``message_id`` is not an answer of this conversation.
         """
         self.stop()
+        self._skip_pending()
         if not self.history.has_user_message():
             raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
         message_id = message_id or self.history.last_answer_id()
@@ -282,6 +303,9 @@ class ToolSession:
         stream = self._stream
         if stream is not None:
             stream.cancel()
+        running = self._running
+        if running is not None:
+            running.control.cancel()  # an MCP server is sent notifications/cancelled
         events, self._events = self._events, None
         if events is not None:
             # A turn left half-read by a stopped script ends here, recording its partial answer.
@@ -291,7 +315,28 @@ class ToolSession:
     def clear(self) -> None:
         """Stop any answer and empty the history (system prompt, tools and settings stay)."""
         self.stop()
+        self.pending = None
         self.history.clear()
+
+    def decide(self, run: bool) -> Generator[Event, None, None]:
+        """Run (``run``) or skip the :attr:`pending` call, and return the events of the rest of the turn.
+
+        A skipped call's observation says the user skipped it; then the turn goes on as if the call had
+        just returned. With nothing pending (or pending in another conversation), there are no events.
+        """
+        pending, self.pending = self.pending, None
+        self.stop()
+        self._stop.clear()
+        if pending is None or pending.history is not self.history:
+            return _no_events()
+        self._events = self._resume(pending, run)
+        return self._events
+
+    def _skip_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None and pending.history is self.history:
+            for call in (pending.call, *pending.rest):
+                self.history.append(skipped(call))
 
     # --- the loop -------------------------------------------------------------------------------
     def _turn(self, asked: Message | None) -> Generator[Event, None, None]:
@@ -321,34 +366,83 @@ class ToolSession:
                     "for but not enforced: the model may still answer without a call.",
                     "warning",
                 )
-            rounds = max(1, self.options.max_rounds)
-            for number in range(1, rounds + 1):
-                try:
-                    reply = yield from self._reply(tools, force=force and number == 1)
-                except WorkbenchError:
-                    if number == 1 and asked is not None:  # nothing was answered: take it back, as chat does
-                        self.history.remove_if_last(asked)
-                    raise
-                if reply is None:  # stopped
-                    return
-                self.history.append(reply)
-                yield MessageDone(reply)
-                pending: list[ToolCall | InvalidCall] = [*reply.tool_calls, *invalid_calls(reply)]
-                if not pending:
-                    return
-                for call in pending:
-                    if self._stop.is_set():
-                        return
-                    observation = self._observe(call)
-                    self.history.append(observation)
-                    yield MessageDone(observation)
-            yield Notice(
-                f"Stopped after {rounds} rounds: the model kept calling tools without giving an answer. "
-                "Ask again, or allow more rounds (the Max rounds setting, --max-rounds on the CLI).",
-                "warning",
+            yield from self._rounds(tools, force=force, replies=0, calls=[], asked=asked)
+        finally:
+            self._busy = False
+
+    def _resume(self, pending: PendingCall, run: bool) -> Generator[Event, None, None]:
+        self._busy = True
+        try:
+            if run:
+                answer = yield from self._observe(pending.call, confirmed=True)
+            else:
+                answer = skipped(pending.call)
+            self.history.append(answer)
+            yield MessageDone(answer)
+            yield from self._rounds(
+                pending.tools, force=False, replies=pending.replies, calls=pending.rest, asked=None
             )
         finally:
             self._busy = False
+
+    def _rounds(
+        self,
+        tools: list[dict[str, Any]],
+        *,
+        force: bool,
+        replies: int,
+        calls: list[ToolCall | InvalidCall],
+        asked: Message | None,
+    ) -> Generator[Event, None, None]:
+        """Run ``calls`` (the last reply's), then let the model write again, until it answers without a call.
+
+        ``replies`` is how many replies this turn has had; at ``max_rounds`` the turn ends with a notice.
+        """
+        rounds = max(1, self.options.max_rounds)
+        while True:
+            for index, call in enumerate(calls):
+                if self._stop.is_set():
+                    return
+                server = self._asks_first(call)
+                if server is not None:
+                    assert isinstance(call, ToolCall)
+                    self.pending = PendingCall(call, server, calls[index + 1 :], tools, replies, self.history)
+                    yield ConfirmationNeeded(call, server)
+                    return
+                answer = yield from self._observe(call)
+                self.history.append(answer)
+                yield MessageDone(answer)
+            if self._stop.is_set():
+                return
+            if replies >= rounds:
+                yield Notice(
+                    f"Stopped after {rounds} rounds: the model kept calling tools without giving an answer. "
+                    "Ask again, or allow more rounds (the Max rounds setting, --max-rounds on the CLI).",
+                    "warning",
+                )
+                return
+            replies += 1
+            try:
+                reply = yield from self._reply(tools, force=force and replies == 1)
+            except WorkbenchError:
+                if replies == 1 and asked is not None:  # nothing was answered: take the message back
+                    self.history.remove_if_last(asked)
+                raise
+            if reply is None:  # stopped
+                return
+            self.history.append(reply)
+            yield MessageDone(reply)
+            calls = [*reply.tool_calls, *invalid_calls(reply)]
+            if not calls:
+                return
+
+    def _asks_first(self, call: ToolCall | InvalidCall) -> str | None:
+        """The MCP server that wants the user's Run or Skip before ``call``, when this session asks."""
+        if not self.options.ask_confirmation or isinstance(call, InvalidCall):
+            return None
+        if self.enabled is not None and call.name not in self.enabled:
+            return None  # refused by the registry anyway
+        return self.registry.needs_confirmation(call.name)
 
     def _reply(self, tools: list[dict[str, Any]], *, force: bool) -> Generator[Event, None, Message | None]:
         """Generate one assistant message; None if it was stopped before writing anything."""
@@ -436,8 +530,14 @@ class ToolSession:
         if message is not None:
             self.history.append(message)
 
-    def _observe(self, call: ToolCall | InvalidCall) -> Message:
-        """Run one call and return its observation message (never raises)."""
+    def _observe(
+        self, call: ToolCall | InvalidCall, *, confirmed: bool = False
+    ) -> Generator[Event, None, Message]:
+        """Run one call, yielding its progress, and return its observation message (never raises).
+
+        If the consumer goes away meanwhile (Stop in the app), the call is cancelled and what is known
+        of it is recorded as its observation.
+        """
         if isinstance(call, InvalidCall):
             return Message(
                 Role.OBSERVATION,
@@ -447,19 +547,21 @@ class ToolSession:
                 tool_call_id=call.id,
                 metadata={"error_type": MALFORMED_CALL, "call_text": call.text},
             )
-        result = self.registry.call(call, enabled=self.enabled, timeout=self.options.call_timeout_s)
-        content = truncate_for_model(result.content, self.options.max_result_chars)
-        metadata: dict[str, Any] = {"arguments": result.arguments, "duration_s": round(result.duration_s, 3)}
-        if result.error_type:
-            metadata["error_type"] = result.error_type
-        if len(content) != len(result.content):
-            metadata["full_length"] = len(result.content)
-        return Message(
-            Role.OBSERVATION,
-            content,
-            name=call.name,
-            error=result.error,
-            tool_call_id=call.id,
-            metadata=metadata,
-            images=result.images,
+        running = RunningCall(
+            self.registry,
+            call,
+            enabled=self.enabled,
+            timeout=self.options.call_timeout_s,
+            confirmed=confirmed,
         )
+        self._running = running
+        try:
+            result = yield from running.progress()
+        except GeneratorExit:
+            ended = running.cancel()
+            limit = self.options.max_result_chars
+            self.history.append(stopped(call) if ended is None else observation(call, ended, limit))
+            raise
+        finally:
+            self._running = None
+        return observation(call, result, self.options.max_result_chars)

@@ -1,10 +1,11 @@
 """Workbench as an MCP server: the registry's tools, and (``--code``) sandboxed Python kept per session.
 
 Built on the official ``mcp`` SDK's low-level :class:`mcp.server.lowlevel.Server`: the tools are listed
-with their schemas as they are (``inputSchema`` = the parameters the registry validates against) and
-called through :meth:`tools.ToolRegistry.call`, so tool files still run in the tool host and every
-failure is an ``isError`` result with the registry's message. Tools that came from MCP servers are not
-offered again (no loops).
+with their schemas as they are (``inputSchema`` = the parameters the registry validates against; an
+``outputSchema`` where the return type is annotated, with ``structuredContent`` in the results, see
+:mod:`workbench.server.mcp_output`) and called through :meth:`tools.ToolRegistry.call`, so tool files
+still run in the tool host and every failure is an ``isError`` result with the registry's message.
+Tools that came from MCP servers are not offered again (no loops).
 
 With ``code=True`` a ``python`` tool runs code in a sandboxed kernel (:class:`kernel.KernelPool`, as
 Code mode uses it), one per MCP session: variables survive between calls, text outputs come back as
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from tools.mcp_client import is_mcp_spec
 from workbench.messages import ToolCall
+from workbench.server.mcp_output import output_type
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
@@ -31,6 +33,12 @@ if TYPE_CHECKING:
 
 STDIO_SESSION = "mcp-stdio"
 """The kernel key of the one session a stdio server has."""
+NO_SESSION = (
+    "The {tool} tool keeps a Python kernel per MCP session, and this request belongs to none: on the "
+    "2026-07-28 protocol, Streamable HTTP has no sessions (no Mcp-Session-Id; each request stands alone). "
+    "Connect with the 2025 protocol (the initialize handshake, e.g. the SDK's Client(..., mode='legacy')), "
+    "or run `workbench mcp --code` over stdio."
+)
 PYTHON_TOOL = "python"
 RESET_TOOL = "reset_python"
 UPLOAD_TOOL = "upload_file"
@@ -126,7 +134,7 @@ def build_server(
     code: bool = False,
     code_timeout: float = DEFAULT_CODE_TIMEOUT_S,
     kernels: CodeKernels | None = None,
-    session_key: Callable[[Any], str] = lambda ctx: STDIO_SESSION,
+    session_key: Callable[[Any], str | None] = lambda ctx: STDIO_SESSION,
 ) -> Server[Any]:
     """Return the MCP server (not yet running) for ``registry``'s tools and, with ``code``, Python.
 
@@ -136,7 +144,9 @@ def build_server(
         code_timeout: Seconds a ``python`` call may run before it is interrupted.
         kernels: The kernels of the sessions (made here when ``code`` and None).
         session_key: The MCP session a request belongs to, from its context (over stdio the whole
-            connection is one session: the SDK's per-request ``ctx.session`` is not, on the 2026 protocol).
+            connection is one session: the SDK's per-request ``ctx.session`` is not, on the 2026 protocol;
+            over HTTP, :func:`workbench.server.mcp_http.http_session_key`). None: the request has no session, so the code tools
+            are not listed and a call to them is refused, saying why.
     """
     import anyio
     import mcp_types as types
@@ -149,14 +159,16 @@ def build_server(
         tools = []
         if registry is not None:
             for spec in exported_specs(registry).values():
+                typed = output_type(spec.returns)
                 tools.append(
                     types.Tool(
                         name=spec.name,
                         description=spec.description,
                         input_schema=_input_schema(spec.parameters),
+                        output_schema=typed.schema if typed is not None else None,
                     )
                 )
-        if code:
+        if code and session_key(ctx) is not None:
             tools.append(
                 types.Tool(
                     name=PYTHON_TOOL,
@@ -194,10 +206,12 @@ def build_server(
 
     async def call_tool(ctx: Any, params: Any) -> types.CallToolResult:
         name, arguments = params.name, dict(params.arguments or {})
-        if code and kernels is not None and name in (UPLOAD_TOOL, DOWNLOAD_TOOL):
-            return await _file_tool(kernels, session_key(ctx), name, arguments)
-        if code and kernels is not None and name in (PYTHON_TOOL, RESET_TOOL):
-            key = session_key(ctx)
+        key = session_key(ctx) if code and name in CODE_TOOLS else None
+        if code and name in CODE_TOOLS and key is None:
+            return _error(NO_SESSION.format(tool=name))
+        if kernels is not None and key is not None and name in (UPLOAD_TOOL, DOWNLOAD_TOOL):
+            return await _file_tool(kernels, key, name, arguments)
+        if kernels is not None and key is not None and name in (PYTHON_TOOL, RESET_TOOL):
             if name == RESET_TOOL:
                 await anyio.to_thread.run_sync(kernels.reset, key)
                 return types.CallToolResult(
@@ -219,9 +233,17 @@ def build_server(
         result = await anyio.to_thread.run_sync(
             lambda: registry.call(ToolCall(name, arguments), enabled=set(specs))
         )
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=result.content)], is_error=result.error
-        )
+        content: list[types.ContentBlock] = [types.TextContent(type="text", text=result.content)]
+        typed = output_type(specs[name].returns)
+        if result.error or typed is None:
+            return types.CallToolResult(content=content, is_error=result.error)
+        try:
+            structured = typed.structured(result.content)
+        except ValueError as exc:
+            return _error(
+                f"The tool {name!r} returned {result.content[:200]!r}, but {exc}; fix the tool or its annotation."
+            )
+        return types.CallToolResult(content=content, structured_content=structured)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
@@ -308,70 +330,16 @@ def _version() -> str:
 
 
 async def serve_stdio(server: Server[Any]) -> None:
-    """Serve ``server`` over this process's stdin and stdout until the client closes them."""
+    """Serve ``server`` over this process's stdin and stdout until the client closes them.
+
+    The streams are read and written on the event loop (:mod:`workbench.server.mcp_stdio`) where they
+    are pipes, as MCP clients start servers; else through the SDK's own threaded streams.
+    """
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    from workbench.server.mcp_stdio import pipe_streams
 
-
-def mount_http(app: Any, server: Server[Any], *, host: str, cors_origins: Sequence[str] = ()) -> None:
-    """Serve ``server`` over Streamable HTTP at ``/mcp`` of the API app ``app`` (a Starlette app).
-
-    The route sits behind the app's own middleware, so ``--api-key`` guards it as every other route.
-    The ``Origin`` header is checked as the spec asks (against DNS rebinding): a browser page may call
-    only from a loopback origin or one given by ``--cors-origin``; clients that send no ``Origin`` (every
-    non-browser client) pass. On loopback the SDK also checks the ``Host`` header.
-    """
-    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-    from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.routing import Route
-
-    origins = {o.rstrip("/") for o in cors_origins if o != "*"}
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=loopback,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *origins],
-    )
-    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
-    inner = StreamableHTTPASGIApp(manager)
-
-    app.router.routes.append(
-        Route("/mcp", endpoint=_OriginGuard(inner, origins), methods=["GET", "POST", "DELETE"])
-    )
-    previous = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(outer: Any) -> AsyncIterator[Any]:
-        async with manager.run(), previous(outer) as state:
-            yield state
-
-    app.router.lifespan_context = lifespan
-
-
-class _OriginGuard:
-    """An ASGI app (a class, so Starlette's Route passes it the raw scope) refusing foreign browser origins."""
-
-    def __init__(self, inner: Any, origins: set[str]) -> None:
-        self.inner, self.origins = inner, origins
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        from starlette.responses import PlainTextResponse
-
-        origin = dict(scope.get("headers") or []).get(b"origin", b"").decode("latin-1")
-        if origin and not allowed_origin(origin, self.origins):
-            refusal = f"Origin {origin} may not call this MCP server; start serve with --cors-origin {origin} to allow it."
-            await PlainTextResponse(refusal, status_code=403)(scope, receive, send)
-            return
-        await self.inner(scope, receive, send)
-
-
-def allowed_origin(origin: str, extra: set[str]) -> bool:
-    """Whether a browser ``Origin`` may call: a loopback origin (any port) or one of ``extra``."""
-    from urllib.parse import urlsplit
-
-    if origin.rstrip("/") in extra:
-        return True
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    async with pipe_streams() as streams:
+        reader, writer = streams if streams is not None else (None, None)
+        async with stdio_server(reader, writer) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await server.run(read_stream, write_stream, server.create_initialization_options())

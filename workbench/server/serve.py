@@ -97,6 +97,8 @@ def serve(
     tools_paths: Sequence[str] = (),
     mcp_config: str | None = None,
     only_tools: str | None = None,
+    code: bool = False,
+    code_timeout: float = 30.0,
     err: TextIO,
 ) -> int:
     """Serve the shared model of ``spec`` until stopped (Ctrl-C); the model loads in the background.
@@ -123,10 +125,16 @@ def serve(
     app = create_app(
         shared_model(spec), model_id=model_id, api_key=api_key, cors_origins=cors_origins, registry=registry
     )
-    from workbench.server.mcp import build_server, mount_http
+    from workbench.server.mcp import CodeKernels, build_server
+    from workbench.server.mcp_http import http_session_key, mount_http
 
-    mount_http(app, build_server(registry), host=host, cors_origins=cors_origins)
-    print(f"[workbench] MCP (Streamable HTTP) on http://{host}:{port}/mcp", file=err, flush=True)
+    kernels = CodeKernels() if code else None
+    mcp_server = build_server(
+        registry, code=code, code_timeout=code_timeout, kernels=kernels, session_key=http_session_key
+    )
+    mount_http(app, mcp_server, host=host, cors_origins=cors_origins, kernels=kernels)
+    with_code = " with sandboxed python per MCP session" if code else ""
+    print(f"[workbench] MCP (Streamable HTTP) on http://{host}:{port}/mcp{with_code}", file=err, flush=True)
     print(f"[workbench] serving {spec.label} on http://{host}:{port}/v1", file=err, flush=True)
     # On SIGTERM uvicorn gives running requests SHUTDOWN_GRACE_S, then raises the signal again, which
     # ends the process; on Ctrl-C it raises KeyboardInterrupt here.
