@@ -557,3 +557,18 @@ def test_kernel_html_is_framed_without_scripts_origin_or_fetches() -> None:
     assert frame.startswith('<iframe sandbox="" ') and frame.count("<iframe") == 1
     assert "<script>" not in frame and "&lt;script&gt;" in frame  # inert inside srcdoc
     assert "default-src &#x27;none&#x27;" in frame
+
+
+def test_switching_to_a_branch_the_kernel_did_not_run_says_so_and_rerun_rebuilds(fake_kernel: FakeKernel) -> None:
+    session, _backend = make_session(fake_kernel, "x = 1\n```", "Done.", "x = 2\n```", "Done again.")
+    drain(session.send("Set x."))
+    first_run = session.messages[2]
+    assert session.kernel_message_id == first_run.id and session.kernel_branch_note() is None
+    asked = session.messages[0]
+    drain(session.edit(asked.id, "Set x, differently."))
+    assert fake_kernel.codes == ["x = 1", "x = 2"] and session.kernel_branch_note() is None
+    session.history.switch(asked.id)  # back to the first branch: the kernel holds the second's state
+    note = session.kernel_branch_note()
+    assert note is not None and "another branch" in note and "Re-run this branch's cells" in note
+    report = session.rerun_branch()
+    assert report.ran == 1 and fake_kernel.codes[-1] == "x = 1" and session.kernel_branch_note() is None

@@ -378,3 +378,21 @@ def test_a_message_sent_while_tools_load_waits_for_them(tmp_path: Path, monkeypa
         assert (observation.name, observation.content, observation.error) == ("double", "42", False)
     finally:
         registry.close()
+
+
+def test_regenerate_runs_the_calls_again_beside_the_old_answer_and_edit_answers_anew(registry):
+    session, backend = session_with(
+        registry, call("add", a=2, b=3), "Five.", call("add", a=2, b=3), "Still five.", call("add", a=4, b=4), "Eight.",
+        tool_choice="required",
+    )  # fmt: skip
+    list(session.send("2+3?"))
+    first_answer = session.messages[1]
+    list(session.regenerate())  # the whole answer again: its call runs again
+    assert [m.content for m in session.messages if m.role is Role.OBSERVATION] == ["5"]
+    assert session.messages[-1].content == "Still five."
+    assert session.history.siblings(first_answer.id) == [first_answer.id, session.messages[1].id]
+    assert session.history.node_count() == 7
+    asked = session.messages[0]
+    list(session.edit(asked.id, "4+4?"))
+    assert [m.content for m in session.messages] == ["4+4?", session.messages[1].content, "8", "Eight."]
+    assert len(backend.requests) == 6
