@@ -13,9 +13,11 @@ from pages._common import (
     stats_caption,
     stream_markdown,
 )
+from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from workbench.conversation import Mode
+from workbench.documents import DocumentIndex
 from workbench.errors import WorkbenchError
 from workbench.messages import Role
 from workbench.modes.chat import ChatSession, Turn
@@ -27,7 +29,10 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
+if session.documents is None:
+    session.documents = DocumentIndex()
 conversation_sidebar(Mode.CHAT, session)
+documents_sidebar(session.documents)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings(), session.settings)
@@ -49,9 +54,22 @@ for message in session.messages:
     with st.chat_message(message.role.value):
         show_markdown(message.content or "*(no text)*")
         if message.role is Role.ASSISTANT:
+            show_sources(message)
             stats_caption(message)
 
-prompt = st.chat_input("Message the model", submit_mode="stop", key="chat_input")
+sent = st.chat_input(
+    "Message the model, or attach documents",
+    submit_mode="stop",
+    key="chat_input",
+    accept_file="multiple",
+    file_type=FILE_TYPES,
+)
+prompt: str | None = None
+if sent is not None:
+    if sent.files:  # parsed and indexed first, so that a question sent with them can use them
+        attach_files(session.documents, sent.files)
+    if sent.text or not sent.files:  # files alone are attached, not sent
+        prompt = sent.text
 if prompt is not None:
     with st.chat_message("user"):
         show_markdown(prompt)
@@ -68,4 +86,5 @@ if turn is not None:
             show_error(exc)
         finally:
             reply = turn.close()  # also runs when Stop ends the script: the generation halts here
+        show_sources(reply)
         stats_caption(reply)
