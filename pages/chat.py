@@ -29,10 +29,10 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
-if session.documents is None:
-    session.documents = DocumentIndex()
+documents = session_object("chat_documents", DocumentIndex)  # the files attached in this session
+session.documents = documents
 conversation_sidebar(Mode.CHAT, session)
-documents_sidebar(session.documents)
+documents_sidebar(documents)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings(), session.settings)
@@ -67,7 +67,7 @@ sent = st.chat_input(
 prompt: str | None = None
 if sent is not None:
     if sent.files:  # parsed and indexed first, so that a question sent with them can use them
-        attach_files(session.documents, sent.files)
+        attach_files(documents, sent.files)
     if sent.text or not sent.files:  # files alone are attached, not sent
         prompt = sent.text
 if prompt is not None:

@@ -10,15 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from workbench.documents.index import DocumentIndex
+from workbench.documents.index import Hit
 
 DEFAULT_TOP_K = 5
 INSTRUCTIONS = (
     "Answer the question from the sources below. After each sentence that uses a source, cite it by "
     "its number in brackets, like [1]. If the sources do not hold the answer, say so."
 )
+
+
+class Retriever(Protocol):
+    """Where a conversation's sources come from: its attached documents, or a knowledge base."""
+
+    def __len__(self) -> int:
+        """How many documents it holds (none: questions go without sources)."""
+        ...
+
+    def sections(self) -> list[tuple[str, str, str]]:
+        """(file, location, text) of every page, when all may go in whole; [] to always search."""
+        ...
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The ``k`` passages most similar to ``query``, best first."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ def sources_of(metadata: dict[str, Any]) -> list[Source]:
 
 def select_sources(
     question: str,
-    index: DocumentIndex,
+    index: Retriever,
     budget_tokens: int,
     count_tokens: Callable[[str], int],
     top_k: int = DEFAULT_TOP_K,
@@ -73,12 +89,7 @@ def select_sources(
     Returns:
         The sources, numbered from 1, and whether the documents went in whole.
     """
-    sections = [
-        (document.name, section.location, section.text)
-        for document in index.documents
-        for section in document.sections
-        if section.text.strip()
-    ]
+    sections = index.sections()
     whole_tokens = sum(count_tokens(text) + 16 for _, _, text in sections)
     if sections and whole_tokens <= budget_tokens:
         return [Source(n, name, where, text) for n, (name, where, text) in enumerate(sections, start=1)], True

@@ -84,6 +84,17 @@ class DocumentIndex:
         with self._lock:
             return list(self._chunks)
 
+    def sections(self) -> list[tuple[str, str, str]]:
+        """(file, location, text) of every non-empty page, slide or part, in order."""
+        with self._lock:
+            documents = list(self.documents)
+        return [
+            (document.name, section.location, section.text)
+            for document in documents
+            for section in document.sections
+            if section.text.strip()
+        ]
+
     def has(self, sha256: str) -> bool:
         """Whether a document with this content hash is attached."""
         with self._lock:

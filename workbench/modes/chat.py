@@ -24,8 +24,7 @@ from workbench.models.generation import GenerationStats, GenerationStream, Sampl
 from workbench.modes.events import Event, MessageDone, TextDelta
 
 if TYPE_CHECKING:
-    from workbench.documents.context import Source
-    from workbench.documents.index import DocumentIndex
+    from workbench.documents.context import Retriever, Source
 
 SOURCES_MARGIN_TOKENS = 64
 """Tokens kept free besides the reply when sources are fitted into the context."""
@@ -116,8 +115,9 @@ class ChatSession:
         system_prompt: Sent first, as the system message, when not empty.
         settings: Sampling settings for the next turns.
         history: The conversation (mode chat): user and assistant messages, the system prompt kept apart.
-        documents: Documents attached to the conversation: each question is sent with them (whole
-            when they fit the context, else their passages most similar to it) as numbered sources.
+        documents: Documents attached to the conversation (a DocumentIndex) or a knowledge base:
+            each question is sent with them (whole when they fit the context, else the passages most
+            similar to it) as numbered sources.
     """
 
     def __init__(
@@ -132,7 +132,7 @@ class ChatSession:
         self.settings = settings or model.default_settings()
         self.history = history if history is not None else Conversation(Mode.CHAT)  # an empty one is falsy
         self.active: Turn | None = None
-        self.documents: DocumentIndex | None = None
+        self.documents: Retriever | None = None
 
     @property
     def messages(self) -> list[Message]:
