@@ -124,9 +124,10 @@ def sqlite_module() -> Any | None:
     return sqlean
 
 
-def _sqlite_errors() -> tuple[type[Exception], ...]:
-    module = sqlite_module()
-    return (sqlite3.Error,) if module is None else (sqlite3.Error, module.Error)
+SQLITE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
+    () if sqlite_module() is None else (sqlite_module().Error,)  # type: ignore[union-attr]
+)
+"""The errors a raw SQLite connection raises (the standard library's, and sqlean's)."""
 
 
 def has_vectors(connection: Connection) -> bool:
@@ -250,7 +251,9 @@ def forget_old_rows(engine: Engine) -> None:
         elif engine.dialect.name == "postgresql":
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.exec_driver_sql("VACUUM FULL conversations")
-    except (sa.exc.SQLAlchemyError, *_sqlite_errors()) as exc:  # a failed clean-up must not block the open
+    except sa.exc.SQLAlchemyError as exc:  # a failed clean-up must not block the open
+        logger.warning("The conversation database was not compacted after removing saved API keys: %s", exc)
+    except SQLITE_ERRORS as exc:
         logger.warning("The conversation database was not compacted after removing saved API keys: %s", exc)
 
 
