@@ -80,17 +80,26 @@ def read_document(
 ) -> Document:
     """Read and parse the file at ``path`` (see :func:`parse_document`)."""
     path = Path(path)
+    return parse_document(path.name, read_file(path), progress=progress, cancel=cancel)
+
+
+def read_file(path: str | Path) -> bytes:
+    """The bytes of the file at ``path``, refused before reading when over the size limit.
+
+    Raises:
+        DocumentError: If it cannot be read or is too big; the message names it.
+    """
+    path = Path(path)
     limit = max_bytes()
     try:
         size = path.stat().st_size
         if size > limit:
             raise _too_big(path.name, size, limit)
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise DocumentError(
             f"{path.name} could not be read ({exc.strerror or exc}); check the path."
         ) from exc
-    return parse_document(path.name, data, progress=progress, cancel=cancel)
 
 
 def parse_document(
