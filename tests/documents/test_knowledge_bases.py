@@ -91,14 +91,14 @@ def test_a_bad_file_keeps_nothing_of_it_and_names_it(bases: KnowledgeBases) -> N
 
 
 def test_errors_say_what_to_do(bases: KnowledgeBases) -> None:
-    with pytest.raises(KnowledgeBaseError, match="no knowledge base called 'nope'.*kb list"):
+    with pytest.raises(KnowledgeBaseError, match=r"no knowledge base called 'nope'.*kb list"):
         bases.search("nope", "x")
     with pytest.raises(KnowledgeBaseError, match="no knowledge base"):
         bases.add("nope", [("a.txt", b"a")], create=False)
     bases.create("kb")
     with pytest.raises(KnowledgeBaseError, match="exists already"):
         bases.create("kb")
-    with pytest.raises(KnowledgeBaseError, match="holds no document called 'x.pdf'"):
+    with pytest.raises(KnowledgeBaseError, match=r"holds no document called 'x\.pdf'"):
         bases.remove("kb", "x.pdf")
     with pytest.raises(KnowledgeBaseError, match="1 to 128 printable characters"):
         bases.create("bad\nname")

@@ -28,6 +28,7 @@ class Command(str, Enum):
     SERVE = "serve"
     TOOLS = "tools"
     MCP = "mcp"
+    KB = "kb"
 
 
 class AskMode(str, Enum):
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(serve, exclude=("api_key",))
     add_serve_options(serve)
     add_tool_selection_options(serve)
+    from workbench.cli.kb import add_kb_parser
     from workbench.cli.mcp import add_mcp_parser
     from workbench.cli.tools import add_tools_parser
 
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
             Command.MCP.value, help="serve Workbench's tools (and --code: sandboxed Python) over MCP stdio"
         )
     )
+    add_kb_parser(sub.add_parser(Command.KB.value, help="knowledge bases: add files, list, rm, search"))
     return parser
 
 
@@ -86,6 +89,9 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("prompt", help="the user's message ('-' reads standard input)")
     ask.add_argument("--json", action="store_true", help='print the transcript as {"messages": [...]}')
     ask.add_argument("--save", action="store_true", help="save the conversation in the history")
+    ask.add_argument(
+        "--kb", metavar="NAME", help="chat mode: answer from this knowledge base, citing its passages"
+    )
     ask.add_argument(
         "--mode",
         choices=sorted(mode.value for mode in AskMode),
