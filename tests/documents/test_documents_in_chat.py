@@ -28,11 +28,11 @@ FACTS = [
 ]
 
 
-def session_with(*replies: str, context_length: int = 20_000) -> ChatSession:
+def session_with(*replies: str, context_length: int = 20_000) -> tuple[ChatSession, DocumentIndex]:
     backend = ScriptedBackend(*replies, chunk_chars=None, context_length=context_length)
     session = ChatSession(ChatModel(backend, dialect=PlainDialect()))
-    session.documents = DocumentIndex()
-    return session
+    session.documents = index = DocumentIndex()
+    return session, index
 
 
 def test_chunks_are_cut_by_tokens_with_overlap_and_keep_their_page() -> None:
@@ -58,9 +58,8 @@ def test_retrieval_finds_the_passage_in_english_and_chinese() -> None:
 
 
 def test_a_short_document_goes_in_whole_and_the_reply_keeps_its_sources() -> None:
-    session = session_with("It spins at 3000 rpm [1].")
-    assert session.documents is not None
-    attach(session.documents, "turbine.pdf", files.pdf(FACTS[:2]))
+    session, index = session_with("It spins at 3000 rpm [1].")
+    attach(index, "turbine.pdf", files.pdf(FACTS[:2]))
     reply = session.send("How fast does it spin?").close()
     prompt = ScriptedBackend.of(session.model).prompts[-1]
     assert "[1] turbine.pdf, page 1:\nThe Zephyr turbine spins at 3000 rpm" in prompt
@@ -76,9 +75,8 @@ def test_a_short_document_goes_in_whole_and_the_reply_keeps_its_sources() -> Non
 def test_a_long_document_is_retrieved_not_sent_whole() -> None:
     filler = [f"Page {n} is about the history of the company picnic in year {1900 + n}." for n in range(40)]
     pages = [*filler[:25], FACTS[0], *filler[25:]]
-    session = session_with("Answer [1].", context_length=2500)  # the scripted model counts characters
-    assert session.documents is not None
-    attach(session.documents, "manual.pdf", files.pdf(pages))
+    session, index = session_with("Answer [1].", context_length=2500)  # the scripted model counts characters
+    attach(index, "manual.pdf", files.pdf(pages))
     reply = session.send("How fast does the Zephyr turbine spin?").close()
     sources = sources_of(reply.metadata)
     assert 1 <= len(sources) <= 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from workbench.store import ConversationStore
 
 
 @pytest.fixture
-def bases(tmp_path: Path) -> KnowledgeBases:
+def bases(tmp_path: Path) -> Iterator[KnowledgeBases]:
     opened = KnowledgeBases.open(f"sqlite:///{tmp_path / 'conversations.sqlite3'}")
     yield opened
     opened.close()
