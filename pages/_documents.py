@@ -12,7 +12,13 @@ import streamlit as st
 
 from pages._common import show_error
 from workbench.documents import KINDS, DocumentError, DocumentIndex, attach, sources_of
+from workbench.documents.context import Retriever
+from workbench.errors import WorkbenchError
 from workbench.messages import Message
+from workbench.shared import process_resource
+from workbench.store import default_url
+
+ATTACHED = "Files attached here"
 
 FILE_TYPES = sorted({suffix.lstrip(".") for suffix in KINDS})
 """What the chat input accepts (pdf, docx, pptx, html, md, txt)."""
@@ -50,6 +56,23 @@ def documents_sidebar(index: DocumentIndex) -> None:
         if right.button("✕", key=f"detach_{number}_{document.sha256[:8]}", help=f"Detach {document.name}"):
             index.remove(document.name)
             st.rerun()
+
+
+def source_picker(attached: DocumentIndex) -> Retriever:
+    """The sidebar's choice of what questions are answered from: the attached files or a knowledge base."""
+    from workbench.knowledge import KnowledgeBases
+
+    try:
+        url = default_url()
+        bases = process_resource("knowledge", url, lambda: KnowledgeBases.open(url))
+        names = [info.name for info in bases.list()]
+    except WorkbenchError as exc:  # no sqlite-vec, another database: the attached files still work
+        st.sidebar.caption(f"Knowledge bases: {exc}")
+        return attached
+    if not names:
+        return attached
+    choice = st.sidebar.selectbox("Answer from", [ATTACHED, *names], key="chat_knowledge_base")
+    return attached if choice == ATTACHED else bases.retriever(str(choice))
 
 
 def show_sources(message: Message) -> None:

@@ -13,7 +13,7 @@ from pages._common import (
     stats_caption,
     stream_markdown,
 )
-from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources
+from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources, source_picker
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from workbench.conversation import Mode
@@ -30,8 +30,8 @@ if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
 documents = session_object("chat_documents", DocumentIndex)  # the files attached in this session
-session.documents = documents
 conversation_sidebar(Mode.CHAT, session)
+session.documents = source_picker(documents)  # the attached files, or a knowledge base
 documents_sidebar(documents)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")

@@ -52,3 +52,19 @@ def test_a_bad_file_is_refused_by_name_and_the_page_goes_on(app: AppTest) -> Non
     app.chat_input(key="chat_input").set_value("Hello").run()
     assert [m.name for m in app.chat_message] == ["user", "assistant"]
     assert not app.main.expander  # no documents: no sources
+
+
+def test_a_knowledge_base_picked_in_the_sidebar_answers_with_its_sources(app: AppTest) -> None:
+    from workbench.knowledge import KnowledgeBases
+    from workbench.store import default_url
+
+    with KnowledgeBases.open(default_url()) as bases:  # the test session's data folder (tests/conftest.py)
+        if any(info.name == "plant" for info in bases.list()):
+            bases.remove("plant")
+        bases.add("plant", [("manual.pdf", files.pdf(["Intro.", "The Zephyr turbine spins at 3000 rpm."]))])
+    app.run()
+    app.sidebar.selectbox(key="chat_knowledge_base").set_value("plant").run()
+    app.chat_input(key="chat_input").set_value("How fast does the Zephyr turbine spin?").run()
+    assert not app.exception and not app.error
+    labels = [expander.label for expander in app.main.expander]
+    assert "[1] manual.pdf, page 2" in labels
