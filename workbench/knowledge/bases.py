@@ -329,8 +329,7 @@ class KnowledgeBases:
         Raises:
             KnowledgeBaseError: If there is no such knowledge base.
         """
-        base = self.info(name)
-        vector = np.asarray(self._embedder(base.embedder).query(query), dtype=np.float32).tobytes()
+        vector = np.asarray(self._embedder(self._embedder_of(name)).query(query), dtype=np.float32).tobytes()
 
         def work(connection: Connection) -> Hits:
             kb_id = self._id(connection, name)
@@ -371,7 +370,23 @@ class KnowledgeBases:
         """
         return KnowledgeBaseRetriever(self, self.info(name).name)
 
+    def document_count(self, name: str) -> int:
+        """How many documents the knowledge base ``name`` holds (0 if there is none)."""
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(kb_documents.join(knowledge_bases))
+            .where(knowledge_bases.c.name == name)
+        )
+        return int(database.run_read(self._engine, lambda c: c.execute(statement).scalar_one()))
+
     # --- helpers --------------------------------------------------------------------------------
+    def _embedder_of(self, name: str) -> str:
+        statement = sa.select(knowledge_bases.c.embedder).where(knowledge_bases.c.name == name)
+        found = database.run_read(self._engine, lambda c: c.execute(statement).scalar_one_or_none())
+        if found is None:
+            raise self._missing(name)
+        return str(found)
+
     @staticmethod
     def _id(connection: Connection, name: str) -> int | None:
         found = connection.execute(
@@ -403,7 +418,7 @@ class KnowledgeBaseRetriever:
         self.name = name
 
     def __len__(self) -> int:
-        return self.bases.info(self.name).documents
+        return self.bases.document_count(self.name)
 
     def sections(self) -> list[tuple[str, str, str]]:
         """None: a knowledge base is searched, never sent whole."""
