@@ -152,13 +152,13 @@ def kb_latency(n_chunks: int, runs: int = 20) -> None:
     print(f"  knowledge base of {n_chunks:,} chunks filled in {time.perf_counter() - started:.1f} s")
     embedder = get_embedder("e5")
     queries = ["How fast does the turbine spin?", "颐和园在哪里？", "quarterly budget review"]
-    vectors = {query: embedder.query(query) for query in queries}
+    query_vectors = {query: embedder.query(query) for query in queries}
 
     class Embedded:  # the e5 embedder with its query vectors computed once: both sides time the search
         name, dim = "e5", 384
 
         def query(self, text: str) -> np.ndarray:
-            return vectors[text]
+            return query_vectors[text]
 
     fixed = KnowledgeBases(bases._engine, embedder=lambda _name: Embedded())  # type: ignore[arg-type,return-value]
     raw = sqlean.connect(path)
@@ -168,7 +168,7 @@ def kb_latency(n_chunks: int, runs: int = 20) -> None:
     def direct(query: str) -> list[object]:
         nearest = raw.execute(
             f"SELECT rowid, distance FROM kb_vectors_{kb_id} WHERE embedding MATCH ? AND k = 5 ORDER BY distance",
-            (vectors[query].tobytes(),),
+            (query_vectors[query].tobytes(),),
         ).fetchall()
         marks = ",".join("?" * len(nearest))
         return raw.execute(
