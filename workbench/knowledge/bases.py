@@ -1,4 +1,4 @@
-"""Create, fill, list, search and delete knowledge bases (SQLite with sqlite-vec).
+"""Create, fill, list, search and delete knowledge bases (SQLite with sqlite-vec, PostgreSQL with pgvector).
 
 Adding a file is all or nothing: it is read, parsed, chunked and embedded first, then its document row,
 chunk rows and vectors are written in one transaction. A file whose content (sha256) is already in the
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -24,6 +23,7 @@ from workbench.documents.embedding import DEFAULT_EMBEDDER, Embedder, get_embedd
 from workbench.documents.errors import DocumentError
 from workbench.documents.index import Hit, IndexProgress, embed_chunks
 from workbench.documents.parsing import parse_document, read_file
+from workbench.knowledge import vectors
 from workbench.knowledge.schema import kb_chunks, kb_documents, knowledge_bases
 from workbench.store import database
 
@@ -60,10 +60,6 @@ AddResults = list[AddResult]
 DocumentRows = list[tuple[str, str, int]]
 
 
-def _vectors_table(kb_id: int) -> str:
-    return f"kb_vectors_{int(kb_id)}"
-
-
 class KnowledgeBases:
     """The knowledge bases of one database (the conversations' own, by default). Thread-safe."""
 
@@ -77,22 +73,15 @@ class KnowledgeBases:
         """Open (and migrate) the database at ``url`` (default: the conversations' database).
 
         Raises:
-            KnowledgeBaseError: If the database is not SQLite with sqlite-vec.
+            KnowledgeBaseError: If the database has no vector index (sqlite-vec, pgvector).
             StoreError: If the database cannot be opened or migrated.
         """
         engine = database.create_store_engine(url or database.default_url())
         try:
             database.migrate(engine)
-            if engine.dialect.name != "sqlite":
-                raise KnowledgeBaseError(
-                    "Knowledge bases need a SQLite database (pgvector for PostgreSQL is not built yet); "
-                    "use the default database or a sqlite:/// URL."
-                )
-            if not database.run_read(engine, database.has_vectors):
-                raise KnowledgeBaseError(
-                    "Knowledge bases need sqlite-vec in a SQLite that loads extensions: "
-                    "pip install sqlite-vec sqlean.py"
-                )
+            problem = vectors.unavailable(engine)
+            if problem is not None:
+                raise KnowledgeBaseError(problem)
         except BaseException:
             engine.dispose()
             raise
@@ -126,10 +115,7 @@ class KnowledgeBases:
                     name=name, embedder=embedder, dim=dim, created_at=datetime.now(timezone.utc)
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            connection.exec_driver_sql(
-                f"CREATE VIRTUAL TABLE {_vectors_table(kb_id)} USING vec0("
-                f"embedding float[{int(dim)}] distance_metric=cosine)"
-            )
+            vectors.create(connection, kb_id, dim)
 
         database.run_write(self._engine, work)
         return self.info(name)
@@ -206,12 +192,11 @@ class KnowledgeBases:
                     f"{name!r} holds no document called {file!r}; see: python -m workbench kb list {name}"
                 )
             if file is None:
-                connection.exec_driver_sql(f"DROP TABLE {_vectors_table(kb_id)}")
+                vectors.drop(connection, kb_id)
                 connection.execute(knowledge_bases.delete().where(knowledge_bases.c.id == kb_id))
                 return len(ids)
             chunk_ids = sa.select(kb_chunks.c.id).where(kb_chunks.c.document_id.in_(ids))
-            vectors = sa.table(_vectors_table(kb_id), sa.column("rowid"))
-            connection.execute(vectors.delete().where(vectors.c.rowid.in_(chunk_ids)))
+            vectors.delete(connection, kb_id, chunk_ids)
             connection.execute(kb_documents.delete().where(kb_documents.c.id.in_(ids)))  # chunks cascade
             return len(ids)
 
@@ -284,7 +269,7 @@ class KnowledgeBases:
             cancel=cancel,
         )
         chunks = chunk_document(document, embedder.count_tokens, DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)
-        vectors = embed_chunks(chunks, embedder, told, cancel)
+        embedded = embed_chunks(chunks, embedder, told, cancel)
         now = datetime.now(timezone.utc)
 
         def work(connection: Connection) -> AddResult:
@@ -304,20 +289,19 @@ class KnowledgeBases:
                     added_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            table = _vectors_table(kb_id)
-            for chunk, vector in zip(chunks, vectors, strict=True):
-                chunk_id = connection.execute(
-                    kb_chunks.insert().values(
-                        document_id=document_id,
-                        position=chunk.index,
-                        location=chunk.location,
-                        text=chunk.text,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-                connection.exec_driver_sql(
-                    f"INSERT INTO {table}(rowid, embedding) VALUES (?, ?)",
-                    (int(chunk_id), np.asarray(vector, dtype=np.float32).tobytes()),
+            ids = []
+            for chunk in chunks:
+                ids.append(
+                    connection.execute(
+                        kb_chunks.insert().values(
+                            document_id=document_id,
+                            position=chunk.index,
+                            location=chunk.location,
+                            text=chunk.text,
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
                 )
+            vectors.insert(connection, kb_id, list(zip(ids, embedded, strict=True)))
             return AddResult(file_name, True, len(chunks))
 
         return database.run_write(self._engine, work)
@@ -329,17 +313,13 @@ class KnowledgeBases:
         Raises:
             KnowledgeBaseError: If there is no such knowledge base.
         """
-        vector = np.asarray(self._embedder(self._embedder_of(name)).query(query), dtype=np.float32).tobytes()
+        vector = self._embedder(self._embedder_of(name)).query(query)
 
         def work(connection: Connection) -> Hits:
             kb_id = self._id(connection, name)
             if kb_id is None:
                 raise self._missing(name)
-            nearest = connection.exec_driver_sql(
-                f"SELECT rowid, distance FROM {_vectors_table(kb_id)} WHERE embedding MATCH ? AND k = ? "
-                "ORDER BY distance",
-                (vector, max(1, int(k))),
-            ).all()
+            nearest = vectors.nearest(connection, kb_id, vector, k)
             if not nearest:
                 return []
             rows = connection.execute(
