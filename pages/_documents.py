@@ -65,7 +65,7 @@ def source_picker(attached: DocumentIndex) -> Retriever:
     try:
         url = default_url()
         bases = process_resource("knowledge", url, lambda: KnowledgeBases.open(url))
-        names = [info.name for info in bases.list()]
+        names = bases.names()
     except WorkbenchError as exc:  # no sqlite-vec, another database: the attached files still work
         st.sidebar.caption(f"Knowledge bases: {exc}")
         return attached

@@ -58,6 +58,7 @@ Infos = list[KnowledgeBaseInfo]
 Hits = list[Hit]
 AddResults = list[AddResult]
 DocumentRows = list[tuple[str, str, int]]
+Names = list[str]
 
 
 class KnowledgeBases:
@@ -143,6 +144,13 @@ class KnowledgeBases:
         ).order_by(knowledge_bases.c.name)
         rows = database.run_read(self._engine, lambda c: c.execute(statement).all())
         return [KnowledgeBaseInfo(str(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
+
+    def names(self) -> Names:
+        """The knowledge bases' names, sorted (cheap: no counting, for a picker)."""
+        statement = sa.select(knowledge_bases.c.name).order_by(knowledge_bases.c.name)
+        return database.run_read(
+            self._engine, lambda c: [str(name) for name in c.execute(statement).scalars()]
+        )
 
     def info(self, name: str) -> KnowledgeBaseInfo:
         """One knowledge base.
