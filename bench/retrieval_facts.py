@@ -11,8 +11,14 @@ ENGLISH: list[tuple[str, str]] = [
     ("Our cafeteria serves ramen every Tuesday.", "Which weekday can I get noodle soup at the canteen?"),
     ("The budget review takes place in the second week of March.", "When is the financial plan examined?"),
     ("Marie Curie was the first woman to win a Nobel Prize.", "Who was the earliest female Nobel laureate?"),
-    ("The office Wi-Fi password is changed on the first day of each month.", "How often is the wireless key rotated?"),
-    ("Aspirin can thin the blood and reduce the risk of clots.", "Which painkiller lowers the chance of blood clots?"),
+    (
+        "The office Wi-Fi password is changed on the first day of each month.",
+        "How often is the wireless key rotated?",
+    ),
+    (
+        "Aspirin can thin the blood and reduce the risk of clots.",
+        "Which painkiller lowers the chance of blood clots?",
+    ),
     ("The Amazon is the largest rainforest on Earth.", "What is the biggest tropical jungle in the world?"),
     ("Employees receive 25 days of paid leave per year.", "How much paid vacation do staff get annually?"),
     ("The server room is kept at 18 degrees Celsius.", "What temperature is the data center held at?"),
@@ -20,18 +26,30 @@ ENGLISH: list[tuple[str, str]] = [
     ("Python was created by Guido van Rossum in 1991.", "Who designed the Python language and when?"),
     ("Bananas are rich in potassium.", "Which fruit is a good source of the mineral K?"),
     ("The library closes at 9 pm on weekdays.", "Until what time can I borrow books Monday to Friday?"),
-    ("Light from the Sun takes about eight minutes to reach Earth.", "How long does sunlight travel before arriving here?"),
+    (
+        "Light from the Sun takes about eight minutes to reach Earth.",
+        "How long does sunlight travel before arriving here?",
+    ),
     ("The new parking garage has 400 spaces.", "How many cars fit in the recently built car park?"),
     ("Honey never spoils if stored sealed.", "Which sweetener keeps forever in a closed jar?"),
     ("Invoices must be paid within 30 days.", "What is the deadline for settling a bill?"),
-    ("The Great Wall of China is over 21,000 kilometres long.", "What is the total length of China's ancient border fortification?"),
+    (
+        "The Great Wall of China is over 21,000 kilometres long.",
+        "What is the total length of China's ancient border fortification?",
+    ),
     ("Our support hotline is open 24 hours a day.", "Can I call customer service at night?"),
-    ("Water boils at 100 degrees Celsius at sea level.", "At what temperature does water turn to steam at the coast?"),
+    (
+        "Water boils at 100 degrees Celsius at sea level.",
+        "At what temperature does water turn to steam at the coast?",
+    ),
     ("The marketing team moved to the fourth floor.", "Where are the advertising people sitting now?"),
     ("Octopuses have three hearts.", "How many hearts does an eight-armed sea creature have?"),
     ("The quarterly report is due on April 15.", "When must the three-month summary be submitted?"),
     ("Shakespeare wrote Hamlet around 1600.", "When was the play about the Danish prince written?"),
-    ("The printer on floor two jams when using thick paper.", "Why does the second-level copier get stuck with heavy sheets?"),
+    (
+        "The printer on floor two jams when using thick paper.",
+        "Why does the second-level copier get stuck with heavy sheets?",
+    ),
     ("Vitamin C deficiency causes scurvy.", "Lack of which nutrient leads to the sailors' disease?"),
     ("The company was founded in Lisbon in 2009.", "Where and when did the firm start?"),
     ("Bicycles can be parked in the courtyard behind building B.", "Where do I leave my bike?"),
@@ -42,13 +60,22 @@ ENGLISH: list[tuple[str, str]] = [
     ("Penguins live mostly in the Southern Hemisphere.", "In which half of the globe are penguins found?"),
     ("The meeting room Orion seats twelve people.", "How many people fit in the Orion conference room?"),
     ("Diamonds are made of carbon.", "Which element are diamonds composed of?"),
-    ("The VPN must be used when working from a café.", "What must I turn on when working from a coffee shop?"),
+    (
+        "The VPN must be used when working from a café.",
+        "What must I turn on when working from a coffee shop?",
+    ),
     ("Tokyo is the capital of Japan.", "Which city is Japan's seat of government?"),
     ("The annual party is on December 18.", "When is the yearly celebration?"),
     ("Expense reports need a manager's signature.", "Who has to approve my reimbursement claim?"),
-    ("Sound travels faster in water than in air.", "Does noise move quicker through liquid or through the atmosphere?"),
+    (
+        "Sound travels faster in water than in air.",
+        "Does noise move quicker through liquid or through the atmosphere?",
+    ),
     ("The gym in the basement opens at 6 am.", "When can I start exercising in the downstairs fitness room?"),
-    ("Bees communicate the location of flowers by dancing.", "How do honeybees tell each other where blossoms are?"),
+    (
+        "Bees communicate the location of flowers by dancing.",
+        "How do honeybees tell each other where blossoms are?",
+    ),
 ]
 
 CHINESE: list[tuple[str, str]] = [

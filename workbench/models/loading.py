@@ -164,12 +164,7 @@ def load_tokenizer_and_model(
         # A quantized model is placed by its loader (device_map): bitsandbytes weights cannot be moved.
         say(f"Loading weights from {folder} onto {device}, quantized to {spec.quantize} (bitsandbytes)...")
         tokenizer, model = _from_pretrained(
-            folder,
-            spec,
-            torch_dtype,
-            gguf_file=None,
-            quantization_config=quantization,
-            device_map={"": device},
+            folder, spec, torch_dtype, gguf_file=None, quantization_config=quantization, device_map={"": device}
         )
     model.eval()
     return tokenizer, model, str(folder)
