@@ -124,6 +124,32 @@ def test_rows_written_before_the_migration_are_indexed(store_url: str) -> None:
         assert _found(store, "天气") == {info.id}
 
 
+def test_the_postgresql_bigram_index_is_used_for_two_characters(postgres_db: str) -> None:
+    with ConversationStore.open(postgres_db) as store:
+        info = store.create("chat", title="-")
+        store.append(info.id, 0, Message(Role.USER, WEATHER))
+        with store.engine.connect() as connection:
+            bigrams = connection.exec_driver_sql(
+                "SELECT workbench_cjk_bigrams(%s)", ("Py天气 ok",)
+            ).scalar_one()
+            assert sorted(bigrams) == [
+                "y天",
+                "天气",
+                "气 ",
+            ]  # windows holding a Chinese character, lower-cased
+            assert (
+                connection.exec_driver_sql("SELECT workbench_cjk_bigrams('plain English')").scalar_one() == []
+            )
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            condition = search_module.matching_condition(
+                "天气", dialect="postgresql", fts5=False, trigram=True
+            )
+            statement = sa.select(sa.literal(1)).where(condition)
+            compiled = statement.compile(store.engine, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}"))
+        assert "ix_messages_content_bigrams" in plan
+
+
 def test_the_postgresql_trigram_index_is_used(postgres_db: str) -> None:
     with ConversationStore.open(postgres_db) as store:
         with store.engine.connect() as connection:

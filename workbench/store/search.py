@@ -9,7 +9,8 @@ substring: 天气 finds 今天北京的天气怎么样, where no word boundary e
 SQLite: prefixes through the FTS5 ``unicode61`` index (migration 0002); substrings through the FTS5
 ``trigram`` index of the messages holding such characters (migration 0005), a one- or two-character
 word through the list of that index's trigrams that start with it. PostgreSQL: prefixes through a GIN
-index on ``to_tsvector('simple', content)``, substrings with ``ILIKE`` through a ``pg_trgm`` GIN index.
+index on ``to_tsvector('simple', content)``, substrings with ``ILIKE`` through a ``pg_trgm`` GIN index,
+a two-character word through the GIN index on ``workbench_cjk_bigrams(content)`` (one character scans).
 Anything else, a database without those indexes, and a query without a word character: ``LIKE`` over
 the text. Titles are matched as a case-insensitive substring everywhere (there are few).
 ``bench/bench_store.py`` measures each path on a million messages.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -51,7 +53,13 @@ def has_fts5(connection: Connection) -> bool:
 
 
 def has_trigram(connection: Connection) -> bool:
-    """Whether this SQLite database has the substring index of migration 0005 (SQLite 3.34 or later)."""
+    """Whether the database has the substring index of migration 0005 for short words.
+
+    SQLite: the FTS5 trigram index (SQLite 3.34 or later). PostgreSQL: the bigram function and index.
+    """
+    if connection.dialect.name == "postgresql":
+        found = connection.exec_driver_sql("SELECT 1 FROM pg_proc WHERE proname = 'workbench_cjk_bigrams'")
+        return found.first() is not None
     return _has_table(connection, MESSAGES_CJK)
 
 
@@ -94,6 +102,9 @@ def _substring_ids(word: str, number: int, *, dialect: str, trigram: bool) -> Co
         match = _SHORT_WORD_MATCH.format(name=name)
         rowids = sa.text(f"SELECT rowid FROM {MESSAGES_CJK} WHERE {MESSAGES_CJK} MATCH ({match})")
         return messages.c.id.in_(rowids.bindparams(sa.bindparam(name, word.lower())))
+    if dialect == "postgresql" and trigram and len(word) == 2:  # no trigram in it: the bigram index
+        bigrams = sa.func.workbench_cjk_bigrams(messages.c.content)
+        return bigrams.op("@>")(postgresql.array([sa.func.lower(sa.literal(word, sa.Text))]))
     return messages.c.content.ilike(like_pattern(word), escape="\\")
 
 

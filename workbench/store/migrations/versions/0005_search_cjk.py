@@ -8,9 +8,11 @@ found inside 今天北京的天气怎么样; PostgreSQL's ``simple`` configurati
   so that every one- and two-character substring starts some indexed trigram; ``messages_cjk_terms``
   (fts5vocab) lists those trigrams, which is how a one- or two-character query finds them. Needs SQLite
   3.34 (the trigram tokenizer); older builds keep searching such text with LIKE.
-- PostgreSQL: the ``pg_trgm`` extension and a GIN trigram index on ``messages.content`` for ``ILIKE``;
-  where the extension cannot be created (not installed, no right to), nothing is created and such
-  queries scan.
+- PostgreSQL: the ``pg_trgm`` extension and a GIN trigram index on ``messages.content`` for ``ILIKE``
+  (words of three characters or more); where the extension cannot be created (not installed, no right
+  to), nothing is created and such queries scan. For two-character words (most Chinese words), which
+  have no trigram: ``workbench_cjk_bigrams(content)``, the distinct lower-cased two-character windows
+  holding such a character, and a GIN index on it (a text without such characters costs one regex test).
 
 Existing rows are indexed by the migration. A frozen copy of the character set of
 ``workbench/store/search.py`` as it was at this revision.
@@ -86,6 +88,32 @@ def _postgresql_trigram_index() -> None:
         savepoint.commit()
 
 
+# The same character class as UNSPACED_GLOB, as a PostgreSQL regular expression.
+UNSPACED_REGEX = UNSPACED_GLOB[1:-1]
+
+_POSTGRESQL_BIGRAMS = (
+    "CREATE FUNCTION workbench_cjk_bigrams(text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ "
+    f"SELECT CASE WHEN $1 ~ '{UNSPACED_REGEX}' THEN ("
+    "SELECT coalesce(array_agg(DISTINCT lower(substr($1, i, 2))), '{}') "
+    "FROM generate_series(1, length($1) - 1) AS i "
+    f"WHERE substr($1, i, 2) ~ '{UNSPACED_REGEX}') ELSE '{{}}'::text[] END $$",
+    "CREATE INDEX ix_messages_content_bigrams ON messages USING gin (workbench_cjk_bigrams(content))",
+)
+
+
+def _postgresql_bigram_index() -> None:
+    bind = op.get_bind()
+    savepoint = bind.begin_nested()  # no right to create a function: the search scans instead
+    try:
+        for statement in _POSTGRESQL_BIGRAMS:
+            bind.exec_driver_sql(statement)
+    except sa.exc.DBAPIError as exc:
+        savepoint.rollback()
+        logger.warning("No bigram index (%s): two-character Chinese words will scan the messages.", exc)
+    else:
+        savepoint.commit()
+
+
 def upgrade() -> None:
     """Create the substring index where the database has one, and index the existing messages."""
     dialect = op.get_bind().dialect.name
@@ -94,6 +122,7 @@ def upgrade() -> None:
             op.execute(statement)
     elif dialect == "postgresql":
         _postgresql_trigram_index()
+        _postgresql_bigram_index()
 
 
 def downgrade() -> None:
@@ -106,3 +135,5 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS messages_cjk")
     elif dialect == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_messages_content_trgm")
+        op.execute("DROP INDEX IF EXISTS ix_messages_content_bigrams")
+        op.execute("DROP FUNCTION IF EXISTS workbench_cjk_bigrams(text)")
