@@ -62,9 +62,13 @@ def test_a_knowledge_base_picked_in_the_sidebar_answers_with_its_sources(app: Ap
         if any(info.name == "plant" for info in bases.list()):
             bases.remove("plant")
         bases.add("plant", [("manual.pdf", files.pdf(["Intro.", "The Zephyr turbine spins at 3000 rpm."]))])
-    app.run()
-    app.sidebar.selectbox(key="chat_knowledge_base").set_value("plant").run()
-    app.chat_input(key="chat_input").set_value("How fast does the Zephyr turbine spin?").run()
-    assert not app.exception and not app.error
-    labels = [expander.label for expander in app.main.expander]
-    assert "[1] manual.pdf, page 2" in labels
+    try:
+        app.run()
+        app.sidebar.selectbox(key="chat_knowledge_base").set_value("plant").run()
+        app.chat_input(key="chat_input").set_value("How fast does the Zephyr turbine spin?").run()
+        assert not app.exception and not app.error
+        labels = [expander.label for expander in app.main.expander]
+        assert "[1] manual.pdf, page 2" in labels
+    finally:  # the data folder is the test session's: leave no knowledge base for the other pages' tests
+        with KnowledgeBases.open(default_url()) as bases:
+            bases.remove("plant")
