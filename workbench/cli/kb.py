@@ -18,6 +18,11 @@ def add_kb_parser(kb: argparse.ArgumentParser) -> None:
     add = actions.add_parser("add", help="add files to a knowledge base (made if missing)")
     add.add_argument("name")
     add.add_argument("files", nargs="+", metavar="FILE", help="pdf, docx, pptx, html, md or txt")
+    add.add_argument(
+        "--embedder",
+        default="e5",
+        help="when the knowledge base is made: e5 (default), minilm, or a server's openai:URL#MODEL",
+    )
     listing = actions.add_parser("list", help="list the knowledge bases, or one's documents")
     listing.add_argument("name", nargs="?")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -46,6 +51,8 @@ def run_kb(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) ->
     with KnowledgeBases.open(args.db) as bases:
         action = args.kb_action
         if action == "add":
+            if args.name not in bases.names():
+                bases.create(args.name, embedder=args.embedder)
             for file in args.files:  # one at a time: a bad file stops here, the ones before it stay
                 [result] = bases.add(args.name, [file])
                 if result.added:

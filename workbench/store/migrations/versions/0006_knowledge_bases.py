@@ -28,7 +28,7 @@ def upgrade() -> None:
         "knowledge_bases",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(128), nullable=False, unique=True),
-        sa.Column("embedder", sa.String(32), nullable=False),
+        sa.Column("embedder", sa.Text, nullable=False),
         sa.Column("dim", sa.Integer, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
