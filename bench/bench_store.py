@@ -6,6 +6,11 @@ page), search a common word, a rare word and two words, open a conversation of 5
 branches, switch between its branches, append a message. It also times the alternatives the indexes were chosen against: search with LIKE instead of
 FTS5, and the list and the open without their index (SQLite's NOT INDEXED).
 
+A share of the messages (``--cjk-share``, default 10%) is Chinese, written without spaces (words of one
+to three characters from 3,000 common characters, Zipf-like), and 20 of them hold the sentence of issue
+26 (今天北京的天气怎么样？我想去颐和园散步。): Chinese words of three, two and one characters are searched
+through the substring index of migration 0005 and, for comparison, with LIKE.
+
 Run: .venv/bin/python bench/bench_store.py [--conversations 10000] [--messages 1000000] [--url URL]
      [--keep PATH]  (default: a SQLite file in a temporary folder, removed at the end)
 
@@ -45,6 +50,8 @@ from workbench.store.schema import conversations, messages
 
 MODES = ("chat", "tool", "code")
 RARE_WORD = "zanzibar"
+RARE_SENTENCE = "今天北京的天气怎么样？我想去颐和园散步。"
+_CHINESE_SEED = 26
 BIG = "big-conversation"
 T = TypeVar("T")
 
@@ -73,12 +80,27 @@ def big_tree() -> list[tuple[str, str | None]]:
     return links
 
 
-def fill(store: ConversationStore, n_conversations: int, n_messages: int, seed: int = 1) -> float:
+def chinese_vocabulary(size: int, rng: random.Random) -> list[str]:
+    characters = [chr(code) for code in rng.sample(range(0x4E00, 0x9FA6), 3000)]
+    return ["".join(rng.choices(characters[:1500], k=rng.choice((1, 2, 2, 2, 3)))) for _ in range(size)]
+
+
+def chinese_text(words: list[str], cumulative: list[float], rng: random.Random) -> str:
+    sentences = []
+    for _ in range(rng.randint(1, 4)):
+        sentences.append("".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(5, 20))))
+    return "。".join(sentences) + "。"
+
+
+def fill(
+    store: ConversationStore, n_conversations: int, n_messages: int, seed: int = 1, cjk_share: float = 0.1
+) -> float:
     """Insert the conversations and messages in batches; return the seconds it took."""
     rng = random.Random(seed)
     words = vocabulary(5000, rng)
     weights = [1 / (rank + 1) for rank in range(len(words))]  # Zipf-like: a few words are everywhere
     cumulative = list(itertools.accumulate(weights))
+    chinese = chinese_vocabulary(5000, random.Random(_CHINESE_SEED))
     now = datetime.now(timezone.utc)
     started = time.perf_counter()
     big_share = 500
@@ -103,14 +125,20 @@ def fill(store: ConversationStore, n_conversations: int, n_messages: int, seed: 
             )
         connection.execute(conversations.insert(), rows)
         batch: list[dict[str, object]] = []
-        planted = 0
+        planted = planted_cjk = 0
         for conversation in rows:
             links = big_tree() if conversation["id"] == BIG else None
             for position in range(conversation["message_count"]):  # type: ignore[call-overload]
-                text = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(8, 60)))
-                if planted < 20 and rng.random() < 0.0001:
-                    text += f" {RARE_WORD}"
-                    planted += 1
+                if rng.random() < cjk_share:
+                    text = chinese_text(chinese, cumulative, rng)
+                    if planted_cjk < 20 and rng.random() < 0.001:
+                        text += RARE_SENTENCE
+                        planted_cjk += 1
+                else:
+                    text = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(8, 60)))
+                    if planted < 20 and rng.random() < 0.0001:
+                        text += f" {RARE_WORD}"
+                        planted += 1
                 extra = {"metadata": {"stats": {"tokens": 42, "tokens_per_s": 20.5}}} if position % 2 else {}
                 message_id, parent_id = links[position] if links else (f"m{position}", f"m{position - 1}" if position else None)
                 batch.append(
@@ -160,6 +188,7 @@ def main() -> None:
     parser.add_argument("--url", help="a database URL (default: a new SQLite file)")
     parser.add_argument("--keep", help="keep the SQLite file at this path")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--cjk-share", type=float, default=0.1, help="share of Chinese messages")
     parser.add_argument(
         "--checkpoint-cost", action="store_true", help="only the checkpointing cost (see above)"
     )
@@ -176,7 +205,7 @@ def main() -> None:
         f"Load average at start (other work on this machine): {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     store = ConversationStore.open(url)
-    seconds = fill(store, args.conversations, args.messages)
+    seconds = fill(store, args.conversations, args.messages, cjk_share=args.cjk_share)
     print(f"Filled {args.conversations:,} conversations, {args.messages:,} messages in {seconds:.1f} s")
     if store.engine.dialect.name == "sqlite":
         size = Path(sa.make_url(url).database or "").stat().st_size
@@ -219,6 +248,7 @@ def measure(store: ConversationStore, runs: int) -> None:
         if store.engine.dialect.name == "sqlite":
             seconds, found = timed(partial(like_store.search, query, limit=50), max(3, runs // 5))
             report("  the same with LIKE instead of FTS5", seconds, f"{len(found)} hits")
+    measure_chinese(store, runs)
     seconds, (_info, history) = timed(partial(store.get, BIG), runs)
     report(f"read the shown branch ({len(history)} messages) of a 500-message tree", seconds)
     def cold_open() -> Conversation:
@@ -251,6 +281,28 @@ def measure(store: ConversationStore, runs: int) -> None:
     report("store.add (one committed transaction, no reading)", seconds)
     if store.engine.dialect.name == "sqlite":
         without_indexes(store)
+
+
+def measure_chinese(store: ConversationStore, runs: int) -> None:
+    """Chinese words of three, two and one characters: the substring index, then LIKE."""
+    like_store = ConversationStore(store.engine)
+    like_store._trigram = False  # SQLite: LIKE; PostgreSQL: ILIKE without pg_trgm's help is not
+    chinese = chinese_vocabulary(5000, random.Random(_CHINESE_SEED))  # the fill's: most frequent first
+    common = {length: next(word for word in chinese if len(word) == length) for length in (1, 2, 3)}
+    queries = {
+        "a rare Chinese word, 3 characters": "颐和园",
+        "a rare Chinese word, 2 characters": "散步",
+        "a common Chinese word, 3 characters": common[3],
+        "a common Chinese word, 2 characters": common[2],
+        "a common Chinese character": common[1],
+        "two Chinese words, 3 and 2 characters": "颐和园 天气",
+    }
+    for label, query in queries.items():
+        seconds, found = timed(partial(store.search, query, limit=50), runs)
+        report(f"search {label} ({query!r}), first 50 hits", seconds, f"{len(found)} hits")
+        if store.engine.dialect.name == "sqlite":
+            seconds, found = timed(partial(like_store.search, query, limit=50), max(3, runs // 5))
+            report("  the same with LIKE instead of the trigram index", seconds, f"{len(found)} hits")
 
 
 def without_indexes(store: ConversationStore) -> None:

@@ -17,9 +17,11 @@ from pages._common import (
     stream_markdown,
     turn_notice,
 )
+from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources, source_picker
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from workbench.conversation import Mode
+from workbench.documents import DocumentIndex
 from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
@@ -31,7 +33,10 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
+documents = session_object("chat_documents", DocumentIndex)  # the files attached in this session
 history = conversation_sidebar(Mode.CHAT, session)
+session.documents = source_picker(documents)  # the attached files, or a knowledge base
+documents_sidebar(documents)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings(), session.settings)
@@ -73,11 +78,24 @@ for message in session.messages:
             continue
         show_markdown(message.content or "*(no text)*")
         if message.role is Role.ASSISTANT:
+            show_sources(message)
             stats_caption(message)
             if not session.busy:
                 answer_controls(session, history, message, "chat")
 
-prompt = st.chat_input("Message the model", submit_mode="stop", key="chat_input")
+sent = st.chat_input(
+    "Message the model, or attach documents",
+    submit_mode="stop",
+    key="chat_input",
+    accept_file="multiple",
+    file_type=FILE_TYPES,
+)
+prompt: str | None = None
+if sent is not None:
+    if sent.files:  # parsed and indexed first, so that a question sent with them can use them
+        attach_files(documents, sent.files)
+    if sent.text or not sent.files:  # files alone are attached, not sent
+        prompt = sent.text
 if prompt is not None:
     with st.chat_message("user"):
         show_markdown(prompt)
@@ -94,6 +112,7 @@ if turn is not None:
             turn_notice("error", str(exc))
         finally:
             reply = turn.close()  # also runs when Stop ends the script: the generation halts here
+        show_sources(reply)
         stats_caption(reply)
     end_turn()
 kept_notices()

@@ -166,4 +166,4 @@ def test_main_writes_to_the_streams_of_the_moment(capsys):
 def test_every_command_and_ask_mode_has_a_runner():
     assert set(COMMANDS) == set(Command)
     assert set(ASK_RUNNERS) == set(AskMode)
-    assert "{chat,ask,exec,history,serve,tools,mcp,models}" in build_parser().format_usage()
+    assert "{chat,ask,exec,history,serve,tools,mcp,models,kb}" in build_parser().format_usage()

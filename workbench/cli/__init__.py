@@ -1,4 +1,4 @@
-"""The command line: ``python -m workbench chat | ask | exec | history | serve | tools | mcp | models`` (also installed as ``workbench``).
+"""The command line: ``python -m workbench chat | ask | exec | history | serve | tools | mcp | models | kb`` (also installed as ``workbench``).
 
 One module per command (``chat``, ``ask`` with ``ask_tool`` and ``ask_code``, ``exec``, ``history``, ``serve``); the parser and
 the options they share live in ``parser`` and ``options``. A command's module is imported only when it
@@ -72,6 +72,12 @@ def _mcp(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> i
     return run_mcp(args, stdin, out, err)
 
 
+def _kb(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    from workbench.cli.kb import run_kb
+
+    return run_kb(args, stdin, out, err)
+
+
 COMMANDS: dict[Command, CommandRunner] = {
     Command.CHAT: _chat,
     Command.ASK: _ask,
@@ -81,6 +87,7 @@ COMMANDS: dict[Command, CommandRunner] = {
     Command.TOOLS: _tools,
     Command.MCP: _mcp,
     Command.MODELS: _models,
+    Command.KB: _kb,
 }
 
 

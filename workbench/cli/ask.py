@@ -27,15 +27,31 @@ The runner's session keeps its messages in ``history`` (which ``--save`` records
 def ask_chat(
     model: ChatModel, args: argparse.Namespace, prompt: str, out: TextIO, err: TextIO, history: Conversation
 ) -> list[Message]:
-    """Answer ``prompt`` in a plain chat; without ``--json`` the answer streams to ``out``."""
+    """Answer ``prompt`` in a plain chat; without ``--json`` the answer streams to ``out``.
+
+    With ``--kb NAME`` the question goes with the knowledge base's nearest passages, numbered; the
+    sources cited are listed after the answer (and kept in the reply's metadata).
+    """
     session = chat_session_from_args(model, args)
     session.history = history
-    with session.send(prompt) as turn:
-        for chunk in turn.text():
-            if not args.json:
-                print(chunk, end="", file=out, flush=True)
+    bases = None
+    if getattr(args, "kb", None):
+        from workbench.knowledge import KnowledgeBases
+
+        bases = KnowledgeBases.open()
+        session.documents = bases.retriever(args.kb)
+    try:
+        with session.send(prompt) as turn:
+            for chunk in turn.text():
+                if not args.json:
+                    print(chunk, end="", file=out, flush=True)
+    finally:
+        if bases is not None:
+            bases.close()
     if not args.json:
         print(file=out)
+        for source in turn.sources:
+            print(f"[{source.number}] {source.label}", file=out)
     return session.conversation()
 
 
@@ -97,6 +113,8 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     prompt = stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise WorkbenchError("The prompt is empty; pass some text (or '-' to read standard input).")
+    if getattr(args, "kb", None) and args.mode != AskMode.CHAT.value:
+        raise WorkbenchError("--kb answers in chat mode only; leave out --mode, or --kb.")
     runner = ASK_RUNNERS[AskMode(args.mode)]
     model = load_chat_model(args, err)
     history = Conversation(Mode(args.mode))

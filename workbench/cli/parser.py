@@ -29,6 +29,7 @@ class Command(str, Enum):
     TOOLS = "tools"
     MCP = "mcp"
     MODELS = "models"
+    KB = "kb"
 
 
 class AskMode(str, Enum):
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(serve, exclude=("api_key",))
     add_serve_options(serve)
     add_tool_selection_options(serve)
+    from workbench.cli.kb import add_kb_parser
     from workbench.cli.mcp import add_mcp_parser
     from workbench.cli.models import add_models_parser
     from workbench.cli.tools import add_tools_parser
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(
         sub.add_parser(Command.MODELS.value, help="models by name in the Hugging Face cache: list, pull, rm")
     )
+    add_kb_parser(sub.add_parser(Command.KB.value, help="knowledge bases: add files, list, rm, search"))
     return parser
 
 
@@ -91,6 +94,9 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("prompt", help="the user's message ('-' reads standard input)")
     ask.add_argument("--json", action="store_true", help='print the transcript as {"messages": [...]}')
     ask.add_argument("--save", action="store_true", help="save the conversation in the history")
+    ask.add_argument(
+        "--kb", metavar="NAME", help="chat mode: answer from this knowledge base, citing its passages"
+    )
     ask.add_argument(
         "--mode",
         choices=sorted(mode.value for mode in AskMode),

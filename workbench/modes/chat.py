@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from workbench.chat_model import ChatModel
 from workbench.conversation import Conversation, Mode
@@ -20,6 +22,12 @@ from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.models.generation import GenerationStats, GenerationStream, SamplingSettings
 from workbench.modes.events import Event, MessageDone, TextDelta
+
+if TYPE_CHECKING:
+    from workbench.documents.context import Retriever, Source
+
+SOURCES_MARGIN_TOKENS = 64
+"""Tokens kept free besides the reply when sources are fitted into the context."""
 
 
 class Turn:
@@ -29,9 +37,12 @@ class Turn:
     reply (possibly partial) in the session's history exactly once.
     """
 
-    def __init__(self, session: ChatSession, stream: GenerationStream) -> None:
+    def __init__(
+        self, session: ChatSession, stream: GenerationStream, sources: list[Source] | None = None
+    ) -> None:
         self.session = session
         self.stream = stream
+        self.sources = sources or []
         self.message: Message | None = None
         # A stopped Streamlit script and the next run may both close the turn: record it once.
         self._close_lock = threading.Lock()
@@ -89,6 +100,8 @@ class Turn:
         message.stopped = stats.finish_reason == "cancelled"
         if self.stream.error is not None:
             message.failure = str(self.stream.error)
+        if self.sources:  # what [1], [2] in the reply refer to, saved with it
+            message.metadata["sources"] = [source.to_dict() for source in self.sources]
         self.message = message
         self.session._finish(self)
         return message
@@ -102,6 +115,9 @@ class ChatSession:
         system_prompt: Sent first, as the system message, when not empty.
         settings: Sampling settings for the next turns.
         history: The conversation (mode chat): user and assistant messages, the system prompt kept apart.
+        documents: Documents attached to the conversation (a DocumentIndex) or a knowledge base:
+            each question is sent with them (whole when they fit the context, else the passages most
+            similar to it) as numbered sources.
     """
 
     def __init__(
@@ -116,6 +132,7 @@ class ChatSession:
         self.settings = settings or model.default_settings()
         self.history = history if history is not None else Conversation(Mode.CHAT)  # an empty one is falsy
         self.active: Turn | None = None
+        self.documents: Retriever | None = None
 
     @property
     def messages(self) -> list[Message]:
@@ -191,9 +208,26 @@ class ChatSession:
         self.history.clear()
 
     def _start(self) -> Turn:
-        stream = self.model.stream(self.conversation(), self.settings)
-        self.active = Turn(self, stream)
+        messages = self.conversation()
+        sources: list[Source] = []
+        if self.documents is not None and len(self.documents) and messages and messages[-1].role is Role.USER:
+            messages, sources = self._with_sources(messages)
+        stream = self.model.stream(messages, self.settings)
+        self.active = Turn(self, stream, sources)
         return self.active
+
+    def _with_sources(self, messages: list[Message]) -> tuple[list[Message], list[Source]]:
+        """The messages with the last question sent with its sources (the history keeps the question)."""
+        from workbench.documents.context import render_question, select_sources
+
+        assert self.documents is not None
+        backend = self.model.backend
+        used = backend.count_tokens(self.model.dialect.render(messages))
+        room = backend.context_length - used - self.settings.max_new_tokens - SOURCES_MARGIN_TOKENS
+        question = messages[-1].content
+        sources, _whole = select_sources(question, self.documents, max(0, room), backend.count_tokens)
+        asked = replace(messages[-1], content=render_question(question, sources))
+        return [*messages[:-1], asked], sources
 
     def _finish(self, turn: Turn) -> None:
         if turn.message is not None and turn.recorded:

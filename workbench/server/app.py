@@ -1,7 +1,8 @@
 """The OpenAI-compatible API as a Starlette app, serving the process's one shared model.
 
 Routes: ``GET /health`` (open even with a key; 503 while the model loads), ``GET /v1/models``,
-``GET /v1/models/{id}``, ``POST /v1/chat/completions`` and ``POST /v1/completions`` (streamed as
+``GET /v1/models/{id}``, ``POST /v1/embeddings`` (the embedded e5 embedder: :mod:`workbench.server.embeddings`),
+``POST /v1/chat/completions`` and ``POST /v1/completions`` (streamed as
 server-sent events ending in ``data: [DONE]``). Requests share the model through its generation lock,
 so they are answered one at a time in arrival order; a client that disconnects cancels its generation
 at once and the next one starts.
@@ -158,6 +159,7 @@ def create_app(
         Route("/v1/chat/completions", _route(served, _chat), methods=["POST"]),
         Route("/v1/tools", _route(served, _tools), methods=["GET"]),
         Route("/v1/completions", _route(served, _text), methods=["POST"]),
+        Route("/v1/embeddings", _route(served, _embeddings), methods=["POST"]),
         Route("/openapi.json", _route(served, _openapi), methods=["GET"]),
     ]
     handlers: dict[Any, Callable[..., Any]] = {HTTPException: _http_error, Exception: _unexpected_error}
@@ -218,6 +220,14 @@ async def _chat(served: ServedModel, request: Request) -> Response:
 
 async def _text(served: ServedModel, request: Request) -> Response:
     return await _complete(served, request, chat=False)
+
+
+async def _embeddings(served: ServedModel, request: Request) -> Response:
+    """The embedded embedder (see :mod:`workbench.server.embeddings`); needs no chat model."""
+    from workbench.server.embeddings import embeddings_response
+
+    body = await _json_body(request)
+    return JSONResponse(await _in_worker(embeddings_response, body))
 
 
 async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Response:

@@ -216,6 +216,19 @@ _COMPLETION = {
 }
 
 
+_EMBEDDINGS_REQUEST = {
+    "type": "object",
+    "properties": {
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "model": {"type": "string"},
+        "encoding_format": {"enum": ["float", "base64"]},
+        "dimensions": {"type": "integer"},
+        "input_type": {"enum": ["query", "passage"]},
+    },
+    "required": ["input"],
+}
+
+
 def _completion_route(summary: str, request: dict[str, Any]) -> dict[str, Any]:
     return {
         "post": {
@@ -323,6 +336,22 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/chat/completions": _completion_route("A chat answer.", _CHAT_REQUEST),
             "/v1/completions": _completion_route("A raw prompt continued.", _TEXT_REQUEST),
+            "/v1/embeddings": {
+                "post": {
+                    "summary": "Embeddings from the embedded multilingual e5 embedder.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _EMBEDDINGS_REQUEST}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "One embedding per input, in order.",
+                            "content": {"application/json": {"schema": listing}},
+                        },
+                        **_errors(400, 401, 404, 408, 413, 500),
+                    },
+                }
+            },
             "/v1/tools": {
                 "get": {
                     "summary": "The schemas of the tools of --tools-path, ready to send as `tools`.",

@@ -6,6 +6,12 @@ a writer; a killed writer leaves committed transactions intact), foreign keys on
 write transactions that take the write lock up front (``BEGIN IMMEDIATE``) so that two writers queue
 instead of failing. Any other database SQLAlchemy reaches is named by ``WORKBENCH_DB_URL``
 (``postgresql://user@host/db`` uses psycopg 3).
+
+SQLite is reached through ``sqlean.py`` when it is installed: the same DB-API as the standard
+library's ``sqlite3``, over a SQLite that can load extensions (this Python's cannot), so every
+connection loads ``sqlite-vec`` for the knowledge bases' vectors (:mod:`workbench.knowledge`). Every
+engine on a file must use the same SQLite library: two copies of SQLite in one process release each
+other's file locks (sqlite.org, "How To Corrupt An SQLite Database File", 2.2.1).
 """
 
 from __future__ import annotations
@@ -94,6 +100,9 @@ def create_store_engine(url: str) -> Engine:
                     "to a folder you can write to."
                 ) from None
         kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+        module = sqlite_module()
+        if module is not None:
+            kwargs["module"] = module
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
@@ -106,11 +115,53 @@ def create_store_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_module() -> Any | None:
+    """The DB-API module for SQLite: ``sqlean`` (loads extensions) when installed, else None (stdlib)."""
+    try:
+        import sqlean
+    except ImportError:
+        return None
+    return sqlean
+
+
+SQLITE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
+    () if sqlite_module() is None else (sqlite_module().Error,)  # type: ignore[union-attr]
+)
+"""The errors a raw SQLite connection raises (the standard library's, and sqlean's)."""
+
+
+def has_vectors(connection: Connection) -> bool:
+    """Whether this SQLite connection has ``sqlite-vec`` loaded (``vec0`` tables for knowledge bases)."""
+    try:
+        connection.exec_driver_sql("SELECT vec_version()").scalar_one()
+    except sa.exc.OperationalError:
+        return False
+    return True
+
+
+def _load_vectors(dbapi_connection: Any) -> None:
+    """Load sqlite-vec into a new connection, when both the extension and a SQLite that loads it exist."""
+    if not hasattr(dbapi_connection, "enable_load_extension"):
+        return
+    try:
+        import sqlite_vec
+    except ImportError:
+        return
+    try:
+        dbapi_connection.enable_load_extension(True)
+        sqlite_vec.load(dbapi_connection)
+    except Exception as exc:  # a missing or broken extension leaves the store working, without vectors
+        logger.warning("sqlite-vec could not be loaded (%s): knowledge bases are not available.", exc)
+    finally:
+        dbapi_connection.enable_load_extension(False)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself (the pysqlite driver would not).
         dbapi_connection.isolation_level = None
+        _load_vectors(dbapi_connection)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -200,7 +251,9 @@ def forget_old_rows(engine: Engine) -> None:
         elif engine.dialect.name == "postgresql":
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.exec_driver_sql("VACUUM FULL conversations")
-    except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:  # a failed clean-up must not block the open
+    except sa.exc.SQLAlchemyError as exc:  # a failed clean-up must not block the open
+        logger.warning("The conversation database was not compacted after removing saved API keys: %s", exc)
+    except SQLITE_ERRORS as exc:
         logger.warning("The conversation database was not compacted after removing saved API keys: %s", exc)
 
 

@@ -58,3 +58,8 @@ messages = sa.Table(
 
 # The SQLite full-text index over messages.content (FTS5, external content); see migration 0002.
 MESSAGES_FTS = "messages_fts"
+
+# The SQLite substring index over messages holding Chinese, Japanese, ... (FTS5 trigram, contentless,
+# each text indexed with two spaces after it) and the list of its trigrams; see migration 0005.
+MESSAGES_CJK = "messages_cjk"
+MESSAGES_CJK_TERMS = "messages_cjk_terms"

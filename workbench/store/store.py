@@ -38,6 +38,7 @@ class ConversationStore:
         """Wrap an engine whose database is already migrated; use :meth:`open` instead."""
         self._engine = engine
         self._fts5 = database.run_read(engine, search.has_fts5)
+        self._trigram = database.run_read(engine, search.has_trigram)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True) -> ConversationStore:
@@ -575,7 +576,10 @@ class ConversationStore:
         if query and query.strip():
             query = query[:MAX_QUERY_CHARS]
             dialect = self._engine.dialect.name
-            statement = statement.where(search.matching_condition(query, dialect=dialect, fts5=self._fts5))
+            matching = search.matching_condition(
+                query, dialect=dialect, fts5=self._fts5, trigram=self._trigram
+            )
+            statement = statement.where(matching)
         statement = statement.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
         statement = statement.limit(max(0, limit)).offset(max(0, offset))
         return database.run_read(self._engine, lambda c: [rows.info(row) for row in c.execute(statement)])
