@@ -117,7 +117,7 @@ def test_the_sqlite_index_holds_only_text_written_without_spaces(sqlite_url: str
 
 def test_rows_written_before_the_migration_are_indexed(store_url: str) -> None:
     engine = create_store_engine(store_url)
-    migrate(engine, "0003")
+    migrate(engine, "0004")
     with ConversationStore(engine) as store:  # the store of the release before, on its schema
         info = store.create("chat")
         store.append(info.id, 0, Message(Role.USER, WEATHER))
