@@ -33,6 +33,7 @@ __all__ = [
     "KernelError",
     "KernelLimitError",
     "KernelStartError",
+    "ModelBusyError",
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -72,6 +73,10 @@ class ChatTemplateError(ModelError):
 
 class GenerationError(ModelError):
     """Generation failed while running."""
+
+
+class ModelBusyError(ModelError):
+    """Every generation slot is taken and the queue of waiting requests is full; retry shortly."""
 
 
 class RemoteModelError(ModelError):

@@ -192,6 +192,8 @@ class GenerationStream:
         self.text = ""
         self.stats = GenerationStats()
         self.error: BaseException | None = None
+        #: Requests ahead of this one in the queue for a free slot; None when it is not waiting.
+        self.ahead: int | None = None
         self._callbacks: list[Callable[[GenerationStream], None]] = []
 
     # --- producer side ------------------------------------------------------------------------
