@@ -63,7 +63,7 @@ if prompt is not None:
 if turn is not None:
     with st.chat_message("assistant"):
         try:
-            stream_markdown(turn.text())
+            stream_markdown(turn.text(), waiting=turn.waiting())
         except WorkbenchError as exc:
             show_error(exc)
         finally:

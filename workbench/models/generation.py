@@ -220,6 +220,13 @@ class GenerationStream:
         """Ask the producer to stop after the current token."""
         self.cancel_event.set()
 
+    def waiting_notice(self) -> str | None:
+        """The notice "Waiting for a free slot (n ahead)" while the request waits for the model, else None."""
+        ahead = self.ahead
+        if ahead is None or self.done.is_set():
+            return None
+        return f"Waiting for a free slot ({ahead} ahead)"
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the end of the generation; return whether it ended."""
         return self.done.wait(timeout)

@@ -47,6 +47,11 @@ class BatchedLlamaCppBackend(LlamaCppBackend):
         """Generations run together."""
         return len(self.scheduler.slots)
 
+    @property
+    def generating(self) -> bool:
+        """Whether a generation runs in a slot or waits for one."""
+        return self.scheduler.waiting > 0 or any(s.job is not None for s in self.scheduler.slots)
+
     def start(self, request: GenerationRequest) -> GenerationStream:
         """Queue a generation and return its stream at once.
 

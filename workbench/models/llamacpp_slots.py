@@ -124,6 +124,10 @@ class SlotScheduler:
         self.saved: list[SavedState] = []  # most recently used last
         #: Times a job continued its conversation's cache (kept in a slot or brought back from a save).
         self.restores = 0
+        #: Prompt tokens evaluated so far (what the kept caches did not hold).
+        self.prompt_tokens_evaluated = 0
+        #: The most slots one step has carried.
+        self.peak = 0
         self.n_batch = int(llm.n_batch)
         self._vocab = llm._model.vocab
         self._queue: deque[Job] = deque()
@@ -150,7 +154,8 @@ class SlotScheduler:
                     f"All {len(self.slots)} generation slots are busy and {len(self._queue)} requests "
                     "are waiting; try again in a few seconds."
                 )
-            job.stream.ahead = len(self._queue)
+            if all(slot.job is not None for slot in self.slots):  # else it starts at the next step
+                job.stream.ahead = len(self._queue)
             self._queue.append(job)
             self._wake.notify()
 
@@ -160,12 +165,17 @@ class SlotScheduler:
         return len(self._queue)
 
     def forget(self) -> None:
-        """Drop every kept and saved cache (the next prompts are evaluated from their first token)."""
+        """Drop every kept and saved cache (the next prompts are evaluated from their first token).
+
+        Slots running a generation keep theirs until it ends.
+        """
         with self.step_lock:
             self.saved.clear()
-            self._lib.llama_memory_clear(self._memory(), True)
+            if not self._busy():  # clearing the memory also puts the next prompts in the first cells
+                self._lib.llama_memory_clear(self._memory(), True)
             for slot in self.slots:
                 if slot.job is None:
+                    self._lib.llama_memory_seq_rm(self._memory(), slot.seq, -1, -1)
                     slot.cached, slot.settled = [], 0
 
     def close(self) -> None:
@@ -216,8 +226,9 @@ class SlotScheduler:
         for job in [j for j in self._queue if j.stream.cancelled]:
             self._queue.remove(job)
             job.stream.finish(_stats_of(job, FinishReason.CANCELLED))
-        for ahead, job in enumerate(self._queue):
-            job.stream.ahead = ahead
+        if all(slot.job is not None for slot in self.slots):
+            for ahead, job in enumerate(self._queue):
+                job.stream.ahead = ahead
 
     # --- admission: a free slot for the oldest waiting job ------------------------------------
     def _admit(self) -> None:
@@ -287,6 +298,7 @@ class SlotScheduler:
         batch = self._batch
         rows: list[tuple[Slot, int]] = []  # (slot, batch row of its logits)
         n = 0
+        carried = 0
         generating = [s for s in self.slots if s.job is not None and s.job.read >= len(s.job.tokens)]
         reading = sorted(
             (s for s in self.slots if s.job is not None and s.job.read < len(s.job.tokens)),
@@ -299,6 +311,7 @@ class SlotScheduler:
             n = self._add(batch, n, slot.job.next_token, len(slot.cached), slot.seq, True)
             slot.cached.append(slot.job.next_token)
             rows.append((slot, n - 1))
+            carried += 1
         for slot in reading:
             job = slot.job
             assert job is not None
@@ -313,6 +326,8 @@ class SlotScheduler:
             for pos in range(start, stop):
                 n = self._add(batch, n, job.tokens[pos], pos, slot.seq, pos == end - 1)
             job.read = stop
+            carried += 1
+            self.prompt_tokens_evaluated += stop - start
             if slot.settled == len(slot.cached) and stop - start >= MIN_BATCH_TOKENS:
                 slot.settled = stop
             slot.cached.extend(job.tokens[start:stop])
@@ -320,6 +335,7 @@ class SlotScheduler:
                 rows.append((slot, n - 1))
         if n == 0:
             return
+        self.peak = max(self.peak, carried)
         batch.n_tokens = n
         status = self._lib.llama_decode(self.llm.ctx, batch)
         if status != 0:
