@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: How often a waiting scheduler looks at stopped jobs in the queue, in seconds.
 POLL_S = 0.05
+#: Tokens settled per step while idle (a request that arrives waits for one such batch at most).
+SETTLE_CHUNK = 64
 
 
 @dataclass(eq=False)
@@ -305,11 +307,13 @@ class SlotScheduler:
             key=lambda s: s.job.started_at if s.job else 0.0,
         )
         for slot in generating:
-            if slot.job is not None and slot.job.stream.cancelled:
+            job = slot.job
+            assert job is not None
+            if job.stream.cancelled:
                 self._finish(slot, FinishReason.CANCELLED)
                 continue
-            n = self._add(batch, n, slot.job.next_token, len(slot.cached), slot.seq, True)
-            slot.cached.append(slot.job.next_token)
+            n = self._add(batch, n, job.next_token, len(slot.cached), slot.seq, True)
+            slot.cached.append(job.next_token)
             rows.append((slot, n - 1))
             carried += 1
         for slot in reading:
@@ -405,23 +409,28 @@ class SlotScheduler:
 
     # --- settling, saving and restoring caches ------------------------------------------------
     def _settle_one(self) -> None:
-        """Evaluate again, as one batch, the tokens a free slot decoded one at a time."""
+        """Evaluate again, as a batch, the next tokens that a free slot decoded one at a time.
+
+        One chunk of :data:`SETTLE_CHUNK` tokens per call, so that a request arriving meanwhile waits for
+        one chunk at most: it then takes the model, and the rest stays unsettled (never reused).
+        """
         slot = self._unsettled()
         if slot is None:
             return
         end = len(slot.cached)
         start = max(0, min(slot.settled, end - MIN_BATCH_TOKENS))
+        # Cells past ``start`` came from one-token batches, or are gone already (an earlier chunk).
         self._lib.llama_memory_seq_rm(self._memory(), slot.seq, start, -1)
-        for a, b in batches(start, end, self.n_batch):
-            n = 0
-            for pos in range(a, b):
-                n = self._add(self._batch, n, slot.cached[pos], pos, slot.seq, False)
-            self._batch.n_tokens = n
-            if self._lib.llama_decode(self.llm.ctx, self._batch) != 0:
-                self._lib.llama_memory_seq_rm(self._memory(), slot.seq, -1, -1)
-                slot.cached, slot.settled = [], 0
-                return
-        slot.settled = end
+        a, b = batches(start, end, SETTLE_CHUNK)[0]
+        n = 0
+        for pos in range(a, b):
+            n = self._add(self._batch, n, slot.cached[pos], pos, slot.seq, False)
+        self._batch.n_tokens = n
+        if self._lib.llama_decode(self.llm.ctx, self._batch) != 0:
+            self._lib.llama_memory_seq_rm(self._memory(), slot.seq, -1, -1)
+            slot.cached, slot.settled = [], 0
+            return
+        slot.settled = b  # the tokens past ``b`` have no cells now; the next idle step goes on from here
 
     def _save(self, slot: Slot) -> None:
         lib = self._lib
