@@ -151,9 +151,10 @@ class SlotScheduler:
         with self._wake:
             if self._closed:
                 raise GenerationError("The model was unloaded; load it again.")
-            if len(self._queue) >= self.queue_limit:
+            free = sum(slot.job is None for slot in self.slots)
+            if len(self._queue) - free >= self.queue_limit:  # jobs beyond the free slots wait
                 raise ModelBusyError(
-                    f"All {len(self.slots)} generation slots are busy and {len(self._queue)} requests "
+                    f"All {len(self.slots)} generation slots are busy and {self.queue_limit} requests "
                     "are waiting; try again in a few seconds."
                 )
             if all(slot.job is not None for slot in self.slots):  # else it starts at the next step
