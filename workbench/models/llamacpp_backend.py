@@ -86,7 +86,9 @@ class LlamaCppBackend(SerialBackend):
         # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
         # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules); not while
         # a generation or its settling (after the consumer has its answer) still uses it.
-        self._finalizer = weakref.finalize(self, _close_when_idle, llm, self._lock)
+        self._finalizer: weakref.finalize[..., Any] = weakref.finalize(
+            self, _close_when_idle, llm, self._lock
+        )
         self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
         import llama_cpp
 
