@@ -7,6 +7,8 @@ render the template through :class:`~workbench.dialects.jinja_template.JinjaChat
 imports neither torch nor transformers.
 
 Only the decode step lives here; the lock, worker thread, cancel and stats are :class:`SerialBackend`'s.
+That is the engine of ``--parallel 1``; by default :meth:`LlamaCppBackend.load` returns the batched engine
+(:mod:`workbench.models.llamacpp_batched`), which runs several generations in each ``llama_decode``.
 """
 
 from __future__ import annotations
