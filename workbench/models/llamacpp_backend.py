@@ -172,11 +172,14 @@ class LlamaCppBackend(SerialBackend):
             threads=threads,
             cpu_kernels=cpu_kernels,
         )
-        if parallel > 1:
-            from workbench.models.llamacpp_batched import BatchedLlamaCppBackend
+        return cls.made(spec, llm, gguf, info, parallel)
 
-            return BatchedLlamaCppBackend(spec, llm, gguf, info, parallel)
-        return cls(spec, llm, gguf, info)
+    @classmethod
+    def made(
+        cls, spec: ModelSpec, llm: Any, gguf: GGUFInfo, info: ModelInfo, parallel: int
+    ) -> LlamaCppBackend:
+        """The engine around a loaded model: this serial one (the batched engine overrides it)."""
+        return LlamaCppBackend(spec, llm, gguf, info)
 
     @property
     def template(self) -> ChatTemplateSource:

@@ -4,7 +4,8 @@ Everything but running a generation is :class:`~workbench.models.llamacpp_backen
 (loading, the template, tokenizing, schemas, sampling defaults). Instead of one generation at a time
 behind the model's lock, :meth:`BatchedLlamaCppBackend.start` queues the request for the model's one
 :class:`~workbench.models.llamacpp_slots.SlotScheduler`, which runs up to ``parallel`` of them in each
-``llama_decode`` (continuous batching). ``--parallel 1`` keeps the serial engine.
+``llama_decode`` (continuous batching). ``--parallel 1`` keeps the serial engine. Engines are loaded through this class
+(:data:`workbench.models.backends.ENGINES`), whose ``load`` picks one of the two by ``--parallel``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ class BatchedLlamaCppBackend(LlamaCppBackend):
         # Stop the loop before the model is freed (never while a step runs).
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _close, self.scheduler, llm, self.scheduler.step_lock)
+
+    @classmethod
+    def made(
+        cls, spec: ModelSpec, llm: Any, gguf: GGUFInfo, info: ModelInfo, parallel: int
+    ) -> LlamaCppBackend:
+        """This engine for ``parallel`` above 1; the serial one for 1."""
+        if parallel > 1:
+            return BatchedLlamaCppBackend(spec, llm, gguf, info, parallel)
+        return LlamaCppBackend(spec, llm, gguf, info)
 
     @property
     def parallel(self) -> int:
