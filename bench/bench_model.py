@@ -49,7 +49,14 @@ QUESTIONS = [
     "What is the largest ocean?",
     "Tell me a fact about the Moon.",
 ]
-ENGINES = ("llama.cpp", "raw llama-cpp-python", "transformers")
+ENGINES = ("llama.cpp", "llama.cpp serial", "raw llama-cpp-python", "transformers")
+#: The engines' specs: llama.cpp as it runs by default (continuous batching, 4 slots), and with
+#: ``--parallel 1`` (one generation at a time, the engine before issue 18).
+SPECS: dict[str, dict[str, Any]] = {
+    "llama.cpp": {"backend": "llama.cpp"},
+    "llama.cpp serial": {"backend": "llama.cpp", "parallel": 1},
+    "transformers": {"backend": "transformers"},
+}
 
 
 def cpu_name() -> str:
@@ -85,7 +92,7 @@ def workbench_worker(engine: str, new_tokens: int, runs: int, turns: int) -> dic
 
         transformers.utils.logging.disable_progress_bar()
     out: dict[str, Any] = {"import_s": time.perf_counter() - started}
-    spec = ModelSpec(device="cpu", backend=engine)
+    spec = ModelSpec(device="cpu", **SPECS[engine])
     # The parent hands an empty conversion cache (WORKBENCH_CACHE_DIR): transformers' first load fills it.
     t0 = time.perf_counter()
     ChatModel.load(spec)
@@ -175,7 +182,7 @@ def ready_seconds(engine: str, env: dict[str, str]) -> float:
         "from workbench.chat_model import ChatModel\n"
         "from workbench.models.generation import SamplingSettings\n"
         "from workbench.models.spec import ModelSpec\n"
-        f"m = ChatModel.load(ModelSpec(device='cpu', backend={engine!r}))\n"
+        f"m = ChatModel.load(ModelSpec(device='cpu', **{SPECS[engine]!r}))\n"
         "m.chat('Hi', settings=SamplingSettings(temperature=0.0, max_new_tokens=8))\n"
     )
     started = time.perf_counter()
@@ -204,6 +211,7 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--turns", type=int, default=10, choices=range(2, len(QUESTIONS) + 1))
+    parser.add_argument("--engines", nargs="+", default=list(SPECS), choices=list(SPECS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--prompt", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -229,7 +237,7 @@ def main() -> int:
     ready: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as cache:
         env = {**os.environ, "WORKBENCH_CACHE_DIR": cache}  # the user's own cache is not touched
-        for engine in ("llama.cpp", "transformers"):
+        for engine in args.engines:
             results[engine] = run_worker(["--worker", engine, *common], env)
             ready[engine] = f"{ready_seconds(engine, env):.2f} s"
     llama = results["llama.cpp"]
@@ -270,9 +278,17 @@ def main() -> int:
     print(
         f"Workbench llama.cpp decode / raw llama-cpp-python: {median(llama['decode']) / median(raw['decode']):.2f}x"
     )
-    print(
-        f"llama.cpp / transformers decode: {median(llama['decode']) / median(results['transformers']['decode']):.1f}x"
-    )
+    if "llama.cpp serial" in results:
+        serial = results["llama.cpp serial"]
+        print(
+            f"Batched engine (4 slots) / serial engine, one stream's decode: "
+            f"{median(llama['decode']) / median(serial['decode']):.2f}x"
+        )
+    if "transformers" in results:
+        print(
+            f"llama.cpp / transformers decode: "
+            f"{median(llama['decode']) / median(results['transformers']['decode']):.1f}x"
+        )
     print(
         f"Turn {args.turns} / turn 1 time to first token on llama.cpp: {llama['ttft_last_s'] / llama['ttft_turn1_s']:.2f}x"
     )

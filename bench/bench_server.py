@@ -1,6 +1,15 @@
 """Benchmark the OpenAI-compatible server on the embedded model and print the figures.
 
     python bench/bench_server.py [--new-tokens 32] [--runs 3] [--clients 1 4 8]
+    python bench/bench_server.py --throughput [--llama-server PATH] [--threads 1] [--clients 1 2 4 8]
+
+``--throughput`` (continuous batching, issue 18) starts ``workbench serve`` as a process, with
+``--parallel 1`` (one generation at a time, the engine before batching) and ``--parallel 4``, and
+llama.cpp's own ``llama-server --parallel 4`` when ``--llama-server`` names one (built from the vendored
+llama.cpp of the installed llama-cpp-python; see bench/RESULTS.md), on the same GGUF file, prompt, thread
+count and context per request; then 1, 2, 4 and 8 streamed clients at once, each asking for exactly 128
+tokens (greedy, end of turn ignored where the server allows it, else counted as sent): aggregate
+tokens/s (all tokens / wall time), and time to first token (median, p95).
 
 Starts the API in this process (uvicorn in a thread, on a free loopback port) on SmolLM2-135M-Instruct,
 then measures, greedy, at most ``--new-tokens`` tokens an answer:
@@ -97,12 +106,150 @@ def through_server(
     return wall, firsts, totals
 
 
+def concurrent_streams(url: str, clients: int, new_tokens: int, extra: dict[str, object]) -> dict[str, float]:
+    """``clients`` streamed requests at once; aggregate tokens/s and first-token times (median, p95)."""
+    import openai
+
+    firsts: list[float] = []
+    tokens: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def one(index: int) -> None:
+        client = openai.OpenAI(base_url=url, api_key="bench", max_retries=0, timeout=3600)
+        barrier.wait()
+        started = time.perf_counter()
+        first, count, usage = None, 0, None
+        try:
+            stream = client.chat.completions.create(
+                model=MODEL_ID,
+                messages=[{"role": "user", "content": f"{PROMPT} (Reader {index}.)"}],
+                stream=True,
+                temperature=0,
+                max_tokens=new_tokens,
+                stream_options={"include_usage": True},
+                extra_body=extra,
+            )
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    count += 1
+                    if first is None:
+                        first = time.perf_counter() - started
+                if chunk.usage is not None:
+                    usage = chunk.usage.completion_tokens
+        except BaseException as exc:  # reported after the run
+            errors.append(exc)
+            return
+        with lock:
+            firsts.append(first if first is not None else time.perf_counter() - started)
+            tokens.append(usage if usage is not None else count)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+    wall_start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - wall_start
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]!r}")
+    ordered = sorted(firsts)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered) + 0.5) - 1))]
+    return {
+        "tok_s": sum(tokens) / wall,
+        "tokens": sum(tokens),
+        "ttft_median": statistics.median(firsts),
+        "ttft_p95": p95,
+    }
+
+
+def throughput(args: argparse.Namespace) -> int:
+    """The ``--throughput`` figures: workbench serve (parallel 1 and 4) and llama-server, 1-8 clients."""
+    import subprocess
+    import urllib.request
+
+    from tests.e2e.streamlit_server import free_port
+    from workbench.models.loading import embedded_gguf_path
+
+    gguf = str(embedded_gguf_path())
+    root = Path(__file__).resolve().parent.parent
+    print(f"# bench_server --throughput: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"# {MODEL_ID} Q4_1, greedy, {args.new_tokens} tokens per client, {args.threads} thread(s)\n")
+    servers: list[tuple[str, list[str], dict[str, object]]] = []
+    for parallel in args.parallel:
+        command = [
+            sys.executable,
+            "-m",
+            "workbench",
+            "serve",
+            "--model",
+            "embedded",
+            "--backend",
+            "llama.cpp",
+        ]
+        command += ["--threads", str(args.threads), "--parallel", str(parallel), "--context", "8192"]
+        servers.append((f"workbench serve --parallel {parallel}", command, {}))
+    if args.llama_server:
+        command = [args.llama_server, "-m", gguf, "-t", str(args.threads), "-tb", str(args.threads)]
+        command += ["-np", "4", "-c", str(8192 * 4), "--host", "127.0.0.1", "--no-webui", "-cb"]
+        servers.append(("llama-server --parallel 4", command, {"ignore_eos": True}))
+    for name, command, extra in servers:
+        port = free_port()
+        is_llama = command[0] == args.llama_server
+        full = command + ["--port", str(port)] + ([] if is_llama else ["--host", "127.0.0.1"])
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        process = subprocess.Popen(
+            full, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{name} did not start")
+                time.sleep(0.2)
+            url = f"http://127.0.0.1:{port}/v1"
+            concurrent_streams(url, 1, 8, extra)  # warm-up
+            base = None
+            for clients in args.clients:
+                figures = concurrent_streams(url, clients, args.new_tokens, extra)
+                base = base or figures["tok_s"]
+                print(
+                    f"{name:28} {clients} client{'s' if clients > 1 else ' '}: "
+                    f"{figures['tok_s']:6.1f} tokens/s ({figures['tok_s'] / base:.2f}x), "
+                    f"first token median {figures['ttft_median']:.3f} s, p95 {figures['ttft_p95']:.3f} s, "
+                    f"{figures['tokens']:.0f} tokens, load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3, help="answers per client (and in process)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--throughput", action="store_true", help="servers as processes, 1-8 clients at once")
+    parser.add_argument("--llama-server", help="a llama-server binary to measure beside workbench serve")
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (--throughput)")
+    parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4], help="slots of workbench serve")
     args = parser.parse_args()
+    if args.throughput:
+        if args.new_tokens == 32:
+            args.new_tokens = 128
+        if args.clients == [1, 4, 8]:
+            args.clients = [1, 2, 4, 8]
+        return throughput(args)
 
     import logging
 

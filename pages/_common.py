@@ -278,9 +278,14 @@ def show_markdown(text: str, where: Any = st) -> None:
     where.markdown(images_as_links(text))
 
 
-def stream_markdown(chunks: Iterable[str]) -> str:
-    """Show text as it streams (as ``st.write_stream`` does), images as links; return the whole text."""
+def stream_markdown(chunks: Iterable[str], waiting: str | None = None) -> str:
+    """Show text as it streams (as ``st.write_stream`` does), images as links; return the whole text.
+
+    ``waiting`` (the model's queue: "Waiting for a free slot (n ahead)") shows until the first chunk.
+    """
     slot, text = st.empty(), ""
+    if waiting:
+        slot.caption(waiting)
     for chunk in chunks:
         text += chunk
         slot.markdown(images_as_links(text))

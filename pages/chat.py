@@ -107,7 +107,7 @@ if prompt is not None:
 if turn is not None:
     with st.chat_message("assistant"):
         try:
-            stream_markdown(turn.text())
+            stream_markdown(turn.text(), waiting=turn.waiting())
         except WorkbenchError as exc:
             turn_notice("error", str(exc))
         finally:

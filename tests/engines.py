@@ -13,11 +13,13 @@ ENGINES = ["llama.cpp", "transformers"] if llama_cpp_installed() else ["transfor
 
 
 def embedded_spec(backend: str = "auto") -> ModelSpec:
-    """The embedded model on the CPU, on ``backend``, with llama.cpp's threads from ``WORKBENCH_THREADS``.
+    """The embedded model on the CPU, on ``backend``, with llama.cpp's threads and slots from the shell.
 
     The suite must pass with 1 and with 2 threads (``WORKBENCH_THREADS=1`` / ``2``): an answer that
-    changes with the thread count is a knife's edge no test may rest on. Other model settings of the shell
-    (``WORKBENCH_MODEL``, ...) are not read.
+    changes with the thread count is a knife's edge no test may rest on. It must pass with the serial
+    engine too (``WORKBENCH_PARALLEL=1``; the default batches 4 generations). Other model settings of the
+    shell (``WORKBENCH_MODEL``, ...) are not read.
     """
-    threads = {name: value for name, value in os.environ.items() if name == "WORKBENCH_THREADS"}
+    names = ("WORKBENCH_THREADS", "WORKBENCH_PARALLEL")
+    threads = {name: value for name, value in os.environ.items() if name in names}
     return ModelSpec.from_env("embedded", env=threads, device="cpu", backend=backend)

@@ -37,6 +37,7 @@ __all__ = [
     "KernelGatewayError",
     "KernelLimitError",
     "KernelStartError",
+    "ModelBusyError",
     "ModelDownloadError",
     "ModelError",
     "ModelLoadError",
@@ -85,6 +86,10 @@ class ModelDownloadError(ModelError):
 
 class DownloadCancelled(ModelDownloadError):
     """The user stopped a download; a second start fetches what is missing."""
+
+
+class ModelBusyError(ModelError):
+    """Every generation slot is taken and the queue of waiting requests is full; retry shortly."""
 
 
 class RemoteModelError(ModelError):

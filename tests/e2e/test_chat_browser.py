@@ -95,7 +95,8 @@ def test_two_browser_sessions_get_their_own_answers(streamlit_server, new_page):
     for page in pages.values():
         set_sampling(page, temperature=0, max_new_tokens=32)
 
-    # Both at once: the second generation waits for the first (the shared model's lock).
+    # Both at once: on llama.cpp they share the model's decode steps (test_llamacpp_browser.py checks that
+    # both progress together); on transformers the second waits for the first (the model's lock).
     for country, page in pages.items():
         page.fill(CHAT_INPUT, f"Which city is the capital of {country}?")
     for page in pages.values():

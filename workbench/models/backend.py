@@ -225,6 +225,11 @@ class SerialBackend(ABC):
         return None
 
     # --- shared -------------------------------------------------------------------------------
+    @property
+    def generating(self) -> bool:
+        """Whether a generation (or the tidying after one) holds the model now."""
+        return self._lock.locked()
+
     def room_for(self, prompt_tokens: int, request: GenerationRequest) -> int:
         """The number of tokens that may be generated after a prompt of ``prompt_tokens``.
 

@@ -51,7 +51,10 @@ def llama_cpp_gpu_offload() -> bool:
 
 ENGINES: dict[str, EngineEntry] = {
     "transformers": EngineEntry("workbench.models.transformers_backend", "TransformersBackend"),
-    "llama.cpp": EngineEntry("workbench.models.llamacpp_backend", "LlamaCppBackend", llama_cpp_installed),
+    # Loads the batched engine, or the serial one for --parallel 1.
+    "llama.cpp": EngineEntry(
+        "workbench.models.llamacpp_batched", "BatchedLlamaCppBackend", llama_cpp_installed
+    ),
     "remote": EngineEntry("workbench.models.remote_backend", "RemoteBackend", lambda: _installed("openai")),
 }
 

@@ -192,6 +192,8 @@ class GenerationStream:
         self.text = ""
         self.stats = GenerationStats()
         self.error: BaseException | None = None
+        #: Requests ahead of this one in the queue for a free slot; None when it is not waiting.
+        self.ahead: int | None = None
         self._callbacks: list[Callable[[GenerationStream], None]] = []
 
     # --- producer side ------------------------------------------------------------------------
@@ -217,6 +219,13 @@ class GenerationStream:
     def cancel(self) -> None:
         """Ask the producer to stop after the current token."""
         self.cancel_event.set()
+
+    def waiting_notice(self) -> str | None:
+        """The notice "Waiting for a free slot (n ahead)" while the request waits for the model, else None."""
+        ahead = self.ahead
+        if ahead is None or self.done.is_set():
+            return None
+        return f"Waiting for a free slot ({ahead} ahead)"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the end of the generation; return whether it ended."""

@@ -7,16 +7,20 @@ render the template through :class:`~workbench.dialects.jinja_template.JinjaChat
 imports neither torch nor transformers.
 
 Only the decode step lives here; the lock, worker thread, cancel and stats are :class:`SerialBackend`'s.
+That is the engine of ``--parallel 1``; by default :meth:`LlamaCppBackend.load` returns the batched engine
+(:mod:`workbench.models.llamacpp_batched`), which runs several generations in each ``llama_decode``.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from workbench.dialects.jinja_template import JinjaChatTemplate
@@ -33,7 +37,7 @@ from workbench.models.generation import (
 from workbench.models.gguf_check import GGUFInfo
 from workbench.models.llamacpp_cpu import llama_errors_to, load_cpu_backend
 from workbench.models.llamacpp_grammar import check_schema, json_schema_grammar
-from workbench.models.llamacpp_state import ConversationStates
+from workbench.models.llamacpp_state import ConversationStates, KeptCaches
 from workbench.models.llamacpp_tokens import PieceTokenizer
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
 from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
@@ -43,6 +47,8 @@ PENALTY_LAST_N = 256
 #: The default context when the model's is longer: llama.cpp allocates the whole KV cache up front (a
 #: 128k-token context of an 8B model would take 16 GB); ``--context`` asks for more.
 DEFAULT_MAX_CONTEXT = 8192
+#: Generations run together by default, as llama.cpp's own server runs (``--parallel``).
+DEFAULT_PARALLEL = 4
 
 
 def default_threads(cpu_count: int | None = None) -> int:
@@ -75,12 +81,16 @@ class LlamaCppBackend(SerialBackend):
         self.capabilities = Capabilities(
             constrained_json=True, prompt_prefix=True, opens_tool_calls=spec.source != EMBEDDED
         )
-        self.states = ConversationStates(llm, lock=self._lock)
+        self._conversations = ConversationStates(llm, lock=self._lock)
+        #: Each conversation's kept KV cache (``forget`` empties them; ``restores`` counts the reuses).
+        self.states: KeptCaches = self._conversations
         self._pieces: PieceTokenizer | None = None
         # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
         # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules); not while
         # a generation or its settling (after the consumer has its answer) still uses it.
-        weakref.finalize(self, _close_when_idle, llm, self._lock)
+        self._finalizer: weakref.finalize[..., Any] = weakref.finalize(
+            self, _close_when_idle, llm, self._lock
+        )
         self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
         import llama_cpp
 
@@ -127,13 +137,15 @@ class LlamaCppBackend(SerialBackend):
         layers = 0 if spec.device == "cpu" or not gpu_build else spec.n_gpu_layers
         threads = spec.threads if spec.threads > 0 else default_threads()
         context = spec.context if spec.context > 0 else min(gguf.context_length or 4096, DEFAULT_MAX_CONTEXT)
+        parallel = spec.parallel if spec.parallel > 0 else DEFAULT_PARALLEL
         say(f"Loading weights from {path} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
         errors: list[str] = []
         try:
-            with llama_errors_to(errors):
+            with llama_errors_to(errors), sequences(parallel):
                 llm = llama_cpp.Llama(
                     model_path=str(path),
-                    n_ctx=context,
+                    # Each slot's KV cells are its own stream of ``context`` cells (kv_unified off).
+                    n_ctx=context * parallel,
                     n_threads=threads,
                     n_threads_batch=threads,
                     n_gpu_layers=layers,
@@ -153,14 +165,21 @@ class LlamaCppBackend(SerialBackend):
             backend="llama.cpp",
             device=device,
             dtype=gguf.file_type,
-            context_length=int(llm.n_ctx()),
+            context_length=int(llm.n_ctx()) // parallel,
             load_seconds=round(time.perf_counter() - started, 2),
             architecture=gguf.architecture,
             quantization="GGUF",
             threads=threads,
             cpu_kernels=cpu_kernels,
         )
-        return cls(spec, llm, gguf, info)
+        return cls.made(spec, llm, gguf, info, parallel)
+
+    @classmethod
+    def made(
+        cls, spec: ModelSpec, llm: Any, gguf: GGUFInfo, info: ModelInfo, parallel: int
+    ) -> LlamaCppBackend:
+        """The engine around a loaded model: this serial one (the batched engine overrides it)."""
+        return LlamaCppBackend(spec, llm, gguf, info)
 
     @property
     def template(self) -> ChatTemplateSource:
@@ -215,7 +234,7 @@ class LlamaCppBackend(SerialBackend):
 
     def after_decode(self) -> None:
         """Settle the answer's cache cells, so that the next turn continues as a fresh prompt would."""
-        self.states.settle()
+        self._conversations.settle()
 
     def decode(
         self,
@@ -228,7 +247,7 @@ class LlamaCppBackend(SerialBackend):
         settings = request.settings
         schema = request.json_schema
         grammar = json_schema_grammar(schema, self._vocab) if schema is not None else None
-        self.states.evaluate(prepared.payload)
+        self._conversations.evaluate(prepared.payload)
         self.llm.set_seed(settings.seed if settings.seed is not None else self._default_seed)
         greedy = settings.temperature <= 0
         tokens = self.llm.generate(
@@ -264,6 +283,38 @@ class LlamaCppBackend(SerialBackend):
         finally:
             tokens.close()
         self.emit(stream, stats, text.decode(b"", final=True))
+
+
+@contextlib.contextmanager
+def sequences(parallel: int) -> Iterator[None]:
+    """Make the ``llama_cpp.Llama`` built inside hold ``parallel`` sequences, each with its own KV cells.
+
+    llama-cpp-python's ``Llama`` takes neither ``n_seq_max`` nor ``kv_unified``; it reads the context's
+    defaults from ``llama_context_default_params``, which this wraps while the model loads.
+    """
+    if parallel <= 1:
+        yield
+        return
+    import llama_cpp.llama as llama_module
+
+    low = llama_module.llama_cpp
+    original = low.llama_context_default_params
+
+    def with_sequences() -> Any:
+        params = original()
+        params.n_seq_max = parallel
+        params.kv_unified = False
+        return params
+
+    with _PATCH_LOCK:
+        low.llama_context_default_params = with_sequences
+        try:
+            yield
+        finally:
+            low.llama_context_default_params = original
+
+
+_PATCH_LOCK = threading.Lock()
 
 
 def _close_when_idle(llm: Any, lock: threading.Lock, wait_s: float = 10.0) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -64,6 +64,15 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     n = min(len(a), len(b))
     differ = np.flatnonzero(a[:n] != b[:n])
     return int(differ[0]) if len(differ) else n
+
+
+class KeptCaches(Protocol):
+    """What the engine's callers (tests, the pages' Clear) use of whatever keeps conversations' caches."""
+
+    restores: int
+
+    def forget(self) -> None:
+        """Drop every kept cache (the next prompt is evaluated from its first token)."""
 
 
 @dataclass(eq=False)  # compared by identity: token arrays of different lengths do not compare

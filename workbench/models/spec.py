@@ -99,6 +99,20 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "allocated up front)",
     ),
     SpecOption(
+        "parallel",
+        ("WORKBENCH_PARALLEL",),
+        "--parallel",
+        "llama.cpp: generations batched together, each with the whole context (default 0: 4; 1 runs "
+        "them one at a time)",
+    ),
+    SpecOption(
+        "queue",
+        ("WORKBENCH_QUEUE",),
+        "--queue",
+        "llama.cpp with --parallel above 1: requests that may wait for a free slot before more are "
+        "refused as busy (default 0: 16)",
+    ),
+    SpecOption(
         "n_gpu_layers",
         ("WORKBENCH_N_GPU_LAYERS",),
         "--n-gpu-layers",
@@ -125,6 +139,8 @@ class ModelSpec:
         threads: llama.cpp's CPU threads for decoding; 0 chooses for this machine.
         context: llama.cpp's context window in tokens; 0 is the model's, at most 8192.
         n_gpu_layers: llama.cpp's layers on the GPU: -1 all (when the build has CUDA or Metal), 0 none.
+        parallel: llama.cpp's generations run together (slots); 0 is 4, 1 runs them one at a time.
+        queue: llama.cpp's requests that may wait for a slot (``parallel`` above 1); 0 is 16.
     """
 
     source: str = EMBEDDED
@@ -137,6 +153,8 @@ class ModelSpec:
     threads: int = 0
     context: int = 0
     n_gpu_layers: int = -1
+    parallel: int = 0
+    queue: int = 0
 
     @classmethod
     def from_env(

@@ -64,6 +64,10 @@ class Turn:
             if isinstance(event, TextDelta):
                 yield event.text
 
+    def waiting(self) -> str | None:
+        """What to show while the reply waits for a free slot of the model ("... (n ahead)"), or None."""
+        return self.stream.waiting_notice()
+
     @property
     def recorded(self) -> bool:
         """Whether the closed turn's reply joined the history (an empty stopped reply does not)."""

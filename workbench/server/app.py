@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workbench.chat_model import ChatModel
-from workbench.errors import PromptError, PromptTooLongError, WorkbenchError
+from workbench.errors import ModelBusyError, PromptError, PromptTooLongError, WorkbenchError
 from workbench.modes.tool import call_schema
 from workbench.server.errors import ApiError, error_body
 from workbench.server.generate import CompletionEvent, CompletionRun, Finished, TextPiece
@@ -253,6 +253,8 @@ async def _complete(served: ServedModel, request: Request, *, chat: bool) -> Res
         await _in_worker(run.start)
     except PromptTooLongError as exc:
         raise ApiError(400, str(exc), param=field, code="context_length_exceeded") from exc
+    except ModelBusyError as exc:  # every slot busy, the queue full: 503 with Retry-After
+        raise ApiError(503, str(exc), code="server_busy") from exc
     except PromptError as exc:
         raise ApiError(400, str(exc), param=field) from exc
     except asyncio.CancelledError:  # the server stops: the prompt still being read must not start

@@ -23,7 +23,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
         408: "The body did not arrive in time.",
         413: "The body is too large.",
         500: "A fault of the server itself.",
-        503: "The model is loading, or could not be loaded.",
+        503: (
+            "The model is loading or could not be loaded, or every generation slot is busy and the "
+            "queue is full (Retry-After says when to try again)."
+        ),
     }
     return {
         str(status): {"description": reasons[status], "content": {"application/json": {"schema": _ERROR}}}
