@@ -39,6 +39,28 @@ class _CancelCriterion(StoppingCriteria):
         return self.event.is_set()
 
 
+class _StopStringCriterion(StoppingCriteria):
+    """Stops once the generated text contains a stop string, by decoding only the last few tokens.
+
+    transformers' own ``stop_strings`` builds a table over the whole vocabulary for every call (0.92 s
+    of a 3.2 s call for SmolLM2's 49,152 tokens, measured on an H200; its cache missed); this costs one
+    decode of a short window per token instead.
+    """
+
+    def __init__(self, tokenizer: Any, stop_strings: tuple[str, ...], prompt_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.stop_strings = stop_strings
+        self.prompt_tokens = prompt_tokens
+        # A token decodes to at least one character, or to a part of one UTF-8 character (byte fallback,
+        # at most 4 bytes): this many tokens always hold the longest stop string, with one to spare.
+        self.window = 4 * max(len(s) for s in stop_strings) + 1
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> bool:
+        start = max(self.prompt_tokens, int(input_ids.shape[1]) - self.window)
+        tail = self.tokenizer.decode(input_ids[0, start:].tolist(), skip_special_tokens=False)
+        return any(s in tail for s in self.stop_strings)
+
+
 class _StreamWriter(TextStreamer):
     """Feeds decoded text into the stream from the generating thread itself."""
 
@@ -150,18 +172,20 @@ class TransformersBackend(SerialBackend):
         processors = LogitsProcessorList()
         if request.json_schema is not None:
             processors.append(self._grammar.logits_processor(request.json_schema))
+        criteria = StoppingCriteriaList([_CancelCriterion(stream.cancel_event)])
+        if request.stop_strings:
+            criteria.append(
+                _StopStringCriterion(self.tokenizer, request.stop_strings, prepared.prompt_tokens)
+            )
         kwargs: dict[str, Any] = {
             **{k: v.to(self.model.device) for k, v in prepared.payload.items()},
             "max_new_tokens": prepared.max_new_tokens,
             "streamer": _StreamWriter(self, stream, stats),
-            "stopping_criteria": StoppingCriteriaList([_CancelCriterion(stream.cancel_event)]),
+            "stopping_criteria": criteria,
             "logits_processor": processors,
             "repetition_penalty": settings.repetition_penalty,
             "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         }
-        if request.stop_strings:
-            kwargs["stop_strings"] = list(request.stop_strings)
-            kwargs["tokenizer"] = self.tokenizer
         if settings.temperature > 0:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0)
             if settings.seed is not None:
