@@ -7,6 +7,7 @@ the 135M model's free text changes with the CPU.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -139,3 +140,29 @@ def test_static_cache_sizes_are_few_buckets_within_the_context():
     assert static_cache_size(3000, 8192) == 4096
     assert static_cache_size(3000, 3500) == 3500
     assert static_cache_size(600, 600) == 600
+
+
+def test_a_repeated_schema_reuses_its_compiled_grammar(transformers_model, monkeypatch):
+    grammar = transformers_model.backend._grammar
+    schema = {"type": "object", "properties": {"pick": {"enum": ["left", "right"]}}, "required": ["pick"]}
+    grammar.logits_processor(schema)  # the compiler exists from here on
+    compiles: list[str] = []
+    original = grammar._compiler.compile_json_schema
+
+    def spy(text, **kwargs):
+        compiles.append(text)
+        return original(text, **kwargs)
+
+    monkeypatch.setattr(grammar, "_compiler", SimpleNamespace(compile_json_schema=spy))
+    other = {**schema, "properties": {"pick": {"enum": ["up", "down"]}}}
+    first = grammar.logits_processor(other)
+    second = grammar.logits_processor(dict(other))
+    assert len(compiles) == 1 and first is not second  # one compile; a fresh matcher per generation
+    grammar.logits_processor(schema)
+    assert len(compiles) == 1
+
+    stream = transformers_model.backend.start(forced_request(transformers_model))
+    assert json.loads(stream.result(timeout=300)) == PHRASE
+    stream = transformers_model.backend.start(forced_request(transformers_model))
+    assert json.loads(stream.result(timeout=300)) == PHRASE
+    assert compiles.count(json.dumps(FORCED)) <= 1
