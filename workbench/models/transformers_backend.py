@@ -32,7 +32,7 @@ from workbench.models.generation import (
     GenerationStream,
     SamplingSettings,
 )
-from workbench.models.loading import ProgressCallback, load_tokenizer_and_model
+from workbench.models.loading import ProgressCallback, load_tokenizer_and_model, quantization_library
 from workbench.models.spec import EMBEDDED, ModelSpec
 
 KV_CACHE_ENV = "WORKBENCH_KV_CACHE"
@@ -164,7 +164,7 @@ class TransformersBackend(SerialBackend):
             context_length=context,
             load_seconds=round(time.perf_counter() - started, 2),
             architecture=(getattr(config, "architectures", None) or [config.model_type])[0],
-            quantization=f"bitsandbytes {spec.quantize}" if spec.quantize != "none" else None,
+            quantization=f"{quantization_library()} {spec.quantize}" if spec.quantize != "none" else None,
         )
         return cls(spec, tokenizer, model, info)
 
