@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 from workbench.models.backend import ModelInfo, PreparedPrompt, SerialBackend
@@ -60,3 +61,14 @@ def test_an_engine_error_still_reaches_the_consumer_and_the_thread_goes_on():
     backend.fail = False
     assert backend.start(GenerationRequest("a prompt")).result(timeout=10) == "word"
     assert len(set(backend.threads)) == 1
+
+
+def test_the_thread_ends_when_its_engine_is_dropped():
+    backend = _ThreadRecorder()
+    backend.start(GenerationRequest("a prompt")).result(timeout=10)
+    thread = backend._decode_thread._thread
+    assert thread is not None and thread.is_alive()
+    del backend
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Callable
+
+_Job = tuple[Callable[[], None], threading.Event, list[BaseException]]
 
 
 class DecodeThread:
     """Runs jobs one after another in one daemon thread, started on first use (and again if it died).
+
+    The thread ends when this object is garbage collected (the engine it served was dropped).
 
     Args:
         name: The thread's name.
@@ -22,9 +27,10 @@ class DecodeThread:
 
     def __init__(self, name: str = "workbench-decode") -> None:
         self.name = name
-        self._jobs: queue.Queue[tuple[Callable[[], None], threading.Event, list[BaseException]]] = queue.Queue()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        weakref.finalize(self, self._jobs.put, None)  # the thread holds the queue, never this object
 
     @property
     def ident(self) -> int | None:
@@ -35,7 +41,7 @@ class DecodeThread:
         """Run ``job`` in the decode thread and wait for it; its exception is raised here."""
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=self.name, daemon=True)
                 self._thread.start()
         done = threading.Event()
         raised: list[BaseException] = []
@@ -44,12 +50,16 @@ class DecodeThread:
         if raised:
             raise raised[0]
 
-    def _loop(self) -> None:
-        while True:
-            job, done, raised = self._jobs.get()
-            try:
-                job()
-            except BaseException as exc:  # handed to the caller, which raises it in its own thread
-                raised.append(exc)
-            finally:
-                done.set()
+
+
+def _serve(jobs: queue.Queue[_Job | None]) -> None:
+    """Run jobs until the ``None`` that :class:`DecodeThread`'s finalizer sends."""
+    while (item := jobs.get()) is not None:
+        job, done, raised = item
+        try:
+            job()
+        except BaseException as exc:  # handed to the caller, which raises it in its own thread
+            raised.append(exc)
+        finally:
+            done.set()
+        del item, job, done, raised  # an idle thread must not keep the engine of its last job alive
