@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from workbench.dialects.template import ChatTemplateSource
 from workbench.errors import PromptTooLongError
-from workbench.models.decode_thread import DecodeThread
+from workbench.models.decode_thread import GENERATE_THREAD, DecodeThread
 from workbench.models.generation import (
     FinishReason,
     GenerationRequest,
@@ -257,7 +257,7 @@ class SerialBackend(ABC):
         stream = GenerationStream()
         stream.stats = GenerationStats(prompt_tokens=prepared.prompt_tokens)
         thread = threading.Thread(
-            target=self._run, args=(request, prepared, stream), name="workbench-generate", daemon=True
+            target=self._run, args=(request, prepared, stream), name=GENERATE_THREAD, daemon=True
         )
         thread.start()
         return stream
