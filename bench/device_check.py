@@ -26,6 +26,7 @@ The report says ``"gpu_run": false`` when no GPU took part: such figures say not
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -143,7 +144,8 @@ def build_model(folder: Path, shape: dict[str, Any], device: str, dtype: torch.d
     )
     torch.manual_seed(0)
     with torch.device(device):
-        model = LlamaForCausalLM(config).to(dtype)
+        model: Any = LlamaForCausalLM(config)
+    model = model.to(dtype)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, do_sample=False
     )
@@ -225,7 +227,7 @@ def decode_section(entry: dict[str, Any], model: ChatModel, tokens: int, runs: i
         workbench_stream(model, min(tokens, 16))
         workbench_direct(model, min(tokens, 16))
         figures["warmup_s"] = round(time.perf_counter() - began, 1)
-        figures["raw_generate"] = best_of(runs, lambda c=cache: raw_generate(model, tokens, c, device))
+        figures["raw_generate"] = best_of(runs, functools.partial(raw_generate, model, tokens, cache, device))
         stream_stats = [workbench_stream(model, tokens) for _ in range(runs)]
         figures["workbench_stream"] = {
             "best_tok_s": round(max(s.tokens_per_s for s in stream_stats), 2),
@@ -333,14 +335,15 @@ def quantization_section(
                     str(folder), backend="transformers", device=device, dtype=dtype, quantize=bits
                 )
                 load_s = time.perf_counter() - began
+                backend: Any = model.backend
                 workbench_stream(model, 16)  # warm-up (compiles where the library allows it)
                 stats = max((workbench_stream(model, tokens) for _ in range(2)), key=lambda s: s.tokens_per_s)
                 figures = {
                     "load_s": round(load_s, 1),
-                    "weight_gib": round(weight_bytes(model.backend.model) / 2**30, 3),
+                    "weight_gib": round(weight_bytes(backend.model) / 2**30, 3),
                     "tok_s": round(stats.tokens_per_s, 2),
                     "new_tokens": stats.new_tokens,
-                    "kv_cache": model.backend.kv_cache,
+                    "kv_cache": backend.kv_cache,
                     "quantization": model.info.quantization,
                 }
                 figures["memory_over_bf16"] = round(figures["weight_gib"] / bf16["weight_gib"], 3)
@@ -436,11 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     def load(entry: dict[str, Any]) -> None:
         began = time.perf_counter()
         model = load_model(str(folder), backend="transformers", device=device, dtype=dtype_name)
+        backend: Any = model.backend
         if args.cpu_smoke:
-            backend: Any = model.backend
             backend.kv_cache = "static"  # the static cache runs on a CPU too: exercise it
         entry.update(seconds=round(time.perf_counter() - began, 1), info=model.info.to_dict())
-        entry["weight_gib"] = bf16["weight_gib"] = round(weight_bytes(model.backend.model) / 2**30, 3)
+        entry["weight_gib"] = bf16["weight_gib"] = round(weight_bytes(backend.model) / 2**30, 3)
         loaded.append(model)
 
     def decode(entry: dict[str, Any]) -> None:

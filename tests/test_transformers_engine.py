@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -41,7 +42,7 @@ def test_the_stop_check_finds_a_string_split_over_tokens_and_ignores_the_prompt(
     prompt = tokenizer("<tool_response> is in the prompt.", add_special_tokens=False)["input_ids"]
     reply = tokenizer(" so<tool_re", add_special_tokens=False)["input_ids"]
     rest = tokenizer("sponse>", add_special_tokens=False)["input_ids"]
-    check = _StopStringCriterion(tokenizer, ("<tool_response>",), len(prompt))
+    check: Any = _StopStringCriterion(tokenizer, ("<tool_response>",), len(prompt))
 
     assert len(tokenizer("<tool_response>", add_special_tokens=False)["input_ids"]) > 1
     assert not check(torch.tensor([prompt + reply]), None)
@@ -71,7 +72,7 @@ def static_cache(transformers_model, monkeypatch):
 
     Yields the sizes of the static caches transformers builds meanwhile.
     """
-    sizes: list[int] = []
+    sizes: list[int | None] = []
     original = cache_utils.StaticCache.__init__
 
     def spy(self, *args, **kwargs):

@@ -46,7 +46,9 @@ class DecodeThread:
         """Run ``job`` in the decode thread and wait for it; its exception is raised here."""
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=self.name, daemon=True)
+                self._thread = threading.Thread(
+                    target=_serve, args=(self._jobs,), name=self.name, daemon=True
+                )
                 self._thread.start()
         done = threading.Event()
         raised: list[BaseException] = []
@@ -54,7 +56,6 @@ class DecodeThread:
         done.wait()
         if raised:
             raise raised[0]
-
 
 
 #: The name of SerialBackend's per-request threads (they wait for the lock, then hand the decode over).
