@@ -130,6 +130,11 @@ def test_which_cache_and_whether_to_compile(device, env, cache, compiled):
     assert compile_choice(device, env) is compiled
 
 
+def test_a_model_transformers_cannot_compile_keeps_the_dynamic_cache_unless_asked():
+    assert kv_cache_choice("cuda", {}, static_ok=False) == "dynamic"
+    assert kv_cache_choice("cuda", {"WORKBENCH_KV_CACHE": "static"}, static_ok=False) == "static"
+
+
 def test_an_unknown_cache_choice_says_what_to_use():
     with pytest.raises(ModelLoadError, match="choose auto, static or dynamic"):
         kv_cache_choice("cuda", {"WORKBENCH_KV_CACHE": "paged"})

@@ -43,11 +43,13 @@ COMPILE_ENV = "WORKBENCH_COMPILE"
 _MIN_STATIC_CACHE = 512
 
 
-def kv_cache_choice(device: str, env: dict[str, str] | None = None) -> str:
+def kv_cache_choice(device: str, env: dict[str, str] | None = None, *, static_ok: bool = True) -> str:
     """The KV cache a model on ``device`` decodes with: ``WORKBENCH_KV_CACHE``, else static on CUDA.
 
     A static cache (preallocated, fixed shapes) is what lets CUDA run a compiled decode step (5x plain
-    ``generate`` on an H200); on a CPU it saves nothing and is used only when asked for (tests).
+    ``generate`` on an H200); on a CPU it saves nothing and is used only when asked for (tests). ``auto``
+    keeps the dynamic cache for a model that transformers cannot compile (``static_ok`` false: models
+    with their own code, such as ChatGLM3, may not take a static cache at all).
 
     Raises:
         ModelLoadError: For a value other than auto, static or dynamic.
@@ -56,7 +58,7 @@ def kv_cache_choice(device: str, env: dict[str, str] | None = None) -> str:
     if wanted not in ("auto", "static", "dynamic"):
         raise ModelLoadError(f"{KV_CACHE_ENV}={wanted!r} is not a KV cache; choose auto, static or dynamic.")
     if wanted == "auto":
-        return "static" if device == "cuda" else "dynamic"
+        return "static" if device == "cuda" and static_ok else "dynamic"
     return wanted
 
 
@@ -136,7 +138,8 @@ class TransformersBackend(SerialBackend):
         self.model = model
         self.capabilities = Capabilities(opens_tool_calls=spec.source != EMBEDDED)
         self._grammar = JsonGrammar(tokenizer, int(model.config.vocab_size))
-        self.kv_cache = kv_cache_choice(info.device)  # "static" or "dynamic"
+        static_ok = bool(getattr(model, "_can_compile_fullgraph", False))
+        self.kv_cache = kv_cache_choice(info.device, static_ok=static_ok)  # "static" or "dynamic"
         self.compile = compile_choice(info.device)
 
     @classmethod
