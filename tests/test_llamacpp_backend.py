@@ -93,9 +93,9 @@ def test_unknown_backend_is_refused():
         ),
         (
             ModelSpec(quantize="int8", device="cpu"),
-            "--quantize int8 needs a CUDA GPU (bitsandbytes' kernels) and this model runs on cpu. On a CPU, run a "
-            "quantized GGUF file (Q4_K_M, Q8_0, ...) with the llama.cpp backend instead: --model file.gguf "
-            "--backend llama.cpp.",
+            "--quantize int8 needs a CUDA GPU (torchao's or bitsandbytes' kernels) and this model runs on cpu. On a "
+            "CPU, run a quantized GGUF file (Q4_K_M, Q8_0, ...) with the llama.cpp backend instead: --model "
+            "file.gguf --backend llama.cpp.",
         ),
     ],
 )

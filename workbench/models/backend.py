@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from workbench.dialects.template import ChatTemplateSource
 from workbench.errors import PromptTooLongError
+from workbench.models.decode_thread import GENERATE_THREAD, DecodeThread
 from workbench.models.generation import (
     FinishReason,
     GenerationRequest,
@@ -171,6 +172,7 @@ class SerialBackend(ABC):
         self._lock = threading.Lock()
         self._waiting_lock = threading.Lock()
         self._waiting = 0  # generations waiting for the lock
+        self._decode_thread = DecodeThread()  # every decode in one thread: CUDA keeps per-thread state
 
     @property
     def context_length(self) -> int:
@@ -260,7 +262,7 @@ class SerialBackend(ABC):
         stream = GenerationStream()
         stream.stats = GenerationStats(prompt_tokens=prepared.prompt_tokens)
         thread = threading.Thread(
-            target=self._run, args=(request, prepared, stream), name="workbench-generate", daemon=True
+            target=self._run, args=(request, prepared, stream), name=GENERATE_THREAD, daemon=True
         )
         thread.start()
         return stream
@@ -282,9 +284,9 @@ class SerialBackend(ABC):
             try:
                 stats.waited_s = round(time.perf_counter() - queued, 3)
                 if not stream.cancelled:
-                    self._decode_locked(request, prepared, stream, stats)
+                    self._decode_thread.run(lambda: self._decode_locked(request, prepared, stream, stats))
                     if not self._waiting:  # tidying up must not delay a generation that waits
-                        self._after_decode()
+                        self._decode_thread.run(self._after_decode)
                     return
             finally:
                 self._lock.release()

@@ -15,7 +15,7 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +168,9 @@ def load_tokenizer_and_model(
         tokenizer, model = _from_pretrained(folder, spec, torch_dtype, gguf_file=None)
         model.to(device)
     else:
-        # A quantized model is placed by its loader (device_map): bitsandbytes weights cannot be moved.
-        say(f"Loading weights from {folder} onto {device}, quantized to {spec.quantize} (bitsandbytes)...")
+        # A quantized model is placed by its loader (device_map): quantized weights cannot be moved.
+        library = quantization_library()
+        say(f"Loading weights from {folder} onto {device}, quantized to {spec.quantize} ({library})...")
         tokenizer, model = _from_pretrained(
             folder, spec, torch_dtype, gguf_file=None, quantization_config=quantization, device_map={"": device}
         )
@@ -177,14 +178,42 @@ def load_tokenizer_and_model(
     return tokenizer, model, str(folder)
 
 
-def quantization_config(quantize: str, device: str, torch_dtype: Any) -> Any:
+QUANTIZE_WITH_ENV = "WORKBENCH_QUANTIZE_WITH"
+QUANTIZERS = ("auto", "torchao", "bitsandbytes")
+
+
+def quantization_library(env: Mapping[str, str] | None = None) -> str:
+    """The library ``--quantize`` uses: ``WORKBENCH_QUANTIZE_WITH``, else torchao when installed, else bitsandbytes.
+
+    torchao's weight-only int4 (tinygemm kernels) and int8 can be compiled with the static cache;
+    bitsandbytes' cannot, and its int4 halved bf16's speed on an H200. Which one is faster on a given GPU is
+    what ``bench/device_check.py`` measures.
+
+    Raises:
+        ModelLoadError: For a name other than auto, torchao or bitsandbytes.
+    """
+    wanted = (os.environ if env is None else env).get(QUANTIZE_WITH_ENV, "auto").strip().lower() or "auto"
+    if wanted not in QUANTIZERS:
+        raise ModelLoadError(
+            f"{QUANTIZE_WITH_ENV}={wanted!r} is not a quantization library; choose one of {', '.join(QUANTIZERS)}."
+        )
+    if wanted == "auto":
+        return "torchao" if importlib.util.find_spec("torchao") is not None else "bitsandbytes"
+    return wanted
+
+
+def quantization_config(
+    quantize: str, device: str, torch_dtype: Any, env: Mapping[str, str] | None = None
+) -> Any:
     """The transformers ``quantization_config`` for ``--quantize``, or None for ``none``.
 
-    Weight quantization runs through bitsandbytes, whose 8- and 4-bit kernels need a CUDA GPU.
+    Weight-only quantization runs through torchao or bitsandbytes (see :func:`quantization_library`);
+    both need a CUDA GPU for their 8- and 4-bit kernels.
 
     Raises:
         ModelLoadError: On a device other than CUDA (with the way to run quantized on a CPU), when
-            bitsandbytes is missing, or for an unknown choice.
+            the library is missing, for torchao's int4 in another dtype than bfloat16, or for an unknown
+            choice.
     """
     if quantize == "none":
         return None
@@ -192,12 +221,16 @@ def quantization_config(quantize: str, device: str, torch_dtype: Any) -> Any:
         raise ModelLoadError(f"Unknown quantization {quantize!r}; choose one of none, int8, int4.")
     if device != "cuda":
         raise ModelLoadError(
-            f"--quantize {quantize} needs a CUDA GPU (bitsandbytes' kernels) and this model runs on {device}. "
+            f"--quantize {quantize} needs a CUDA GPU (torchao's or bitsandbytes' kernels) and this model runs on "
+            f"{device}. "
             "On a CPU, run a quantized GGUF file (Q4_K_M, Q8_0, ...) with the llama.cpp backend instead: "
             "--model file.gguf --backend llama.cpp."
         )
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise ModelLoadError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes.")
+    library = quantization_library(env)
+    if importlib.util.find_spec(library) is None:
+        raise ModelLoadError(f"--quantize {quantize} needs {library}: pip install {library}.")
+    if library == "torchao":
+        return _torchao_config(quantize, torch_dtype)
     from transformers import BitsAndBytesConfig
 
     if quantize == "int8":
@@ -205,6 +238,24 @@ def quantization_config(quantize: str, device: str, torch_dtype: Any) -> Any:
     return BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype
     )
+
+
+def _torchao_config(quantize: str, torch_dtype: Any) -> Any:
+    """The weight-only config of torchao: int8, or int4 in groups of 128 packed for tinygemm (torch's kernel)."""
+    import torch
+
+    if quantize == "int4" and torch_dtype != torch.bfloat16:
+        raise ModelLoadError(
+            "torchao's int4 kernels compute in bfloat16: use --dtype bfloat16 (or auto on a GPU that has it), "
+            f"or {QUANTIZE_WITH_ENV}=bitsandbytes."
+        )
+    from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
+    from transformers import TorchAoConfig
+
+    if quantize == "int8":
+        return TorchAoConfig(Int8WeightOnlyConfig())
+    # The default "plain" packing needs another package (mslk); tinygemm's ships with torch.
+    return TorchAoConfig(Int4WeightOnlyConfig(group_size=128, int4_packing_format="tile_packed_to_4d"))
 
 
 def _cached_gguf_folder(gguf: Path, say: ProgressCallback) -> Path:
