@@ -173,22 +173,35 @@ class ConversationStore:
 
         def work(connection: Connection) -> None:
             current = self._require(connection, conversation_id, include_deleted=True)
-            if parent_id is not None and not self._has_message(connection, conversation_id, parent_id):
-                raise ConversationConflictError(
-                    f"Conversation {conversation_id} no longer holds message {parent_id}: another tab or "
-                    "program deleted that branch."
-                )
-            self._insert(connection, current, message, parent_id, now)
+            self._insert(connection, current, message, parent_id, now, check_parent=parent_id is not None)
 
         database.run_write(self._engine, work)
 
     def _insert(
-        self, connection: Connection, current: ConversationInfo, message: Message, parent: str | None, now: datetime
+        self,
+        connection: Connection,
+        current: ConversationInfo,
+        message: Message,
+        parent: str | None,
+        now: datetime,
+        *,
+        check_parent: bool = False,
     ) -> None:
         conversation_id = current.id
-        last = connection.execute(
-            sa.select(sa.func.max(messages.c.position)).where(messages.c.conversation_id == conversation_id)
-        ).scalar()
+        last_position = (
+            sa.select(sa.func.max(messages.c.position))
+            .where(messages.c.conversation_id == conversation_id)
+            .scalar_subquery()
+        )
+        parent_saved = sa.exists().where(
+            messages.c.conversation_id == conversation_id, messages.c.message_id == parent
+        )
+        last, has_parent = connection.execute(sa.select(last_position, parent_saved)).one()  # one round trip
+        if check_parent and not has_parent:
+            raise ConversationConflictError(
+                f"Conversation {conversation_id} no longer holds message {parent}: another tab or "
+                "program deleted that branch."
+            )
         position = 0 if last is None else last + 1
         try:  # a taken id: the unique index refuses it, and the transaction is rolled back
             connection.execute(
