@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from workbench.errors import BranchError, TranscriptError
+from workbench.errors import BranchError, EmptyPromptError, TranscriptError
 from workbench.messages import Message, Role, new_message_id, valid_message_id
 
 TITLE_CHARS = 60
@@ -423,14 +423,26 @@ class Conversation:
         self._announce(changes)
         return edited
 
-    def regenerate(self, message_id: str) -> None:
+    def regenerate(self, message_id: str | None = None) -> None:
         """Show the thread up to the answer's parent, so that the next answer becomes its sibling.
 
         The old answer and everything under it stay, one pager step away.
 
+        Args:
+            message_id: The answer; by default the shown thread's last one (:meth:`last_answer_id`).
+                When the thread ends with a user message and none is given, nothing moves: that
+                message gets its (first) answer.
+
         Raises:
+            EmptyPromptError: If the thread holds no user message to answer.
             BranchError: If there is no such message, or it is not an assistant message.
         """
+        if message_id is None:
+            if not self.has_user_message():
+                raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
+            message_id = self.last_answer_id()
+            if message_id is None:
+                return
         with self._lock:
             message = self._nodes[self._require(message_id)]
             if message.role is not Role.ASSISTANT:

@@ -56,52 +56,53 @@ class OtherWriterFirst(io.StringIO):
         return super().readline(size if size is not None else -1)
 
 
+def _resume_while_another_writes(monkeypatch: pytest.MonkeyPatch, *, delete: bool) -> tuple[str, str]:
+    """Resume a saved chat ("Colours") while another program writes to it (or deletes its answer) first.
+
+    Returns:
+        The conversation's id, and what the chat wrote on standard error.
+    """
+    with ConversationStore.open() as store:
+        info = store.create("chat", title="Colours")
+        store.save_all(info.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
+    backend = ScriptedBackend("Blue.", chunk_chars=None, context_length=100_000)
+    monkeypatch.setattr(
+        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
+    )
+    out, err = io.StringIO(), io.StringIO()
+    stdin = OtherWriterFirst("Another one?\nstop\n", info.id, delete=delete)
+    status = chat_command.run_chat(_chat_args("--resume", info.id[:8]), stdin, out, err)
+    assert status == 0, err.getvalue()
+    assert "Assistant: Blue.\n" in out.getvalue()
+    return info.id, err.getvalue()
+
+
 def test_resume_while_another_program_writes_keeps_both_as_branches(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    conversation_id, err = _resume_while_another_writes(monkeypatch, delete=False)
     with ConversationStore.open() as store:
-        info = store.create("chat", title="Colours")
-        store.save_all(info.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
-    backend = ScriptedBackend("Blue.", chunk_chars=None, context_length=100_000)
-    monkeypatch.setattr(
-        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
-    )
-    out, err = io.StringIO(), io.StringIO()
-    status = chat_command.run_chat(_chat_args("--resume", info.id[:8]), OtherWriterFirst("Another one?\nstop\n", info.id), out, err)
-    assert status == 0, err.getvalue()
-    with ConversationStore.open() as store:
-        assert [i.id for i in store.list()] == [info.id]  # no copy
-        _info, nodes, _current = store.get_tree(info.id)
-        shown = [m.content for m in store.get(info.id)[1]]
+        assert [i.id for i in store.list()] == [conversation_id]  # no copy
+        _info, nodes, _current = store.get_tree(conversation_id)
+        shown = [m.content for m in store.get(conversation_id)[1]]
     assert shown == ["Name a colour.", "Red.", "Another one?", "Blue."]
     assert "written in a browser tab" in [m.content for m, _ in nodes]  # the other writer's kept, as a sibling
-    assert "goes on as a copy" not in err.getvalue()
+    assert "goes on as a copy" not in err
 
 
 def test_resume_says_when_the_chat_goes_on_as_a_copy(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conversation_id, err = _resume_while_another_writes(monkeypatch, delete=True)
     with ConversationStore.open() as store:
-        info = store.create("chat", title="Colours")
-        store.save_all(info.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
-    backend = ScriptedBackend("Blue.", chunk_chars=None, context_length=100_000)
-    monkeypatch.setattr(
-        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
-    )
-    out, err = io.StringIO(), io.StringIO()
-    stdin = OtherWriterFirst("Another one?\nstop\n", info.id, delete=True)
-    status = chat_command.run_chat(_chat_args("--resume", info.id[:8]), stdin, out, err)
-    assert status == 0, err.getvalue()
-    with ConversationStore.open() as store:
-        [copy] = [i for i in store.list() if i.id != info.id]
-        original = [m.content for m in store.get(info.id)[1]]
+        [copy] = [i for i in store.list() if i.id != conversation_id]
+        original = [m.content for m in store.get(conversation_id)[1]]
         copied = [m.content for m in store.get(copy.id)[1]]
     assert original == ["Name a colour."]  # the other writer's deletion stands
     assert copied == ["Name a colour.", "Red.", "Another one?", "Blue."] and copy.title == "Colours (copy)"
-    notice = [line for line in err.getvalue().splitlines() if "goes on as a copy" in line]
+    notice = [line for line in err.splitlines() if "goes on as a copy" in line]
     assert notice == [
-        f"[workbench] Conversation {info.id} was changed by another tab or program since this chat opened it; "
+        f"[workbench] Conversation {conversation_id} was changed by another tab or program since this chat opened it; "
         f"this chat goes on as a copy: {copy.id} (python -m workbench history show {copy.id[:8]}). Both are kept."
     ]
-    assert "Assistant: Blue.\n" in out.getvalue()
 
 
 def _chat_args(*extra: str) -> argparse.Namespace:

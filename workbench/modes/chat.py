@@ -184,11 +184,7 @@ class ChatSession:
             BranchError: If ``message_id`` is not an answer of this conversation.
         """
         self.stop()
-        if not self.history.has_user_message():
-            raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
-        message_id = message_id or self.history.last_answer_id()
-        if message_id is not None:
-            self.history.regenerate(message_id)
+        self.history.regenerate(message_id)
         return self._start()
 
     def edit(self, message_id: str, text: str) -> Turn:

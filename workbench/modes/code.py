@@ -208,11 +208,7 @@ class CodeSession(Workspace):
             KernelError: If code is still running.
         """
         self._ready_for_turn()
-        if not self.history.has_user_message():
-            raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
-        message_id = message_id or self.history.last_answer_id()
-        if message_id is not None:
-            self.history.regenerate(message_id)
+        self.history.regenerate(message_id)
         self.active = CodeTurn(self)
         return self.active
 

@@ -288,11 +288,7 @@ class ToolSession:
         """
         self.stop()
         self._skip_pending()
-        if not self.history.has_user_message():
-            raise EmptyPromptError("Nothing to regenerate yet: send a message first.")
-        message_id = message_id or self.history.last_answer_id()
-        if message_id is not None:
-            self.history.regenerate(message_id)
+        self.history.regenerate(message_id)
         self._stop.clear()
         self._events = self._turn(None)
         return self._events
