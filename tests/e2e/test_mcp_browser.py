@@ -91,7 +91,7 @@ def _ask(page: Any, question: str) -> Any:
         has=page.locator("summary").filter(has_text=WAITING)
     )
     block.last.wait_for()
-    assert block.last.get_by_role("button", name="Run").is_visible()
+    block.last.get_by_role("button", name="Run").wait_for()  # drawn by the rerun that follows the pause
     assert block.last.get_by_role("button", name="Skip").is_visible()
     return block.last
 
