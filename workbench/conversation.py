@@ -314,11 +314,6 @@ class Conversation:
         with self._lock:
             return self._nodes[self._require(message_id)]
 
-    def parent_id(self, message_id: str) -> str | None:
-        """The id of the message's parent (None for a first message)."""
-        with self._lock:
-            return self._parent[self._require(message_id)]
-
     def children(self, message_id: str | None) -> list[str]:
         """The ids of the message's children (of the first messages, for None), oldest first."""
         with self._lock:
