@@ -10,11 +10,11 @@ from dataclasses import fields, replace
 from typing import Any
 
 from workbench.dialects import Dialect, dialect_for
-from workbench.errors import EmptyPromptError, SettingsError
+from workbench.errors import EmptyPromptError, ImageInputError, SettingsError
 from workbench.messages import Message, Role
 from workbench.models.backend import Backend, Capabilities, ModelInfo
 from workbench.models.backends import load_backend
-from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings
+from workbench.models.generation import IMAGE_MARKER, GenerationRequest, GenerationStream, SamplingSettings
 from workbench.models.loading import ProgressCallback
 from workbench.models.spec import ModelSpec
 
@@ -78,11 +78,14 @@ class ChatModel:
 
         Raises:
             PromptError: If the conversation cannot be rendered or does not fit the context.
+            ImageInputError: If a user's message holds images and the model cannot read them.
         """
         use = dialect or self.dialect
-        prompt = use.render(messages, tools=tools) + prefix
+        marked, images = self._mark_images(messages)
+        prompt = use.render(marked, tools=tools) + prefix
         request = GenerationRequest(
             prompt=prompt,
+            images=images,
             settings=self._settings(settings),
             stop_strings=tuple(dict.fromkeys(use.stop_strings + stop_strings)),
             json_schema=json_schema,
@@ -91,6 +94,32 @@ class ChatModel:
             prefix=prefix,
         )
         return self.backend.start(request)
+
+    def _mark_images(self, messages: list[Message]) -> tuple[list[Message], list[bytes]]:
+        """The messages to render, each user image marked by :data:`IMAGE_MARKER`, and the images in order.
+
+        A marker typed by anyone is removed, so the prompt holds exactly one per image.
+
+        Raises:
+            ImageInputError: If a user's message holds images and the model has no ``vision``.
+        """
+        if not self.backend.capabilities.vision:
+            if any(m.role is Role.USER and m.images for m in messages):
+                raise ImageInputError(
+                    f"{self.backend.info.label} reads text only, and this conversation holds images. "
+                    "Remove the images, or load a vision model (a GGUF with its --mmproj file, an image-text "
+                    "model from transformers, or a server whose model reads images)."
+                )
+            return list(messages), []
+        marked: list[Message] = []
+        images: list[bytes] = []
+        for message in messages:
+            content = message.content.replace(IMAGE_MARKER, "")
+            if message.role is Role.USER and message.images:
+                content = (IMAGE_MARKER + "\n") * len(message.images) + content
+                images.extend(message.images)
+            marked.append(message if content == message.content else replace(message, content=content))
+        return marked, images
 
     def _settings(self, settings: SamplingSettings | Mapping[str, Any] | None) -> SamplingSettings:
         """The settings to use: the defaults, the given ones, or the defaults changed by a dict.

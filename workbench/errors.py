@@ -113,6 +113,10 @@ class PromptTooLongError(PromptError):
     """The rendered prompt does not fit in the model's context window."""
 
 
+class ImageInputError(PromptError):
+    """The conversation holds images the model cannot read (a text-only model), or an unreadable image."""
+
+
 # --- conversations ------------------------------------------------------------------------------
 class TranscriptError(WorkbenchError):
     """A transcript (JSON) is malformed."""

@@ -45,12 +45,16 @@ class Capabilities:
             so the Tool page defaults to ``required`` for them.
         forces_code: A reply can be forced to be code (``--force-code``): by a prefix that opens a python
             block, or, on a chat server, by a forced call of the ``interpreter`` tool.
+        vision: Reads images: the user's images arrive as :attr:`GenerationRequest.images`, each marked in
+            the prompt by :data:`workbench.models.generation.IMAGE_MARKER` (chat servers get them as
+            ``image_url`` parts of ``request.messages``). A model without it refuses images before generating.
     """
 
     constrained_json: bool = True
     prompt_prefix: bool = True
     opens_tool_calls: bool = True
     forces_code: bool = True
+    vision: bool = False
 
 
 @dataclass(frozen=True)

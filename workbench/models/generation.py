@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from workbench.messages import Message
 
 
+IMAGE_MARKER = "<__media__>"
+"""Where an image goes in a rendered prompt (llama.cpp's mtmd marker; other vision engines replace it with
+their own). Typed by a user, it is removed from the text: only real images are marked."""
+
+
 class FinishReason(str, Enum):
     """Why a generation ended (the values are what transcripts and the API show)."""
 
@@ -95,6 +100,8 @@ class GenerationRequest:
         messages: The conversation the prompt was rendered from (backends that take messages use it).
         tools: The tool schemas shown to the model, if any.
         prefix: Text forced at the start of the reply (already at the end of ``prompt``).
+        images: The user's images (PNG or JPEG bytes), in prompt order; ``prompt`` holds
+            :data:`IMAGE_MARKER` once for each, where it goes. Only for backends with ``vision``.
     """
 
     prompt: str
@@ -104,6 +111,7 @@ class GenerationRequest:
     messages: list[Message] = field(default_factory=list)
     tools: list[dict[str, Any]] | None = None
     prefix: str = ""
+    images: list[bytes] = field(default_factory=list)
 
 
 @dataclass
