@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -40,6 +40,22 @@ from workbench.messages import Message, Role, new_message_id, valid_message_id
 
 TITLE_CHARS = 60
 """At most this many characters of the first user message make the default title."""
+
+
+def thread_ids(parents: Mapping[str, str | None], leaf: str | None) -> list[str]:
+    """The ids from the root down to ``leaf``, following each id's parent in ``parents``.
+
+    Also reads links loaded from a database: an id missing from ``parents`` or a loop (written by hand)
+    ends the walk instead of failing.
+    """
+    path: list[str] = []
+    seen: set[str] = set()
+    while leaf is not None and leaf in parents and leaf not in seen:
+        seen.add(leaf)
+        path.append(leaf)
+        leaf = parents[leaf]
+    path.reverse()
+    return path
 
 
 class Mode(str, Enum):
@@ -604,12 +620,7 @@ class Conversation:
         self._children.setdefault(parent, []).append(message.id)
 
     def _path_to(self, leaf: str | None) -> list[str]:
-        path: list[str] = []
-        while leaf is not None:
-            path.append(leaf)
-            leaf = self._parent[leaf]
-        path.reverse()
-        return path
+        return thread_ids(self._parent, leaf)
 
     def _latest_leaf(self, top: str | None) -> str | None:
         """The most recently added leaf under ``top`` (``top`` itself if it has no children)."""

@@ -230,15 +230,3 @@ def latest_leaf(links: list[tuple[str, str | None]]) -> str | None:
     """
     parents = {parent for _, parent in links}
     return next((key for key, _ in reversed(links) if key not in parents), None)
-
-
-def thread_ids(links: dict[str, str | None], leaf: str | None) -> list[str]:
-    """The ids from the root down to ``leaf`` (``links`` maps each id to its parent's)."""
-    path: list[str] = []
-    seen: set[str] = set()
-    while leaf is not None and leaf in links and leaf not in seen:  # a loop written by hand stops here
-        seen.add(leaf)
-        path.append(leaf)
-        leaf = links[leaf]
-    path.reverse()
-    return path

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from workbench.conversation import Conversation, Node, linear
+from workbench.conversation import Conversation, Node, linear, thread_ids
 from workbench.messages import Message
 from workbench.store import database, rows, search, transcripts
 from workbench.store.errors import ConversationConflictError, ConversationNotFoundError, StoreError
@@ -146,7 +146,7 @@ class ConversationStore:
 
         def work(connection: Connection) -> None:
             current = self._require(connection, conversation_id, include_deleted=True)
-            thread = rows.thread_ids(self._links(connection, conversation_id), current.current_id)
+            thread = thread_ids(self._links(connection, conversation_id), current.current_id)
             if expected_count is not None and len(thread) != expected_count:
                 raise ConversationConflictError(
                     f"Conversation {conversation_id} shows {len(thread)} messages, not {expected_count}: "
@@ -540,7 +540,7 @@ class ConversationStore:
         links = {row.message_id: row.parent_id for row in found}
         if current_id not in links:
             current_id = rows.latest_leaf([(row.message_id, row.parent_id) for row in found])
-        return rows.thread_ids(links, current_id)
+        return thread_ids(links, current_id)
 
     @staticmethod
     def _links(connection: Connection, conversation_id: str) -> dict[str, str | None]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.conversation import Node
-from workbench.store.rows import thread_ids
+from workbench.conversation import Node, thread_ids
 
 LINE_CHARS = 70
 """Each message is shown by at most this many characters of its first line."""
