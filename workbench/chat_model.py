@@ -5,7 +5,8 @@ Mode loops, the CLI and the pages use this class only; they never touch a tokeni
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -150,6 +151,7 @@ class ChatModel:
         *,
         system: str | None = None,
         settings: SamplingSettings | Mapping[str, Any] | None = None,
+        images: Sequence[bytes | str | os.PathLike[str]] = (),
     ) -> tuple[str, list[Message]]:
         """Run one chat turn and return the reply and the updated history (ChatGLM's ``model.chat``).
 
@@ -159,18 +161,24 @@ class ChatModel:
             system: A system prompt, used when the history has none.
             settings: Sampling settings, or a dict changing some of the model's defaults
                 (``{"temperature": 0}``).
+            images: Images sent with the message, as file paths or bytes (PNG, JPEG, WebP, GIF), for a
+                vision model (``model.capabilities.vision``); they are kept as PNG on the message.
 
         Raises:
             SettingsError: If a setting is out of range (checked before anything is generated).
             EmptyPromptError: If ``query`` is blank.
             PromptTooLongError: If the conversation no longer fits the context.
+            ImageInputError: If an image is unreadable or too large, or the model reads text only.
         """
         if not query.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
+        from workbench.images import load_image
+
+        pictures = [load_image(image, f"image {n}") for n, image in enumerate(images, 1)]
         messages = list(history or [])
         if system and not any(m.role is Role.SYSTEM for m in messages):
             messages.insert(0, Message(Role.SYSTEM, system))
-        messages.append(Message(Role.USER, query))
+        messages.append(Message(Role.USER, query, images=pictures))
         stream = self.stream(messages, settings)
         text = stream.result()
         reply = self.dialect.parse(text)
