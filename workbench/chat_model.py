@@ -106,11 +106,7 @@ class ChatModel:
         """
         if not self.backend.capabilities.vision:
             if any(m.role is Role.USER and m.images for m in messages):
-                raise ImageInputError(
-                    f"{self.backend.info.label} reads text only, and this conversation holds images. "
-                    "Remove the images, or load a vision model (a GGUF with its --mmproj file, an image-text "
-                    "model from transformers, or a server whose model reads images)."
-                )
+                raise text_only_refusal(self.backend.info.label)
             return list(messages), []
         marked: list[Message] = []
         images: list[bytes] = []
@@ -185,3 +181,12 @@ class ChatModel:
         reply.stats = stream.stats.to_dict()
         messages.append(reply)
         return reply.content, messages
+
+
+def text_only_refusal(label: str) -> ImageInputError:
+    """The error for images sent to a text-only model (``label`` names it), with what to do instead."""
+    return ImageInputError(
+        f"{label} reads text only, and this conversation holds images. Remove the images, or load a vision "
+        "model (a GGUF with its --mmproj file, an image-text model from transformers, or a server whose model "
+        "reads images)."
+    )

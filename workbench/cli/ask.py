@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from workbench.chat_model import ChatModel
+from workbench.chat_model import ChatModel, text_only_refusal
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Conversation, Mode
@@ -124,6 +124,8 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         args.image_data = [read_image_file(path) for path in args.image]  # checked before the model loads
     runner = ASK_RUNNERS[AskMode(args.mode)]
     model = load_chat_model(args, err)
+    if getattr(args, "image_data", None) and not model.capabilities.vision:
+        raise text_only_refusal(model.info.label)  # before --save records the question
     history = Conversation(Mode(args.mode))
     recorder = None
     if args.save:  # as the app does: the question at once, the answer checkpointed as it streams
