@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +146,29 @@ def test_a_chat_turn_with_an_image_is_saved_exported_and_imported(
         assert again[0].images == [RED, BLUE]
         with Image.open(io.BytesIO(again[0].images[1])) as image:
             assert image.size == (20, 60)
+
+
+# A template in SmolVLM's manner: it loops over each message's content as a list of parts.
+PARTS_ONLY = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def test_a_template_that_reads_only_content_parts_gets_the_text_as_parts(tiny_vlm: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from workbench.dialects import ChatTemplateDialect
+    from workbench.models.transformers_vision import PartsTemplate, reads_only_parts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_vlm)
+    assert not reads_only_parts(tokenizer)  # the fixture's ChatML takes strings
+    tokenizer.chat_template = PARTS_ONLY
+    assert reads_only_parts(tokenizer)
+    messages = [Message(Role.USER, f"{IMAGE_MARKER}\nWhat is in the picture?")]
+    assert "picture" not in ChatTemplateDialect(tokenizer).render(messages)  # the string is dropped
+    prompt = ChatTemplateDialect(PartsTemplate(tokenizer)).render(messages)
+    assert prompt == f"<|im_start|>User: {IMAGE_MARKER}\nWhat is in the picture?<end_of_utterance>\nAssistant:"

@@ -42,6 +42,7 @@ from workbench.models.loading import (
     quantization_library,
 )
 from workbench.models.spec import EMBEDDED, ModelSpec
+from workbench.models.transformers_vision import PartsTemplate, image_placeholder, reads_only_parts
 
 KV_CACHE_ENV = "WORKBENCH_KV_CACHE"
 COMPILE_ENV = "WORKBENCH_COMPILE"
@@ -148,7 +149,12 @@ class TransformersBackend(SerialBackend):
         self.model = model
         self.processor = processor  # an image-text model's: images and text in, input ids and pixels out
         self.image_placeholder = image_placeholder(processor) if processor is not None else ""
-        self.capabilities = Capabilities(opens_tool_calls=spec.source != EMBEDDED, vision=processor is not None)
+        self._template: ChatTemplateSource = tokenizer
+        if processor is not None and reads_only_parts(tokenizer):
+            self._template = PartsTemplate(tokenizer)
+        self.capabilities = Capabilities(
+            opens_tool_calls=spec.source != EMBEDDED, vision=processor is not None
+        )
         self._grammar = JsonGrammar(tokenizer, int(model.config.get_text_config().vocab_size))
         static_ok = bool(getattr(model, "_can_compile_fullgraph", False))
         self.kv_cache = kv_cache_choice(info.device, static_ok=static_ok)  # "static" or "dynamic"
@@ -191,8 +197,8 @@ class TransformersBackend(SerialBackend):
 
     @property
     def template(self) -> ChatTemplateSource:
-        """The tokenizer: it renders its own chat template."""
-        return self.tokenizer
+        """The tokenizer: it renders its own chat template (content parts where a VLM's reads only those)."""
+        return self._template
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` (special tokens in the text count as one each)."""
@@ -209,7 +215,9 @@ class TransformersBackend(SerialBackend):
             return base
         try:
             return base.with_(
-                temperature=getattr(config, "temperature", None) if getattr(config, "do_sample", False) else None,
+                temperature=getattr(config, "temperature", None)
+                if getattr(config, "do_sample", False)
+                else None,
                 top_p=getattr(config, "top_p", None),
                 repetition_penalty=getattr(config, "repetition_penalty", None),
             )
@@ -315,24 +323,3 @@ class TransformersBackend(SerialBackend):
         if value.is_floating_point():
             return value.to(self.model.device, dtype=self.model.dtype)
         return value.to(self.model.device)
-
-
-def image_placeholder(processor: Any) -> str:
-    """The text an image-text model's processor expands into one image's tokens.
-
-    The processor's chat template is asked how it writes an image part (Qwen2-VL wraps its
-    ``<|image_pad|>`` in ``<|vision_start|>...<|vision_end|>``); if it cannot say, the processor's
-    ``image_token`` (``<image>`` for SmolVLM and LLaVA).
-    """
-    token = str(getattr(processor, "image_token", None) or "<image>")
-    template = getattr(processor, "chat_template", None)
-    if not template:
-        return token
-    parts = [{"type": "text", "text": "\x01"}, {"type": "image"}, {"type": "text", "text": "\x02"}]
-    try:
-        rendered = processor.apply_chat_template([{"role": "user", "content": parts}], tokenize=False)
-    except Exception:  # a template that takes only strings: the bare token it is
-        return token
-    start, end = rendered.find("\x01"), rendered.find("\x02")
-    between = rendered[start + 1 : end].strip() if 0 <= start < end else ""
-    return between if token in between else token
