@@ -82,7 +82,8 @@ def test_ask_image_is_for_chat_mode_only(photo: Path) -> None:
 def test_the_python_api_sends_images_by_path(vlm_model: ChatModel, photo: Path) -> None:
     reply, history = vlm_model.chat("What is it?", images=[photo], settings={"max_new_tokens": 3})
     assert history[-2].images and history[-2].images[0].startswith(b"\x89PNG")
-    assert history[-1].stats["new_tokens"] > 0 and isinstance(reply, str)
+    stats = history[-1].stats
+    assert stats is not None and stats["new_tokens"] > 0 and isinstance(reply, str)
 
 
 @pytest.mark.model

@@ -70,7 +70,7 @@ def _expected_red_mean() -> float:
 
 
 def test_each_image_becomes_its_tokens_in_the_prompt(vlm_model: ChatModel) -> None:
-    backend = vlm_model.backend
+    backend: Any = vlm_model.backend
     messages = [
         Message(Role.USER, "first", images=[RED]),
         Message(Role.ASSISTANT, "noise"),
@@ -78,14 +78,14 @@ def test_each_image_becomes_its_tokens_in_the_prompt(vlm_model: ChatModel) -> No
     ]
     marked, images = vlm_model._mark_images(messages)
     prompt = vlm_model.dialect.render(marked)
-    prepared = backend.prepare(GenerationRequest(prompt, SHORT, images=images))  # type: ignore[attr-defined]
+    prepared = backend.prepare(GenerationRequest(prompt, SHORT, images=images))
     ids = prepared.payload["input_ids"][0].tolist()
-    image_token = backend.model.config.image_token_id  # type: ignore[attr-defined]
+    image_token = backend.model.config.image_token_id
     assert ids.count(image_token) == 2 * IMAGE_SEQ_LEN
     assert tuple(prepared.payload["pixel_values"].shape[:2]) == (1, 2)
     text_only = backend.prepare(
         GenerationRequest(vlm_model.dialect.render([Message(Role.USER, "first")]), SHORT)
-    )  # type: ignore[attr-defined]
+    )
     assert image_token not in text_only.payload["input_ids"][0].tolist()
     assert "pixel_values" not in text_only.payload
 

@@ -40,7 +40,7 @@ def _bomb() -> bytes:
     return buffer.getvalue()
 
 
-def _user(text: str, *urls: str) -> list[dict[str, Any]]:
+def _user(text: str, *urls: str) -> Any:
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in urls]
     return [{"role": "user", "content": parts}]
@@ -75,10 +75,10 @@ def test_serve_streams_an_answer_to_an_image_with_the_openai_client(
     vlm_client: openai.OpenAI, tower_calls: list[Any]
 ) -> None:
     model = vlm_client.models.list().data[0].id
-    chunks = list(
+    chunks: list[Any] = list(
         vlm_client.chat.completions.create(
             model=model,
-            messages=_user("What is this?", data_url(RED), data_url(RED)),  # type: ignore[arg-type]
+            messages=_user("What is this?", data_url(RED), data_url(RED)),
             max_tokens=5,
             temperature=0,
             stream=True,
@@ -95,7 +95,7 @@ def test_serve_takes_a_jpeg_data_url_without_streaming(
     jpeg = "data:image/jpeg;base64," + base64.b64encode(sample_image(kind="JPEG")).decode()
     answer = vlm_client.chat.completions.create(
         model=vlm_client.models.list().data[0].id,
-        messages=_user("And this?", jpeg),  # type: ignore[arg-type]
+        messages=_user("And this?", jpeg),
         max_tokens=4,
         temperature=0,
     )
@@ -124,7 +124,7 @@ def test_serve_refuses_a_bad_image_with_a_clear_400(
     with pytest.raises(openai.BadRequestError, match=expected) as caught:
         vlm_client.chat.completions.create(
             model=vlm_client.models.list().data[0].id,
-            messages=_user("What is this?", url),  # type: ignore[arg-type]
+            messages=_user("What is this?", url),
             max_tokens=4,
         )
     assert caught.value.status_code == 400 and caught.value.body["param"] == "messages"  # type: ignore[index]
@@ -138,7 +138,7 @@ def test_serve_on_a_text_only_model_answers_400_before_generating(client: openai
             model=model,
             messages=_user("What is this?", data_url(RED)),
             max_tokens=4,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
     assert caught.value.status_code == 400
     # The same model still answers text.
@@ -188,5 +188,6 @@ def test_remote_to_workbench_serve_carries_the_image_to_the_vision_tower(
     remote = ChatModel.load(ModelSpec(source=f"openai:{vlm_url}"))
     assert isinstance(remote.backend, RemoteBackend)
     reply, history = remote.chat("Describe it.", settings=SHORT, images=[sample_image(kind="JPEG")])
-    assert reply is not None and history[-1].stats["new_tokens"] > 0
+    stats = history[-1].stats
+    assert reply is not None and stats is not None and stats["new_tokens"] > 0
     assert len(tower_calls) == 1 and tuple(tower_calls[0].shape) == (1, 3, 64, 64)
