@@ -191,3 +191,22 @@ def test_remote_to_workbench_serve_carries_the_image_to_the_vision_tower(
     stats = history[-1].stats
     assert reply is not None and stats is not None and stats["new_tokens"] > 0
     assert len(tower_calls) == 1 and tuple(tower_calls[0].shape) == (1, 3, 64, 64)
+
+
+def test_images_are_never_dropped_when_a_server_takes_no_tools() -> None:
+    """Tools refused: they go into the prompt as text, which cannot carry images; that is said, not hidden."""
+
+    def rule(body: dict[str, Any]) -> Reply:
+        if body.get("tools"):
+            return Reply(status=400, error="tools are not supported by this model (no tool parser)")
+        return Reply(text=["never sent without its image"])
+
+    tool = {"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}
+    with FakeOpenAI(rule) as server:
+        model = ChatModel.load(ModelSpec(source=f"openai:{server.url}#m"))
+        stream = model.stream([Message(Role.USER, "Look at it.", images=[RED])], SHORT, tools=[tool])
+        stream.wait(60)
+        assert stream.text == "" and isinstance(stream.error, ImageInputError)
+        assert str(stream.error).startswith(f"The server at {server.url} takes no tools itself")
+        assert "cannot carry this conversation's images" in str(stream.error)
+        assert len(server.requests) == 1  # the request with tools only: no text-only one went

@@ -280,6 +280,8 @@ class RemoteBackend:
                 error = remote_error(exc, self.target.base_url, self.target.model, received=bool(stream.text))
                 if request.images and not stream.text and isinstance(exc, openai.APIStatusError):
                     error = images_refused(error, self.target.model)
+                elif isinstance(exc, ImageInputError):  # said in full already (hermes_messages)
+                    error = exc
                 stats.finish_reason = FinishReason.ERROR
         stats.seconds = round(time.perf_counter() - exchange.started, 3)
         stream.finish(stats, error)
@@ -290,7 +292,18 @@ class RemoteBackend:
         return self.profile.summary()
 
     def hermes_messages(self, messages: list[Message], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The conversation with the tools (if any) in the system prompt, calls and results as text (Hermes style)."""
+        """The conversation with the tools (if any) in the system prompt, calls and results as text (Hermes style).
+
+        Raises:
+            ImageInputError: If a user's message holds images: this text form cannot carry them, and they
+                are never dropped silently.
+        """
+        if any(m.role is Role.USER and m.images for m in messages):
+            raise ImageInputError(
+                f"The server at {self.target.base_url} takes no tools itself, so they would go into the prompt "
+                "as text, which cannot carry this conversation's images. Ask without tools, or use a server "
+                "with tool support."
+            )
         if not tools:
             return HermesDialect(self._template).to_template_messages(messages)
         rest = list(messages)
