@@ -33,7 +33,7 @@ from pages._images import (
 from pages._login import login_gate
 from workbench.conversation import Mode
 from workbench.documents import DocumentIndex
-from workbench.errors import WorkbenchError
+from workbench.errors import ImageInputError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
 
@@ -120,7 +120,7 @@ if prompt is not None:
     try:
         turn = session.send(prompt, images)
     except WorkbenchError as exc:
-        if images:  # nothing is lost: the text stays on the page, the images keep waiting
+        if images or isinstance(exc, ImageInputError):  # nothing is lost: the text stays, the images wait
             refused(exc, prompt)
         else:
             show_error(exc)

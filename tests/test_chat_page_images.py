@@ -113,3 +113,23 @@ def test_a_bad_image_is_refused_by_name(
     assert not at.exception
     assert expected in at.main.error[0].value
     assert not at.chat_message and not at.session_state["chat_pending_images"]
+
+
+@pytest.mark.model
+def test_a_text_only_model_loaded_after_images_were_sent_keeps_the_next_message(
+    monkeypatch: pytest.MonkeyPatch, tiny_vlm: Path
+) -> None:
+    at = _app(monkeypatch, str(tiny_vlm))
+    box = at.chat_input(key="chat_input")
+    box.upload("photo.jpg", PHOTO, "image/jpeg")
+    box.set_value("What is in the photo?")
+    at.run()
+    at.sidebar.text_input[0].set_value("embedded")
+    next(b for b in at.sidebar.button if b.label == "Load").click()
+    at.run()
+    assert not at.exception and not at.sidebar.error
+    at.chat_input(key="chat_input").set_value("And what colour is it?").run()
+    assert not at.exception
+    assert "reads text only, and this conversation holds images" in at.main.error[0].value
+    assert [c.value for c in at.main.code] == ["And what colour is it?"]  # the text stays
+    assert len(at.session_state["chat_session"].messages) == 2  # the first turn, and nothing more
