@@ -68,8 +68,11 @@ def tiny_vlm_dir() -> Path:
         (tmp / "workbench-test-model.txt").write_text(
             f"{VERSION}: random weights, built by tests/vision_fixture.py\n"
         )
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)  # another process may have finished first: either copy is the same recipe
+        try:
+            tmp.rename(folder)  # atomic: a folder is there whole or not at all
+        except OSError:  # another process finished first (same recipe): keep its copy, which may be in use
+            if not (folder / "workbench-test-model.txt").is_file():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
