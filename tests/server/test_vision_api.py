@@ -28,7 +28,7 @@ from workbench.models.remote_backend import RemoteBackend
 from workbench.models.spec import ModelSpec
 from workbench.modes.chat import ChatSession
 from workbench.server.app import create_app
-from workbench.shared import shared_model
+from workbench.shared import SharedModel, shared_model
 
 SHORT = SamplingSettings(temperature=0, max_new_tokens=6)
 RED = prepare_image(sample_image((48, 32), "red"))
@@ -47,9 +47,17 @@ def _user(text: str, *urls: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def vlm_url(vlm_model: ChatModel) -> Iterator[str]:
+def vlm_slot() -> SharedModel:
+    """The shared slot of the tiny vision model, loaded (pages' tests may have dropped an older slot)."""
+    slot = shared_model(tiny_vlm_spec())
+    slot.get()
+    return slot
+
+
+@pytest.fixture(scope="module")
+def vlm_url(vlm_slot: SharedModel) -> Iterator[str]:
     """``serve`` on the tiny vision model, in a thread of this process."""
-    with server_thread(create_app(shared_model(tiny_vlm_spec()))) as url:
+    with server_thread(create_app(vlm_slot)) as url:
         yield url
 
 
@@ -59,10 +67,11 @@ def vlm_client(vlm_url: str) -> openai.OpenAI:
 
 
 @pytest.fixture
-def tower_calls(vlm_model: ChatModel) -> Iterator[list[Any]]:
-    """The pixel tensors the tiny model's vision tower is called with."""
+def tower_calls(vlm_slot: SharedModel) -> Iterator[list[Any]]:
+    """The pixel tensors the served tiny model's vision tower is called with."""
     calls: list[Any] = []
-    tower = vlm_model.backend.model.model.vision_model  # type: ignore[attr-defined]
+    backend: Any = vlm_slot.get().backend
+    tower = backend.model.model.vision_model
     handle = tower.register_forward_hook(
         lambda _module, _args, kwargs, _out: calls.append(kwargs["pixel_values"]), with_kwargs=True
     )
