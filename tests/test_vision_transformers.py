@@ -172,3 +172,15 @@ def test_a_template_that_reads_only_content_parts_gets_the_text_as_parts(tiny_vl
     assert "picture" not in ChatTemplateDialect(tokenizer).render(messages)  # the string is dropped
     prompt = ChatTemplateDialect(PartsTemplate(tokenizer)).render(messages)
     assert prompt == f"<|im_start|>User: {IMAGE_MARKER}\nWhat is in the picture?<end_of_utterance>\nAssistant:"
+
+
+def test_the_image_token_typed_in_a_message_stands_for_no_image(vlm_model: ChatModel) -> None:
+    """A user who types ``<image>`` must not make the processor look for a picture that is not there."""
+    backend: Any = vlm_model.backend
+    for images in ([], [RED]):
+        stream = vlm_model.stream([Message(Role.USER, "What is <image> here? <image>", images=images)], SHORT)
+        stream.result(timeout=120)
+        assert stream.error is None and stream.stats.new_tokens > 0
+    prompt = vlm_model.dialect.render([Message(Role.USER, "typed <image>")])
+    ids = backend.prepare(GenerationRequest(prompt, SHORT)).payload["input_ids"][0].tolist()
+    assert backend.model.config.image_token_id not in ids

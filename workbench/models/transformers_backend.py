@@ -215,9 +215,7 @@ class TransformersBackend(SerialBackend):
             return base
         try:
             return base.with_(
-                temperature=getattr(config, "temperature", None)
-                if getattr(config, "do_sample", False)
-                else None,
+                temperature=getattr(config, "temperature", None) if getattr(config, "do_sample", False) else None,
                 top_p=getattr(config, "top_p", None),
                 repetition_penalty=getattr(config, "repetition_penalty", None),
             )
@@ -249,11 +247,17 @@ class TransformersBackend(SerialBackend):
                 f"The prompt marks {count} images but {len(request.images)} were given; each image needs "
                 f"one {IMAGE_MARKER} in the prompt."
             )
-        text = request.prompt.replace(IMAGE_MARKER, self.image_placeholder)
-        if not request.images:
-            return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
+        # The model's own image token typed in a message would stand for an image that is not there.
+        token = str(getattr(self.processor, "image_token", "") or "")
+        text = request.prompt.replace(token, "") if token else request.prompt
+        text = text.replace(IMAGE_MARKER, self.image_placeholder)
         images = [open_image(data, f"image {n}") for n, data in enumerate(request.images, 1)]
-        return self.processor(text=[text], images=[images], return_tensors="pt", add_special_tokens=False)
+        try:
+            if not images:
+                return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
+            return self.processor(text=[text], images=[images], return_tensors="pt", add_special_tokens=False)
+        except ValueError as exc:  # the processor's own checks (image tokens and images that do not pair)
+            raise ImageInputError(f"{self.info.label}'s processor refused the images: {exc}") from exc
 
     def check_json_schema(self, schema: dict[str, Any], *, strict: bool = True) -> None:
         """Check that xgrammar can compile ``schema`` (it holds output to every keyword it compiles).
