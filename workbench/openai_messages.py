@@ -17,9 +17,9 @@ A user message with images gets its content as parts: ``[{"type": "text"}, {"typ
 
 ``from_openai`` reads that format back, validating it: content as a string, null or a list of text
 parts and (user messages only) ``image_url`` parts holding base64 data URLs, checked as images and never
-fetched (:func:`workbench.images.image_from_url`); ``tool`` and ``function`` roles as observations; arguments as a JSON string (one that is not
-JSON becomes an unreadable call, kept so the model sees its mistake) or an object. Anything else
-raises :class:`~workbench.errors.TranscriptError` saying what is wrong.
+fetched (:func:`workbench.images.image_from_url`); ``tool`` and ``function`` roles as observations;
+arguments as a JSON string (one that is not JSON becomes an unreadable call, kept so the model sees its
+mistake) or an object. Anything else raises :class:`~workbench.errors.TranscriptError` saying what is wrong.
 """
 
 from __future__ import annotations
@@ -165,9 +165,8 @@ def _read_calls(message: Message, raw_calls: Any, where: str, names: dict[str, s
 
 def _image_part(image: bytes) -> dict[str, Any]:
     """An ``image_url`` content part holding the image as a base64 data URL (nothing to fetch)."""
-    kind = (
-        "jpeg" if image.startswith(b"\xff\xd8\xff") else "png"
-    )  # the store keeps PNG; the API may pass JPEG
+    # The store keeps PNG; the Python API may pass JPEG bytes as they are.
+    kind = "jpeg" if image.startswith(b"\xff\xd8\xff") else "png"
     url = f"data:image/{kind};base64," + base64.b64encode(image).decode("ascii")
     return {"type": "image_url", "image_url": {"url": url}}
 
