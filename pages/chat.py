@@ -1,4 +1,5 @@
-"""Chat: multi-turn chat with streaming, Stop, edit, regenerate (kept as branches, with a pager) and clear."""
+"""Chat: multi-turn chat with streaming, Stop, edit, regenerate (kept as branches, with a pager) and clear;
+documents and images attached in the message box."""
 
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ from pages._common import (
 )
 from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources, source_picker
 from pages._history import conversation_sidebar
+from pages._images import (
+    IMAGE_TYPES,
+    add_images,
+    pending_images,
+    refused,
+    sent,
+    show_message_images,
+    split_uploads,
+    unsent_controls,
+)
 from pages._login import login_gate
 from workbench.conversation import Mode
 from workbench.documents import DocumentIndex
-from workbench.errors import WorkbenchError
+from workbench.errors import ImageInputError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
 
@@ -68,6 +79,7 @@ branch_error()
 
 
 def show_user(message: Message) -> None:
+    show_message_images(message)
     show_markdown(message.content or "*(no text)*")
 
 
@@ -83,26 +95,37 @@ for message in session.messages:
             if not session.busy:
                 answer_controls(session, history, message, "chat")
 
-sent = st.chat_input(
-    "Message the model, or attach documents",
+given = st.chat_input(
+    "Message the model, or attach documents and images",
     submit_mode="stop",
     key="chat_input",
     accept_file="multiple",
-    file_type=FILE_TYPES,
+    file_type=FILE_TYPES + IMAGE_TYPES,
 )
 prompt: str | None = None
-if sent is not None:
-    if sent.files:  # parsed and indexed first, so that a question sent with them can use them
-        attach_files(documents, sent.files)
-    if sent.text or not sent.files:  # files alone are attached, not sent
-        prompt = sent.text
+if given is not None:
+    pictures, files = split_uploads(list(given.files))
+    add_images(pictures)  # checked, then kept for this message or the next
+    if files:  # parsed and indexed first, so that a question sent with them can use them
+        attach_files(documents, files)
+    if given.text or not given.files:  # files alone are attached, not sent
+        prompt = given.text
+again = unsent_controls(sending=prompt is not None or turn is not None)  # images waiting, a refused message
+prompt = again if prompt is None else prompt
 if prompt is not None:
+    images = list(pending_images())
     with st.chat_message("user"):
+        show_message_images(Message(Role.USER, prompt, images=images))
         show_markdown(prompt)
     try:
-        turn = session.send(prompt)
+        turn = session.send(prompt, images)
     except WorkbenchError as exc:
-        show_error(exc)
+        if images or isinstance(exc, ImageInputError):  # nothing is lost: the text stays, the images wait
+            refused(exc, prompt)
+        else:
+            show_error(exc)
+    else:
+        sent()
 
 if turn is not None:
     with st.chat_message("assistant"):

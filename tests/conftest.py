@@ -9,6 +9,7 @@ import pytest
 
 from tests.engines import ENGINES, embedded_spec
 from tests.hub_server import FakeHub, HubServer, build_test_hub
+from tests.vision_fixture import tiny_vlm, vlm_model  # noqa: F401 (fixtures: the tiny vision model)
 from workbench.chat_model import ChatModel
 from workbench.shared import shared_model
 

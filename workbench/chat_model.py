@@ -5,7 +5,8 @@ Mode loops, the CLI and the pages use this class only; they never touch a tokeni
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -105,11 +106,7 @@ class ChatModel:
         """
         if not self.backend.capabilities.vision:
             if any(m.role is Role.USER and m.images for m in messages):
-                raise ImageInputError(
-                    f"{self.backend.info.label} reads text only, and this conversation holds images. "
-                    "Remove the images, or load a vision model (a GGUF with its --mmproj file, an image-text "
-                    "model from transformers, or a server whose model reads images)."
-                )
+                raise text_only_refusal(self.backend.info.label)
             return list(messages), []
         marked: list[Message] = []
         images: list[bytes] = []
@@ -150,6 +147,7 @@ class ChatModel:
         *,
         system: str | None = None,
         settings: SamplingSettings | Mapping[str, Any] | None = None,
+        images: Sequence[bytes | str | os.PathLike[str]] = (),
     ) -> tuple[str, list[Message]]:
         """Run one chat turn and return the reply and the updated history (ChatGLM's ``model.chat``).
 
@@ -159,21 +157,36 @@ class ChatModel:
             system: A system prompt, used when the history has none.
             settings: Sampling settings, or a dict changing some of the model's defaults
                 (``{"temperature": 0}``).
+            images: Images sent with the message, as file paths or bytes (PNG, JPEG, WebP, GIF), for a
+                vision model (``model.capabilities.vision``); they are kept as PNG on the message.
 
         Raises:
             SettingsError: If a setting is out of range (checked before anything is generated).
             EmptyPromptError: If ``query`` is blank.
             PromptTooLongError: If the conversation no longer fits the context.
+            ImageInputError: If an image is unreadable or too large, or the model reads text only.
         """
         if not query.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
+        from workbench.images import load_image
+
+        pictures = [load_image(image, f"image {n}") for n, image in enumerate(images, 1)]
         messages = list(history or [])
         if system and not any(m.role is Role.SYSTEM for m in messages):
             messages.insert(0, Message(Role.SYSTEM, system))
-        messages.append(Message(Role.USER, query))
+        messages.append(Message(Role.USER, query, images=pictures))
         stream = self.stream(messages, settings)
         text = stream.result()
         reply = self.dialect.parse(text)
         reply.stats = stream.stats.to_dict()
         messages.append(reply)
         return reply.content, messages
+
+
+def text_only_refusal(label: str) -> ImageInputError:
+    """The error for images sent to a text-only model (``label`` names it), with what to do instead."""
+    return ImageInputError(
+        f"{label} reads text only, and this conversation holds images. Remove the images, or load a vision "
+        "model (a GGUF with its --mmproj file, an image-text model from transformers, or a server whose model "
+        "reads images)."
+    )

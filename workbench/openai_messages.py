@@ -12,18 +12,23 @@
   keeps its prose and gets one call ``{"name": "interpreter"}`` whose arguments are ``{"code": ...}``; the
   interpreter's observation is a ``tool`` message answering it (images are not carried).
 
+A user message with images gets its content as parts: ``[{"type": "text"}, {"type": "image_url",
+"image_url": {"url": "data:image/png;base64,..."}}, ...]``.
+
 ``from_openai`` reads that format back, validating it: content as a string, null or a list of text
-parts; ``tool`` and ``function`` roles as observations; arguments as a JSON string (one that is not
-JSON becomes an unreadable call, kept so the model sees its mistake) or an object. Anything else
-raises :class:`~workbench.errors.TranscriptError` saying what is wrong.
+parts and (user messages only) ``image_url`` parts holding base64 data URLs, checked as images and never
+fetched (:func:`workbench.images.image_from_url`); ``tool`` and ``function`` roles as observations;
+arguments as a JSON string (one that is not JSON becomes an unreadable call, kept so the model sees its
+mistake) or an object. Anything else raises :class:`~workbench.errors.TranscriptError` saying what is wrong.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
-from workbench.errors import TranscriptError
+from workbench.errors import ImageInputError, TranscriptError
 from workbench.messages import INTERPRETER, InvalidCall, Message, Role, ToolCall, new_call_id
 
 _ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
@@ -64,6 +69,8 @@ def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
             out.append({"role": "tool", "tool_call_id": call_id, "content": message.content})
             continue
         item: dict[str, Any] = {"role": message.role.value, "content": message.content}
+        if message.role is Role.USER and message.images:
+            item["content"] = [{"type": "text", "text": message.content}, *map(_image_part, message.images)]
         if message.role is Role.ASSISTANT:
             calls = [
                 _function(call.id, call.name, json.dumps(call.arguments, ensure_ascii=False))
@@ -99,7 +106,10 @@ def from_openai(messages: Any) -> list[Message]:
         if not isinstance(raw, dict):
             raise TranscriptError(f"{where} must be a JSON object, got {_kind(raw)}.")
         role = raw.get("role")
-        content = _content(raw.get("content"), where)
+        content, urls = _content(raw.get("content"), where)
+        if urls and role != "user":
+            raise TranscriptError(f"{where}: only user messages can hold images (image_url parts).")
+        images = _images(urls, where)
         if role in _OBSERVATION_ROLES:
             call_id = raw.get("tool_call_id")
             if call_id is not None and not isinstance(call_id, str):
@@ -110,7 +120,7 @@ def from_openai(messages: Any) -> list[Message]:
         if not isinstance(role, str) or role not in _ROLES:
             valid = ", ".join([*_ROLES, *_OBSERVATION_ROLES])
             raise TranscriptError(f"{where} has an unknown role {role!r}; use one of: {valid}.")
-        message = Message(_ROLES[role], content)
+        message = Message(_ROLES[role], content, images=images)
         if message.role is Role.ASSISTANT:
             _read_calls(message, raw.get("tool_calls"), where, names)
         elif raw.get("tool_calls"):
@@ -153,25 +163,57 @@ def _read_calls(message: Message, raw_calls: Any, where: str, names: dict[str, s
         message.tool_calls.append(ToolCall(name, arguments, call_id))
 
 
-def _content(content: Any, where: str) -> str:
+def _image_part(image: bytes) -> dict[str, Any]:
+    """An ``image_url`` content part holding the image as a base64 data URL (nothing to fetch)."""
+    # The store keeps PNG; the Python API may pass JPEG bytes as they are.
+    kind = "jpeg" if image.startswith(b"\xff\xd8\xff") else "png"
+    url = f"data:image/{kind};base64," + base64.b64encode(image).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _images(urls: list[str], where: str) -> list[bytes]:
+    """The images of a message's ``image_url`` parts, checked (data URLs only, nothing fetched).
+
+    Raises:
+        TranscriptError: For a URL that is not a base64 data URL or an image that is unusable.
+    """
+    from workbench.images import image_from_url
+
+    try:
+        return [image_from_url(url, f"{where}, image {n}") for n, url in enumerate(urls, 1)]
+    except ImageInputError as exc:
+        raise TranscriptError(str(exc)) from exc
+
+
+def _content(content: Any, where: str) -> tuple[str, list[str]]:
+    """The text of a message's content, and the URLs of its ``image_url`` parts.
+
+    Raises:
+        TranscriptError: For any other shape or part.
+    """
     if content is None:
-        return ""
+        return "", []
     if isinstance(content, str):
-        return content
+        return content, []
     if isinstance(content, list):
-        texts = []
+        texts: list[str] = []
+        urls: list[str] = []
         for part in content:
-            if (
-                not isinstance(part, dict)
-                or part.get("type") != "text"
-                or not isinstance(part.get("text"), str)
-            ):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind == "image_url" and isinstance(part.get("image_url"), dict | str):
+                url = part["image_url"].get("url") if isinstance(part["image_url"], dict) else part["image_url"]
+                if not isinstance(url, str):
+                    raise TranscriptError(f"{where}: an image_url part needs a string 'url'.")
+                urls.append(url)
+            else:
                 raise TranscriptError(
-                    f'{where}: content parts must be {{"type": "text", "text": "..."}}; other parts '
-                    "(images, audio) are not supported."
+                    f'{where}: content parts must be {{"type": "text", "text": "..."}} or {{"type": '
+                    '"image_url", "image_url": {"url": "data:image/png;base64,..."}}; other parts (audio, '
+                    "files) are not supported."
                 )
-            texts.append(part["text"])
-        return "".join(texts)
+        return "".join(texts), urls
     raise TranscriptError(
         f"{where}: 'content' must be a string, null or a list of text parts, got {_kind(content)}."
     )

@@ -45,7 +45,7 @@ BAD_REQUESTS: list[tuple[str, Any, str | None, str]] = [
     ("content a number", _chat(messages=[{"role": "user", "content": 7}]), "messages", "'content' must be"),
     (
         "image part",
-        _chat(messages=[{"role": "user", "content": [{"type": "image_url"}]}]),
+        _chat(messages=[{"role": "user", "content": [{"type": "audio"}]}]),
         "messages",
         "text",
     ),

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from workbench.chat_model import ChatModel
+from workbench.chat_model import ChatModel, text_only_refusal
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Conversation, Mode
@@ -41,7 +41,7 @@ def ask_chat(
         bases = KnowledgeBases.open()
         session.documents = bases.retriever(args.kb)
     try:
-        with session.send(prompt) as turn:
+        with session.send(prompt, getattr(args, "image_data", ())) as turn:
             for chunk in turn.text():
                 if not args.json:
                     print(chunk, end="", file=out, flush=True)
@@ -108,15 +108,24 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         0.
 
     Raises:
-        WorkbenchError: If the prompt is empty, or the model cannot load or answer.
+        WorkbenchError: If the prompt is empty, an ``--image`` is unusable, or the model cannot load or answer
+            (a text-only model refuses images before generating).
     """
     prompt = stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise WorkbenchError("The prompt is empty; pass some text (or '-' to read standard input).")
     if getattr(args, "kb", None) and args.mode != AskMode.CHAT.value:
         raise WorkbenchError("--kb answers in chat mode only; leave out --mode, or --kb.")
+    if getattr(args, "image", None):
+        if args.mode != AskMode.CHAT.value:
+            raise WorkbenchError("--image is sent in chat mode only; leave out --mode, or --image.")
+        from workbench.images import read_image_file
+
+        args.image_data = [read_image_file(path) for path in args.image]  # checked before the model loads
     runner = ASK_RUNNERS[AskMode(args.mode)]
     model = load_chat_model(args, err)
+    if getattr(args, "image_data", None) and not model.capabilities.vision:
+        raise text_only_refusal(model.info.label)  # before --save records the question
     history = Conversation(Mode(args.mode))
     recorder = None
     if args.save:  # as the app does: the question at once, the answer checkpointed as it streams

@@ -98,6 +98,13 @@ def _add_ask(ask: argparse.ArgumentParser) -> None:
         "--kb", metavar="NAME", help="chat mode: answer from this knowledge base, citing its passages"
     )
     ask.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="chat mode: an image sent with the prompt, for a vision model (png, jpg, webp, gif; repeatable)",
+    )
+    ask.add_argument(
         "--mode",
         choices=sorted(mode.value for mode in AskMode),
         default=AskMode.CHAT.value,

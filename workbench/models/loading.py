@@ -305,14 +305,17 @@ def _from_pretrained(
     folder: Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None, **model_kwargs: Any
 ) -> tuple[Any, Any]:
     """Call transformers' loaders and turn their exceptions into messages with a next step."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kwargs, **model_kwargs)
+        # An image-text model (SmolVLM, Qwen2-VL, LLaVA, ...) loads with its vision tower.
+        vision = not gguf_file and is_image_text_folder(folder, spec)
+        auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+        model = auto.from_pretrained(folder, dtype=torch_dtype, **kwargs, **model_kwargs)
     except _LOAD_ERRORS as exc:
         text = str(exc)
         if "trust_remote_code" in text:
@@ -323,3 +326,39 @@ def _from_pretrained(
         what = folder / gguf_file if gguf_file else folder
         raise load_error(what, text if text.strip() else type(exc).__name__) from exc
     return tokenizer, model
+
+
+def is_image_text_folder(folder: Path, spec: ModelSpec) -> bool:
+    """Whether a model folder's config is an image-text model (it has a vision tower transformers knows)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
+    return is_image_text_config(config)
+
+
+def is_image_text_config(config: Any) -> bool:
+    """Whether a transformers config is one ``AutoModelForImageTextToText`` loads, with a vision config."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    return (
+        getattr(config, "model_type", None) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        and getattr(config, "vision_config", None) is not None
+    )
+
+
+def load_processor(folder: str, spec: ModelSpec) -> Any:
+    """Load the processor (image processor and tokenizer) of an image-text model folder.
+
+    Raises:
+        ModelLoadError: If the folder has no usable processor files.
+    """
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
+    except _LOAD_ERRORS as exc:
+        raise load_error(
+            Path(folder),
+            f"its image processor cannot be loaded ({exc or type(exc).__name__}); an image-text model "
+            "needs its preprocessor_config.json / processor_config.json",
+        ) from exc

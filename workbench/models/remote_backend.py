@@ -37,7 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from workbench.dialects.hermes import DEFAULT_SYSTEM, HermesDialect, tools_section
 from workbench.dialects.template import ChatTemplateSource
-from workbench.errors import ModelLoadError, ModelNotFoundError, RemoteModelError
+from workbench.errors import ImageInputError, ModelLoadError, ModelNotFoundError, RemoteModelError
 from workbench.messages import Message, Role
 from workbench.models.backend import Capabilities, ModelInfo
 from workbench.models.generation import (
@@ -170,9 +170,11 @@ class RemoteBackend:
         target: The server's base URL and the model id.
     """
 
-    # Code is forced as a call of the interpreter tool (see remote_forced), not by a prefix.
+    # Code is forced as a call of the interpreter tool (see remote_forced), not by a prefix. Whether the
+    # server's model reads images is not known up front: they are sent (image_url parts), and a refusal is
+    # reported naming the model (:func:`images_refused`).
     capabilities = Capabilities(
-        constrained_json=True, prompt_prefix=False, opens_tool_calls=True, forces_code=True
+        constrained_json=True, prompt_prefix=False, opens_tool_calls=True, forces_code=True, vision=True
     )
 
     def __init__(self, spec: ModelSpec, client: Any, target: RemoteTarget, info: ModelInfo) -> None:
@@ -276,6 +278,10 @@ class RemoteBackend:
                 stats.finish_reason = FinishReason.CANCELLED
             else:
                 error = remote_error(exc, self.target.base_url, self.target.model, received=bool(stream.text))
+                if request.images and not stream.text and isinstance(exc, openai.APIStatusError):
+                    error = images_refused(error, self.target.model)
+                elif isinstance(exc, ImageInputError):  # said in full already (hermes_messages)
+                    error = exc
                 stats.finish_reason = FinishReason.ERROR
         stats.seconds = round(time.perf_counter() - exchange.started, 3)
         stream.finish(stats, error)
@@ -286,7 +292,18 @@ class RemoteBackend:
         return self.profile.summary()
 
     def hermes_messages(self, messages: list[Message], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The conversation with the tools (if any) in the system prompt, calls and results as text (Hermes style)."""
+        """The conversation with the tools (if any) in the system prompt, calls and results as text (Hermes style).
+
+        Raises:
+            ImageInputError: If a user's message holds images: this text form cannot carry them, and they
+                are never dropped silently.
+        """
+        if any(m.role is Role.USER and m.images for m in messages):
+            raise ImageInputError(
+                f"The server at {self.target.base_url} takes no tools itself, so they would go into the prompt "
+                "as text, which cannot carry this conversation's images. Ask without tools, or use a server "
+                "with tool support."
+            )
         if not tools:
             return HermesDialect(self._template).to_template_messages(messages)
         rest = list(messages)
@@ -350,6 +367,14 @@ def remote_error(
         detail = _sentence(_error_message(exc))
         return RemoteModelError(f"The server at {url} answered {exc.status_code}: {detail}{kept}")
     return RemoteModelError(f"Talking to the server at {url} failed: {_sentence(str(exc))}{kept}")
+
+
+def images_refused(error: RemoteModelError, model: str | None) -> ImageInputError:
+    """The error for a server that refused a request holding images: its model may read text only."""
+    return ImageInputError(
+        f"The model {model!r} refused a message with images: {error} It may read text only; remove the "
+        "images, or choose a model that reads images (a vision model) on that server."
+    )
 
 
 def _sentence(text: str) -> str:

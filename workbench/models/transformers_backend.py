@@ -21,19 +21,28 @@ from transformers import (
 )
 
 from workbench.dialects.template import ChatTemplateSource
-from workbench.errors import ModelLoadError, SettingsError
+from workbench.errors import ImageInputError, ModelLoadError, SettingsError
+from workbench.images import open_image
 from workbench.models.backend import Capabilities, ModelInfo, PreparedPrompt, SerialBackend
 from workbench.models.constrained import JsonGrammar
 from workbench.models.devices import resolve_device, resolve_dtype
 from workbench.models.generation import (
+    IMAGE_MARKER,
     FinishReason,
     GenerationRequest,
     GenerationStats,
     GenerationStream,
     SamplingSettings,
 )
-from workbench.models.loading import ProgressCallback, load_tokenizer_and_model, quantization_library
+from workbench.models.loading import (
+    ProgressCallback,
+    is_image_text_config,
+    load_processor,
+    load_tokenizer_and_model,
+    quantization_library,
+)
 from workbench.models.spec import EMBEDDED, ModelSpec
+from workbench.models.transformers_vision import PartsTemplate, image_placeholder, reads_only_parts
 
 KV_CACHE_ENV = "WORKBENCH_KV_CACHE"
 COMPILE_ENV = "WORKBENCH_COMPILE"
@@ -132,12 +141,21 @@ class _StreamWriter(TextStreamer):
 class TransformersBackend(SerialBackend):
     """A transformers model and its tokenizer, loaded once and shared by every page and session."""
 
-    def __init__(self, spec: ModelSpec, tokenizer: Any, model: Any, info: ModelInfo) -> None:
+    def __init__(
+        self, spec: ModelSpec, tokenizer: Any, model: Any, info: ModelInfo, processor: Any = None
+    ) -> None:
         super().__init__(spec, info)
         self.tokenizer = tokenizer
         self.model = model
-        self.capabilities = Capabilities(opens_tool_calls=spec.source != EMBEDDED)
-        self._grammar = JsonGrammar(tokenizer, int(model.config.vocab_size))
+        self.processor = processor  # an image-text model's: images and text in, input ids and pixels out
+        self.image_placeholder = image_placeholder(processor) if processor is not None else ""
+        self._template: ChatTemplateSource = tokenizer
+        if processor is not None and reads_only_parts(tokenizer):
+            self._template = PartsTemplate(tokenizer)
+        self.capabilities = Capabilities(
+            opens_tool_calls=spec.source != EMBEDDED, vision=processor is not None
+        )
+        self._grammar = JsonGrammar(tokenizer, int(model.config.get_text_config().vocab_size))
         static_ok = bool(getattr(model, "_can_compile_fullgraph", False))
         self.kv_cache = kv_cache_choice(info.device, static_ok=static_ok)  # "static" or "dynamic"
         self.compile = compile_choice(info.device)
@@ -153,7 +171,13 @@ class TransformersBackend(SerialBackend):
         device = resolve_device(spec.device)
         dtype = resolve_dtype(spec.dtype, device)
         tokenizer, model, folder = load_tokenizer_and_model(spec, device, dtype, progress)
-        config = model.config
+        processor = None
+        if is_image_text_config(model.config):
+            processor = load_processor(folder, spec)
+            tokenizer = processor.tokenizer  # the processor's, with its image tokens
+            if not getattr(tokenizer, "chat_template", None) and getattr(processor, "chat_template", None):
+                tokenizer.chat_template = processor.chat_template
+        config = model.config.get_text_config()
         context = int(
             getattr(config, "max_position_embeddings", 0) or getattr(config, "seq_length", 0) or 2048
         )
@@ -166,15 +190,15 @@ class TransformersBackend(SerialBackend):
             dtype=str(dtype).removeprefix("torch."),
             context_length=context,
             load_seconds=round(time.perf_counter() - started, 2),
-            architecture=(getattr(config, "architectures", None) or [config.model_type])[0],
+            architecture=(getattr(model.config, "architectures", None) or [model.config.model_type])[0],
             quantization=f"{quantization_library()} {spec.quantize}" if spec.quantize != "none" else None,
         )
-        return cls(spec, tokenizer, model, info)
+        return cls(spec, tokenizer, model, info, processor)
 
     @property
     def template(self) -> ChatTemplateSource:
-        """The tokenizer: it renders its own chat template."""
-        return self.tokenizer
+        """The tokenizer: it renders its own chat template (content parts where a VLM's reads only those)."""
+        return self._template
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` (special tokens in the text count as one each)."""
@@ -199,14 +223,41 @@ class TransformersBackend(SerialBackend):
             return base
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
-        """Tokenize the prompt and size the reply.
+        """Tokenize the prompt (and, on an image-text model, process its images) and size the reply.
 
         Raises:
             PromptTooLongError: If the prompt leaves no room to generate.
+            ImageInputError: If the request holds images and this model reads text only, or an image
+                cannot be decoded.
         """
-        inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+        if request.images or self.processor is not None:
+            inputs = self._vision_inputs(request)
+        else:
+            inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
+
+    def _vision_inputs(self, request: GenerationRequest) -> Any:
+        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder."""
+        if self.processor is None:
+            raise ImageInputError(f"{self.info.label} reads text only; it cannot read the images sent.")
+        count = request.prompt.count(IMAGE_MARKER)
+        if count != len(request.images):
+            raise ImageInputError(
+                f"The prompt marks {count} images but {len(request.images)} were given; each image needs "
+                f"one {IMAGE_MARKER} in the prompt."
+            )
+        # The model's own image token typed in a message would stand for an image that is not there.
+        token = str(getattr(self.processor, "image_token", "") or "")
+        text = request.prompt.replace(token, "") if token else request.prompt
+        text = text.replace(IMAGE_MARKER, self.image_placeholder)
+        images = [open_image(data, f"image {n}") for n, data in enumerate(request.images, 1)]
+        try:
+            if not images:
+                return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
+            return self.processor(text=[text], images=[images], return_tensors="pt", add_special_tokens=False)
+        except ValueError as exc:  # the processor's own checks (image tokens and images that do not pair)
+            raise ImageInputError(f"{self.info.label}'s processor refused the images: {exc}") from exc
 
     def check_json_schema(self, schema: dict[str, Any], *, strict: bool = True) -> None:
         """Check that xgrammar can compile ``schema`` (it holds output to every keyword it compiles).
@@ -234,7 +285,7 @@ class TransformersBackend(SerialBackend):
                 _StopStringCriterion(self.tokenizer, request.stop_strings, prepared.prompt_tokens)
             )
         kwargs: dict[str, Any] = {
-            **{k: v.to(self.model.device) for k, v in prepared.payload.items()},
+            **{k: self._on_device(v) for k, v in prepared.payload.items()},
             "max_new_tokens": prepared.max_new_tokens,
             "streamer": _StreamWriter(self, stream, stats),
             "stopping_criteria": criteria,
@@ -268,3 +319,11 @@ class TransformersBackend(SerialBackend):
             stats.finish_reason = FinishReason.STOP_STRING
         elif stats.new_tokens >= prepared.max_new_tokens:
             stats.finish_reason = FinishReason.LENGTH
+
+    def _on_device(self, value: Any) -> Any:
+        """A tensor of the inputs on the model's device; pixel values also in the model's dtype."""
+        if not isinstance(value, torch.Tensor):
+            return value
+        if value.is_floating_point():
+            return value.to(self.model.device, dtype=self.model.dtype)
+        return value.to(self.model.device)

@@ -12,7 +12,7 @@ history when the turn is closed, and the generation itself is halted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -153,18 +153,19 @@ class ChatSession:
         head = [Message(Role.SYSTEM, self.system_prompt)] if self.system_prompt.strip() else []
         return head + self.messages
 
-    def send(self, text: str) -> Turn:
-        """Add the user's message and start the reply.
+    def send(self, text: str, images: Sequence[bytes] = ()) -> Turn:
+        """Add the user's message (with its images, PNG bytes) and start the reply.
 
         Raises:
             EmptyPromptError: If ``text`` is blank.
             PromptTooLongError: If the conversation no longer fits the model's context (the user's
                 message is taken back so nothing is half-recorded).
+            ImageInputError: If the message has images and the model reads text only (taken back too).
         """
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
         self.stop()
-        asked = Message(Role.USER, text)
+        asked = Message(Role.USER, text, images=list(images))
         self.history.append(asked)
         try:
             return self._start()

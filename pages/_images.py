@@ -1,0 +1,118 @@
+"""The Chat page's images: uploaded in the message box, checked, shown in the user's bubble.
+
+UI only: checking and normalising an image is :func:`workbench.images.prepare_image`'s; a text-only model's
+refusal is :class:`~workbench.chat_model.ChatModel`'s. Images sent without a question wait for the next
+message (shown above the box, with a button to drop them). A message the model refused (images on a
+text-only model) is not lost: its text stays on the page with **Send again** (after loading a vision
+model) and **Discard**, and its images keep waiting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from kernel.outputs import image_problem
+from pages._common import show_error
+from workbench.errors import ImageInputError
+from workbench.images import IMAGE_EXTENSIONS, prepare_image
+from workbench.messages import Message
+from workbench.safe_markdown import images_as_links
+
+IMAGE_TYPES = list(IMAGE_EXTENSIONS)
+"""What the chat input accepts as images (png, jpg, jpeg, webp, gif)."""
+
+_PENDING = "chat_pending_images"
+_UNSENT = "chat_unsent_text"
+
+
+def split_uploads(uploads: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The uploads that are images (by their name's ending), and the others (documents)."""
+    images = [u for u in uploads if str(u.name).rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS]
+    return images, [u for u in uploads if u not in images]
+
+
+def add_images(uploads: list[Any]) -> None:
+    """Check each uploaded image and keep it (as PNG) for the next message; a bad one is refused by name."""
+    pending = pending_images()
+    for upload in uploads:
+        try:
+            pending.append(prepare_image(upload.getvalue(), str(upload.name)))
+        except ImageInputError as exc:
+            show_error(exc)
+
+
+def pending_images() -> list[bytes]:
+    """The images that go with the next message (PNG bytes)."""
+    return st.session_state.setdefault(_PENDING, [])
+
+
+def sent() -> None:
+    """The message went: its images are the history's now, and no unsent text is kept."""
+    st.session_state[_PENDING] = []
+    st.session_state.pop(_UNSENT, None)
+
+
+def unsent_controls(sending: bool) -> str | None:
+    """Draw the waiting images and a refused message; return its text when **Send again** is clicked.
+
+    Args:
+        sending: A message goes out in this run (its images are drawn in its bubble, not here).
+    """
+    pending = pending_images()
+    if pending and not sending:
+        with st.container(border=True):
+            many = "s" if len(pending) > 1 else ""
+            st.caption(f"{len(pending)} image{many} waiting to go with your next message")
+            show_thumbnails(pending)
+            if st.button("Remove the images", key="chat_drop_images"):
+                st.session_state[_PENDING] = []
+                st.rerun()
+    unsent = st.session_state.get(_UNSENT)
+    if not unsent or sending:
+        return None
+    text, error = unsent
+    st.error(images_as_links(error))
+    st.caption("Your message was not sent; its images are kept:")
+    st.code(text, language=None, wrap_lines=True)
+    left, right = st.columns(2)
+    if right.button("Discard", key="chat_discard_unsent", use_container_width=True):
+        st.session_state.pop(_UNSENT, None)
+        st.rerun()
+    if left.button("Send again", key="chat_send_unsent", use_container_width=True):
+        return str(text)
+    return None
+
+
+def show_thumbnails(images: list[bytes], width: int = 160) -> None:
+    """Images side by side; one that cannot be drawn is a note, never an exception on the page."""
+    for column, png in zip(st.columns(min(len(images), 4) or 1), images, strict=False):
+        with column:
+            show_image(png, width)
+    for png in images[4:]:
+        show_image(png, width)
+
+
+def show_image(png: bytes, width: int = 240) -> None:
+    """One image (checked again: a saved or imported conversation may hold anything)."""
+    problem = image_problem(png)
+    if not problem:
+        try:
+            st.image(png, width=width)
+            return
+        except Exception as error:  # whatever Pillow or Streamlit make of a hostile image
+            problem = f"it could not be drawn ({type(error).__name__})"
+    st.warning(f"Image not shown: {problem}.")
+
+
+def show_message_images(message: Message) -> None:
+    """The images of a user's message, in its bubble."""
+    if message.images:
+        show_thumbnails(message.images, width=240)
+
+
+def refused(exc: Exception, text: str) -> None:
+    """Keep a message the model refused (its text and why) and draw the page again, where it shows."""
+    st.session_state[_UNSENT] = (text, str(exc))
+    st.rerun()

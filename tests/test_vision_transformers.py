@@ -1,0 +1,186 @@
+"""Images on the transformers engine: the tiny random-weight Idefics3 model (tests/vision_fixture.py).
+
+Its answers are noise: what is asserted is the plumbing (the image reached the vision tower as pixels,
+its tokens stood in the prompt, the answer streamed, stopped and was saved), never the text.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.vision_fixture import IMAGE_SEQ_LEN, sample_image
+from workbench.chat_model import ChatModel
+from workbench.conversation import Conversation, Mode
+from workbench.errors import ImageInputError
+from workbench.images import prepare_image
+from workbench.messages import Message, Role
+from workbench.models.generation import IMAGE_MARKER, GenerationRequest, SamplingSettings
+from workbench.modes.chat import ChatSession
+
+SHORT = SamplingSettings(temperature=0, max_new_tokens=6)
+RED = prepare_image(sample_image((48, 32), "red"))
+BLUE = prepare_image(sample_image((20, 60), "blue", "JPEG"))
+
+
+@pytest.fixture
+def tower_calls(vlm_model: ChatModel) -> Iterator[list[Any]]:
+    """The pixel tensors the vision tower is called with, recorded by a forward hook on the real tower."""
+    calls: list[Any] = []
+    tower = vlm_model.backend.model.model.vision_model  # type: ignore[attr-defined]
+    handle = tower.register_forward_hook(
+        lambda _module, args, kwargs, _out: calls.append(
+            kwargs.get("pixel_values", args[0] if args else None)
+        ),
+        with_kwargs=True,
+    )
+    yield calls
+    handle.remove()
+
+
+def test_an_image_text_folder_loads_with_vision_on_transformers(vlm_model: ChatModel) -> None:
+    assert vlm_model.capabilities.vision
+    assert vlm_model.info.backend == "transformers"
+    assert vlm_model.info.architecture == "Idefics3ForConditionalGeneration"
+    assert vlm_model.backend.image_placeholder == "<image>"  # type: ignore[attr-defined]
+
+
+def test_the_image_reaches_the_vision_tower_and_the_answer_streams(
+    vlm_model: ChatModel, tower_calls: list[Any]
+) -> None:
+    stream = vlm_model.stream([Message(Role.USER, "What colour is this?", images=[RED])], SHORT)
+    chunks = list(stream)
+    assert stream.stats.finish_reason in ("length", "eos") and stream.stats.new_tokens > 0
+    assert "".join(chunks) == stream.text
+    assert len(tower_calls) == 1  # once, for the prompt: later tokens reuse the cache
+    pixels = tower_calls[0]
+    assert tuple(pixels.shape) == (1, 3, 64, 64)  # one tile of the image, resized to the tower's input
+    assert pixels.std() > 0.1 and abs(float(pixels.mean()) - _expected_red_mean()) < 0.05
+
+
+def _expected_red_mean() -> float:
+    """The mean of a pure red tile after the processor's normalisation ((x - 0.5) / 0.5 per channel)."""
+    return (1.0 + -1.0 + -1.0) / 3
+
+
+def test_each_image_becomes_its_tokens_in_the_prompt(vlm_model: ChatModel) -> None:
+    backend: Any = vlm_model.backend
+    messages = [
+        Message(Role.USER, "first", images=[RED]),
+        Message(Role.ASSISTANT, "noise"),
+        Message(Role.USER, f"second {IMAGE_MARKER} typed", images=[BLUE]),
+    ]
+    marked, images = vlm_model._mark_images(messages)
+    prompt = vlm_model.dialect.render(marked)
+    prepared = backend.prepare(GenerationRequest(prompt, SHORT, images=images))
+    ids = prepared.payload["input_ids"][0].tolist()
+    image_token = backend.model.config.image_token_id
+    assert ids.count(image_token) == 2 * IMAGE_SEQ_LEN
+    assert tuple(prepared.payload["pixel_values"].shape[:2]) == (1, 2)
+    text_only = backend.prepare(
+        GenerationRequest(vlm_model.dialect.render([Message(Role.USER, "first")]), SHORT)
+    )
+    assert image_token not in text_only.payload["input_ids"][0].tolist()
+    assert "pixel_values" not in text_only.payload
+
+
+def test_a_text_turn_on_a_vision_model_never_runs_the_tower(
+    vlm_model: ChatModel, tower_calls: list[Any]
+) -> None:
+    stream = vlm_model.stream([Message(Role.USER, "Just text.")], SHORT)
+    stream.result(timeout=120)
+    assert stream.stats.new_tokens > 0 and tower_calls == []
+
+
+def test_images_without_their_markers_are_refused(vlm_model: ChatModel) -> None:
+    prompt = vlm_model.dialect.render([Message(Role.USER, "no marker")])
+    with pytest.raises(ImageInputError, match="marks 0 images but 1 were given"):
+        vlm_model.backend.prepare(GenerationRequest(prompt, SHORT, images=[RED]))  # type: ignore[attr-defined]
+
+
+def test_stop_ends_a_generation_with_an_image(vlm_model: ChatModel) -> None:
+    stream = vlm_model.stream(
+        [Message(Role.USER, "Describe it at length.", images=[RED])], SHORT.with_(max_new_tokens=400)
+    )
+    for _chunk in stream:
+        stream.cancel()
+    assert stream.wait(60)
+    assert stream.stats.finish_reason == "cancelled" and stream.stats.new_tokens < 400
+
+
+def test_a_chat_turn_with_an_image_is_saved_exported_and_imported(
+    vlm_model: ChatModel, tower_calls: list[Any]
+) -> None:
+    from workbench.store import ConversationStore
+    from workbench.store.recorder import ConversationRecorder
+
+    history = Conversation(Mode.CHAT)
+    with ConversationStore.open() as store:
+        recorder = ConversationRecorder.attach(store, history, model=vlm_model.backend.spec)
+        session = ChatSession(vlm_model, settings=SHORT, history=history)
+        with session.send("What is in the picture?", [RED, BLUE]) as turn:
+            streamed = "".join(turn.text())
+        assert turn.message is not None and turn.stats.new_tokens > 0 and streamed
+        assert len(tower_calls) == 1 and tuple(tower_calls[0].shape) == (2, 3, 64, 64)
+        recorder.save_now()
+        _info, saved = store.get(history.id)
+        assert [m.role for m in saved] == [Role.USER, Role.ASSISTANT]
+        assert saved[0].images == [RED, BLUE] and saved[1].content == turn.message.content
+        exported = store.export_json(history.id)
+        payload = json.loads(exported)
+        conversation = payload["conversations"][0] if "conversations" in payload else payload
+        user = next(m for m in conversation["messages"] if m["role"] == "user")
+        assert len(user["images"]) == 2
+        markdown = store.export_markdown(history.id)
+        assert "image 1 of 2" in markdown and "image 2 of 2" in markdown
+        store.delete(history.id)
+        store.purge()
+        imported = store.import_json(exported)
+        _info, again = store.get(imported[0].id)
+        assert again[0].images == [RED, BLUE]
+        with Image.open(io.BytesIO(again[0].images[1])) as image:
+            assert image.size == (20, 60)
+
+
+# A template in SmolVLM's manner: it loops over each message's content as a list of parts.
+PARTS_ONLY = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def test_a_template_that_reads_only_content_parts_gets_the_text_as_parts(tiny_vlm: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from workbench.dialects import ChatTemplateDialect
+    from workbench.models.transformers_vision import PartsTemplate, reads_only_parts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_vlm)
+    assert not reads_only_parts(tokenizer)  # the fixture's ChatML takes strings
+    tokenizer.chat_template = PARTS_ONLY
+    assert reads_only_parts(tokenizer)
+    messages = [Message(Role.USER, f"{IMAGE_MARKER}\nWhat is in the picture?")]
+    assert "picture" not in ChatTemplateDialect(tokenizer).render(messages)  # the string is dropped
+    prompt = ChatTemplateDialect(PartsTemplate(tokenizer)).render(messages)
+    assert prompt == f"<|im_start|>User: {IMAGE_MARKER}\nWhat is in the picture?<end_of_utterance>\nAssistant:"
+
+
+def test_the_image_token_typed_in_a_message_stands_for_no_image(vlm_model: ChatModel) -> None:
+    """A user who types ``<image>`` must not make the processor look for a picture that is not there."""
+    backend: Any = vlm_model.backend
+    for images in ([], [RED]):
+        stream = vlm_model.stream([Message(Role.USER, "What is <image> here? <image>", images=images)], SHORT)
+        stream.result(timeout=120)
+        assert stream.error is None and stream.stats.new_tokens > 0
+    prompt = vlm_model.dialect.render([Message(Role.USER, "typed <image>")])
+    ids = backend.prepare(GenerationRequest(prompt, SHORT)).payload["input_ids"][0].tolist()
+    assert backend.model.config.image_token_id not in ids
