@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,8 +68,11 @@ def tiny_vlm_dir() -> Path:
         (tmp / "workbench-test-model.txt").write_text(
             f"{VERSION}: random weights, built by tests/vision_fixture.py\n"
         )
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)  # another process may have finished first: either copy is the same recipe
+        try:
+            tmp.rename(folder)  # atomic: a folder is there whole or not at all
+        except OSError:  # another process finished first (same recipe): keep its copy, which may be in use
+            if not (folder / "workbench-test-model.txt").is_file():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
@@ -151,3 +155,29 @@ def build_tiny_vlm(folder: Path) -> None:
 def tiny_vlm() -> Path:
     """The tiny random-weight Idefics3 folder (see :func:`tiny_vlm_dir`)."""
     return tiny_vlm_dir()
+
+
+def sample_image(size: tuple[int, int] = (48, 32), color: str = "red", kind: str = "PNG") -> bytes:
+    """A small plain image's bytes (PNG, JPEG, GIF, WEBP, ... as Pillow names them)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, kind)
+    return buffer.getvalue()
+
+
+def tiny_vlm_spec() -> Any:
+    """The :class:`~workbench.models.spec.ModelSpec` of the tiny vision model on transformers, on the CPU."""
+    from workbench.models.spec import ModelSpec
+
+    return ModelSpec(source=str(tiny_vlm_dir()), backend="transformers", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vlm_model() -> Any:
+    """The tiny vision model loaded once (a :class:`~workbench.chat_model.ChatModel` in the shared slot)."""
+    from workbench.shared import shared_model
+
+    return shared_model(tiny_vlm_spec()).get()
