@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,7 +120,8 @@ def test_text_requests_after_an_image_request_are_unchanged(
     with caplog.at_level(logging.ERROR):
         vlm.stream([Message(Role.USER, "Say hello.", images=[png()])], GREEDY).result(timeout=120)
         deadline = time.monotonic() + 60
-        while vlm.backend.generating and time.monotonic() < deadline:  # the answer's tidying (serial engine)
+        engine: Any = vlm.backend
+        while engine.generating and time.monotonic() < deadline:  # the answer's tidying (serial engine)
             time.sleep(0.01)
         after = vlm.stream(ask, GREEDY)
         assert after.result(timeout=120) == before  # the same model, greedy: noise, but the same noise
