@@ -8,12 +8,13 @@
 # so --n-gpu-layers -1 puts a GGUF model on the GPU. nvcc alone is not enough: our CPU machines carry one
 # without a GPU, where a CUDA build would cost an hour for nothing. WORKBENCH_LLAMA_CUDA=0 builds for the
 # CPU only, =1 builds with CUDA wherever nvcc is (fails without it); a GGML_CUDA option already in
-# CMAKE_ARGS is left as it is.
+# CMAKE_ARGS is left as it is. LLAVA_BUILD=ON builds libmtmd, llama.cpp's multimodal library: a GGUF with
+# its --mmproj file reads images through it (workbench/models/llamacpp_vision.py).
 set -euo pipefail
 
 args="${CMAKE_ARGS:-} -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
 -DGGML_BACKEND_DIR:STRING=llama_cpp/lib -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
--DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF"
+-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=ON"
 
 find_nvcc() {
   local candidate

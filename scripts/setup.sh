@@ -97,7 +97,8 @@ fi
 # loaded at run time: GGML_BACKEND_DL), and workbench/models/llamacpp_cpu.py loads the best one this CPU
 # runs (AVX2, AVX-512, ...) or the one WORKBENCH_GGML_CPU names, and the CUDA module when there is one. So
 # the wheel gives the same kernels on every machine of a kind, whatever CPU built it. The other options cut
-# the build to the library (no tests, examples, server, tools, curl, BLAS, OpenMP, multimodal).
+# the build to the library (no tests, examples, server, tools, curl, BLAS, OpenMP) and libmtmd, llama.cpp's
+# multimodal library, through which a GGUF with its --mmproj file reads images.
 # GGML_BACKEND_DIR is given as a STRING: as a PATH, CMake would make it absolute in the source folder and
 # the variants would miss the wheel. The wheel is kept in ~/.cache/workbench/wheels under a key made of
 # its version and these options (pip's own wheel cache ignores CMAKE_ARGS, so a wheel built with other
@@ -127,10 +128,12 @@ if [ "${WORKBENCH_LLAMA_CPP:-1}" != 0 ] && { [ ! -f "$llama_stamp" ] || [ "$(cat
       say "no C++ compiler (install build-essential for the faster llama.cpp engine): everything runs on transformers."
     fi
   fi
+  # A kept wheel must hold its CPU variants and libmtmd (images, for a GGUF with its --mmproj file).
   if compgen -G "$wheel_dir/llama_cpp_python-*.whl" >/dev/null && \
-     ! "$py" -c 'import sys, zipfile; sys.exit(not any("libggml-cpu-" in n for n in zipfile.ZipFile(sys.argv[1]).namelist()))' \
+     ! "$py" -c 'import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist()
+sys.exit(not all(any(part in n for n in names) for part in ("libggml-cpu-", "libmtmd")))' \
        "$(ls "$wheel_dir"/llama_cpp_python-*.whl | head -n1)"; then
-    say "WARNING: the llama-cpp-python wheel in $wheel_dir lacks its CPU variants; it is removed and rebuilt next time."
+    say "WARNING: the llama-cpp-python wheel in $wheel_dir lacks its CPU variants or libmtmd; it is removed and rebuilt next time."
     rm -f "$wheel_dir"/llama_cpp_python-*.whl
   fi
   if compgen -G "$wheel_dir/llama_cpp_python-*.whl" >/dev/null; then

@@ -76,11 +76,12 @@ def test_forcing_cuda_without_nvcc_fails_and_says_why(tmp_path):
 
 
 def test_without_cuda_the_options_are_those_of_the_wheels_already_built(tmp_path):
-    # The wheel cache's key is made of these options: a CPU machine must keep finding its wheel.
+    # The wheel cache's key is made of these options: a CPU machine must keep finding its wheel. (LLAVA_BUILD
+    # went ON for image input, issue 26: that changed the key once, so wheels without libmtmd are rebuilt.)
     result = cmake_args(tmp_path, nvcc=False, gpu=False)
     assert result.stdout == (
         " -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON "
         "-DGGML_BACKEND_DIR:STRING=llama_cpp/lib -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
         "-DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF "
-        "-DLLAVA_BUILD=OFF\n"
+        "-DLLAVA_BUILD=ON\n"
     )

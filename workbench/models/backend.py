@@ -74,6 +74,8 @@ class ModelInfo:
         quantization: How the weights are quantized, or None.
         threads: CPU threads used for decoding, or None when not applicable.
         cpu_kernels: llama.cpp's CPU variant in use (``haswell``, ``icelake``, ``built-in``), or None.
+        projector: llama.cpp's multimodal projector file (``--mmproj``, or found beside the model), through
+            which the model reads images; None without one.
     """
 
     label: str
@@ -88,6 +90,7 @@ class ModelInfo:
     quantization: str | None = None
     threads: int | None = None
     cpu_kernels: str | None = None
+    projector: str | None = None
 
     def summary(self) -> str:
         """One line for the sidebar: name, engine, device, precision, context."""
@@ -99,6 +102,8 @@ class ModelInfo:
         if self.cpu_kernels:
             parts.append(f"{self.cpu_kernels} kernels")
         parts.append(f"context {self.context_length}")
+        if self.projector:
+            parts.append(f"reads images ({self.projector})")
         return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from workbench.models.hub_checks import check_chat_template, check_disk, free_by
 from workbench.models.hub_names import (
     HubName,
     choose_gguf,
+    choose_projector,
     code_files,
     gguf_quants,
     is_weight_file,
@@ -209,6 +210,8 @@ def plan(name: HubName, *, trust_remote_code: bool = False) -> DownloadPlan:
     if name.gguf:
         result.quant, chosen, result.default_quant = choose_gguf(name, list(siblings))
         result.quants = list(gguf_quants(list(siblings)))
+        projector = choose_projector(chosen, list(siblings))  # images (issue 26): fetched beside the model
+        chosen = [*chosen, projector] if projector else chosen
     else:
         chosen = transformers_files(list(siblings))
         if not any(f.endswith((".safetensors", ".bin")) for f in chosen):

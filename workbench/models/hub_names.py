@@ -135,6 +135,25 @@ def choose_gguf(name: HubName, filenames: list[str]) -> tuple[str, list[str], bo
     return quant, groups[quant], True
 
 
+#: Projector precisions preferred when a GGUF repo has several (they are small: the best is taken).
+PROJECTOR_QUANTS = ("F16", "BF16", "F32", "Q8_0")
+
+
+def choose_projector(model_files: list[str], filenames: list[str]) -> str | None:
+    """The vision projector (``mmproj*.gguf``) to fetch with a GGUF model, from its folder, or None.
+
+    llama.cpp reads images through it (:mod:`workbench.models.llamacpp_vision` finds it beside the model).
+    """
+    folder = Path(model_files[0]).parent
+    found = sorted(
+        f
+        for f in filenames
+        if Path(f).parent == folder and Path(f).name.lower().startswith("mmproj") and f.lower().endswith(".gguf")
+    )
+    preferred = (f for quant in PROJECTOR_QUANTS for f in found if quant_of(f) == quant)
+    return next(preferred, found[0] if found else None)
+
+
 def split_complete(files: list[str]) -> bool:
     """Whether a quantization's files hold every part of a split GGUF (a single file is complete)."""
     parts = [_SPLIT.search(Path(f).name[: -len(".gguf")]) for f in files]

@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from workbench.dialects.jinja_template import JinjaChatTemplate
@@ -39,6 +40,7 @@ from workbench.models.llamacpp_cpu import llama_errors_to, load_cpu_backend
 from workbench.models.llamacpp_grammar import check_schema, json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates, KeptCaches
 from workbench.models.llamacpp_tokens import PieceTokenizer
+from workbench.models.llamacpp_vision import MediaPrompt, VisionProjector, evaluate_serial, load_projector
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
 from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 
@@ -85,6 +87,9 @@ class LlamaCppBackend(SerialBackend):
         #: Each conversation's kept KV cache (``forget`` empties them; ``restores`` counts the reuses).
         self.states: KeptCaches = self._conversations
         self._pieces: PieceTokenizer | None = None
+        #: Images (issue 26): the multimodal projector, or None; whether the last prompt had images.
+        self.projector: VisionProjector | None = None
+        self._media_cells = False
         # Free llama.cpp's model when this backend goes, or at exit while the interpreter still works
         # (llama-cpp-python's __del__ at interpreter shutdown fails on half torn-down modules); not while
         # a generation or its settling (after the consumer has its answer) still uses it.
@@ -157,6 +162,11 @@ class LlamaCppBackend(SerialBackend):
             lines = "".join(errors).strip().splitlines()
             reason = lines[0].rpartition("error loading model: ")[2] if lines else str(exc)
             raise load_error(path, reason) from exc
+        try:  # images (issue 26): the model's multimodal projector, if it has one (llamacpp_vision)
+            projector = load_projector(spec, path, llm, threads, layers > 0, say)
+        except BaseException:
+            llm.close()
+            raise
         device = "cpu" if layers == 0 else spec.device if spec.device != "auto" else _gpu_name()
         info = ModelInfo(
             label=spec.label,
@@ -171,8 +181,13 @@ class LlamaCppBackend(SerialBackend):
             quantization="GGUF",
             threads=threads,
             cpu_kernels=cpu_kernels,
+            projector=projector.path.name if projector is not None else None,
         )
-        return cls.made(spec, llm, gguf, info, parallel)
+        backend = cls.made(spec, llm, gguf, info, parallel)
+        if projector is not None:  # images (issue 26)
+            backend.projector = projector
+            backend.capabilities = replace(backend.capabilities, vision=True)
+        return backend
 
     @classmethod
     def made(
@@ -228,13 +243,19 @@ class LlamaCppBackend(SerialBackend):
 
         Raises:
             PromptTooLongError: If the prompt leaves no room to generate.
+            ImageInputError: If the request holds images and the model has no projector, or an image is
+                unreadable or too large.
         """
+        if request.images:  # images (issue 26): text and image chunks through mtmd (llamacpp_vision)
+            media = MediaPrompt.of(self.projector, request, self.info.label)
+            return PreparedPrompt(media.n_tokens, self.room_for(media.n_tokens, request), media)
         tokens = self.tokenize(request.prompt)
         return PreparedPrompt(len(tokens), self.room_for(len(tokens), request), tokens)
 
     def after_decode(self) -> None:
         """Settle the answer's cache cells, so that the next turn continues as a fresh prompt would."""
-        self._conversations.settle()
+        if not self._media_cells:  # an image prompt's cells are dropped at the next prompt, never settled
+            self._conversations.settle()
 
     def decode(
         self,
@@ -247,11 +268,16 @@ class LlamaCppBackend(SerialBackend):
         settings = request.settings
         schema = request.json_schema
         grammar = json_schema_grammar(schema, self._vocab) if schema is not None else None
-        self._conversations.evaluate(prepared.payload)
+        self._media_cells = isinstance(prepared.payload, MediaPrompt)  # images (issue 26)
+        if self._media_cells:
+            prompt = evaluate_serial(self.llm, self._conversations, prepared.payload)
+        else:
+            self._conversations.evaluate(prepared.payload)
+            prompt = prepared.payload
         self.llm.set_seed(settings.seed if settings.seed is not None else self._default_seed)
         greedy = settings.temperature <= 0
         tokens = self.llm.generate(
-            prepared.payload,
+            prompt,
             temp=0.0 if greedy else settings.temperature,
             top_p=1.0 if greedy else settings.top_p,
             top_k=0,

@@ -20,6 +20,7 @@ from workbench.models.gguf_check import GGUFInfo
 from workbench.models.llamacpp_backend import LlamaCppBackend
 from workbench.models.llamacpp_grammar import json_schema_grammar
 from workbench.models.llamacpp_slots import Job, SlotScheduler
+from workbench.models.llamacpp_vision import MediaPrompt
 from workbench.models.spec import ModelSpec
 
 #: Requests that may wait for a slot by default (``--queue``); one more is refused as busy.
@@ -79,7 +80,9 @@ class BatchedLlamaCppBackend(LlamaCppBackend):
             stream.stats.finish_reason = FinishReason.ERROR
             stream.finish(stream.stats, exc)
             return stream
-        self.scheduler.submit(Job(request, prepared.payload, prepared.max_new_tokens, stream, grammar))
+        media = prepared.payload if isinstance(prepared.payload, MediaPrompt) else None  # images (issue 26)
+        tokens = prepared.payload if media is None else []
+        self.scheduler.submit(Job(request, tokens, prepared.max_new_tokens, stream, grammar, media=media))
         return stream
 
 

@@ -48,6 +48,7 @@ from workbench.models.llamacpp_state import (
     batches,
     common_prefix,
 )
+from workbench.models.llamacpp_vision import MEDIA_CELL
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Job:
         max_new_tokens: Tokens that may be generated.
         stream: Where the text goes.
         grammar: The constrained call's grammar (a ``LlamaGrammar``), or None.
+        media: A prompt with images (a :class:`~workbench.models.llamacpp_vision.MediaPrompt`), evaluated
+            whole when the job takes its slot; ``tokens`` is then empty and its cells are never kept.
     """
 
     request: GenerationRequest
@@ -74,6 +77,7 @@ class Job:
     max_new_tokens: int
     stream: GenerationStream
     grammar: Any = None
+    media: Any = None
     queued_at: float = field(default_factory=time.perf_counter)
     started_at: float = 0.0
     sampler: Any = None
@@ -295,6 +299,12 @@ class SlotScheduler:
         job.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         job.stream.stats.finish_reason = FinishReason.LENGTH
         slot.job, slot.used_at = job, time.perf_counter()
+        if job.media is not None:  # images (issue 26): mtmd evaluates the prompt; its first token is sampled now
+            try:
+                slot.cached = [MEDIA_CELL] * job.media.evaluate(self.llm.ctx, slot.seq, self.n_batch)
+                self._sample(slot, -1)
+            except Exception as exc:  # this job's own failure (an image the encoder refused, its grammar)
+                self._fail(slot, exc)
 
     # --- one step: one decode for every slot ----------------------------------------------------
     def _step(self) -> None:
@@ -400,6 +410,9 @@ class SlotScheduler:
             if tail:
                 job.stream.put(tail)
         slot.job = None
+        if job.media is not None:  # images (issue 26): an image prompt's cells are never kept
+            self._lib.llama_memory_seq_rm(self._memory(), slot.seq, -1, -1)
+            slot.cached, slot.settled = [], 0
         job.stream.finish(_stats_of(job, reason), error)
 
     def _fail(self, slot: Slot, error: BaseException) -> None:

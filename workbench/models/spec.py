@@ -113,6 +113,13 @@ SPEC_OPTIONS: tuple[SpecOption, ...] = (
         "refused as busy (default 0: 16)",
     ),
     SpecOption(
+        "mmproj",
+        ("WORKBENCH_MMPROJ",),
+        "--mmproj",
+        "llama.cpp: the model's multimodal projector (an mmproj .gguf file), so that it reads images "
+        "(default: the mmproj*.gguf file beside the model, if there is one)",
+    ),
+    SpecOption(
         "n_gpu_layers",
         ("WORKBENCH_N_GPU_LAYERS",),
         "--n-gpu-layers",
@@ -141,6 +148,8 @@ class ModelSpec:
         n_gpu_layers: llama.cpp's layers on the GPU: -1 all (when the build has CUDA or Metal), 0 none.
         parallel: llama.cpp's generations run together (slots); 0 is 4, 1 runs them one at a time.
         queue: llama.cpp's requests that may wait for a slot (``parallel`` above 1); 0 is 16.
+        mmproj: llama.cpp's multimodal projector file (images); empty finds ``mmproj*.gguf`` beside the
+            model (see :mod:`workbench.models.llamacpp_vision`).
     """
 
     source: str = EMBEDDED
@@ -155,6 +164,7 @@ class ModelSpec:
     n_gpu_layers: int = -1
     parallel: int = 0
     queue: int = 0
+    mmproj: str = ""
 
     @classmethod
     def from_env(
