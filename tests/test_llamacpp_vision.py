@@ -209,8 +209,10 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded() -> None:
 
 
 def test_a_large_image_is_scaled_down_before_llama_cpp() -> None:
+    from workbench.images import MAX_SIDE
+
     width, height, data = rgb_pixels(png(size=(5000, 100)))
-    assert (width, height) == (4096, 82) and len(data) == width * height * 3
+    assert (width, height) == (MAX_SIDE, 41) and len(data) == width * height * 3
 
 
 def test_a_markers_and_images_mismatch_is_refused(vlm: ChatModel) -> None:

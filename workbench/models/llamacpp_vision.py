@@ -21,10 +21,8 @@ match): they are dropped when the generation ends. A conversation with images is
 from __future__ import annotations
 
 import ctypes
-import io
 import logging
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,10 +39,6 @@ logger = logging.getLogger(__name__)
 
 #: ``--mmproj none``: load the text model alone, even with a projector beside it.
 NO_MMPROJ = "none"
-#: An image's longest side is scaled down to this many pixels before it reaches llama.cpp (vision
-#: encoders see far fewer: SmolVLM 512-pixel tiles, Qwen2-VL a budget of tokens), which bounds the
-#: pixels held per image to 48 MB.
-MAX_IMAGE_SIDE = 4096
 #: The token id recorded for an image's cells (never a real token, so never matched by a later prompt).
 MEDIA_CELL = -1
 #: The GGUF architecture of projector files (``general.architecture``).
@@ -293,32 +287,14 @@ class MediaPrompt:
 
 
 def rgb_pixels(image: bytes, index: int = 1) -> tuple[int, int, bytes]:
-    """An image's width, height and RGB bytes, checked and decoded by Pillow, scaled to :data:`MAX_IMAGE_SIDE`.
+    """An image's width, height and RGB bytes, checked and decoded as every engine's are (at most 2048 px a side).
 
     Raises:
         ImageInputError: If the image is unreadable, a decompression bomb or over Pillow's pixel limit.
     """
-    from PIL import Image, ImageOps
+    from workbench.images import open_image
 
-    from kernel.outputs import image_problem
-
-    problem = image_problem(image)
-    if problem:
-        raise ImageInputError(
-            f"Image {index} cannot be read by the model: {problem}. Attach a PNG or JPEG image."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(image)) as opened:
-                opened.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))  # JPEG: decode at a reduced scale
-                picture = ImageOps.exif_transpose(opened).convert("RGB")
-    except Exception as exc:  # a truncated file passes verify() and fails here (OSError, ValueError, ...)
-        raise ImageInputError(
-            f"Image {index} cannot be read by the model: not a readable image ({type(exc).__name__}). "
-            "Attach a PNG or JPEG image."
-        ) from exc
-    picture.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+    picture = open_image(image, f"Image {index}")
     return picture.width, picture.height, picture.tobytes()
 
 
