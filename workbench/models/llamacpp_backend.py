@@ -38,8 +38,9 @@ from workbench.models.gguf_check import GGUFInfo
 from workbench.models.llamacpp_cpu import llama_errors_to, load_cpu_backend
 from workbench.models.llamacpp_grammar import check_schema, json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates, KeptCaches
-from workbench.models.llamacpp_tokens import PieceTokenizer
+from workbench.models.llamacpp_tokens import PieceTokenizer, control_token_texts
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
+from workbench.models.prompt_literals import tokenize_pieces
 from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 
 #: Tokens of recent history the repetition penalty looks at (llama.cpp's default is 64).
@@ -91,7 +92,9 @@ class LlamaCppBackend(SerialBackend):
         self._finalizer: weakref.finalize[..., Any] = weakref.finalize(
             self, _close_when_idle, llm, self._lock
         )
-        self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
+        self._template = JinjaChatTemplate(
+            gguf.chat_template, _special_tokens(llm), control_texts=control_token_texts(llm)
+        )
         import llama_cpp
 
         self._vocab = llm._model.vocab
@@ -196,6 +199,15 @@ class LlamaCppBackend(SerialBackend):
             self._pieces = PieceTokenizer(self.llm)
         return self._pieces.tokenize(text.encode("utf-8"))
 
+    def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
+        """Token ids of the request's prompt; the messages' control-token texts stay plain text."""
+        return tokenize_pieces(
+            request.prompt,
+            request.literal_spans,
+            self.tokenize,
+            lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
+        )
+
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text``."""
         return len(self.tokenize(text))
@@ -229,7 +241,7 @@ class LlamaCppBackend(SerialBackend):
         Raises:
             PromptTooLongError: If the prompt leaves no room to generate.
         """
-        tokens = self.tokenize(request.prompt)
+        tokens = self.tokenize_prompt(request)
         return PreparedPrompt(len(tokens), self.room_for(len(tokens), request), tokens)
 
     def after_decode(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from transformers import (
+    BatchEncoding,
     GenerationConfig,
     LogitsProcessorList,
     StoppingCriteria,
@@ -33,6 +34,7 @@ from workbench.models.generation import (
     SamplingSettings,
 )
 from workbench.models.loading import ProgressCallback, load_tokenizer_and_model, quantization_library
+from workbench.models.prompt_literals import tokenize_pieces
 from workbench.models.spec import EMBEDDED, ModelSpec
 
 KV_CACHE_ENV = "WORKBENCH_KV_CACHE"
@@ -204,7 +206,23 @@ class TransformersBackend(SerialBackend):
         Raises:
             PromptTooLongError: If the prompt leaves no room to generate.
         """
-        inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+        if request.literal_spans:  # the messages' control-token texts stay plain text
+            ids = tokenize_pieces(
+                request.prompt,
+                request.literal_spans,
+                lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
+                lambda text: self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)[
+                    "input_ids"
+                ],
+            )
+            inputs = BatchEncoding(
+                {
+                    "input_ids": torch.tensor([ids]),
+                    "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                }
+            )
+        else:
+            inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
 
