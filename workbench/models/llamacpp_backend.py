@@ -56,8 +56,10 @@ def default_threads(cpu_count: int | None = None) -> int:
     """Decoding threads for this machine, from bench/RESULTS.md's measurements.
 
     llama.cpp's threads spin while they wait for each other, so one thread held by another process
-    stalls them all: on 2 busy cores, 2 threads fell far below 1 thread. One core is left to the app
-    and the rest of the machine, up to 8 threads (decoding is bound by memory bandwidth beyond that).
+    stalls them all: on 2 busy cores, 2 threads fell far below 1 thread. A threadpool that does not poll
+    and separate batch threads did not help (the spinning is at the barriers inside a step;
+    bench/bench_threads.py). One core is left to the app and the rest of the machine, up to 8 threads
+    (decoding is bound by memory bandwidth beyond that).
     """
     cores = cpu_count or os.cpu_count() or 1
     return max(1, min(8, cores - 1))
