@@ -31,6 +31,8 @@ class ChatModel:
     def __init__(self, backend: Backend, dialect: Dialect | None = None) -> None:
         self.backend = backend
         self.dialect = dialect or dialect_for(backend.template)
+        #: The texts of the model's control tokens, which messages may not write (read once).
+        self._control_texts: tuple[str, ...] | None = None
 
     @classmethod
     def load(cls, spec: ModelSpec | None = None, progress: ProgressCallback | None = None) -> ChatModel:
@@ -115,7 +117,9 @@ class ChatModel:
         """
         use = dialect or self.dialect
         marked, images = self._mark_images(messages)
-        literals = Literals(control_texts(self.backend.template))
+        if self._control_texts is None:
+            self._control_texts = control_texts(self.backend.template)
+        literals = Literals(self._control_texts)
         rendered, spans = literals.restore(use.render(literals.escape_messages(marked), tools=tools))
         return GenerationRequest(
             prompt=rendered + prefix,
