@@ -15,6 +15,7 @@ from tests.test_code_mode import FakeKernel, drain
 from tests.test_tool_loop import hermes
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
+from workbench.messages import Role
 from workbench.models.backend import ModelInfo, PreparedPrompt, SerialBackend
 from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings
 from workbench.models.spec import ModelSpec
@@ -71,7 +72,12 @@ class _Busy(ScriptedBackend):
     def start(self, request: GenerationRequest) -> GenerationStream:
         stream = super().start(request)
         stream.ahead = 1
+        self.streams.append(stream)
         return stream
+
+    @property
+    def streams(self) -> list[GenerationStream]:
+        return self.__dict__.setdefault("_streams", [])
 
     def _write(self, reply: Any, stopped: bool, stream: GenerationStream) -> None:
         threading.Event().wait(0.05)
@@ -104,3 +110,18 @@ def test_the_code_loop_yields_the_notice_then_the_forced_fence_and_the_code(tmp_
     first_text = next(e for e in events if isinstance(e, TextDelta))
     assert first_text.text == "```python\n"  # the forced fence comes with the text, after the notice
     assert sum(isinstance(e, Waiting) for e in events) == 2  # each of the two replies waited
+
+
+def test_closing_the_tool_events_while_a_forced_call_waits_stops_its_generation():
+    backend = _Busy('{"name": "calculator", "arguments": {"expression": "1+1"}}', delay_s=0.2)
+    registry = ToolRegistry()
+    registry.load_builtins()
+    session = ToolSession(
+        ChatModel(backend, dialect=hermes()), registry, options=ToolOptions(tool_choice=ToolChoice.REQUIRED)
+    )
+    events = session.send("What is 1+1?")
+    assert isinstance(next(events), Waiting)
+    events.close()  # Stop in the app while the call waits for a free slot
+    (stream,) = backend.streams
+    assert stream.cancelled and stream.done.is_set()
+    assert [m.role for m in session.messages] == [Role.USER]

@@ -479,6 +479,12 @@ class ToolSession:
         try:
             yield from waiting_events(stream)
             stream.result()
+        except GeneratorExit:  # the consumer went away while the call waited for a slot
+            stream.halt()
+            message = self._stopped_message(before, stream)
+            if message is not None:
+                self.history.append(message)
+            raise
         finally:
             self._stream = None
         if stream.cancelled:
