@@ -22,7 +22,15 @@ from tools.registry import PATH_VARIABLE
 from workbench.chat_model import ChatModel
 from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
-from workbench.modes.events import CallProgress, ConfirmationNeeded, Event, MessageDone, Notice, TextDelta
+from workbench.modes.events import (
+    CallProgress,
+    ConfirmationNeeded,
+    Event,
+    MessageDone,
+    Notice,
+    TextDelta,
+    Waiting,
+)
 from workbench.modes.tool import ToolOptions, ToolSession, default_tool_choice
 from workbench.modes.tool_steps import CallStep, call_steps, group_exchanges
 from workbench.safe_markdown import escape_markdown, images_as_links
@@ -215,6 +223,8 @@ def live_turn(
             elif isinstance(event, TextDelta):
                 text += event.text
                 show_markdown(text + "▌", area)
+            elif isinstance(event, Waiting):
+                area.caption(event.text)  # the first text takes its place
             elif isinstance(event, Notice):
                 turn_notice("error" if event.level == "error" else "warning", event.text)
             elif isinstance(event, MessageDone) and event.message.role is Role.ASSISTANT:

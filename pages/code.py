@@ -37,7 +37,7 @@ from workbench.messages import Message, Role
 from workbench.modes.code import CodeRunning, CodeSession, CodeTurn, release_when_gone, shared_pool
 from workbench.modes.code_format import sandboxed_html, split_code
 from workbench.modes.code_runs import CodeRun
-from workbench.modes.events import MessageDone, Notice, TextDelta
+from workbench.modes.events import MessageDone, Notice, TextDelta, Waiting
 
 # Seconds Interrupt and Restart wait for the run to end, so the same rerun shows it.
 INTERRUPT_WAIT_S = 5.0
@@ -166,6 +166,8 @@ def show_turn(turn: CodeTurn) -> None:
                 show_message(event.message)
             slot, text = st.empty(), ""
             show_status()
+        elif isinstance(event, Waiting):
+            slot.caption(event.text)  # the first text takes its place
         elif isinstance(event, Notice):
             turn_notice(event.level, event.text)
 

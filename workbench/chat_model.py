@@ -17,6 +17,7 @@ from workbench.models.backend import Backend, Capabilities, ModelInfo
 from workbench.models.backends import load_backend
 from workbench.models.generation import IMAGE_MARKER, GenerationRequest, GenerationStream, SamplingSettings
 from workbench.models.loading import ProgressCallback
+from workbench.models.prompt_literals import Literals, control_texts
 from workbench.models.spec import ModelSpec
 
 
@@ -31,6 +32,8 @@ class ChatModel:
     def __init__(self, backend: Backend, dialect: Dialect | None = None) -> None:
         self.backend = backend
         self.dialect = dialect or dialect_for(backend.template)
+        #: The texts of the model's control tokens, which messages may not write (read once).
+        self._control_texts: tuple[str, ...] | None = None
 
     @classmethod
     def load(cls, spec: ModelSpec | None = None, progress: ProgressCallback | None = None) -> ChatModel:
@@ -81,11 +84,47 @@ class ChatModel:
             PromptError: If the conversation cannot be rendered or does not fit the context.
             ImageInputError: If a user's message holds images and the model cannot read them.
         """
+        return self.backend.start(
+            self.request(
+                messages,
+                settings,
+                tools=tools,
+                prefix=prefix,
+                stop_strings=stop_strings,
+                json_schema=json_schema,
+                dialect=dialect,
+            )
+        )
+
+    def request(
+        self,
+        messages: list[Message],
+        settings: SamplingSettings | Mapping[str, Any] | None = None,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        prefix: str = "",
+        stop_strings: tuple[str, ...] = (),
+        json_schema: dict[str, Any] | None = None,
+        dialect: Dialect | None = None,
+    ) -> GenerationRequest:
+        """The request :meth:`stream` starts: the rendered prompt and how to continue it (same arguments).
+
+        Control-token texts written in the messages (``<|im_start|>``) are marked in
+        ``literal_spans``, so the engine tokenizes them as plain text: a message cannot forge a turn.
+
+        Raises:
+            PromptError: If the conversation cannot be rendered.
+            ImageInputError: If a user's message holds images and the model cannot read them.
+        """
         use = dialect or self.dialect
         marked, images = self._mark_images(messages)
-        prompt = use.render(marked, tools=tools) + prefix
-        request = GenerationRequest(
-            prompt=prompt,
+        if self._control_texts is None:
+            self._control_texts = control_texts(self.backend.template)
+        literals = Literals(self._control_texts)
+        rendered, spans = literals.restore(use.render(literals.escape_messages(marked), tools=tools))
+        return GenerationRequest(
+            prompt=rendered + prefix,
+            literal_spans=spans,
             images=images,
             settings=self._settings(settings),
             stop_strings=tuple(dict.fromkeys(use.stop_strings + stop_strings)),
@@ -94,7 +133,6 @@ class ChatModel:
             tools=tools,
             prefix=prefix,
         )
-        return self.backend.start(request)
 
     def _mark_images(self, messages: list[Message]) -> tuple[list[Message], list[bytes]]:
         """The messages to render, each user image marked by :data:`IMAGE_MARKER`, and the images in order.

@@ -112,11 +112,19 @@ class JinjaChatTemplate:
     Args:
         chat_template: The Jinja text, or None when the model has none.
         special_tokens: Variables the template may read, by name (``bos_token``, ``eos_token``, ...).
+        control_texts: The texts of the model's control tokens (``<|im_start|>``, ...), which a message's
+            content may not write (see :mod:`workbench.models.prompt_literals`).
     """
 
-    def __init__(self, chat_template: str | None, special_tokens: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        chat_template: str | None,
+        special_tokens: dict[str, str] | None = None,
+        control_texts: tuple[str, ...] = (),
+    ) -> None:
         self.chat_template = chat_template
         self.special_tokens = dict(special_tokens or {})
+        self.control_texts = control_texts
 
     def apply_chat_template(
         self,

@@ -270,6 +270,9 @@ class SerialBackend(ABC):
         prepared = self.prepare(request)
         stream = GenerationStream()
         stream.stats = GenerationStats(prompt_tokens=prepared.prompt_tokens)
+        with self._waiting_lock:
+            if self._lock.locked():  # another generation holds the model: "Waiting for a free slot"
+                stream.ahead = self._waiting
         thread = threading.Thread(
             target=self._run, args=(request, prepared, stream), name=GENERATE_THREAD, daemon=True
         )
@@ -289,6 +292,7 @@ class SerialBackend(ABC):
         finally:
             with self._waiting_lock:
                 self._waiting -= 1
+        stream.ahead = None
         if acquired:
             try:
                 stats.waited_s = round(time.perf_counter() - queued, 3)

@@ -102,6 +102,9 @@ class GenerationRequest:
         prefix: Text forced at the start of the reply (already at the end of ``prompt``).
         images: The user's images (PNG or JPEG bytes), in prompt order; ``prompt`` holds
             :data:`IMAGE_MARKER` once for each, where it goes. Only for backends with ``vision``.
+        literal_spans: Character spans of ``prompt`` that messages wrote with a control token's text
+            (``<|im_start|>``): engines tokenize them as plain text, never as the control token
+            (:mod:`workbench.models.prompt_literals`).
     """
 
     prompt: str
@@ -112,6 +115,7 @@ class GenerationRequest:
     tools: list[dict[str, Any]] | None = None
     prefix: str = ""
     images: list[bytes] = field(default_factory=list)
+    literal_spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass

@@ -39,9 +39,10 @@ from workbench.models.gguf_check import GGUFInfo
 from workbench.models.llamacpp_cpu import llama_errors_to, load_cpu_backend
 from workbench.models.llamacpp_grammar import check_schema, json_schema_grammar
 from workbench.models.llamacpp_state import ConversationStates, KeptCaches
-from workbench.models.llamacpp_tokens import PieceTokenizer
+from workbench.models.llamacpp_tokens import PieceTokenizer, control_token_texts
 from workbench.models.llamacpp_vision import MediaPrompt, VisionProjector, evaluate_serial, load_projector
 from workbench.models.loading import ProgressCallback, check_gguf, load_error, resolve_source
+from workbench.models.prompt_literals import tokenize_pieces
 from workbench.models.spec import DEVICES, DTYPES, EMBEDDED, ModelSpec
 
 #: Tokens of recent history the repetition penalty looks at (llama.cpp's default is 64).
@@ -57,8 +58,10 @@ def default_threads(cpu_count: int | None = None) -> int:
     """Decoding threads for this machine, from bench/RESULTS.md's measurements.
 
     llama.cpp's threads spin while they wait for each other, so one thread held by another process
-    stalls them all: on 2 busy cores, 2 threads fell far below 1 thread. One core is left to the app
-    and the rest of the machine, up to 8 threads (decoding is bound by memory bandwidth beyond that).
+    stalls them all: on 2 busy cores, 2 threads fell far below 1 thread. A threadpool that does not poll
+    and separate batch threads did not help (the spinning is at the barriers inside a step;
+    bench/bench_threads.py). One core is left to the app and the rest of the machine, up to 8 threads
+    (decoding is bound by memory bandwidth beyond that).
     """
     cores = cpu_count or os.cpu_count() or 1
     return max(1, min(8, cores - 1))
@@ -96,7 +99,9 @@ class LlamaCppBackend(SerialBackend):
         self._finalizer: weakref.finalize[..., Any] = weakref.finalize(
             self, _close_when_idle, llm, self._lock
         )
-        self._template = JinjaChatTemplate(gguf.chat_template, _special_tokens(llm))
+        self._template = JinjaChatTemplate(
+            gguf.chat_template, _special_tokens(llm), control_texts=control_token_texts(llm)
+        )
         import llama_cpp
 
         self._vocab = llm._model.vocab
@@ -211,6 +216,15 @@ class LlamaCppBackend(SerialBackend):
             self._pieces = PieceTokenizer(self.llm)
         return self._pieces.tokenize(text.encode("utf-8"))
 
+    def tokenize_prompt(self, request: GenerationRequest) -> list[int]:
+        """Token ids of the request's prompt; the messages' control-token texts stay plain text."""
+        return tokenize_pieces(
+            request.prompt,
+            request.literal_spans,
+            self.tokenize,
+            lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
+        )
+
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text``."""
         return len(self.tokenize(text))
@@ -249,7 +263,7 @@ class LlamaCppBackend(SerialBackend):
         if request.images:  # images (issue 26): text and image chunks through mtmd (llamacpp_vision)
             media = MediaPrompt.of(self.projector, request, self.info.label)
             return PreparedPrompt(media.n_tokens, self.room_for(media.n_tokens, request), media)
-        tokens = self.tokenize(request.prompt)
+        tokens = self.tokenize_prompt(request)
         return PreparedPrompt(len(tokens), self.room_for(len(tokens), request), tokens)
 
     def after_decode(self) -> None:

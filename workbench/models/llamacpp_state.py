@@ -69,7 +69,9 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 class KeptCaches(Protocol):
     """What the engine's callers (tests, the pages' Clear) use of whatever keeps conversations' caches."""
 
-    restores: int
+    @property
+    def restores(self) -> int:
+        """Times a prompt continued a kept or saved cache."""
 
     def forget(self) -> None:
         """Drop every kept cache (the next prompt is evaluated from its first token)."""

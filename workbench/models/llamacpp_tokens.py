@@ -80,3 +80,18 @@ class PieceTokenizer:
                     self._pattern = re.compile(b"|".join(re.escape(text) for text in ordered))
                 self._ready = True
             return self._pattern
+
+
+def control_token_texts(llm: Any) -> tuple[str, ...]:
+    """The texts of the tokens llama.cpp parses only with ``special=True`` (control and unknown tokens)."""
+    import llama_cpp
+
+    vocab = llm._model.vocab
+    kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    texts: set[str] = set()
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        if llama_cpp.llama_vocab_get_attr(vocab, token) & kinds:
+            text = llama_cpp.llama_vocab_get_text(vocab, token)
+            if text:
+                texts.add(text.decode("utf-8", errors="replace"))
+    return tuple(sorted(texts, key=len, reverse=True))

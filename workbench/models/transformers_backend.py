@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from transformers import (
+    BatchEncoding,
     GenerationConfig,
     LogitsProcessorList,
     StoppingCriteria,
@@ -41,6 +42,7 @@ from workbench.models.loading import (
     load_tokenizer_and_model,
     quantization_library,
 )
+from workbench.models.prompt_literals import tokenize_pieces
 from workbench.models.spec import EMBEDDED, ModelSpec
 from workbench.models.transformers_vision import PartsTemplate, image_placeholder, reads_only_parts
 
@@ -232,6 +234,21 @@ class TransformersBackend(SerialBackend):
         """
         if request.images or self.processor is not None:
             inputs = self._vision_inputs(request)
+        elif request.literal_spans:  # the messages' control-token texts stay plain text
+            ids = tokenize_pieces(
+                request.prompt,
+                request.literal_spans,
+                lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
+                lambda text: self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)[
+                    "input_ids"
+                ],
+            )
+            inputs = BatchEncoding(
+                {
+                    "input_ids": torch.tensor([ids]),
+                    "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                }
+            )
         else:
             inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
         prompt_tokens = int(inputs["input_ids"].shape[1])

@@ -50,7 +50,7 @@ from workbench.modes.code_runs import (
     KernelProvider,
 )
 from workbench.modes.code_workspace import Workspace, create_pool, release_when_gone, shared_pool
-from workbench.modes.events import Event, MessageDone, Notice, TextDelta
+from workbench.modes.events import Event, MessageDone, Notice, TextDelta, waiting_events
 
 CodeEvent = Event | CodeRunning
 # How long closing a turn waits for an interrupted run to end.
@@ -340,9 +340,16 @@ class CodeSession(Workspace):
         turn.stream = stream
         received, ended = "", False
         try:
-            if forced:
+            waiting = list(waiting_events(stream))
+            yield from waiting
+            fence = forced  # shown at once, or when the first text replaces the waiting notice
+            if fence and not waiting:
                 yield TextDelta(CODE_FENCE)
+                fence = False
             for chunk in stream:
+                if fence:
+                    yield TextDelta(CODE_FENCE)
+                    fence = False
                 end = None if forced else complete_block_end(received + chunk)
                 if end is not None:
                     chunk = (received + chunk)[len(received) : end]

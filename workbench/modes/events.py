@@ -7,9 +7,11 @@ goes away (a stopped script) never loses a finished step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from workbench.messages import Message, ToolCall
+from workbench.models.generation import GenerationStream
 
 
 @dataclass
@@ -82,4 +84,22 @@ class ConfirmationNeeded:
     server: str
 
 
-Event = TextDelta | MessageDone | Notice | CallProgress | ConfirmationNeeded
+@dataclass
+class Waiting:
+    """The model is busy with other sessions: the reply waits for a free slot (shown until its first text).
+
+    Attributes:
+        text: "Waiting for a free slot (n ahead)".
+    """
+
+    text: str
+
+
+def waiting_events(stream: GenerationStream) -> Iterator[Waiting]:
+    """A :class:`Waiting` event if ``stream`` waits for a free slot of the model, else nothing."""
+    notice = stream.waiting_notice()
+    if notice:
+        yield Waiting(notice)
+
+
+Event = TextDelta | MessageDone | Notice | CallProgress | ConfirmationNeeded | Waiting

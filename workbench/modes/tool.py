@@ -42,7 +42,7 @@ from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.messages import Message, Role, ToolCall
 from workbench.models.generation import GenerationStream, SamplingSettings
-from workbench.modes.events import ConfirmationNeeded, Event, MessageDone, Notice, TextDelta
+from workbench.modes.events import ConfirmationNeeded, Event, MessageDone, Notice, TextDelta, waiting_events
 from workbench.modes.tool_calls import PendingCall, RunningCall, observation, skipped, stopped
 
 MALFORMED_CALL = "MalformedCallError"
@@ -452,6 +452,7 @@ class ToolSession:
             recorded = False
             shown = ""
             try:
+                yield from waiting_events(stream)
                 for chunk in stream:
                     delta = held.feed(chunk)
                     if delta:
@@ -476,7 +477,14 @@ class ToolSession:
         settings = self.settings.with_(repetition_penalty=1.0)
         stream = self._start(tools, settings, prefix=before + opener, json_schema=call_schema(tools))
         try:
+            yield from waiting_events(stream)
             stream.result()
+        except GeneratorExit:  # the consumer went away while the call waited for a slot
+            stream.halt()
+            message = self._stopped_message(before, stream)
+            if message is not None:
+                self.history.append(message)
+            raise
         finally:
             self._stream = None
         if stream.cancelled:
