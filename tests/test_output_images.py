@@ -21,6 +21,7 @@ from tests.test_code_mode import FakeKernel, drain, tiny_png
 from tools import ToolRegistry
 from tools.mcp_client import CallOutcome
 from workbench.chat_model import ChatModel
+from workbench.errors import ImageInputError
 from workbench.images import prepare_image
 from workbench.messages import INTERPRETER, Message, Role
 from workbench.models.backend import Capabilities
@@ -229,3 +230,34 @@ def test_the_tiny_vision_model_reads_a_real_kernel_plot(
     assert stream.error is None and stream.stats.new_tokens > 0
     assert len(calls) == 1 and tuple(calls[0].shape) == (1, 3, 64, 64)  # the plot, one tile
     assert float(calls[0].std()) > 0.05  # a drawn plot, not a blank tile
+
+
+# --- a user's images in Tool and Code modes -------------------------------------------------------------
+def test_tool_and_code_sessions_send_a_users_images_to_a_vision_model(fake_kernel: FakeKernel) -> None:
+    picture = prepare_image(png("green"))
+    code, code_backend = code_session(fake_kernel, "print(1)\n```", "One.", vision=True)
+    drain(code.send("What colour is it?", [picture]))
+    assert code.messages[0].images == [picture]
+    assert all(request.images[:1] == [picture] for request in code_backend.requests)
+
+    backend = ScriptedBackend("Green.", capabilities=VISION)
+    tool = ToolSession(ChatModel(backend, dialect=hermes()), ToolRegistry(), options=ToolOptions())
+    list(tool.send("What colour is it?", [picture]))
+    assert tool.messages[0].images == [picture]
+    assert backend.requests[0].images == [picture] and backend.requests[0].prompt.count(IMAGE_MARKER) == 1
+
+
+def test_a_text_only_model_refuses_a_users_images_in_tool_and_code_before_recording(
+    fake_kernel: FakeKernel,
+) -> None:
+    picture = prepare_image(png("green"))
+    code, code_backend = code_session(fake_kernel, "never", vision=False)
+    with pytest.raises(ImageInputError, match="reads text only"):
+        code.send("What colour is it?", [picture])
+    assert code.messages == [] and code_backend.requests == []
+
+    backend = ScriptedBackend("never")
+    tool = ToolSession(ChatModel(backend, dialect=hermes()), ToolRegistry(), options=ToolOptions())
+    with pytest.raises(ImageInputError, match="reads text only"):
+        tool.send("What colour is it?", [picture])
+    assert tool.messages == [] and backend.requests == []
