@@ -28,7 +28,7 @@ from workbench.models.backend import Capabilities
 from workbench.models.generation import IMAGE_MARKER, SamplingSettings
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import observation_message
-from workbench.modes.tool import ToolOptions, ToolSession
+from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession
 from workbench.prompt_images import MAX_OUTPUT_IMAGES, prompt_images
 
 VISION = Capabilities(vision=True)
@@ -154,7 +154,7 @@ def test_a_tool_returning_an_image_shows_it_to_a_vision_model() -> None:
     registry.add(screenshot)
     backend = ScriptedBackend(call("screenshot"), "A blue screen.", capabilities=VISION)
     session = ToolSession(
-        ChatModel(backend, dialect=hermes()), registry, options=ToolOptions(tool_choice="required")
+        ChatModel(backend, dialect=hermes()), registry, options=ToolOptions(tool_choice=ToolChoice.REQUIRED)
     )
     list(session.send("What is on the screen?"))
     observation = session.messages[2]
