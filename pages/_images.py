@@ -1,30 +1,33 @@
-"""The Chat page's images: uploaded in the message box, checked, shown in the user's bubble.
+"""Images in the message box (Chat, Tool and Code pages): uploaded, checked, shown in the user's bubble.
 
 UI only: checking and normalising an image is :func:`workbench.images.prepare_image`'s; a text-only model's
 refusal is :class:`~workbench.chat_model.ChatModel`'s. Images sent without a question wait for the next
 message (shown above the box, with a button to drop them). A message the model refused (images on a
 text-only model) is not lost: its text stays on the page with **Send again** (after loading a vision
-model) and **Discard**, and its images keep waiting.
+model) and **Discard**, and its images keep waiting. Each page keeps its own waiting images (``page``: the
+page's key, ``chat``, ``tool``, ``code``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from kernel.outputs import image_problem
-from pages._common import show_error
-from workbench.errors import ImageInputError
+from pages._common import show_error, show_markdown
+from workbench.errors import USER_ERRORS, ImageInputError
 from workbench.images import IMAGE_EXTENSIONS, prepare_image
-from workbench.messages import Message
+from workbench.messages import Message, Role
 from workbench.safe_markdown import images_as_links
 
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)
 """What the chat input accepts as images (png, jpg, jpeg, webp, gif)."""
 
-_PENDING = "chat_pending_images"
-_UNSENT = "chat_unsent_text"
+_PENDING = "{}_pending_images"
+_UNSENT = "{}_unsent_text"
+T = TypeVar("T")
 
 
 def split_uploads(uploads: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -33,9 +36,9 @@ def split_uploads(uploads: list[Any]) -> tuple[list[Any], list[Any]]:
     return images, [u for u in uploads if u not in images]
 
 
-def add_images(uploads: list[Any]) -> None:
+def add_images(uploads: list[Any], page: str = "chat") -> None:
     """Check each uploaded image and keep it (as PNG) for the next message; a bad one is refused by name."""
-    pending = pending_images()
+    pending = pending_images(page)
     for upload in uploads:
         try:
             pending.append(prepare_image(upload.getvalue(), str(upload.name)))
@@ -43,33 +46,33 @@ def add_images(uploads: list[Any]) -> None:
             show_error(exc)
 
 
-def pending_images() -> list[bytes]:
+def pending_images(page: str = "chat") -> list[bytes]:
     """The images that go with the next message (PNG bytes)."""
-    return st.session_state.setdefault(_PENDING, [])
+    return st.session_state.setdefault(_PENDING.format(page), [])
 
 
-def sent() -> None:
+def sent(page: str = "chat") -> None:
     """The message went: its images are the history's now, and no unsent text is kept."""
-    st.session_state[_PENDING] = []
-    st.session_state.pop(_UNSENT, None)
+    st.session_state[_PENDING.format(page)] = []
+    st.session_state.pop(_UNSENT.format(page), None)
 
 
-def unsent_controls(sending: bool) -> str | None:
+def unsent_controls(sending: bool, page: str = "chat") -> str | None:
     """Draw the waiting images and a refused message; return its text when **Send again** is clicked.
 
     Args:
         sending: A message goes out in this run (its images are drawn in its bubble, not here).
     """
-    pending = pending_images()
+    pending = pending_images(page)
     if pending and not sending:
         with st.container(border=True):
             many = "s" if len(pending) > 1 else ""
             st.caption(f"{len(pending)} image{many} waiting to go with your next message")
             show_thumbnails(pending)
-            if st.button("Remove the images", key="chat_drop_images"):
-                st.session_state[_PENDING] = []
+            if st.button("Remove the images", key=f"{page}_drop_images"):
+                st.session_state[_PENDING.format(page)] = []
                 st.rerun()
-    unsent = st.session_state.get(_UNSENT)
+    unsent = st.session_state.get(_UNSENT.format(page))
     if not unsent or sending:
         return None
     text, error = unsent
@@ -77,10 +80,10 @@ def unsent_controls(sending: bool) -> str | None:
     st.caption("Your message was not sent; its images are kept:")
     st.code(text, language=None, wrap_lines=True)
     left, right = st.columns(2)
-    if right.button("Discard", key="chat_discard_unsent", use_container_width=True):
-        st.session_state.pop(_UNSENT, None)
+    if right.button("Discard", key=f"{page}_discard_unsent", use_container_width=True):
+        st.session_state.pop(_UNSENT.format(page), None)
         st.rerun()
-    if left.button("Send again", key="chat_send_unsent", use_container_width=True):
+    if left.button("Send again", key=f"{page}_send_unsent", use_container_width=True):
         return str(text)
     return None
 
@@ -112,7 +115,43 @@ def show_message_images(message: Message) -> None:
         show_thumbnails(message.images, width=240)
 
 
-def refused(exc: Exception, text: str) -> None:
+def refused(exc: Exception, text: str, page: str = "chat") -> None:
     """Keep a message the model refused (its text and why) and draw the page again, where it shows."""
-    st.session_state[_UNSENT] = (text, str(exc))
+    st.session_state[_UNSENT.format(page)] = (text, str(exc))
     st.rerun()
+
+
+def message_box_prompt(given: Any, page: str, sending: bool = False) -> str | None:
+    """What to send from a ``st.chat_input(accept_file=...)`` (its images kept for it), or a refused message.
+
+    Draws the images waiting and a refused message's controls (:func:`unsent_controls`). Images alone wait
+    for the next message. Other files are left to the page (documents).
+    """
+    prompt: str | None = None
+    if given is not None:
+        add_images(split_uploads(list(given.files))[0], page)
+        if given.text or not given.files:
+            prompt = given.text
+    again = unsent_controls(sending=sending or prompt is not None, page=page)
+    return again if prompt is None else prompt
+
+
+def send_with_images(page: str, prompt: str, send: Callable[[str, list[bytes]], T]) -> T | None:
+    """Draw the user's bubble and send ``prompt`` with the page's waiting images; None if it was refused.
+
+    A refusal of a message with images (a text-only model) keeps its text and images on the page
+    (:func:`refused`); another error is shown.
+    """
+    images = list(pending_images(page))
+    with st.chat_message("user"):
+        show_message_images(Message(Role.USER, prompt, images=images))
+        show_markdown(prompt)
+    try:
+        result = send(prompt, images)
+    except USER_ERRORS as exc:
+        if images or isinstance(exc, ImageInputError):
+            refused(exc, prompt, page)
+        show_error(exc)
+        return None
+    sent(page)
+    return result

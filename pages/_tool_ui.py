@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages._branches import answer_controls, user_message
 from pages._common import session_object, show_markdown, stats_caption, turn_notice
+from pages._images import show_message_images
 from pages._login import signed_in
 from tools import ToolRegistry, default_registry
 from tools.mcp_config import CONFIG_VARIABLE
@@ -151,6 +152,7 @@ RERUNS_TOOLS = "Regenerate runs this answer's tool calls again, and so does Edit
 
 
 def _show_user(message: Message) -> None:
+    show_message_images(message)
     show_markdown(message.content)
 
 

@@ -29,6 +29,7 @@ from pages._common import (
     turn_notice,
 )
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
+from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images, show_message_images
 from pages._login import login_gate
 from workbench.conversation import Mode
 from workbench.errors import USER_ERRORS
@@ -367,6 +368,7 @@ def start(action: BranchAction) -> CodeTurn:
 
 
 def show_user(message: Message) -> None:
+    show_message_images(message)
     show_markdown(message.content or "*(no text)*")
 
 
@@ -389,8 +391,12 @@ with chat_tab:
     if report_line := st.session_state.pop("code_rerun_report", None):
         st.success(report_line + " See them under “Your cells”.")
     conversation = st.container()  # above the input, which a tab shows inline
-    prompt = st.chat_input(
-        "Ask for something to compute, analyse or plot", key="code_input", submit_mode="stop"
+    given = st.chat_input(
+        "Ask for something to compute, analyse or plot",
+        key="code_input",
+        submit_mode="stop",
+        accept_file="multiple",
+        file_type=IMAGE_TYPES,  # images for a vision model (pages/_images.py)
     )
     with conversation:
         thread = session.messages
@@ -407,13 +413,9 @@ with chat_tab:
             if last_of_answer and not session.busy and answer_start.role is Role.ASSISTANT:
                 answer_controls(session, history, answer_start, "code", note=RERUNS_CODE)
         turn: CodeTurn | None = started if isinstance(started, CodeTurn) else None
+        prompt = message_box_prompt(given, "code", sending=turn is not None)
         if prompt is not None:
-            with st.chat_message("user"):
-                show_markdown(prompt)
-            try:
-                turn = session.send(prompt)
-            except USER_ERRORS as exc:
-                show_error(exc)
+            turn = send_with_images("code", prompt, session.send) or turn
         if turn is not None:
             try:
                 show_turn(turn)

@@ -12,10 +12,9 @@ from pages._common import (
     end_turn,
     kept_notices,
     sampling_controls,
-    show_error,
-    show_markdown,
 )
 from pages._history import conversation_sidebar
+from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images
 from pages._login import login_gate
 from pages._tool_ui import (
     live_turn,
@@ -26,7 +25,6 @@ from pages._tool_ui import (
     tools_panel,
 )
 from workbench.conversation import Mode
-from workbench.errors import WorkbenchError
 from workbench.modes.events import Event
 from workbench.modes.tool import ToolChoice
 
@@ -88,20 +86,20 @@ if isinstance(started, Generator):
         live_turn(started)
     end_turn()
 
-prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
+given = st.chat_input(
+    "Ask something a tool can help with",
+    submit_mode="stop",
+    key="tool_input",
+    accept_file="multiple",
+    file_type=IMAGE_TYPES,  # images for a vision model (pages/_images.py)
+)
+prompt = message_box_prompt(given, "tool", sending=resume is not None)
 if resume is not None:
     resume()
     end_turn()
-if prompt is not None:
-    with st.chat_message("user"):
-        show_markdown(prompt)
-    try:
-        events = session.send(prompt)
-    except WorkbenchError as exc:
-        show_error(exc)
-    else:
-        with st.chat_message("assistant"):
-            live_turn(events)
-        end_turn()
+if prompt is not None and (events := send_with_images("tool", prompt, session.send)) is not None:
+    with st.chat_message("assistant"):
+        live_turn(events)
+    end_turn()
 kept_notices()
 refresh_while_loading(session.registry)

@@ -15,10 +15,11 @@ from workbench.errors import EmptyPromptError, ImageInputError, SettingsError
 from workbench.messages import Message, Role
 from workbench.models.backend import Backend, Capabilities, ModelInfo
 from workbench.models.backends import load_backend
-from workbench.models.generation import IMAGE_MARKER, GenerationRequest, GenerationStream, SamplingSettings
+from workbench.models.generation import GenerationRequest, GenerationStream, SamplingSettings
 from workbench.models.loading import ProgressCallback
 from workbench.models.prompt_literals import Literals, control_texts
 from workbench.models.spec import ModelSpec
+from workbench.prompt_images import PromptImages, prompt_images
 
 
 class ChatModel:
@@ -117,27 +118,38 @@ class ChatModel:
             ImageInputError: If a user's message holds images and the model cannot read them.
         """
         use = dialect or self.dialect
-        marked, images = self._mark_images(messages)
+        prepared = self._prompt_images(messages)
         if self._control_texts is None:
             self._control_texts = control_texts(self.backend.template)
         literals = Literals(self._control_texts)
-        rendered, spans = literals.restore(use.render(literals.escape_messages(marked), tools=tools))
+        rendered, spans = literals.restore(use.render(literals.escape_messages(prepared.marked), tools=tools))
         return GenerationRequest(
             prompt=rendered + prefix,
             literal_spans=spans,
-            images=images,
+            images=prepared.images,
             settings=self._settings(settings),
             stop_strings=tuple(dict.fromkeys(use.stop_strings + stop_strings)),
             json_schema=json_schema,
-            messages=list(messages),
+            messages=prepared.sent,
             tools=tools,
             prefix=prefix,
         )
 
     def _mark_images(self, messages: list[Message]) -> tuple[list[Message], list[bytes]]:
-        """The messages to render, each user image marked by :data:`IMAGE_MARKER`, and the images in order.
+        """The messages to render, each image marked by :data:`IMAGE_MARKER`, and the images in order.
 
-        A marker typed by anyone is removed, so the prompt holds exactly one per image.
+        Raises:
+            ImageInputError: If a user's message holds images and the model has no ``vision``.
+        """
+        prepared = self._prompt_images(messages)
+        return prepared.marked, prepared.images
+
+    def _prompt_images(self, messages: list[Message]) -> PromptImages:
+        """The conversation made ready for this model (:func:`workbench.prompt_images.prompt_images`).
+
+        A vision model gets every user image and the latest output images (plots, tool images), checked;
+        a text-only model gets the text (output images are named there) and refuses a user's images.
+        For a vision model a marker typed by anyone is removed, so the prompt holds one per image given.
 
         Raises:
             ImageInputError: If a user's message holds images and the model has no ``vision``.
@@ -145,16 +157,8 @@ class ChatModel:
         if not self.backend.capabilities.vision:
             if any(m.role is Role.USER and m.images for m in messages):
                 raise text_only_refusal(self.backend.info.label)
-            return list(messages), []
-        marked: list[Message] = []
-        images: list[bytes] = []
-        for message in messages:
-            content = message.content.replace(IMAGE_MARKER, "")
-            if message.role is Role.USER and message.images:
-                content = (IMAGE_MARKER + "\n") * len(message.images) + content
-                images.extend(message.images)
-            marked.append(message if content == message.content else replace(message, content=content))
-        return marked, images
+            return PromptImages(list(messages), [], list(messages))
+        return prompt_images(messages)
 
     def _settings(self, settings: SamplingSettings | Mapping[str, Any] | None) -> SamplingSettings:
         """The settings to use: the defaults, the given ones, or the defaults changed by a dict.

@@ -81,6 +81,26 @@ def prepare_image(data: bytes, name: str = "image") -> bytes:
     return out.getvalue()
 
 
+def output_image(data: bytes) -> tuple[bytes | None, str]:
+    """An image a tool or the code kernel produced, checked by :func:`prepare_image`'s rules for a model.
+
+    Neither is trusted: a kernel can display any bytes labelled ``image/png``.
+
+    Returns:
+        The PNG bytes and ``""``, or None and why the image is refused, in a few words for the model.
+    """
+    from kernel.outputs import image_problem
+
+    try:
+        return prepare_image(data, "the image"), ""
+    except ImageInputError:
+        if len(data) > MAX_IMAGE_BYTES:
+            why = f"over the size limit of {MAX_IMAGE_BYTES // (1024 * 1024)} MiB"
+        else:
+            why = image_problem(data) or "not a whole PNG, JPEG, WebP or GIF image"
+        return None, f"it was refused: {why}"
+
+
 def _too_big(name: str, size: int) -> str:
     return (
         f"{name} is {size / 1024 / 1024:.1f} MiB, over the limit of {MAX_IMAGE_BYTES // (1024 * 1024)} MiB "

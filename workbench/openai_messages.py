@@ -10,7 +10,13 @@
   older transcript, with no id, takes the id of the call it answers by position.
 - A code-interpreter turn is written as a call too, so the pairing survives: the assistant message
   keeps its prose and gets one call ``{"name": "interpreter"}`` whose arguments are ``{"code": ...}``; the
-  interpreter's observation is a ``tool`` message answering it (images are not carried).
+  interpreter's observation is a ``tool`` message answering it.
+- A ``tool`` message cannot hold image parts (OpenAI takes text only there), so with
+  ``output_images=True`` (what a remote vision model is sent) an observation's images follow the run of
+  ``tool`` messages as one ``user`` message each: a text part naming the tool and call whose output they
+  are, then the ``image_url`` parts. vLLM, llama.cpp's server, Ollama and OpenAI all accept that order
+  (the tool messages still follow their calls directly). Exports leave them out (``image_count`` is kept
+  by the JSON export, not here).
 
 A user message with images gets its content as parts: ``[{"type": "text"}, {"type": "image_url",
 "image_url": {"url": "data:image/png;base64,..."}}, ...]``.
@@ -55,10 +61,22 @@ def _code_of(message: Message) -> tuple[str, str | None]:
     return message.content[:start].strip(), body.rstrip()
 
 
-def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
-    """Write messages as OpenAI chat messages (see the module's notes)."""
+OUTPUT_IMAGES_NOTE = "[The images of {name}'s output (call {call_id}), shown as its result:]"
+"""The text before an observation's images in the ``user`` message that carries them."""
+
+
+def to_openai(messages: list[Message], *, output_images: bool = False) -> list[dict[str, Any]]:
+    """Write messages as OpenAI chat messages (see the module's notes).
+
+    Args:
+        messages: The conversation.
+        output_images: Send observations' images too, each observation's in a ``user`` message after
+            the ``tool`` messages (for a vision model; the images are checked already, see
+            :mod:`workbench.prompt_images`).
+    """
     out: list[dict[str, Any]] = []
     waiting: list[str] = []  # ids of calls not answered yet, in order
+    pictures: list[dict[str, Any]] = []  # user messages with the images of the tool messages just written
     for message in messages:
         if message.role is Role.OBSERVATION:
             call_id = message.tool_call_id
@@ -67,7 +85,13 @@ def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
             elif call_id is None:
                 call_id = waiting.pop(0) if waiting else new_call_id()
             out.append({"role": "tool", "tool_call_id": call_id, "content": message.content})
+            if output_images and message.images:
+                note = OUTPUT_IMAGES_NOTE.format(name=message.name or "the tool", call_id=call_id)
+                parts = [{"type": "text", "text": note}, *map(_image_part, message.images)]
+                pictures.append({"role": "user", "content": parts})
             continue
+        out += pictures
+        pictures = []
         item: dict[str, Any] = {"role": message.role.value, "content": message.content}
         if message.role is Role.USER and message.images:
             item["content"] = [{"type": "text", "text": message.content}, *map(_image_part, message.images)]
@@ -88,7 +112,7 @@ def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
                 item["content"] = item["content"] or None
                 waiting = [call["id"] for call in calls]
         out.append(item)
-    return out
+    return out + pictures
 
 
 def from_openai(messages: Any) -> list[Message]:

@@ -45,9 +45,11 @@ class Capabilities:
             so the Tool page defaults to ``required`` for them.
         forces_code: A reply can be forced to be code (``--force-code``): by a prefix that opens a python
             block, or, on a chat server, by a forced call of the ``interpreter`` tool.
-        vision: Reads images: the user's images arrive as :attr:`GenerationRequest.images`, each marked in
-            the prompt by :data:`workbench.models.generation.IMAGE_MARKER` (chat servers get them as
-            ``image_url`` parts of ``request.messages``). A model without it refuses images before generating.
+        vision: Reads images: the user's images and the latest images of tool and code outputs arrive as
+            :attr:`GenerationRequest.images`, each marked in the prompt by
+            :data:`workbench.models.generation.IMAGE_MARKER` (chat servers get them as ``image_url`` parts of
+            ``request.messages``). A model without it refuses a user's images before generating, and gets
+            outputs' images as their text only.
     """
 
     constrained_json: bool = True

@@ -97,10 +97,12 @@ class GenerationRequest:
         settings: Sampling settings.
         stop_strings: Generation ends once the output contains one of these (it is cut off).
         json_schema: If set, the output is constrained to JSON valid against this schema.
-        messages: The conversation the prompt was rendered from (backends that take messages use it).
+        messages: The conversation the prompt was rendered from (backends that take messages use it); for a
+            ``vision`` backend each observation holds exactly the output images given, with notes on the
+            others (:mod:`workbench.prompt_images`).
         tools: The tool schemas shown to the model, if any.
         prefix: Text forced at the start of the reply (already at the end of ``prompt``).
-        images: The user's images (PNG or JPEG bytes), in prompt order; ``prompt`` holds
+        images: The user's images (PNG or JPEG bytes) and the latest outputs' (checked PNG), in prompt order; ``prompt`` holds
             :data:`IMAGE_MARKER` once for each, where it goes. Only for backends with ``vision``.
         literal_spans: Character spans of ``prompt`` that messages wrote with a control token's text
             (``<|im_start|>``): engines tokenize them as plain text, never as the control token

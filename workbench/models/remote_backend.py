@@ -28,7 +28,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +49,7 @@ from workbench.models.generation import (
 )
 from workbench.models.loading import ProgressCallback
 from workbench.models.remote_calls import RemoteExchange, stopped_answering
-from workbench.models.remote_profile import ServerProfile
+from workbench.models.remote_profile import ServerProfile, names_any
 from workbench.models.spec import REMOTE_PREFIX, ModelSpec
 from workbench.openai_messages import to_openai
 
@@ -270,7 +270,12 @@ class RemoteBackend:
         exchange = RemoteExchange(self, request, stream, stats)
         error: BaseException | None = None
         try:
-            exchange.run()
+            try:
+                exchange.run()
+            except openai.APIStatusError as exc:
+                if not self._output_images_refused(exc, request, stream):
+                    raise
+                exchange.run()  # again, the outputs' images as notes (see openai_messages)
             if stream.cancelled:
                 stats.finish_reason = FinishReason.CANCELLED
         except Exception as exc:  # reported to the consumer through the stream
@@ -285,6 +290,25 @@ class RemoteBackend:
                 stats.finish_reason = FinishReason.ERROR
         stats.seconds = round(time.perf_counter() - exchange.started, 3)
         stream.finish(stats, error)
+
+    def _output_images_refused(
+        self, exc: openai.APIStatusError, request: GenerationRequest, stream: GenerationStream
+    ) -> bool:
+        """Whether the server refused only the images of tool or code outputs (remembered: not sent again).
+
+        A text-only model on a server refuses any image part; the user sent none here (a plot of the Code
+        mode, an MCP tool's image), so the request is worth sending again with the images as notes.
+        """
+        if stream.text or stream.cancelled or self.profile.output_images is False:
+            return False
+        if any(m.role is Role.USER and m.images for m in request.messages):
+            return False
+        if not any(m.role is Role.OBSERVATION and m.images for m in request.messages):
+            return False
+        if not names_any(exc, ("image", "multimodal", "vision", "mmproj")):
+            return False
+        self.profile.output_images = False
+        return True
 
     # --- building requests ---------------------------------------------------------------------
     def status_line(self) -> str:
@@ -304,6 +328,7 @@ class RemoteBackend:
                 "as text, which cannot carry this conversation's images. Ask without tools, or use a server "
                 "with tool support."
             )
+        messages = [_output_images_as_note(m, "results go to this server as text") for m in messages]
         if not tools:
             return HermesDialect(self._template).to_template_messages(messages)
         rest = list(messages)
@@ -312,8 +337,21 @@ class RemoteBackend:
         return HermesDialect(self._template).to_template_messages([system, *rest])
 
     def openai_messages(self, messages: list[Message]) -> list[dict[str, Any]]:
-        """The conversation as OpenAI chat messages."""
-        return to_openai(messages)
+        """The conversation as OpenAI chat messages, outputs' images as ``user`` messages after their results.
+
+        Once the server's model refused them (:attr:`ServerProfile.output_images`), a note stands for them.
+        """
+        if self.profile.output_images is False:
+            messages = [_output_images_as_note(m, "this server's model refused images") for m in messages]
+        return to_openai(messages, output_images=True)
+
+
+def _output_images_as_note(message: Message, why: str) -> Message:
+    """An observation whose images cannot be sent, with a note saying so (and ``why``) instead."""
+    if message.role is not Role.OBSERVATION or not message.images:
+        return message
+    note = f"[{len(message.images)} image(s) of this output cannot be shown to you: {why}]"
+    return replace(message, content=f"{message.content}\n{note}".strip(), images=[])
 
 
 def _context_length(card: Any) -> int:

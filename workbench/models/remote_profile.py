@@ -53,11 +53,14 @@ class ServerProfile:
             answered without a usable call). A refused step is not tried again; ``text`` always is.
         tools: Whether ``tools`` go out with free replies (False once refused).
         null_content: Whether an assistant message with calls may have ``"content": null``.
+        output_images: Whether tool and code outputs' images may be sent (False once the model refused
+            them: a text-only model then gets their notes, not an error in every Code turn).
     """
 
     seen: dict[str, bool] = field(default_factory=dict)
     tools: bool | None = None
     null_content: bool | None = None
+    output_images: bool | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def steps(self, *, calls: bool = True) -> list[str]:
@@ -88,6 +91,8 @@ class ServerProfile:
                 line += f" → {fallback}"
         if self.null_content is False:
             line += ("; " if line else "") + 'null content ✗ → ""'
+        if self.output_images is False:
+            line += ("; " if line else "") + "output images ✗"
         return f"this server: {line}" if line else ""
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,9 +19,9 @@ model wrote and what ran is recorded once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 
-from workbench.chat_model import ChatModel
+from workbench.chat_model import ChatModel, text_only_refusal
 from workbench.conversation import Conversation, Mode
 from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError, WorkbenchError
 from workbench.messages import Message, Role
@@ -168,19 +168,24 @@ class CodeSession(Workspace):
         """The system prompt and the history, without the worked example (for ``--json`` and saving)."""
         return [m for m in self.conversation() if m.role is Role.SYSTEM][:1] + self.messages
 
-    def send(self, text: str) -> CodeTurn:
-        """Add the user's message and return the turn that answers it (iterate it for events).
+    def send(self, text: str, images: Sequence[bytes] = ()) -> CodeTurn:
+        """Add the user's message (with its images, checked PNG bytes) and return the turn that answers it.
+
+        Iterate the turn for its events.
 
         Raises:
             EmptyPromptError: If ``text`` is blank.
+            ImageInputError: If the message has images and the model reads text only (nothing is recorded).
             KernelError: If code from an earlier turn or cell is still running.
         """
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
+        if images and not self.model.capabilities.vision:
+            raise text_only_refusal(self.model.info.label)
         self._ready_for_turn()
         if self._kernel is not None:
             _ = self.kernel  # notices a kernel the pool replaced, before the model is told of the files
-        self.history.append(Message(Role.USER, text))
+        self.history.append(Message(Role.USER, text, images=list(images)))
         self.active = CodeTurn(self)
         return self.active
 

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from tools import ToolRegistry
 from tools.arguments import validation_schema
-from workbench.chat_model import ChatModel
+from workbench.chat_model import ChatModel, text_only_refusal
 from workbench.conversation import Conversation, Mode
 from workbench.dialects.base import Dialect, strip_stop_strings
 from workbench.dialects.calls import InvalidCall, invalid_calls
@@ -245,17 +245,22 @@ class ToolSession:
         head = [Message(Role.SYSTEM, self.system_prompt)] if self.system_prompt.strip() else []
         return head + self.messages
 
-    def send(self, text: str) -> Generator[Event, None, None]:
-        """Add the user's message and return the events of the answer (iterate to run it).
+    def send(self, text: str, images: Sequence[bytes] = ()) -> Generator[Event, None, None]:
+        """Add the user's message (with its images, checked PNG bytes) and return the events of the answer.
+
+        Iterate the events to run the answer.
 
         Raises:
             EmptyPromptError: If ``text`` is blank.
+            ImageInputError: If the message has images and the model reads text only (nothing is recorded).
         """
         if not text or not text.strip():
             raise EmptyPromptError("The message is empty; type something to send.")
+        if images and not self.model.capabilities.vision:
+            raise text_only_refusal(self.model.info.label)
         self.stop()
         self._skip_pending()  # a new message answers a waiting call with Skip
-        asked = Message(Role.USER, text)
+        asked = Message(Role.USER, text, images=list(images))
         self.history.append(asked)
         self._stop.clear()
         self._events = self._turn(asked)
