@@ -101,3 +101,23 @@ def nearest(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> l
         )
     rows = connection.execute(statement, {"v": value, "k": max(1, int(k))}).all()
     return [(int(row[0]), float(row[1])) for row in rows]
+
+
+def copy(connection: Connection, source_id: int, target_id: int, pairs: list[tuple[int, int]]) -> None:
+    """Copy vectors from collection ``source_id`` to ``target_id``: (old chunk id, new chunk id) pairs."""
+    if not pairs:
+        return
+    key = _key(connection)
+    if connection.dialect.name == "sqlite":
+        read = f"SELECT embedding FROM {table(source_id)} WHERE rowid = :id"
+        write = f"INSERT INTO {table(target_id)} (rowid, embedding) VALUES (:id, :embedding)"
+    else:  # pgvector: as text, the form it reads back
+        read = f"SELECT CAST(embedding AS text) FROM {table(source_id)} WHERE chunk_id = :id"
+        write = f"INSERT INTO {table(target_id)} ({key}, embedding) VALUES (:id, CAST(:embedding AS vector))"
+    rows = []
+    for old, new in pairs:
+        found = connection.execute(sa.text(read), {"id": old}).first()
+        if found is not None:
+            rows.append({"id": new, "embedding": found[0]})
+    if rows:
+        connection.execute(sa.text(write), rows)

@@ -73,7 +73,9 @@ class ConversationRecorder:
         self.error: WorkbenchError | None = None
         self.forked_from: str | None = None
         """Set when another writer changed the saved conversation: the id it had; it goes on as a copy."""
-        self._saved: set[str] | None = None  # the ids saved; None: the row does not exist yet (or is out of sync)
+        self._saved: set[str] | None = (
+            None  # the ids saved; None: the row does not exist yet (or is out of sync)
+        )
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
         self._draft: tuple[str, str | None] | None = None  # a checkpoint row's id and parent, if one is saved
@@ -201,6 +203,7 @@ class ConversationRecorder:
         self.forked_from = original
         self.store.create(conversation.mode, conversation.title, self.model, conversation_id=conversation.id)
         self._write_tree()
+        self.store.copy_documents(original, conversation.id)  # the copy keeps the attached files
         logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
 
     def _save_all(self) -> None:
