@@ -124,17 +124,19 @@ def with_sources(
     settings: SamplingSettings,
     messages: list[Message],
     retriever: Retriever | None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> tuple[list[Message], list[Source]]:
     """``messages`` with the last one, a user's question, sent with its sources (what the model reads).
 
     The sources fill the context left after the messages, the reply (``max_new_tokens``) and a margin.
     Unchanged, with no sources, when there is no retriever, it holds no documents, or the last message
     is not the user's. The history keeps the question as typed; only the model reads the sources.
+    ``tools``, the schemas shown to the model, count against the room.
     """
     if retriever is None or not messages or messages[-1].role is not Role.USER or not len(retriever):
         return messages, []
     backend = model.backend
-    used = backend.count_tokens(model.dialect.render(messages))
+    used = backend.count_tokens(model.dialect.render(messages, tools=tools or None))
     room = backend.context_length - used - settings.max_new_tokens - SOURCES_MARGIN_TOKENS
     question = messages[-1].content
     sources, _whole = select_sources(question, retriever, max(0, room), backend.count_tokens)

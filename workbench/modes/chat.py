@@ -25,6 +25,7 @@ from workbench.modes.events import Event, MessageDone, TextDelta
 if TYPE_CHECKING:
     from workbench.documents.context import Retriever, Source
 
+
 class Turn:
     """One assistant reply being generated; iterate to get its events, or :meth:`text` for its text.
 
