@@ -17,11 +17,17 @@ from pages._common import (
     stream_markdown,
     turn_notice,
 )
-from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources, source_picker
+from pages._documents import (
+    FILE_TYPES,
+    attached_documents,
+    documents_sidebar,
+    read_input,
+    show_sources,
+    source_picker,
+)
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from workbench.conversation import Mode
-from workbench.documents import DocumentIndex
 from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
@@ -33,10 +39,10 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
-documents = session_object("chat_documents", DocumentIndex)  # the files attached in this session
 history = conversation_sidebar(Mode.CHAT, session)
-session.documents = source_picker(documents)  # the attached files, or a knowledge base
-documents_sidebar(documents)
+documents = attached_documents("chat", history, session.history.id)  # saved with the conversation
+session.documents = source_picker("chat", documents)  # the attached files, or a knowledge base
+documents_sidebar("chat", documents)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings(), session.settings)
@@ -90,12 +96,7 @@ sent = st.chat_input(
     accept_file="multiple",
     file_type=FILE_TYPES,
 )
-prompt: str | None = None
-if sent is not None:
-    if sent.files:  # parsed and indexed first, so that a question sent with them can use them
-        attach_files(documents, sent.files)
-    if sent.text or not sent.files:  # files alone are attached, not sent
-        prompt = sent.text
+prompt = read_input(sent, documents)
 if prompt is not None:
     with st.chat_message("user"):
         show_markdown(prompt)

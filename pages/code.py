@@ -28,6 +28,14 @@ from pages._common import (
     stats_caption,
     turn_notice,
 )
+from pages._documents import (
+    FILE_TYPES,
+    attached_documents,
+    documents_sidebar,
+    read_input,
+    show_sources,
+    source_picker,
+)
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from pages._login import login_gate
 from workbench.conversation import Mode
@@ -147,7 +155,16 @@ def show_message(message: Message) -> None:
         if not prose and code is None:
             st.markdown("*(no text)*")
         if message.role is Role.ASSISTANT:
+            show_sources(message)
             stats_caption(message)
+
+
+def place_attached(session: CodeSession) -> None:
+    """Put the files just attached into the work folder, so that the model's code can open them."""
+    try:
+        session.place_attached()
+    except USER_ERRORS as exc:
+        show_error(exc)
 
 
 def show_turn(turn: CodeTurn) -> None:
@@ -285,6 +302,10 @@ if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
 history = conversation_sidebar(Mode.CODE, session, on_reopen=lambda _opened: restart_for(session))
+documents = attached_documents("code", history, session.history.id)  # saved with the conversation
+session.attached = documents  # put into the work folder, named to the model
+session.documents = source_picker("code", documents)  # the attached files, or a knowledge base
+documents_sidebar("code", documents)
 pending = bool(st.session_state.get("code_input")) or bool(st.session_state.get("code_run"))
 rerun_when_behind("code_seen", lambda: fingerprint(session), live=pending or session.busy)
 
@@ -387,8 +408,12 @@ with chat_tab:
     if report_line := st.session_state.pop("code_rerun_report", None):
         st.success(report_line + " See them under “Your cells”.")
     conversation = st.container()  # above the input, which a tab shows inline
-    prompt = st.chat_input(
-        "Ask for something to compute, analyse or plot", key="code_input", submit_mode="stop"
+    sent = st.chat_input(
+        "Ask for something to compute, analyse or plot, or attach documents",
+        key="code_input",
+        submit_mode="stop",
+        accept_file="multiple",
+        file_type=FILE_TYPES,
     )
     with conversation:
         thread = session.messages
@@ -405,6 +430,9 @@ with chat_tab:
             if last_of_answer and not session.busy and answer_start.role is Role.ASSISTANT:
                 answer_controls(session, history, answer_start, "code", note=RERUNS_CODE)
         turn: CodeTurn | None = started if isinstance(started, CodeTurn) else None
+        prompt = read_input(sent, documents)
+        if sent is not None and sent.files:
+            place_attached(session)
         if prompt is not None:
             with st.chat_message("user"):
                 show_markdown(prompt)

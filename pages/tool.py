@@ -15,6 +15,7 @@ from pages._common import (
     show_error,
     show_markdown,
 )
+from pages._documents import FILE_TYPES, attached_documents, documents_sidebar, read_input, source_picker
 from pages._history import conversation_sidebar
 from pages._login import login_gate
 from pages._tool_ui import (
@@ -36,6 +37,9 @@ model = current_model()
 session = tool_session(model)
 session.stop()  # a turn left running by a stopped script ends here, its partial answer kept
 history = conversation_sidebar(Mode.TOOL, session)
+documents = attached_documents("tool", history, session.history.id)  # saved with the conversation
+session.documents = source_picker("tool", documents)  # the attached files, or a knowledge base
+documents_sidebar("tool", documents)
 
 session.system_prompt = st.sidebar.text_area(
     "System prompt",
@@ -72,7 +76,6 @@ with st.expander("Tools", expanded=False):
     tools_panel(session, "tool_panel")
 
 
-
 def start(action: BranchAction) -> Generator[Event, None, None]:
     """Run the Edit or Regenerate a click asked for (a new sibling; the old stays a page away)."""
     if action.kind == "edit":
@@ -88,10 +91,17 @@ if isinstance(started, Generator):
         live_turn(started)
     end_turn()
 
-prompt = st.chat_input("Ask something a tool can help with", submit_mode="stop", key="tool_input")
+sent = st.chat_input(
+    "Ask something a tool can help with, or attach documents",
+    submit_mode="stop",
+    key="tool_input",
+    accept_file="multiple",
+    file_type=FILE_TYPES,
+)
 if resume is not None:
     resume()
     end_turn()
+prompt = read_input(sent, documents)
 if prompt is not None:
     with st.chat_message("user"):
         show_markdown(prompt)

@@ -181,14 +181,16 @@ def test_rows_changed_by_hand_never_break_a_reader(store: ConversationStore) -> 
             connection.exec_driver_sql(
                 "UPDATE kb_documents SET sections = 'many', content = 'text' WHERE name = 'a.txt'"
             )
-            connection.exec_driver_sql("UPDATE kb_sections SET text = 42")
+            connection.exec_driver_sql("UPDATE kb_sections SET text = X'FF00'")  # bytes where text was
         else:
             connection.exec_driver_sql("UPDATE kb_documents SET content = NULL WHERE name = 'a.txt'")
         connection.exec_driver_sql("UPDATE knowledge_bases SET embedder = 'nope'")
     listed = [f.name for f in documents.listing()]
     assert "b.txt" in listed
     assert documents.content("a.txt") is None
-    documents.sections()  # no exception: unreadable pages are left out
+    pages = documents.sections()  # no exception; pages that are not text are left out
+    if store.engine.dialect.name == "sqlite":
+        assert pages == []
     with pytest.raises(DocumentError, match=r"could not be read.*attach the files again"):
         documents.search("turbines")
     with store.engine.begin() as connection:
