@@ -127,15 +127,18 @@ class ConversationDocuments:
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` attached passages nearest to ``query``, best first."""
-        found = self._collection()
-        if found is None:
-            return []
-        kb_id, embedder_name = found
-        try:
-            vector = self._embedder(embedder_name).query(query)
-        except WorkbenchError as exc:
-            raise DocumentError(UNREADABLE.format(error=exc)) from None
-        return self._read(lambda c: collections.hits(c, kb_id, vector, k))
+
+        def work(connection: Connection) -> list[Hit]:  # one transaction: few round trips
+            found = self._collection_in(connection)
+            if found is None:
+                return []
+            try:
+                vector = self._embedder(found[1]).query(query)
+            except WorkbenchError as exc:
+                raise DocumentError(UNREADABLE.format(error=exc)) from None
+            return collections.hits(connection, found[0], vector, k)
+
+        return self._read(work)
 
     # --- changing -------------------------------------------------------------------------------
     def add(

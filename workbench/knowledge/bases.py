@@ -300,13 +300,16 @@ class KnowledgeBases:
         Raises:
             KnowledgeBaseError: If there is no such knowledge base.
         """
-        vector = self._embedder(self._embedder_of(name)).query(query)
+        statement = sa.select(knowledge_bases.c.id, knowledge_bases.c.embedder).where(
+            knowledge_bases.c.name == name, NAMED
+        )
 
-        def work(connection: Connection) -> Hits:
-            kb_id = self._id(connection, name)
-            if kb_id is None:
+        def work(connection: Connection) -> Hits:  # one transaction: the query's round trips are few
+            found = connection.execute(statement).first()
+            if found is None:
                 raise self._missing(name)
-            return collections.hits(connection, kb_id, vector, k)
+            vector = self._embedder(str(found[1])).query(query)
+            return collections.hits(connection, int(found[0]), vector, k)
 
         return database.run_read(self._engine, work)
 
@@ -328,13 +331,6 @@ class KnowledgeBases:
         return int(database.run_read(self._engine, lambda c: c.execute(statement).scalar_one()))
 
     # --- helpers --------------------------------------------------------------------------------
-    def _embedder_of(self, name: str) -> str:
-        statement = sa.select(knowledge_bases.c.embedder).where(knowledge_bases.c.name == name, NAMED)
-        found = database.run_read(self._engine, lambda c: c.execute(statement).scalar_one_or_none())
-        if found is None:
-            raise self._missing(name)
-        return str(found)
-
     @staticmethod
     def _id(connection: Connection, name: str) -> int | None:
         found = connection.execute(

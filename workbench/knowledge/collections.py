@@ -92,6 +92,11 @@ def insert_document(
 
 def hits(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> list[Hit]:
     """The ``k`` chunks of collection ``kb_id`` nearest to ``vector`` (cosine), best first."""
+    if connection.dialect.name != "sqlite":  # pgvector: the nearest and their chunks in one statement
+        return [
+            Hit(Chunk(str(r[0]), str(r[1]), str(r[2]), int(r[3])), 1.0 - float(r[4]))
+            for r in vectors.nearest_chunks(connection, kb_id, vector, k)
+        ]
     nearest = vectors.nearest(connection, kb_id, vector, k)
     if not nearest:
         return []

@@ -9,6 +9,8 @@ cosine distances (1 - cosine similarity) on both.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -101,6 +103,18 @@ def nearest(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> l
         )
     rows = connection.execute(statement, {"v": value, "k": max(1, int(k))}).all()
     return [(int(row[0]), float(row[1])) for row in rows]
+
+
+def nearest_chunks(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> list[sa.Row[Any]]:
+    """pgvector: (file, location, text, position, distance) of the ``k`` nearest chunks, nearest first."""
+    statement = sa.text(
+        f"SELECT d.name, c.location, c.text, c.position, v.distance FROM (SELECT chunk_id, "
+        f"embedding <=> CAST(:v AS vector) AS distance FROM {table(kb_id)} ORDER BY distance "
+        f"LIMIT {max(1, int(k))}) v "  # a literal: a prepared statement's generic plan skips HNSW for LIMIT $n
+        "JOIN kb_chunks c ON c.id = v.chunk_id JOIN kb_documents d ON d.id = c.document_id "
+        "WHERE d.kb_id = :kb ORDER BY v.distance"
+    )
+    return list(connection.execute(statement, {"v": _value(connection, vector), "kb": kb_id}))
 
 
 def copy(connection: Connection, source_id: int, target_id: int, pairs: list[tuple[int, int]]) -> None:
