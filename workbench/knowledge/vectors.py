@@ -110,7 +110,8 @@ def nearest_chunks(connection: Connection, kb_id: int, vector: np.ndarray, k: in
     statement = sa.text(
         f"SELECT d.name, c.location, c.text, c.position, v.distance FROM (SELECT chunk_id, "
         f"embedding <=> CAST(:v AS vector) AS distance FROM {table(kb_id)} ORDER BY distance "
-        f"LIMIT {max(1, int(k))}) v "  # a literal: a prepared statement's generic plan skips HNSW for LIMIT $n
+        # A literal: for LIMIT $n a generic plan guesses 10% of the rows, and may join them by a scan.
+        f"LIMIT {max(1, int(k))}) v "
         "JOIN kb_chunks c ON c.id = v.chunk_id JOIN kb_documents d ON d.id = c.document_id "
         "WHERE d.kb_id = :kb ORDER BY v.distance"
     )
