@@ -31,6 +31,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -294,7 +295,7 @@ def pg_latency(n_chunks: int, runs: int = 100) -> None:
 
         fixed = KnowledgeBases(bases._engine, embedder=lambda _name: Embedded())  # type: ignore[arg-type,return-value]
 
-        def direct(query: str) -> list[object]:
+        def direct(query: str) -> list[Any]:
             value = "[" + ",".join(f"{float(x):.7g}" for x in query_vectors[query]) + "]"
             with raw.cursor() as cursor:
                 nearest = cursor.execute(

@@ -52,7 +52,7 @@ def _rows(store: ConversationStore) -> tuple[int, int, int, int, int]:
             connection.exec_driver_sql(f"SELECT count(*) FROM kb_vectors_{kb_id}").scalar_one()
             for kb_id in ids
         )
-    return (*count, vectors)  # type: ignore[return-value]
+    return (*count, vectors)
 
 
 def test_attached_files_come_back_with_the_conversation(store: ConversationStore) -> None:
@@ -199,3 +199,23 @@ def test_rows_changed_by_hand_never_break_a_reader(store: ConversationStore) -> 
         connection.exec_driver_sql(f"DROP TABLE kb_vectors_{kb_id}")
     with pytest.raises(WorkbenchError, match=r"kb_vectors_|could not be read"):  # a page shows it
         documents.search("turbines")
+
+
+def test_migration_0007_goes_down_and_up_again(tmp_path: Path) -> None:
+    from alembic import command
+
+    from workbench.store import database
+
+    url = f"sqlite:///{tmp_path / 'conversations.sqlite3'}"
+    with ConversationStore.open(url) as store:
+        attach(ConversationDocuments(store.engine, _saved(store)), "a.txt", b"Alpha.")
+        KnowledgeBases(store.engine).add("named", [("b.txt", b"Beta.")])
+        database.run_write(
+            store.engine,
+            lambda c: command.downgrade(database._alembic_config(c), "0006_knowledge_bases"),
+        )
+        tables = sa.inspect(store.engine).get_table_names()
+        assert "kb_sections" not in tables
+        assert len([n for n in tables if n.startswith("kb_vectors_") and n[11:].isdigit()]) == 1  # the named
+        database.migrate(store.engine)
+        assert [info.name for info in KnowledgeBases(store.engine).list()] == ["named"]

@@ -18,7 +18,7 @@ from workbench.documents import DocumentIndex, attach, sources_of
 from workbench.knowledge import ConversationDocuments
 from workbench.messages import Role
 from workbench.modes.events import Notice
-from workbench.modes.tool import ToolOptions, ToolSession
+from workbench.modes.tool import ToolChoice, ToolOptions, ToolSession
 from workbench.store import ConversationStore
 
 TURBINE = files.pdf(["The Zephyr turbine spins at 3000 rpm.", "Oil cools it."])
@@ -39,7 +39,7 @@ def test_tool_mode_sends_the_sources_in_every_round_and_the_first_reply_keeps_th
     registry.load_builtins()
     backend = ScriptedBackend(call("calculator", expression="3000 / 60"), "50 turns a second [1].")
     session = ToolSession(
-        ChatModel(backend, dialect=hermes()), registry, options=ToolOptions(tool_choice="required")
+        ChatModel(backend, dialect=hermes()), registry, options=ToolOptions(tool_choice=ToolChoice.REQUIRED)
     )
     session.documents = turbine
     list(session.send("How many turns a second does the turbine make?"))

@@ -114,5 +114,7 @@ def test_the_code_page_puts_an_attached_file_in_the_kernel_folder(code_app: AppT
     code_app.run()
     session = code_app.session_state["code_session"]
     assert session.read_file("turbine.pdf") == TURBINE
-    assert any("turbine.pdf" in button.label for button in code_app.sidebar.get("download_button"))
+    assert any(
+        "turbine.pdf" in getattr(button, "label", "") for button in code_app.sidebar.get("download_button")
+    )
     assert "they are in the current folder: turbine.pdf." in session.conversation()[0].content

@@ -105,7 +105,7 @@ def nearest(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> l
     return [(int(row[0]), float(row[1])) for row in rows]
 
 
-def nearest_chunks(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> list[sa.Row[Any]]:
+def nearest_chunks(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> list[tuple[Any, ...]]:
     """pgvector: (file, location, text, position, distance) of the ``k`` nearest chunks, nearest first."""
     statement = sa.text(
         f"SELECT d.name, c.location, c.text, c.position, v.distance FROM (SELECT chunk_id, "
@@ -115,7 +115,9 @@ def nearest_chunks(connection: Connection, kb_id: int, vector: np.ndarray, k: in
         "JOIN kb_chunks c ON c.id = v.chunk_id JOIN kb_documents d ON d.id = c.document_id "
         "WHERE d.kb_id = :kb ORDER BY v.distance"
     )
-    return list(connection.execute(statement, {"v": _value(connection, vector), "kb": kb_id}))
+    return [
+        tuple(row) for row in connection.execute(statement, {"v": _value(connection, vector), "kb": kb_id})
+    ]
 
 
 def copy(connection: Connection, source_id: int, target_id: int, pairs: list[tuple[int, int]]) -> None:

@@ -26,6 +26,8 @@ from workbench.store.transcripts import MODES
 
 MAX_QUERY_CHARS = 500
 """A search query is cut to this many characters."""
+AttachedList = list[dict[str, Any]]
+"""A conversation's attached files as its JSON export lists them (``list`` is a method below)."""
 
 
 class ConversationStore:
@@ -650,7 +652,7 @@ class ConversationStore:
 
         database.run_write(self._engine, lambda c: attached.copy(c, source_id, target_id))
 
-    def documents(self, conversation_id: str) -> list[dict[str, Any]]:
+    def documents(self, conversation_id: str) -> AttachedList:
         """The files attached to a conversation: name, kind, size, sha256 (not their content)."""
         from workbench.knowledge import attached  # built on the store: imported when used
 
