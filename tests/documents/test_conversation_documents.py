@@ -219,3 +219,17 @@ def test_migration_0007_goes_down_and_up_again(tmp_path: Path) -> None:
         assert len([n for n in tables if n.startswith("kb_vectors_") and n[11:].isdigit()]) == 1  # the named
         database.migrate(store.engine)
         assert [info.name for info in KnowledgeBases(store.engine).list()] == ["named"]
+
+
+def test_a_row_in_the_way_is_an_error_to_show_not_a_crash(store: ConversationStore) -> None:
+    conversation_id = _saved(store)
+    with store.engine.begin() as connection:  # another program took the collection's name
+        connection.execute(
+            sa.text(
+                "INSERT INTO knowledge_bases (name, embedder, dim, created_at) "
+                "VALUES (:name, 'e5', 384, CURRENT_TIMESTAMP)"
+            ),
+            {"name": f"conversation:{conversation_id}"},
+        )
+    with pytest.raises(DocumentError, match=r"could not be saved \(IntegrityError\): a row in the database"):
+        attach(ConversationDocuments(store.engine, conversation_id), "a.txt", b"Alpha.")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from workbench.documents.embedding import DEFAULT_EMBEDDER, Embedder, get_embedder
 from workbench.documents.errors import DocumentError
@@ -33,6 +33,10 @@ from workbench.store import database
 from workbench.store.schema import conversations
 
 T = TypeVar("T")
+UNSAVED = (
+    "The change to this conversation's documents could not be saved ({error}): a row in the database is "
+    "in the way. Try again, or attach the files in a new conversation."
+)
 ORPHAN_AGE = timedelta(days=1)
 """Files attached to a conversation that was never saved are purged once this old."""
 UNREADABLE = (
@@ -171,7 +175,7 @@ class ConversationDocuments:
             )
             return True
 
-        return database.run_write(self._engine, work)
+        return self._write(work)
 
     def remove(self, name: str) -> None:
         """Detach the document(s) called ``name``: file, pages, chunks and vectors."""
@@ -190,7 +194,7 @@ class ConversationDocuments:
             ]
             collections.delete_documents(connection, found[0], ids)
 
-        database.run_write(self._engine, work)
+        self._write(work)
 
     # --- helpers --------------------------------------------------------------------------------
     def _read(self, work: Callable[[Connection], T]) -> T:
@@ -198,6 +202,18 @@ class ConversationDocuments:
             return database.run_read(self._engine, work)
         except SQLAlchemyError as exc:
             raise DocumentError(UNREADABLE.format(error=type(exc).__name__)) from None
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """One write transaction; a race with another tab is tried again, a bad row is an error to show."""
+        for attempt in range(2):
+            try:
+                return database.run_write(self._engine, work)
+            except IntegrityError as exc:  # two tabs made the collection at once, or a row in the way
+                if attempt:
+                    raise DocumentError(UNSAVED.format(error=type(exc).__name__)) from None
+            except SQLAlchemyError as exc:
+                raise DocumentError(UNSAVED.format(error=type(exc).__name__)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _collection(self) -> tuple[int, str] | None:
         return self._read(self._collection_in)
