@@ -81,10 +81,7 @@ def run_history(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
                 from workbench.store.tree_text import draw_tree
 
                 info, nodes, current = store.get_tree(conversation_id)
-                print(
-                    f"{info.title or '(untitled)'}  ({info.id}, {len(nodes)} messages; * the shown branch)",
-                    file=out,
-                )
+                print(f"{info.title or '(untitled)'}  ({info.id}, {len(nodes)} messages; * the shown branch)", file=out)
                 out.write(draw_tree(nodes, current))
             else:
                 out.write(store.export_markdown(conversation_id))

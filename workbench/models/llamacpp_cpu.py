@@ -73,9 +73,7 @@ def loaded_ggml(lib_dir: Path) -> ctypes.CDLL:
     """
     import llama_cpp  # noqa: F401  (loads libllama, and with it its libggml)
 
-    for path in sorted(
-        lib_dir.glob("libggml.so*"), key=lambda p: (len(p.name) != len("libggml.so.0"), p.name)
-    ):
+    for path in sorted(lib_dir.glob("libggml.so*"), key=lambda p: (len(p.name) != len("libggml.so.0"), p.name)):
         try:
             return ctypes.CDLL(str(path), mode=os.RTLD_NOLOAD)
         except OSError:

@@ -172,12 +172,7 @@ def load_tokenizer_and_model(
         library = quantization_library()
         say(f"Loading weights from {folder} onto {device}, quantized to {spec.quantize} ({library})...")
         tokenizer, model = _from_pretrained(
-            folder,
-            spec,
-            torch_dtype,
-            gguf_file=None,
-            quantization_config=quantization,
-            device_map={"": device},
+            folder, spec, torch_dtype, gguf_file=None, quantization_config=quantization, device_map={"": device}
         )
     model.eval()
     return tokenizer, model, str(folder)

@@ -191,9 +191,7 @@ class TransformersBackend(SerialBackend):
             return base
         try:
             return base.with_(
-                temperature=getattr(config, "temperature", None)
-                if getattr(config, "do_sample", False)
-                else None,
+                temperature=getattr(config, "temperature", None) if getattr(config, "do_sample", False) else None,
                 top_p=getattr(config, "top_p", None),
                 repetition_penalty=getattr(config, "repetition_penalty", None),
             )

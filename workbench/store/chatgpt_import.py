@@ -53,9 +53,7 @@ def _text(message: dict[str, Any]) -> str | None:
     return text if text.strip() else None
 
 
-def read_chatgpt(
-    item: dict[str, Any], where: str, notes: list[str], max_messages: int
-) -> tuple[list[Node], str | None]:
+def read_chatgpt(item: dict[str, Any], where: str, notes: list[str], max_messages: int) -> tuple[list[Node], str | None]:
     """Return the messages of one exported ChatGPT conversation as a tree, and its shown leaf.
 
     Raises:

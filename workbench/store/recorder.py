@@ -73,9 +73,7 @@ class ConversationRecorder:
         self.error: WorkbenchError | None = None
         self.forked_from: str | None = None
         """Set when another writer changed the saved conversation: the id it had; it goes on as a copy."""
-        self._saved: set[str] | None = (
-            None  # the ids saved; None: the row does not exist yet (or is out of sync)
-        )
+        self._saved: set[str] | None = None  # the ids saved; None: the row does not exist yet (or is out of sync)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
         self._draft: tuple[str, str | None] | None = None  # a checkpoint row's id and parent, if one is saved

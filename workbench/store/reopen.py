@@ -29,6 +29,4 @@ def load_conversation(store: ConversationStore, conversation_id: str) -> Convers
         ConversationNotFoundError: If there is no such live conversation.
     """
     info, nodes, current = store.get_tree(conversation_id)
-    return Conversation.from_tree(
-        Mode(info.mode), info.id, info.title, info.created, info.updated, nodes, current
-    )
+    return Conversation.from_tree(Mode(info.mode), info.id, info.title, info.created, info.updated, nodes, current)

@@ -142,13 +142,9 @@ def message(conversation_id: str, row: Any) -> Message:
         StoreError: If the row does not hold a message at all (an unknown role).
     """
     text = row.extra or "{}"
-    checked = (
-        json.loads(text) if (row.role, text) in _clean_extras else _check_row(conversation_id, row, text)
-    )
+    checked = json.loads(text) if (row.role, text) in _clean_extras else _check_row(conversation_id, row, text)
     try:
-        message = Message.from_dict(
-            {**checked, "role": row.role, "content": row.content, "id": row.message_id}
-        )
+        message = Message.from_dict({**checked, "role": row.role, "content": row.content, "id": row.message_id})
     except (TranscriptError, ValueError) as exc:
         raise StoreError(
             f"Message {row.position} of conversation {conversation_id} cannot be read back ({exc}); "

@@ -355,13 +355,9 @@ class ConversationStore:
 
         database.run_write(self._engine, work)
 
-    def _recount(
-        self, connection: Connection, conversation_id: str, current_id: str | None, now: datetime
-    ) -> None:
+    def _recount(self, connection: Connection, conversation_id: str, current_id: str | None, now: datetime) -> None:
         count = connection.execute(
-            sa.select(sa.func.count())
-            .select_from(messages)
-            .where(messages.c.conversation_id == conversation_id)
+            sa.select(sa.func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id)
         ).scalar_one()
         connection.execute(
             conversations.update()
@@ -631,9 +627,7 @@ class ConversationStore:
             StoreError: If the shown branch has no ``at``-th message.
         """
         info, nodes, current = self.get_tree(conversation_id)
-        conversation = Conversation.from_tree(
-            info.mode, info.id, info.title, info.created, info.updated, nodes, current
-        )
+        conversation = Conversation.from_tree(info.mode, info.id, info.title, info.created, info.updated, nodes, current)
         thread = conversation.snapshot()
         if not 1 <= at <= len(thread):
             raise StoreError(

@@ -256,9 +256,7 @@ def _parse_tree(raw_messages: list[Any], where: str, notes: list[str]) -> list[N
         return order_tree(nodes)
     except TranscriptError as exc:
         text = str(exc)
-        raise ImportRefusedError(
-            f"{where}, {text[0].lower() + text[1:]} Fix the file and import again."
-        ) from None
+        raise ImportRefusedError(f"{where}, {text[0].lower() + text[1:]} Fix the file and import again.") from None
 
 
 def _parse_messages(raw_messages: list[Any], where: str, notes: list[str]) -> list[Message]:

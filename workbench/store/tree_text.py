@@ -30,11 +30,7 @@ def draw_tree(nodes: list[Node], current_id: str | None) -> str:
         text = " ".join(message.content.split())
         text = text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"
         siblings = children.get(_parent, [])
-        pager = (
-            f" [{[m.id for m, _ in siblings].index(message.id) + 1}/{len(siblings)}]"
-            if len(siblings) > 1
-            else ""
-        )
+        pager = f" [{[m.id for m, _ in siblings].index(message.id) + 1}/{len(siblings)}]" if len(siblings) > 1 else ""
         branch = "" if top and len(siblings) == 1 else ("└─ " if last else "├─ ")
         mark = "*" if message.id in shown else " "
         lines.append(f"{mark} {indent}{branch}{message.role.value}: {text or '(no text)'}{pager}")
