@@ -1,7 +1,10 @@
-"""The Chat page's documents: attach files (with a progress bar), list and detach them, show sources.
+"""Documents on the Chat, Tool and Code pages: attach files (with a progress bar), list and detach them,
+pick a knowledge base, show an answer's sources.
 
-UI only: parsing, chunking, embedding and retrieval live in :mod:`workbench.documents`. Stop ends the
-script run, which interrupts ``attach`` at its next progress report: nothing of that file is kept.
+UI only: parsing, chunking, embedding, retrieval and saving live in :mod:`workbench.documents` and
+:mod:`workbench.knowledge`. The attached files belong to the open conversation: saved with it in the
+store when the store can keep them (sqlite-vec, pgvector), else kept in this browser session. Stop ends
+the script run, which interrupts ``attach`` at its next progress report: nothing of that file is kept.
 """
 
 from __future__ import annotations
@@ -10,22 +13,45 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import show_error
-from workbench.documents import KINDS, DocumentError, DocumentIndex, attach, sources_of
+from pages._common import session_object, show_error
+from workbench.documents import KINDS, AttachedDocuments, DocumentIndex, attach, sources_of
 from workbench.documents.context import Retriever
 from workbench.errors import WorkbenchError
 from workbench.messages import Message
 from workbench.shared import process_resource
 from workbench.store import default_url
+from workbench.store.page_history import PageHistory
 
 ATTACHED = "Files attached here"
 
 FILE_TYPES = sorted({suffix.lstrip(".") for suffix in KINDS})
-"""What the chat input accepts (pdf, docx, pptx, html, md, txt)."""
+"""What the chat inputs accept (pdf, docx, pptx, html, md, txt)."""
 
 
-def attach_files(index: DocumentIndex, uploads: list[Any]) -> None:
-    """Parse and index each uploaded file, with a progress bar naming its pages, then its chunks."""
+def attached_documents(key: str, history: PageHistory | None, conversation_id: str) -> AttachedDocuments:
+    """The open conversation's attached files: saved with it when the store can keep them.
+
+    Without a store (or one without a vector index) they live in this browser session, one set per
+    conversation, as before.
+    """
+    from workbench.knowledge import ConversationDocuments
+    from workbench.knowledge.attached import available
+
+    if history is not None:
+        engine = history.store.engine
+        if process_resource("attached_documents", history.store.url, lambda: available(engine)):
+            return ConversationDocuments(engine, conversation_id)
+    kept: dict[str, DocumentIndex] = session_object(f"{key}_documents", dict)
+    return kept.setdefault(conversation_id, DocumentIndex())
+
+
+def attach_files(index: AttachedDocuments, uploads: list[Any]) -> list[str]:
+    """Parse and index each uploaded file, with a progress bar naming its pages, then its chunks.
+
+    Returns:
+        The names of the files attached (a refused file is named in an error instead).
+    """
+    attached = []
     for upload in uploads:
         name = str(upload.name)
         bar = st.progress(0.0, text=f"Reading {name}")
@@ -36,29 +62,52 @@ def attach_files(index: DocumentIndex, uploads: list[Any]) -> None:
 
         try:
             document = attach(index, name, upload.getvalue(), progress)
-        except DocumentError as exc:
+        except WorkbenchError as exc:  # a bad file, or the store failing: named, and the page goes on
             bar.empty()
             show_error(exc)
             continue
         bar.empty()
         pages = len(document.sections)
         st.toast(f"Attached {name} ({pages} {'page' if pages == 1 else 'pages'})")
+        attached.append(name)
+    return attached
 
 
-def documents_sidebar(index: DocumentIndex) -> None:
+def attach_sent(given: Any, index: AttachedDocuments) -> None:
+    """Attach the documents sent with a chat input, before its text is sent (so a question sent with them
+    can use them). Its images are :mod:`pages._images`' (``message_box_prompt``)."""
+    if given is None:
+        return
+    from pages._images import split_uploads
+
+    documents = split_uploads(list(given.files))[1]
+    if documents:
+        attach_files(index, documents)
+
+
+def documents_sidebar(key: str, index: AttachedDocuments) -> None:
     """The attached documents, each with a button that detaches it."""
-    if not len(index):
+    try:
+        listing = index.listing()
+    except WorkbenchError as exc:  # saved rows that cannot be read: said, the page goes on
+        st.sidebar.warning(str(exc))
+        return
+    if not listing:
         return
     st.sidebar.markdown("**Documents**")
-    for number, document in enumerate(list(index.documents)):
+    for number, file in enumerate(listing):
         left, right = st.sidebar.columns([4, 1])
-        left.caption(f"{document.name} · {len(document.sections)} {document.kind} parts")
-        if right.button("✕", key=f"detach_{number}_{document.sha256[:8]}", help=f"Detach {document.name}"):
-            index.remove(document.name)
-            st.rerun()
+        left.caption(f"{file.name} · {file.parts} {file.kind} parts")
+        if right.button("✕", key=f"{key}_detach_{number}_{file.sha256[:8]}", help=f"Detach {file.name}"):
+            try:
+                index.remove(file.name)
+            except WorkbenchError as exc:
+                show_error(exc)
+            else:
+                st.rerun()
 
 
-def source_picker(attached: DocumentIndex) -> Retriever:
+def source_picker(key: str, attached: AttachedDocuments) -> Retriever:
     """The sidebar's choice of what questions are answered from: the attached files or a knowledge base."""
     from workbench.knowledge import KnowledgeBases
 
@@ -71,7 +120,7 @@ def source_picker(attached: DocumentIndex) -> Retriever:
         return attached
     if not names:
         return attached
-    choice = st.sidebar.selectbox("Answer from", [ATTACHED, *names], key="chat_knowledge_base")
+    choice = st.sidebar.selectbox("Answer from", [ATTACHED, *names], key=f"{key}_knowledge_base")
     return attached if choice == ATTACHED else bases.retriever(str(choice))
 
 
@@ -80,3 +129,4 @@ def show_sources(message: Message) -> None:
     for source in sources_of(message.metadata):
         with st.expander(f"[{source.number}] {source.label}"):
             st.text(source.text)  # plain text: a passage is the file's words, never Markdown to render
+

@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages._branches import answer_controls, user_message
 from pages._common import session_object, show_markdown, stats_caption, turn_notice
+from pages._documents import show_sources
 from pages._images import show_message_images
 from pages._login import signed_in
 from tools import ToolRegistry, default_registry
@@ -185,6 +186,8 @@ def show_history(session: ToolSession, history: PageHistory | None = None) -> Ca
                     decision = answer if answer is not None else decision
                     if step.observation is None:
                         waiting.append((step, block))
+            for reply in exchange.replies:
+                show_sources(reply.message)  # the reply that read the documents keeps them
             stats_caption(exchange.replies[-1].message)
             first = exchange.replies[0].message
             if not session.busy and session.pending is None and first.role is Role.ASSISTANT:

@@ -18,21 +18,25 @@ from pages._common import (
     stream_markdown,
     turn_notice,
 )
-from pages._documents import FILE_TYPES, attach_files, documents_sidebar, show_sources, source_picker
+from pages._documents import (
+    FILE_TYPES,
+    attach_sent,
+    attached_documents,
+    documents_sidebar,
+    show_sources,
+    source_picker,
+)
 from pages._history import conversation_sidebar
 from pages._images import (
     IMAGE_TYPES,
-    add_images,
+    message_box_prompt,
     pending_images,
     refused,
     sent,
     show_message_images,
-    split_uploads,
-    unsent_controls,
 )
 from pages._login import login_gate
 from workbench.conversation import Mode
-from workbench.documents import DocumentIndex
 from workbench.errors import ImageInputError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
@@ -44,10 +48,10 @@ session = session_object("chat_session", lambda: ChatSession(model))
 if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, its partial reply kept
-documents = session_object("chat_documents", DocumentIndex)  # the files attached in this session
 history = conversation_sidebar(Mode.CHAT, session)
-session.documents = source_picker(documents)  # the attached files, or a knowledge base
-documents_sidebar(documents)
+documents = attached_documents("chat", history, session.history.id)  # saved with the conversation
+session.documents = source_picker("chat", documents)  # the attached files, or a knowledge base
+documents_sidebar("chat", documents)
 
 session.system_prompt = st.sidebar.text_area("System prompt", value=session.system_prompt, key="chat_system")
 session.settings = sampling_controls("chat", model.default_settings(), session.settings)
@@ -102,16 +106,8 @@ given = st.chat_input(
     accept_file="multiple",
     file_type=FILE_TYPES + IMAGE_TYPES,
 )
-prompt: str | None = None
-if given is not None:
-    pictures, files = split_uploads(list(given.files))
-    add_images(pictures)  # checked, then kept for this message or the next
-    if files:  # parsed and indexed first, so that a question sent with them can use them
-        attach_files(documents, files)
-    if given.text or not given.files:  # files alone are attached, not sent
-        prompt = given.text
-again = unsent_controls(sending=prompt is not None or turn is not None)  # images waiting, a refused message
-prompt = again if prompt is None else prompt
+attach_sent(given, documents)
+prompt = message_box_prompt(given, "chat", sending=turn is not None)  # images waiting, a refused message
 if prompt is not None:
     images = list(pending_images())
     with st.chat_message("user"):

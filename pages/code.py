@@ -28,6 +28,14 @@ from pages._common import (
     stats_caption,
     turn_notice,
 )
+from pages._documents import (
+    FILE_TYPES,
+    attach_sent,
+    attached_documents,
+    documents_sidebar,
+    show_sources,
+    source_picker,
+)
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
 from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images, show_message_images
 from pages._login import login_gate
@@ -148,7 +156,16 @@ def show_message(message: Message) -> None:
         if not prose and code is None:
             st.markdown("*(no text)*")
         if message.role is Role.ASSISTANT:
+            show_sources(message)
             stats_caption(message)
+
+
+def place_attached(session: CodeSession) -> None:
+    """Put the files just attached into the work folder, so that the model's code can open them."""
+    try:
+        session.place_attached()
+    except USER_ERRORS as exc:
+        show_error(exc)
 
 
 def show_turn(turn: CodeTurn) -> None:
@@ -288,6 +305,10 @@ if session.model is not model:
     session.model = model
 session.stop()  # a turn left running by a stopped script ends here, what it wrote and ran kept
 history = conversation_sidebar(Mode.CODE, session, on_reopen=lambda _opened: restart_for(session))
+documents = attached_documents("code", history, session.history.id)  # saved with the conversation
+session.attached = documents  # put into the work folder, named to the model
+session.documents = source_picker("code", documents)  # the attached files, or a knowledge base
+documents_sidebar("code", documents)
 pending = bool(st.session_state.get("code_input")) or bool(st.session_state.get("code_run"))
 rerun_when_behind("code_seen", lambda: fingerprint(session), live=pending or session.busy)
 
@@ -392,11 +413,11 @@ with chat_tab:
         st.success(report_line + " See them under “Your cells”.")
     conversation = st.container()  # above the input, which a tab shows inline
     given = st.chat_input(
-        "Ask for something to compute, analyse or plot",
+        "Ask for something to compute, analyse or plot, or attach documents and images",
         key="code_input",
         submit_mode="stop",
         accept_file="multiple",
-        file_type=IMAGE_TYPES,  # images for a vision model (pages/_images.py)
+        file_type=FILE_TYPES + IMAGE_TYPES,
     )
     with conversation:
         thread = session.messages
@@ -413,6 +434,9 @@ with chat_tab:
             if last_of_answer and not session.busy and answer_start.role is Role.ASSISTANT:
                 answer_controls(session, history, answer_start, "code", note=RERUNS_CODE)
         turn: CodeTurn | None = started if isinstance(started, CodeTurn) else None
+        attach_sent(given, documents)
+        if given is not None and given.files:
+            place_attached(session)
         prompt = message_box_prompt(given, "code", sending=turn is not None)
         if prompt is not None:
             turn = send_with_images("code", prompt, session.send) or turn

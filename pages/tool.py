@@ -13,6 +13,7 @@ from pages._common import (
     kept_notices,
     sampling_controls,
 )
+from pages._documents import FILE_TYPES, attach_sent, attached_documents, documents_sidebar, source_picker
 from pages._history import conversation_sidebar
 from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images
 from pages._login import login_gate
@@ -34,6 +35,9 @@ model = current_model()
 session = tool_session(model)
 session.stop()  # a turn left running by a stopped script ends here, its partial answer kept
 history = conversation_sidebar(Mode.TOOL, session)
+documents = attached_documents("tool", history, session.history.id)  # saved with the conversation
+session.documents = source_picker("tool", documents)  # the attached files, or a knowledge base
+documents_sidebar("tool", documents)
 
 session.system_prompt = st.sidebar.text_area(
     "System prompt",
@@ -70,7 +74,6 @@ with st.expander("Tools", expanded=False):
     tools_panel(session, "tool_panel")
 
 
-
 def start(action: BranchAction) -> Generator[Event, None, None]:
     """Run the Edit or Regenerate a click asked for (a new sibling; the old stays a page away)."""
     if action.kind == "edit":
@@ -87,12 +90,13 @@ if isinstance(started, Generator):
     end_turn()
 
 given = st.chat_input(
-    "Ask something a tool can help with",
+    "Ask something a tool can help with, or attach documents and images",
     submit_mode="stop",
     key="tool_input",
     accept_file="multiple",
-    file_type=IMAGE_TYPES,  # images for a vision model (pages/_images.py)
+    file_type=FILE_TYPES + IMAGE_TYPES,
 )
+attach_sent(given, documents)
 prompt = message_box_prompt(given, "tool", sending=resume is not None)
 if resume is not None:
     resume()

@@ -44,6 +44,12 @@ def wait_idle(page: Any, timeout_s: float = 240) -> None:
     raise AssertionError(f"the app was still running after {timeout_s} s")
 
 
+def attach(page: Any, path: Any) -> None:
+    """Put a file into the chat input (its paperclip) and wait until it shows there, staged."""
+    page.locator("[data-testid='stChatInput'] input[type='file']").set_input_files(str(path))
+    page.locator("[data-testid='stChatInput']").get_by_text(str(getattr(path, "name", path))).wait_for()
+
+
 def send(page: Any, text: str) -> None:
     """Type ``text`` into the chat input and press Enter."""
     page.fill(CHAT_INPUT, text)

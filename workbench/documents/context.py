@@ -9,12 +9,19 @@ reply so that a page can show the passage under the answer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench.documents.index import Hit
+from workbench.messages import Message, Role
+
+if TYPE_CHECKING:
+    from workbench.chat_model import ChatModel
+    from workbench.models.generation import SamplingSettings
 
 DEFAULT_TOP_K = 5
+SOURCES_MARGIN_TOKENS = 64
+"""Tokens kept free besides the reply when sources are fitted into the context."""
 INSTRUCTIONS = (
     "Answer the question from the sources below. After each sentence that uses a source, cite it by "
     "its number in brackets, like [1]. If the sources do not hold the answer, say so."
@@ -110,3 +117,28 @@ def render_question(question: str, sources: list[Source]) -> str:
         return question
     listed = "\n\n".join(f"[{source.number}] {source.label}:\n{source.text}" for source in sources)
     return f"{INSTRUCTIONS}\n\nSources:\n{listed}\n\nQuestion: {question}"
+
+
+def with_sources(
+    model: ChatModel,
+    settings: SamplingSettings,
+    messages: list[Message],
+    retriever: Retriever | None,
+    tools: list[dict[str, Any]] | None = None,
+) -> tuple[list[Message], list[Source]]:
+    """``messages`` with the last one, a user's question, sent with its sources (what the model reads).
+
+    The sources fill the context left after the messages, the reply (``max_new_tokens``) and a margin.
+    Unchanged, with no sources, when there is no retriever, it holds no documents, or the last message
+    is not the user's. The history keeps the question as typed; only the model reads the sources.
+    ``tools``, the schemas shown to the model, count against the room.
+    """
+    if retriever is None or not messages or messages[-1].role is not Role.USER or not len(retriever):
+        return messages, []
+    backend = model.backend
+    used = backend.count_tokens(model.dialect.render(messages, tools=tools or None))
+    room = backend.context_length - used - settings.max_new_tokens - SOURCES_MARGIN_TOKENS
+    question = messages[-1].content
+    sources, _whole = select_sources(question, retriever, max(0, room), backend.count_tokens)
+    asked = replace(messages[-1], content=render_question(question, sources))
+    return [*messages[:-1], asked], sources

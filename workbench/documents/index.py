@@ -27,6 +27,25 @@ IndexProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
+class AttachedFile:
+    """A document attached to a conversation, as a list shows it.
+
+    Attributes:
+        name: The file's name.
+        kind: ``pdf``, ``docx``, ...
+        parts: How many pages, slides or parts it has.
+        sha256: Its content hash.
+        size: Its size in bytes.
+    """
+
+    name: str
+    kind: str
+    parts: int
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Hit:
     """A chunk found for a query, with its cosine similarity."""
 
@@ -66,6 +85,7 @@ class DocumentIndex:
         self.documents: list[Document] = []
         self._chunks: list[Chunk] = []
         self._vectors: np.ndarray | None = None
+        self._contents: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     @property
@@ -95,6 +115,17 @@ class DocumentIndex:
             if section.text.strip()
         ]
 
+    def listing(self) -> list[AttachedFile]:
+        """The attached documents, in the order they were attached."""
+        with self._lock:
+            documents = list(self.documents)
+        return [AttachedFile(d.name, d.kind, len(d.sections), d.sha256, d.size) for d in documents]
+
+    def content(self, name: str) -> bytes | None:
+        """The bytes of the attached file ``name``, when they were given to :meth:`add`; else None."""
+        with self._lock:
+            return self._contents.get(name)
+
     def has(self, sha256: str) -> bool:
         """Whether a document with this content hash is attached."""
         with self._lock:
@@ -105,8 +136,15 @@ class DocumentIndex:
         document: Document,
         progress: IndexProgress | None = None,
         cancel: threading.Event | None = None,
+        data: bytes | None = None,
     ) -> bool:
         """Chunk and embed ``document`` and add it; return False if the same content was attached already.
+
+        Args:
+            document: The parsed file.
+            progress: Told ("chunks", done, total) while embedding.
+            cancel: Set it to stop; the index is unchanged.
+            data: The file's bytes, kept for :meth:`content` (Code mode puts the file in its folder).
 
         Raises:
             DocumentCancelledError: If ``cancel`` was set; the index is unchanged.
@@ -119,6 +157,8 @@ class DocumentIndex:
             if any(d.sha256 == document.sha256 for d in self.documents):
                 return False
             self.documents.append(document)
+            if data is not None:
+                self._contents[document.name] = data
             self._chunks.extend(chunks)
             self._vectors = vectors if self._vectors is None else np.concatenate([self._vectors, vectors])
         return True
@@ -128,6 +168,7 @@ class DocumentIndex:
         with self._lock:
             keep = [i for i, chunk in enumerate(self._chunks) if chunk.document != name]
             self.documents = [d for d in self.documents if d.name != name]
+            self._contents.pop(name, None)
             self._chunks = [self._chunks[i] for i in keep]
             self._vectors = None if self._vectors is None else self._vectors[keep]
 

@@ -6,6 +6,7 @@ knowledge base's vectors in a sqlite-vec ``vec0`` table of its own. See :class:`
 
 from __future__ import annotations
 
+from workbench.knowledge.attached import ConversationDocuments
 from workbench.knowledge.bases import (
     AddResult,
     KnowledgeBaseError,
@@ -14,4 +15,11 @@ from workbench.knowledge.bases import (
     KnowledgeBases,
 )
 
-__all__ = ["AddResult", "KnowledgeBaseError", "KnowledgeBaseInfo", "KnowledgeBaseRetriever", "KnowledgeBases"]
+__all__ = [
+    "AddResult",
+    "ConversationDocuments",
+    "KnowledgeBaseError",
+    "KnowledgeBaseInfo",
+    "KnowledgeBaseRetriever",
+    "KnowledgeBases",
+]

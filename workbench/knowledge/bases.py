@@ -18,16 +18,19 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from workbench.documents.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, chunk_document
 from workbench.documents.embedding import DEFAULT_EMBEDDER, Embedder, get_embedder
 from workbench.documents.errors import DocumentError
-from workbench.documents.index import Hit, IndexProgress, embed_chunks
+from workbench.documents.index import Hit, IndexProgress
 from workbench.documents.parsing import parse_document, read_file
-from workbench.knowledge import vectors
+from workbench.knowledge import collections, vectors
 from workbench.knowledge.schema import kb_chunks, kb_documents, knowledge_bases
 from workbench.store import database
 
 MAX_NAME_CHARS = 128
+CONVERSATION_PREFIX = "conversation:"
+"""Names starting so are the collections of conversations' attached files (hidden from the lists)."""
+NAMED = knowledge_bases.c.conversation_id.is_(None)
+"""Where a query sees the named knowledge bases only (not the conversations' attached files)."""
 
 
 class KnowledgeBaseError(DocumentError):
@@ -135,19 +138,23 @@ class KnowledgeBases:
             .where(kb_documents.c.kb_id == knowledge_bases.c.id)
             .scalar_subquery()
         )
-        statement = sa.select(
-            knowledge_bases.c.name,
-            knowledge_bases.c.embedder,
-            documents,
-            chunks,
-            knowledge_bases.c.created_at,
-        ).order_by(knowledge_bases.c.name)
+        statement = (
+            sa.select(
+                knowledge_bases.c.name,
+                knowledge_bases.c.embedder,
+                documents,
+                chunks,
+                knowledge_bases.c.created_at,
+            )
+            .where(NAMED)
+            .order_by(knowledge_bases.c.name)
+        )
         rows = database.run_read(self._engine, lambda c: c.execute(statement).all())
         return [KnowledgeBaseInfo(str(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
 
     def names(self) -> Names:
         """The knowledge bases' names, sorted (cheap: no counting, for a picker)."""
-        statement = sa.select(knowledge_bases.c.name).order_by(knowledge_bases.c.name)
+        statement = sa.select(knowledge_bases.c.name).where(NAMED).order_by(knowledge_bases.c.name)
         return database.run_read(
             self._engine, lambda c: [str(name) for name in c.execute(statement).scalars()]
         )
@@ -169,7 +176,7 @@ class KnowledgeBases:
             sa.select(kb_documents.c.name, kb_documents.c.kind, sa.func.count(kb_chunks.c.id))
             .select_from(kb_documents.outerjoin(kb_chunks))
             .join(knowledge_bases)
-            .where(knowledge_bases.c.name == name)
+            .where(knowledge_bases.c.name == name, NAMED)
             .group_by(kb_documents.c.id)
             .order_by(kb_documents.c.id)
         )
@@ -200,12 +207,9 @@ class KnowledgeBases:
                     f"{name!r} holds no document called {file!r}; see: python -m workbench kb list {name}"
                 )
             if file is None:
-                vectors.drop(connection, kb_id)
-                connection.execute(knowledge_bases.delete().where(knowledge_bases.c.id == kb_id))
-                return len(ids)
-            chunk_ids = sa.select(kb_chunks.c.id).where(kb_chunks.c.document_id.in_(ids))
-            vectors.delete(connection, kb_id, chunk_ids)
-            connection.execute(kb_documents.delete().where(kb_documents.c.id.in_(ids)))  # chunks cascade
+                collections.drop(connection, kb_id)
+            else:
+                collections.delete_documents(connection, kb_id, ids)
             return len(ids)
 
         return database.run_write(self._engine, work)
@@ -259,7 +263,7 @@ class KnowledgeBases:
         present = (
             sa.select(kb_documents.c.id)
             .join(knowledge_bases)
-            .where(knowledge_bases.c.name == name, kb_documents.c.sha256 == digest)
+            .where(knowledge_bases.c.name == name, NAMED, kb_documents.c.sha256 == digest)
         )
         if database.run_read(self._engine, lambda c: c.execute(present).first()) is not None:
             return AddResult(file_name, False, 0)
@@ -276,9 +280,7 @@ class KnowledgeBases:
             progress=None if told is None else (lambda done, total: told("pages", done, total)),
             cancel=cancel,
         )
-        chunks = chunk_document(document, embedder.count_tokens, DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)
-        embedded = embed_chunks(chunks, embedder, told, cancel)
-        now = datetime.now(timezone.utc)
+        chunks, embedded = collections.prepare(document, embedder, told, cancel)
 
         def work(connection: Connection) -> AddResult:
             kb_id = self._id(connection, name)
@@ -286,30 +288,7 @@ class KnowledgeBases:
                 raise self._missing(name)
             if connection.execute(present).first() is not None:  # added meanwhile by another process
                 return AddResult(file_name, False, 0)
-            document_id = connection.execute(
-                kb_documents.insert().values(
-                    kb_id=kb_id,
-                    name=document.name,
-                    kind=document.kind,
-                    sha256=digest,
-                    size=len(data),
-                    sections=len(document.sections),
-                    added_at=now,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            ids = []
-            for chunk in chunks:
-                ids.append(
-                    connection.execute(
-                        kb_chunks.insert().values(
-                            document_id=document_id,
-                            position=chunk.index,
-                            location=chunk.location,
-                            text=chunk.text,
-                        )
-                    ).inserted_primary_key[0]  # type: ignore[index]
-                )
-            vectors.insert(connection, kb_id, list(zip(ids, embedded, strict=True)))
+            collections.insert_document(connection, kb_id, document, chunks, embedded)
             return AddResult(file_name, True, len(chunks))
 
         return database.run_write(self._engine, work)
@@ -321,32 +300,16 @@ class KnowledgeBases:
         Raises:
             KnowledgeBaseError: If there is no such knowledge base.
         """
-        vector = self._embedder(self._embedder_of(name)).query(query)
+        statement = sa.select(knowledge_bases.c.id, knowledge_bases.c.embedder).where(
+            knowledge_bases.c.name == name, NAMED
+        )
 
-        def work(connection: Connection) -> Hits:
-            kb_id = self._id(connection, name)
-            if kb_id is None:
+        def work(connection: Connection) -> Hits:  # one transaction: the query's round trips are few
+            found = connection.execute(statement).first()
+            if found is None:
                 raise self._missing(name)
-            nearest = vectors.nearest(connection, kb_id, vector, k)
-            if not nearest:
-                return []
-            rows = connection.execute(
-                sa.select(
-                    kb_chunks.c.id,
-                    kb_documents.c.name,
-                    kb_chunks.c.location,
-                    kb_chunks.c.text,
-                    kb_chunks.c.position,
-                )
-                .join(kb_documents)
-                .where(kb_chunks.c.id.in_([row[0] for row in nearest]))
-            ).all()
-            found = {row[0]: row for row in rows}
-            return [
-                Hit(Chunk(str(r[1]), str(r[2]), str(r[3]), int(r[4])), 1.0 - float(distance))
-                for chunk_id, distance in nearest
-                if (r := found.get(chunk_id)) is not None
-            ]
+            vector = self._embedder(str(found[1])).query(query)
+            return collections.hits(connection, int(found[0]), vector, k)
 
         return database.run_read(self._engine, work)
 
@@ -363,22 +326,15 @@ class KnowledgeBases:
         statement = (
             sa.select(sa.func.count())
             .select_from(kb_documents.join(knowledge_bases))
-            .where(knowledge_bases.c.name == name)
+            .where(knowledge_bases.c.name == name, NAMED)
         )
         return int(database.run_read(self._engine, lambda c: c.execute(statement).scalar_one()))
 
     # --- helpers --------------------------------------------------------------------------------
-    def _embedder_of(self, name: str) -> str:
-        statement = sa.select(knowledge_bases.c.embedder).where(knowledge_bases.c.name == name)
-        found = database.run_read(self._engine, lambda c: c.execute(statement).scalar_one_or_none())
-        if found is None:
-            raise self._missing(name)
-        return str(found)
-
     @staticmethod
     def _id(connection: Connection, name: str) -> int | None:
         found = connection.execute(
-            sa.select(knowledge_bases.c.id).where(knowledge_bases.c.name == name)
+            sa.select(knowledge_bases.c.id).where(knowledge_bases.c.name == name, NAMED)
         ).first()
         return None if found is None else int(found[0])
 
@@ -394,6 +350,11 @@ class KnowledgeBases:
         if not name or len(name) > MAX_NAME_CHARS or any(ord(c) < 32 for c in name):
             raise KnowledgeBaseError(
                 f"A knowledge base name is 1 to {MAX_NAME_CHARS} printable characters; {name[:40]!r} is not."
+            )
+        if name.startswith(CONVERSATION_PREFIX):
+            raise KnowledgeBaseError(
+                f"Names starting with {CONVERSATION_PREFIX!r} are kept for the files attached to "
+                "conversations; choose another name."
             )
         return name
 

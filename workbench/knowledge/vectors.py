@@ -9,6 +9,8 @@ cosine distances (1 - cosine similarity) on both.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -101,3 +103,38 @@ def nearest(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> l
         )
     rows = connection.execute(statement, {"v": value, "k": max(1, int(k))}).all()
     return [(int(row[0]), float(row[1])) for row in rows]
+
+
+def nearest_chunks(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> list[tuple[Any, ...]]:
+    """pgvector: (file, location, text, position, distance) of the ``k`` nearest chunks, nearest first."""
+    statement = sa.text(
+        f"SELECT d.name, c.location, c.text, c.position, v.distance FROM (SELECT chunk_id, "
+        f"embedding <=> CAST(:v AS vector) AS distance FROM {table(kb_id)} ORDER BY distance "
+        # A literal: for LIMIT $n a generic plan guesses 10% of the rows, and may join them by a scan.
+        f"LIMIT {max(1, int(k))}) v "
+        "JOIN kb_chunks c ON c.id = v.chunk_id JOIN kb_documents d ON d.id = c.document_id "
+        "WHERE d.kb_id = :kb ORDER BY v.distance"
+    )
+    return [
+        tuple(row) for row in connection.execute(statement, {"v": _value(connection, vector), "kb": kb_id})
+    ]
+
+
+def copy(connection: Connection, source_id: int, target_id: int, pairs: list[tuple[int, int]]) -> None:
+    """Copy vectors from collection ``source_id`` to ``target_id``: (old chunk id, new chunk id) pairs."""
+    if not pairs:
+        return
+    key = _key(connection)
+    if connection.dialect.name == "sqlite":
+        read = f"SELECT embedding FROM {table(source_id)} WHERE rowid = :id"
+        write = f"INSERT INTO {table(target_id)} (rowid, embedding) VALUES (:id, :embedding)"
+    else:  # pgvector: as text, the form it reads back
+        read = f"SELECT CAST(embedding AS text) FROM {table(source_id)} WHERE chunk_id = :id"
+        write = f"INSERT INTO {table(target_id)} ({key}, embedding) VALUES (:id, CAST(:embedding AS vector))"
+    rows = []
+    for old, new in pairs:
+        found = connection.execute(sa.text(read), {"id": old}).first()
+        if found is not None:
+            rows.append({"id": new, "embedding": found[0]})
+    if rows:
+        connection.execute(sa.text(write), rows)

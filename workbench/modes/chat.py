@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from workbench.chat_model import ChatModel
@@ -25,9 +24,6 @@ from workbench.modes.events import Event, MessageDone, TextDelta
 
 if TYPE_CHECKING:
     from workbench.documents.context import Retriever, Source
-
-SOURCES_MARGIN_TOKENS = 64
-"""Tokens kept free besides the reply when sources are fitted into the context."""
 
 
 class Turn:
@@ -209,26 +205,12 @@ class ChatSession:
         self.history.clear()
 
     def _start(self) -> Turn:
-        messages = self.conversation()
-        sources: list[Source] = []
-        if self.documents is not None and len(self.documents) and messages and messages[-1].role is Role.USER:
-            messages, sources = self._with_sources(messages)
+        from workbench.documents.context import with_sources
+
+        messages, sources = with_sources(self.model, self.settings, self.conversation(), self.documents)
         stream = self.model.stream(messages, self.settings)
         self.active = Turn(self, stream, sources)
         return self.active
-
-    def _with_sources(self, messages: list[Message]) -> tuple[list[Message], list[Source]]:
-        """The messages with the last question sent with its sources (the history keeps the question)."""
-        from workbench.documents.context import render_question, select_sources
-
-        assert self.documents is not None
-        backend = self.model.backend
-        used = backend.count_tokens(self.model.dialect.render(messages))
-        room = backend.context_length - used - self.settings.max_new_tokens - SOURCES_MARGIN_TOKENS
-        question = messages[-1].content
-        sources, _whole = select_sources(question, self.documents, max(0, room), backend.count_tokens)
-        asked = replace(messages[-1], content=render_question(question, sources))
-        return [*messages[:-1], asked], sources
 
     def _finish(self, turn: Turn) -> None:
         if turn.message is not None and turn.recorded:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from workbench.chat_model import ChatModel, text_only_refusal
 from workbench.conversation import Conversation, Mode
 from workbench.errors import USER_ERRORS, EmptyPromptError, KernelError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.models.generation import GenerationStream, SamplingSettings
+from workbench.modes import attachments
 from workbench.modes.code_format import (
     CODE_FENCE,
     DEFAULT_SYSTEM_PROMPT,
@@ -52,6 +54,10 @@ from workbench.modes.code_runs import (
 from workbench.modes.code_workspace import Workspace, create_pool, release_when_gone, shared_pool
 from workbench.modes.events import Event, MessageDone, Notice, TextDelta, waiting_events
 
+if TYPE_CHECKING:
+    from workbench.documents import AttachedDocuments
+    from workbench.documents.context import Retriever, Source
+
 CodeEvent = Event | CodeRunning
 # How long closing a turn waits for an interrupted run to end.
 _INTERRUPT_WAIT_S = 5.0
@@ -66,6 +72,10 @@ class CodeTurn:
         self.closed = False
         self.stream: GenerationStream | None = None
         self.run: BackgroundRun | None = None
+        self.sources: list[Source] = []
+        """The question's sources; the turn's first reply keeps them (``metadata["sources"]``)."""
+        self.question: attachments.Question | None = None
+        """The question's id and the text the model reads (with its sources), or None."""
         self._events = session._loop(self)
 
     def __iter__(self) -> Iterator[CodeEvent]:
@@ -118,6 +128,11 @@ class CodeSession(Workspace):
         history: The conversation (mode code): user, assistant and observation messages (no system
             prompt); each interpreter observation carries its run's full outputs.
         active: The turn being answered, if any.
+        documents: Attached documents or a knowledge base: each question is sent with its sources
+            (as in :class:`~workbench.modes.chat.ChatSession`).
+        attached: The files attached to the conversation: each message first puts those missing
+            from the work folder into it (a new kernel gets them back), and the model is told their
+            names.
 
     Raises:
         KernelError: If neither a kernel nor a pool is given.
@@ -143,6 +158,8 @@ class CodeSession(Workspace):
         self.active: CodeTurn | None = None
         self.kernel_message_id: str | None = None
         """The message whose thread the kernel's state comes from (the last model run's observation)."""
+        self.documents: Retriever | None = None
+        self.attached: AttachedDocuments | None = None
 
     @property
     def messages(self) -> list[Message]:
@@ -159,6 +176,11 @@ class CodeSession(Workspace):
         """The messages as sent to the model: system prompt (with files and notes), example, history."""
         files = [f.name for f in self.files()] if self._kernel is not None else []
         extra = context_lines(files, self._model_notes)
+        attached = [f.name for f in self.attached.listing()] if self.attached is not None else []
+        if attached:
+            extra += (
+                f"\nThe user attached these documents; they are in the current folder: {', '.join(attached)}."
+            )
         system = "\n\n".join(part for part in (self.system_prompt.strip(), extra) if part)
         head = [Message(Role.SYSTEM, system)] if system else []
         example = worked_example() if self.code.worked_example else []
@@ -185,6 +207,7 @@ class CodeSession(Workspace):
         self._ready_for_turn()
         if self._kernel is not None:
             _ = self.kernel  # notices a kernel the pool replaced, before the model is told of the files
+        self._place_attached()
         self.history.append(Message(Role.USER, text, images=list(images)))
         self.active = CodeTurn(self)
         return self.active
@@ -200,6 +223,7 @@ class CodeSession(Workspace):
             KernelError: If code is still running.
         """
         self._ready_for_turn()
+        self._place_attached()
         self.history.edit(message_id, text)
         self.active = CodeTurn(self)
         return self.active
@@ -213,9 +237,21 @@ class CodeSession(Workspace):
             KernelError: If code is still running.
         """
         self._ready_for_turn()
+        self._place_attached()
         self.history.regenerate(message_id)
         self.active = CodeTurn(self)
         return self.active
+
+    def place_attached(self) -> list[str]:
+        """Put the attached files that the work folder lacks into it (see :func:`place_attached`)."""
+        return attachments.place_attached(self, self.attached)
+
+    def _place_attached(self) -> None:
+        """Before a message: the attached files into the folder; a failure is said, not raised."""
+        try:
+            self.place_attached()
+        except USER_ERRORS as exc:
+            self._user_notes.append(f"An attached file could not be put into the work folder: {exc}")
 
     def _ready_for_turn(self) -> None:
         self.stop()
@@ -290,6 +326,9 @@ class CodeSession(Workspace):
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():
             yield Notice(note, "warning")
+        turn.question, turn.sources = attachments.find_sources(
+            self.model, self.settings, self.conversation(), self.documents
+        )
         # Forcing the fence open: a prefix, or on a chat server a forced call of the interpreter tool.
         runs, forced = 0, self.code.force_code and self.model.capabilities.forces_code
         try:
@@ -340,7 +379,10 @@ class CodeSession(Workspace):
         prefix = code_prefix(self.model.dialect) if forced else ""
         # With the fence forced open, the next ``` closes it; otherwise a complete block is cut below.
         stream = self.model.stream(
-            self.conversation(), self.settings, prefix=prefix, stop_strings=("```",) if forced else ()
+            attachments.with_question(self.conversation(), turn.question),
+            self.settings,
+            prefix=prefix,
+            stop_strings=("```",) if forced else (),
         )
         turn.stream = stream
         received, ended = "", False
@@ -368,13 +410,15 @@ class CodeSession(Workspace):
             ended = not turn.stopped
         finally:
             stream.halt()
-            message = self._record_reply(prefix + stream.text, stream, stopped=not ended)
+            message = self._record_reply(prefix + stream.text, stream, stopped=not ended, turn=turn)
         yield MessageDone(message)
         return message
 
-    def _record_reply(self, text: str, stream: GenerationStream, stopped: bool) -> Message:
+    def _record_reply(self, text: str, stream: GenerationStream, stopped: bool, turn: CodeTurn) -> Message:
         message = mark_code_turn(self.model.dialect.parse(text))
         message.stats = stream.stats.to_dict()
+        attachments.keep_sources(message, turn.sources)  # the turn's first reply read them first
+        turn.sources = []
         if stream.error is not None:
             message.failure = str(stream.error)
         elif stopped:

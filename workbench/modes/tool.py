@@ -31,7 +31,7 @@ import threading
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools import ToolRegistry
 from tools.arguments import validation_schema
@@ -42,8 +42,12 @@ from workbench.dialects.calls import InvalidCall, invalid_calls
 from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.messages import Message, Role, ToolCall
 from workbench.models.generation import GenerationStream, SamplingSettings
+from workbench.modes import attachments
 from workbench.modes.events import ConfirmationNeeded, Event, MessageDone, Notice, TextDelta, waiting_events
 from workbench.modes.tool_calls import PendingCall, RunningCall, observation, skipped, stopped
+
+if TYPE_CHECKING:
+    from workbench.documents.context import Retriever, Source
 
 MALFORMED_CALL = "MalformedCallError"
 """``error_type`` of the observation answering a call the dialect could not read."""
@@ -188,6 +192,9 @@ class ToolSession:
         enabled: Names of the tools switched on here; None means every tool of the registry.
         history: The conversation (mode tool): user, assistant (with calls) and observation messages.
         pending: The call waiting for the user's Run or Skip (``options.ask_confirmation``), else None.
+        documents: Attached documents or a knowledge base: each question is sent with its sources (as
+            in :class:`~workbench.modes.chat.ChatSession`), in every round of its answer; the first
+            reply keeps them in ``metadata["sources"]``.
     """
 
     def __init__(
@@ -213,6 +220,9 @@ class ToolSession:
         self._busy = False
         self._running: RunningCall | None = None
         self.pending: PendingCall | None = None
+        self.documents: Retriever | None = None
+        self._question: attachments.Question | None = None  # the question's id, the text the model reads
+        self._sources: list[Source] = []
 
     # --- tools ----------------------------------------------------------------------------------
     def is_enabled(self, name: str) -> bool:
@@ -367,6 +377,9 @@ class ToolSession:
                     "for but not enforced: the model may still answer without a call.",
                     "warning",
                 )
+            self._question, self._sources = attachments.find_sources(
+                self.model, self.settings, self.conversation(), self.documents, tools
+            )
             yield from self._rounds(tools, force=force, replies=0, calls=[], asked=asked)
         finally:
             self._busy = False
@@ -431,6 +444,8 @@ class ToolSession:
                 raise
             if reply is None:  # stopped
                 return
+            if replies == 1:  # the reply that read them first keeps them
+                attachments.keep_sources(reply, self._sources)
             self.history.append(reply)
             yield MessageDone(reply)
             calls = [*reply.tool_calls, *invalid_calls(reply)]
@@ -500,7 +515,10 @@ class ToolSession:
         self, tools: list[dict[str, Any]], settings: SamplingSettings | None = None, **kwargs: Any
     ) -> GenerationStream:
         stream = self.model.stream(
-            self.conversation(), settings or self.settings, tools=tools or None, **kwargs
+            attachments.with_question(self.conversation(), self._question),
+            settings or self.settings,
+            tools=tools or None,
+            **kwargs,
         )
         self._stream = stream
         if self._stop.is_set():

@@ -125,14 +125,18 @@ class PageHistory:
     def fork(self, loop: HoldsHistory, message_id: str) -> Conversation:
         """Branch into a new conversation: the open one's thread up to ``message_id``, saved and opened.
 
+        The new conversation gets a copy of the open one's attached files.
+
         Raises:
             BranchError: If the open conversation has no such message.
             StoreError: If the new conversation cannot be saved.
         """
+        source = loop.history.id
         copy = loop.history.fork(message_id)
         self._switch(loop, copy, saved=False)
         if self.recorder is not None:
             self.recorder.save_now()
+        self.store.copy_documents(source, copy.id)  # the fork keeps the attached files
         self.reopened, self.last_deleted = None, None
         return copy
 

@@ -201,6 +201,7 @@ class ConversationRecorder:
         self.forked_from = original
         self.store.create(conversation.mode, conversation.title, self.model, conversation_id=conversation.id)
         self._write_tree()
+        self.store.copy_documents(original, conversation.id)  # the copy keeps the attached files
         logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
 
     def _save_all(self) -> None:

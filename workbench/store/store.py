@@ -26,6 +26,8 @@ from workbench.store.transcripts import MODES
 
 MAX_QUERY_CHARS = 500
 """A search query is cut to this many characters."""
+AttachedList = list[dict[str, Any]]
+"""A conversation's attached files as its JSON export lists them (``list`` is a method below)."""
 
 
 class ConversationStore:
@@ -410,6 +412,9 @@ class ConversationStore:
     def purge(self, deleted_before: datetime | None = None) -> int:
         """Remove deleted conversations for good (those deleted before ``deleted_before``, or all).
 
+        Their attached files go with them, and so do the files attached over a day ago to a
+        conversation that was never saved (attached, then nothing sent).
+
         Returns:
             How many conversations were removed.
         """
@@ -417,7 +422,11 @@ class ConversationStore:
         if deleted_before is not None:
             condition = sa.and_(condition, conversations.c.deleted_at < deleted_before)
 
+        from workbench.knowledge import attached  # built on the store: imported when used
+
         def work(connection: Connection) -> int:
+            ids = list(connection.execute(sa.select(conversations.c.id).where(condition)).scalars())
+            attached.purge(connection, [*ids, *attached.orphans(connection)])  # their attached files
             return connection.execute(conversations.delete().where(condition)).rowcount or 0
 
         return database.run_write(self._engine, work)
@@ -628,22 +637,43 @@ class ConversationStore:
         copy = conversation.fork(thread[at - 1].id)
         self.create(copy.mode, copy.title, info.model, conversation_id=copy.id)
         self.save_tree(copy.id, copy.nodes(), copy.current_id)
+        self.copy_documents(conversation_id, copy.id)
         return self.info(copy.id)
+
+    def copy_documents(self, source_id: str, target_id: str) -> None:
+        """Give ``target_id`` a copy of the files attached to ``source_id`` (a fork keeps them)."""
+        from workbench.knowledge import attached  # built on the store: imported when used
+
+        database.run_write(self._engine, lambda c: attached.copy(c, source_id, target_id))
+
+    def documents(self, conversation_id: str) -> AttachedList:
+        """The files attached to a conversation: name, kind, size, sha256 (not their content)."""
+        from workbench.knowledge import attached  # built on the store: imported when used
+
+        return database.run_read(self._engine, lambda c: attached.described(c, conversation_id))
 
     # --- files --------------------------------------------------------------------------------------
     def export_json(self, conversation_id: str | None = None, *, indent: int | None = 2) -> str:
         """Export one conversation as its JSON transcript, or every live one as ``{"conversations"}``.
 
         The whole tree is written: each message with its ``id`` and ``parent``, and ``current``, the
-        shown leaf. Markdown (:meth:`export_markdown`) writes the shown branch.
+        shown leaf; ``documents`` lists the attached files by name, kind, size and hash (their content
+        is not exported, and an import attaches nothing). Markdown (:meth:`export_markdown`) writes
+        the shown branch.
         """
         if conversation_id is not None:
-            payload: dict[str, Any] = transcripts.conversation_to_dict(*self.get_tree(conversation_id))
+            payload: dict[str, Any] = self._exported(conversation_id)
         else:
-            payload = {
-                "conversations": [transcripts.conversation_to_dict(*self.get_tree(i.id)) for i in self._all()]
-            }
+            payload = {"conversations": [self._exported(i.id) for i in self._all()]}
         return json.dumps(payload, indent=indent, ensure_ascii=False)
+
+    def _exported(self, conversation_id: str) -> dict[str, Any]:
+        """One conversation's export form; ``documents`` names its attached files (their bytes stay here)."""
+        exported = transcripts.conversation_to_dict(*self.get_tree(conversation_id))
+        documents = self.documents(conversation_id)
+        if documents:
+            exported["documents"] = documents
+        return exported
 
     def export_markdown(self, conversation_id: str | None = None) -> str:
         """Export one conversation's shown branch, or every live one's, as Markdown."""
