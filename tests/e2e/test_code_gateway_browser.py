@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.page_actions import CELL_MS, kernels, open_code_page, run_cell, server_process
 from tests.e2e.streamlit_server import launch_streamlit
-from tests.kernel.kernel_gateway import run_kernel_gateway
+from tests.kernel.kernel_gateway import RunningGateway, run_kernel_gateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.kernel]
 
@@ -72,24 +72,27 @@ def test_the_code_page_runs_on_a_kernel_gateway(browser: Any, tmp_path: Path) ->
                 page.context.close()
 
 
-def test_a_wrong_gateway_token_is_shown_on_the_code_page(browser: Any, tmp_path: Path) -> None:
-    with run_kernel_gateway(tmp_path / "gateway") as gateway:
-        env = {
-            "WORKBENCH_MODEL": "",
-            "MODEL_PATH": "",
-            "WORKBENCH_KERNEL_GATEWAY": gateway.config.url,
-            "WORKBENCH_KERNEL_GATEWAY_TOKEN": "not-the-token",
-            "WORKBENCH_KERNEL_GATEWAY_KERNEL": gateway.config.kernel_name,
-        }
-        with launch_streamlit(tmp_path / "server.log", env) as url:
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.set_default_timeout(60_000)
-            try:
-                open_code_page(page, url)
-                run_cell(page, "print('never' + ' runs')")  # the page echoes the code, not this text
-                page.get_by_text("refused the token").first.wait_for(timeout=CELL_MS)
-                page.get_by_text("WORKBENCH_KERNEL_GATEWAY_TOKEN").first.wait_for()
-                assert not page.get_by_text("not-the-token").count()
-                assert not page.get_by_text("never runs").count()
-            finally:
-                page.context.close()
+def test_a_wrong_gateway_token_is_shown_on_the_code_page(
+    browser: Any, kernel_gateway: RunningGateway, tmp_path: Path
+) -> None:
+    """A wrong token changes nothing on the gateway: the session's one (tests/conftest.py) serves."""
+    gateway = kernel_gateway
+    env = {
+        "WORKBENCH_MODEL": "",
+        "MODEL_PATH": "",
+        "WORKBENCH_KERNEL_GATEWAY": gateway.config.url,
+        "WORKBENCH_KERNEL_GATEWAY_TOKEN": "not-the-token",
+        "WORKBENCH_KERNEL_GATEWAY_KERNEL": gateway.config.kernel_name,
+    }
+    with launch_streamlit(tmp_path / "server.log", env) as url:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(60_000)
+        try:
+            open_code_page(page, url)
+            run_cell(page, "print('never' + ' runs')")  # the page echoes the code, not this text
+            page.get_by_text("refused the token").first.wait_for(timeout=CELL_MS)
+            page.get_by_text("WORKBENCH_KERNEL_GATEWAY_TOKEN").first.wait_for()
+            assert not page.get_by_text("not-the-token").count()
+            assert not page.get_by_text("never runs").count()
+        finally:
+            page.context.close()

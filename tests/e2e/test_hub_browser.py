@@ -110,6 +110,7 @@ def test_loading_an_uncached_name_downloads_it_with_progress_then_loads_it(
         sidebar.locator("[data-testid='stProgress']").get_by_text(re.compile(r"MB/s, \d+ s left")).wait_for(
             timeout=60_000
         )
+        fake_hub.rate = None  # the progress was shown: the rest of the 98 MB needs no throttle
         page.get_by_text(re.compile(rf"Loaded {re.escape(name)} in [\d.]+ s")).wait_for(timeout=180_000)
         sidebar.get_by_text(re.compile(rf"^{re.escape(name)} · llama\.cpp")).wait_for()
     finally:

@@ -193,7 +193,7 @@ def test_a_kernel_culled_by_the_gateway_is_replaced_on_the_next_run(tmp_path: Pa
         session.execute("x = 1")
         deadline = time.monotonic() + 30
         while kernel_known(gateway, old) and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert not kernel_known(gateway, old), "the gateway did not cull the idle kernel"
         execution = session.execute("'x' in globals()")
         assert execution.result == "False" and execution.restarted

@@ -67,7 +67,7 @@ def server_process(
                     raise RuntimeError(
                         f"{command[2]} did not become ready:\n{log_path.read_text(errors='replace')}"
                     )
-                time.sleep(0.5)
+                time.sleep(0.1)  # a server, a gateway: ready a few seconds after the start, seen at once
             yield process
         finally:
             if process.poll() is None:
