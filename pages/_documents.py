@@ -144,7 +144,8 @@ def source_picker(key: str, attached: AttachedDocuments) -> Retriever:
 def knowledge_sidebar(key: str, bases: KnowledgeBases) -> None:
     """The sidebar's "Knowledge bases": each with its documents count and a remove button (asked twice),
     and a form that adds uploaded files to a new or an existing one, with a progress bar per file."""
-    with st.sidebar.expander("Knowledge bases"):
+    # Kept open once used: adding the first base draws the picker above it, which makes it a new expander
+    with st.sidebar.expander("Knowledge bases", expanded=bool(st.session_state.get(f"{key}_kb_used"))):
         pending = st.session_state.get(f"{key}_kb_removing")
         problem = st.session_state.pop(f"{key}_kb_problem", None)
         if problem:
@@ -179,11 +180,13 @@ def knowledge_sidebar(key: str, bases: KnowledgeBases) -> None:
             )
             submitted = st.form_submit_button("Add files")
         if submitted:
+            st.session_state[f"{key}_kb_used"] = True
             _add_to_base(bases, str(name or ""), list(uploads or []))
 
 
 def _ask_removal(key: str, name: str | None) -> None:
     st.session_state[f"{key}_kb_removing"] = name
+    st.session_state[f"{key}_kb_used"] = True
 
 
 def _remove_base(key: str, bases: KnowledgeBases, name: str) -> None:
