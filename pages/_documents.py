@@ -210,12 +210,12 @@ def _add_to_base(bases: KnowledgeBases, name: str, uploads: list[Any]) -> None:
     for upload in uploads:
         file = str(upload.name)
         bar, progress = _progress_bar(file)
+
+        def told(_file: str, what: str, done: int, total: int, tell: Any = progress) -> None:
+            tell(what, done, total)
+
         try:
-            bases.add(
-                name,
-                [(file, upload.getvalue())],
-                progress=lambda _, what, done, total, tell=progress: tell(what, done, total),
-            )
+            bases.add(name, [(file, upload.getvalue())], progress=told)
         except WorkbenchError as exc:  # a bad file, a bad name, the store failing: said, the page goes on
             bar.empty()
             show_error(exc)

@@ -36,7 +36,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
 
 def _add(at: AppTest, name: str, *uploads: tuple[str, bytes]) -> AppTest:
     at.sidebar.text_input(key="chat_kb_name").input(name)
-    at.sidebar.get("file_uploader")[0].set_value(
+    at.file_uploader(key="chat_kb_files").set_value(
         [(file, data, "application/octet-stream") for file, data in uploads]
     )
     at.sidebar.button(key="FormSubmitter:chat_kb_form-Add files").click()
