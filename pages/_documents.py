@@ -1,5 +1,5 @@
 """Documents on the Chat, Tool and Code pages: attach files (with a progress bar), list and detach them,
-pick a knowledge base, show an answer's sources.
+pick a knowledge base, make, fill and remove knowledge bases, show an answer's sources.
 
 UI only: parsing, chunking, embedding, retrieval and saving live in :mod:`workbench.documents` and
 :mod:`workbench.knowledge`. The attached files belong to the open conversation: saved with it in the
@@ -9,7 +9,8 @@ the script run, which interrupts ``attach`` at its next progress report: nothing
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -21,6 +22,9 @@ from workbench.messages import Message
 from workbench.shared import process_resource
 from workbench.store import default_url
 from workbench.store.page_history import PageHistory
+
+if TYPE_CHECKING:
+    from workbench.knowledge import KnowledgeBases
 
 ATTACHED = "Files attached here"
 
@@ -45,6 +49,17 @@ def attached_documents(key: str, history: PageHistory | None, conversation_id: s
     return kept.setdefault(conversation_id, DocumentIndex())
 
 
+def _progress_bar(name: str) -> tuple[Any, Callable[[str, int, int], None]]:
+    """A progress bar for reading ``name``, and what to tell it ("pages" or "chunks", done, total)."""
+    bar = st.progress(0.0, text=f"Reading {name}")
+
+    def progress(what: str, done: int, total: int) -> None:
+        unit = "page" if what == "pages" else "passage"
+        bar.progress(done / total if total else 1.0, text=f"{name}: {unit} {done} of {total}")
+
+    return bar, progress
+
+
 def attach_files(index: AttachedDocuments, uploads: list[Any]) -> list[str]:
     """Parse and index each uploaded file, with a progress bar naming its pages, then its chunks.
 
@@ -54,12 +69,7 @@ def attach_files(index: AttachedDocuments, uploads: list[Any]) -> list[str]:
     attached = []
     for upload in uploads:
         name = str(upload.name)
-        bar = st.progress(0.0, text=f"Reading {name}")
-
-        def progress(what: str, done: int, total: int, name: str = name, bar: Any = bar) -> None:
-            unit = "page" if what == "pages" else "passage"
-            bar.progress(done / total if total else 1.0, text=f"{name}: {unit} {done} of {total}")
-
+        bar, progress = _progress_bar(name)
         try:
             document = attach(index, name, upload.getvalue(), progress)
         except WorkbenchError as exc:  # a bad file, or the store failing: named, and the page goes on
@@ -108,7 +118,8 @@ def documents_sidebar(key: str, index: AttachedDocuments) -> None:
 
 
 def source_picker(key: str, attached: AttachedDocuments) -> Retriever:
-    """The sidebar's choice of what questions are answered from: the attached files or a knowledge base."""
+    """The sidebar's choice of what questions are answered from: the attached files or a knowledge base;
+    under it, the knowledge bases themselves (:func:`knowledge_sidebar`)."""
     from workbench.knowledge import KnowledgeBases
 
     try:
@@ -118,10 +129,102 @@ def source_picker(key: str, attached: AttachedDocuments) -> Retriever:
     except WorkbenchError as exc:  # no sqlite-vec, another database: the attached files still work
         st.sidebar.caption(f"Knowledge bases: {exc}")
         return attached
-    if not names:
-        return attached
-    choice = st.sidebar.selectbox("Answer from", [ATTACHED, *names], key=f"{key}_knowledge_base")
-    return attached if choice == ATTACHED else bases.retriever(str(choice))
+    chosen: Retriever = attached
+    if names:
+        choice = st.sidebar.selectbox("Answer from", [ATTACHED, *names], key=f"{key}_knowledge_base")
+        if choice != ATTACHED:
+            try:
+                chosen = bases.retriever(str(choice))
+            except WorkbenchError as exc:  # removed meanwhile (another tab): said, the attached files used
+                st.sidebar.warning(str(exc))
+    knowledge_sidebar(key, bases)
+    return chosen
+
+
+def knowledge_sidebar(key: str, bases: KnowledgeBases) -> None:
+    """The sidebar's "Knowledge bases": each with its documents count and a remove button (asked twice),
+    and a form that adds uploaded files to a new or an existing one, with a progress bar per file."""
+    # Kept open once used: adding the first base draws the picker above it, which makes it a new expander
+    with st.sidebar.expander("Knowledge bases", expanded=bool(st.session_state.get(f"{key}_kb_used"))):
+        pending = st.session_state.get(f"{key}_kb_removing")
+        problem = st.session_state.pop(f"{key}_kb_problem", None)
+        if problem:
+            st.error(problem)
+        try:
+            infos = bases.list()
+        except WorkbenchError as exc:
+            show_error(exc)
+            return
+        for number, info in enumerate(infos):
+            left, right = st.columns([4, 1])
+            documents = "document" if info.documents == 1 else "documents"
+            left.caption(f"{info.name} · {info.documents} {documents}")
+            right.button(
+                "✕",
+                key=f"{key}_kb_remove_{number}",
+                help=f"Remove {info.name}",
+                on_click=_ask_removal,
+                args=(key, info.name),
+            )
+            if pending == info.name:
+                st.warning(f"Remove {info.name} and its {info.documents} {documents}?")
+                yes, no = st.columns(2)
+                yes.button(
+                    "Remove", key=f"{key}_kb_confirm", on_click=_remove_base, args=(key, bases, info.name)
+                )
+                no.button("Keep", key=f"{key}_kb_keep", on_click=_ask_removal, args=(key, None))
+        with st.form(f"{key}_kb_form", clear_on_submit=True, border=False):
+            name = st.text_input("Add to", key=f"{key}_kb_name", placeholder="a new name or an existing one")
+            uploads = st.file_uploader(
+                "Files", type=FILE_TYPES, accept_multiple_files=True, key=f"{key}_kb_files"
+            )
+            submitted = st.form_submit_button("Add files")
+        if submitted:
+            st.session_state[f"{key}_kb_used"] = True
+            _add_to_base(bases, str(name or ""), list(uploads or []))
+
+
+def _ask_removal(key: str, name: str | None) -> None:
+    st.session_state[f"{key}_kb_removing"] = name
+    st.session_state[f"{key}_kb_used"] = True
+
+
+def _remove_base(key: str, bases: KnowledgeBases, name: str) -> None:
+    """Remove the knowledge base (a callback: before the picker is drawn, so it can leave it first)."""
+    st.session_state[f"{key}_kb_removing"] = None
+    if st.session_state.get(f"{key}_knowledge_base") == name:
+        st.session_state[f"{key}_knowledge_base"] = ATTACHED
+    try:
+        bases.remove(name)
+    except WorkbenchError as exc:
+        st.session_state[f"{key}_kb_problem"] = str(exc)
+
+
+def _add_to_base(bases: KnowledgeBases, name: str, uploads: list[Any]) -> None:
+    """Add each upload to the knowledge base ``name`` (made if new); a refused file is named in an error
+    and the others go on. Reruns when all went in, so the picker shows the base."""
+    if not name.strip() or not uploads:
+        st.warning("Give a knowledge base name and at least one file.")
+        return
+    refused = False
+    for upload in uploads:
+        file = str(upload.name)
+        bar, progress = _progress_bar(file)
+
+        def told(_file: str, what: str, done: int, total: int, tell: Any = progress) -> None:
+            tell(what, done, total)
+
+        try:
+            bases.add(name, [(file, upload.getvalue())], progress=told)
+        except WorkbenchError as exc:  # a bad file, a bad name, the store failing: said, the page goes on
+            bar.empty()
+            show_error(exc)
+            refused = True
+            continue
+        bar.empty()
+    if not refused:
+        st.toast(f"Added {len(uploads)} {'file' if len(uploads) == 1 else 'files'} to {name.strip()}")
+        st.rerun()
 
 
 def show_sources(message: Message) -> None:
@@ -129,4 +232,3 @@ def show_sources(message: Message) -> None:
     for source in sources_of(message.metadata):
         with st.expander(f"[{source.number}] {source.label}"):
             st.text(source.text)  # plain text: a passage is the file's words, never Markdown to render
-

@@ -93,6 +93,15 @@ def test_a_bad_file_keeps_nothing_of_it_and_names_it(bases: KnowledgeBases) -> N
     assert _counts(bases) == before
 
 
+def test_a_new_base_whose_only_file_is_refused_is_not_left_empty(bases: KnowledgeBases) -> None:
+    with pytest.raises(DocumentError, match=r"scan\.pdf has no text layer"):
+        bases.add("fresh", [("scan.pdf", files.scanned_pdf())])
+    assert bases.names() == []
+    with pytest.raises(DocumentError, match=r"scan\.pdf"):  # one good file before it: the base stays
+        bases.add("fresh", [("good.txt", b"Good."), ("scan.pdf", files.scanned_pdf())])
+    assert [(info.name, info.documents) for info in bases.list()] == [("fresh", 1)]
+
+
 def test_errors_say_what_to_do(bases: KnowledgeBases) -> None:
     with pytest.raises(KnowledgeBaseError, match=r"no knowledge base called 'nope'.*kb list"):
         bases.search("nope", "x")

@@ -234,20 +234,28 @@ class KnowledgeBases:
             cancel: Set it to stop: the file being added is not kept (those before it are).
 
         Raises:
-            DocumentError: If a file cannot be used (it names the file); the files before it stay.
+            DocumentError: If a file cannot be used (it names the file); the files before it stay. A
+                knowledge base this call created is removed again when none of its files was added.
             KnowledgeBaseError: If there is no such knowledge base and ``create`` is off.
         """
+        created = False
         try:
             base = self.info(name)
         except KnowledgeBaseError:
             if not create:
                 raise
             base = self.create(name)
+            created = True
         embedder = self._embedder(base.embedder)
-        results = []
-        for item in files:
-            file_name, data = item if isinstance(item, tuple) else (Path(item).name, read_file(item))
-            results.append(self._add_one(name, embedder, file_name, data, progress, cancel))
+        results: AddResults = []
+        try:
+            for item in files:
+                file_name, data = item if isinstance(item, tuple) else (Path(item).name, read_file(item))
+                results.append(self._add_one(name, embedder, file_name, data, progress, cancel))
+        except BaseException:  # a refused file, a cancel, a Stop: no empty knowledge base left behind
+            if created and not any(result.added for result in results):
+                self.remove(name)
+            raise
         return results
 
     def _add_one(
