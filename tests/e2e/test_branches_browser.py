@@ -68,6 +68,11 @@ def test_edit_page_reload_and_branch_in_chat(tmp_path: Path, new_page: Any) -> N
         page = open_app(new_page(), url)
         set_sampling(page, max_new_tokens=8)
         send(page, "Name a colour.")
+        wait_for_messages(page, 2)
+        # the answer as saved: read once the finished turn is drawn again with its controls (the live
+        # stream may not show the decoder's last piece)
+        button(message(page, 1), "Regenerate").wait_for(timeout=TURN_S * 1000)
+        wait_idle(page)
         first = wait_for_messages(page, 2)
         assert first_line(first[0]) == "Name a colour."
         old_answer = first_line(first[1])
