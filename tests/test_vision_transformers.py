@@ -76,9 +76,7 @@ def test_each_image_becomes_its_tokens_in_the_prompt(vlm_model: ChatModel) -> No
         Message(Role.ASSISTANT, "noise"),
         Message(Role.USER, f"second {IMAGE_MARKER} typed", images=[BLUE]),
     ]
-    marked, images = vlm_model._mark_images(messages)
-    prompt = vlm_model.dialect.render(marked)
-    prepared = backend.prepare(GenerationRequest(prompt, SHORT, images=images))
+    prepared = backend.prepare(vlm_model.request(messages, SHORT))
     ids = prepared.payload["input_ids"][0].tolist()
     image_token = backend.model.config.image_token_id
     assert ids.count(image_token) == 2 * IMAGE_SEQ_LEN

@@ -135,15 +135,6 @@ class ChatModel:
             prefix=prefix,
         )
 
-    def _mark_images(self, messages: list[Message]) -> tuple[list[Message], list[bytes]]:
-        """The messages to render, each image marked by :data:`IMAGE_MARKER`, and the images in order.
-
-        Raises:
-            ImageInputError: If a user's message holds images and the model has no ``vision``.
-        """
-        prepared = self._prompt_images(messages)
-        return prepared.marked, prepared.images
-
     def _prompt_images(self, messages: list[Message]) -> PromptImages:
         """The conversation made ready for this model (:func:`workbench.prompt_images.prompt_images`).
 
