@@ -11,7 +11,7 @@ page's key, ``chat``, ``tool``, ``code``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import streamlit as st
 
@@ -97,8 +97,9 @@ def show_thumbnails(images: list[bytes], width: int = 160) -> None:
         show_image(png, width)
 
 
-def show_image(png: bytes, width: int = 240) -> None:
-    """One image (checked again: a saved or imported conversation may hold anything)."""
+def show_image(png: bytes, width: int | Literal["content"] = 240) -> None:
+    """One image, or a note when it is too big or unreadable: never an exception on the page (checked
+    again: a saved conversation, an import or a kernel may hold anything)."""
     problem = image_problem(png)
     if not problem:
         try:

@@ -14,7 +14,6 @@ from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from kernel import FileInfo, KernelLease, KernelPool
-from kernel.outputs import image_problem
 from pages._branches import BranchAction, answer_controls, branch_error, run_action, take_action, user_message
 from pages._common import (
     current_model,
@@ -37,7 +36,7 @@ from pages._documents import (
     source_picker,
 )
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
-from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images, show_message_images
+from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images, show_image, show_message_images
 from pages._login import login_gate
 from workbench.conversation import Mode
 from workbench.errors import USER_ERRORS
@@ -101,7 +100,7 @@ def show_execution(execution: ExecutionRecord) -> None:
         if output.kind == "error":
             st.error(f"```\n{output.text}\n```")
         elif output.png is not None:
-            show_image(output.png)
+            show_image(output.png, "content")
         elif output.html is not None and "dataframe" in output.html:
             # The HTML comes from untrusted code: an iframe with no scripts, no origin, no forms, no navigation.
             st.markdown(sandboxed_html(TABLE_STYLE + output.html), unsafe_allow_html=True)
@@ -113,18 +112,6 @@ def show_execution(execution: ExecutionRecord) -> None:
         st.warning(execution.note)
     count = f"In [{execution.execution_count}] · " if execution.execution_count else ""
     st.caption(f"{count}{execution.duration:.2f} s" + ("" if execution.outputs else " · no output"))
-
-
-def show_image(png: bytes) -> None:
-    """An image of a run, or a note when it is too big or unreadable (never an exception on the page)."""
-    problem = image_problem(png)
-    if not problem:
-        try:
-            st.image(png)
-            return
-        except Exception as error:  # whatever Pillow or Streamlit make of a hostile image
-            problem = f"it could not be drawn ({type(error).__name__})"
-    st.warning(f"Image not shown: {problem}.")
 
 
 def show_cell(record: CodeRun) -> None:
@@ -145,7 +132,7 @@ def show_message(message: Message) -> None:
             else:
                 st.code(message.content, language=None)
                 for image in message.images:
-                    show_image(image)
+                    show_image(image, "content")
         return
     with st.chat_message(message.role.value):
         prose, code = split_code(message) if message.role is Role.ASSISTANT else (message.content, None)
