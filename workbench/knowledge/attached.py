@@ -230,19 +230,24 @@ class ConversationDocuments:
         found = self._collection_in(connection)
         if found is not None:
             return found[0]
-        kb_id = int(
-            connection.execute(
-                knowledge_bases.insert().values(
-                    name=f"{CONVERSATION_PREFIX}{self.conversation_id}",
-                    embedder=embedder.name,
-                    dim=embedder.dim,
-                    created_at=datetime.now(timezone.utc),
-                    conversation_id=self.conversation_id,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-        )
-        vectors.create(connection, kb_id, embedder.dim)
-        return kb_id
+        return _create(connection, self.conversation_id, embedder.name, embedder.dim)
+
+
+def _create(connection: Connection, conversation_id: str, embedder: str, dim: int) -> int:
+    """Make ``conversation_id``'s hidden collection (its row and vector table); return its id."""
+    kb_id = int(
+        connection.execute(
+            knowledge_bases.insert().values(
+                name=f"{CONVERSATION_PREFIX}{conversation_id}",
+                embedder=embedder,
+                dim=dim,
+                created_at=datetime.now(timezone.utc),
+                conversation_id=conversation_id,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+    )
+    vectors.create(connection, kb_id, dim)
+    return kb_id
 
 
 def purge(connection: Connection, conversation_ids: list[str]) -> None:
@@ -266,18 +271,7 @@ def copy(connection: Connection, source_conversation: str, target_conversation: 
     ).first()
     if row is None or taken is not None:
         return
-    kb_id = int(
-        connection.execute(
-            knowledge_bases.insert().values(
-                name=f"{CONVERSATION_PREFIX}{target_conversation}",
-                embedder=row.embedder,
-                dim=row.dim,
-                created_at=datetime.now(timezone.utc),
-                conversation_id=target_conversation,
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
-    )
-    vectors.create(connection, kb_id, int(row.dim))
+    kb_id = _create(connection, target_conversation, str(row.embedder), int(row.dim))
     collections.copy(connection, int(row.id), kb_id)
 
 
