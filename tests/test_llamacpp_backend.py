@@ -10,7 +10,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.engines import embedded_spec
@@ -20,6 +22,7 @@ from workbench.messages import Message, Role
 from workbench.models.backends import choose_backend, llama_cpp_installed
 from workbench.models.generation import SamplingSettings
 from workbench.models.llamacpp_grammar import json_schema_gbnf
+from workbench.models.llamacpp_slot import add_token
 from workbench.models.loading import embedded_gguf_path
 from workbench.models.spec import ModelSpec
 from workbench.shared import shared_model
@@ -74,7 +77,9 @@ def test_auto_picks_llama_cpp_for_gguf_files_on_the_cpu(spec, engine):
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp"):
+    with pytest.raises(
+        ModelLoadError, match=r"Unknown backend 'vllm'; choose one of auto, transformers, llama\.cpp"
+    ):
         choose_backend(ModelSpec(backend="vllm"))
 
 
@@ -307,3 +312,50 @@ def test_batches_never_leave_a_single_token(start, end, size, cuts):
     from workbench.models.llamacpp_state import batches
 
     assert batches(start, end, size) == cuts
+
+
+def prompt_logits(scheduler: Any, tokens: list[int], cuts: list[tuple[int, int]]) -> np.ndarray:
+    """The last token's logits after evaluating ``tokens`` in a free slot's sequence, cut as ``cuts``."""
+    import llama_cpp
+
+    ctx = scheduler.llm.ctx
+    memory = llama_cpp.llama_get_memory(ctx)
+    seq = scheduler.slots[-1].seq
+    batch = llama_cpp.llama_batch_init(len(tokens), 0, 1)
+    try:
+        llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)
+        for start, stop in cuts:
+            for n, pos in enumerate(range(start, stop)):
+                add_token(batch, n, tokens[pos], pos, seq, pos == len(tokens) - 1)
+            batch.n_tokens = stop - start
+            assert llama_cpp.llama_decode(ctx, batch) == 0
+        vocab = llama_cpp.llama_vocab_n_tokens(scheduler.llm._model.vocab)
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(vocab,)).copy()
+    finally:
+        llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)
+        llama_cpp.llama_batch_free(batch)
+
+
+def test_a_prompts_logits_do_not_depend_on_how_it_is_cut_into_batches(llama_model):
+    """What every kept, restored or shared cache rests on, bit for bit (no flash attention: see its loader).
+
+    Greedy texts alone would miss a difference too small to flip a token on these prompts.
+    """
+    scheduler = llama_model.backend.scheduler  # type: ignore[attr-defined]
+    tokens = llama_model.backend.tokenize("The quick brown fox jumps over the lazy dog. " * 12)  # type: ignore[attr-defined]
+    end = len(tokens)
+    with scheduler.step_lock:
+        whole = prompt_logits(scheduler, tokens, [(0, end)])
+        for cuts in ([(0, end - 2), (end - 2, end)], [(0, 64), (64, end)], [(0, 32), (32, 96), (96, end)]):
+            assert np.array_equal(prompt_logits(scheduler, tokens, cuts), whole), cuts
+
+
+def test_flash_attention_is_there_for_those_who_ask(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_FLASH_ATTN", "1")
+    model = ChatModel.load(embedded_spec("llama.cpp").replace(parallel=2))
+    import llama_cpp
+
+    llm = model.backend.scheduler.llm  # type: ignore[attr-defined]
+    assert llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    question = Message(Role.USER, "What is the capital of France? Answer in JSON.")
+    assert model.stream([question], GREEDY, json_schema=CITY).result(timeout=120) == '{"city":"Paris"}'

@@ -54,6 +54,17 @@ DEFAULT_MAX_CONTEXT = 8192
 DEFAULT_PARALLEL = 4
 
 
+def flash_attention() -> bool:
+    """Whether to load with flash attention: only with ``WORKBENCH_FLASH_ATTN=1``.
+
+    On this CPU it decodes four slots about 25% faster, but its logits depend on how a prompt is cut
+    into batches (up to 0.5 apart), so a kept, restored or shared cache would change greedy answers
+    (bench/RESULTS.md, "Flash attention"). Without it they are the same bit for bit. A model llama.cpp
+    cannot run with it loads without it.
+    """
+    return os.environ.get("WORKBENCH_FLASH_ATTN", "0") == "1"
+
+
 def default_threads(cpu_count: int | None = None) -> int:
     """Decoding threads for this machine, from bench/RESULTS.md's measurements.
 
@@ -150,18 +161,29 @@ class LlamaCppBackend(SerialBackend):
         parallel = spec.parallel if spec.parallel > 0 else DEFAULT_PARALLEL
         say(f"Loading weights from {path} with llama.cpp ({threads} threads, {layers} layers on the GPU)...")
         errors: list[str] = []
-        try:
+
+        def make(flash: bool) -> Any:
             with llama_errors_to(errors), sequences(parallel):
-                llm = llama_cpp.Llama(
+                return llama_cpp.Llama(
                     model_path=str(path),
                     # Each slot's KV cells are its own stream of ``context`` cells (kv_unified off).
                     n_ctx=context * parallel,
                     n_threads=threads,
                     n_threads_batch=threads,
                     n_gpu_layers=layers,
+                    flash_attn=flash,
                     last_n_tokens_size=PENALTY_LAST_N,
                     verbose=False,
                 )
+
+        try:
+            try:
+                llm = make(flash_attention())
+            except ValueError as exc:  # the weights loaded, but not a context with flash attention
+                if not flash_attention() or "llama_context" not in str(exc):
+                    raise
+                errors.clear()
+                llm = make(False)
         except (ValueError, RuntimeError, OSError) as exc:
             # llama.cpp's own log says why ("unknown model architecture: 'x'"); the exception does not.
             lines = "".join(errors).strip().splitlines()

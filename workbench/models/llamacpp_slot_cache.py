@@ -5,6 +5,11 @@
 - **Saving and restoring.** A slot's cache covers one conversation. When a conversation's slot must serve
   another one, its cells are saved (``llama_state_seq_get_data``) and restored into whichever slot that
   conversation next gets (``llama_state_seq_set_data``), so its next turn evaluates only its new messages.
+- **Sharing.** A job whose prompt begins as another slot's does (the same system prompt, template and
+  documents; that slot busy or free) takes a copy of those cells rather than reading them again: the
+  other slot's state goes out and into the job's slot (``llama_state_seq_get_data`` and ``_set_data``,
+  as a save and restore do), and the cells past the shared prefix go. (``llama_memory_seq_cp`` copies
+  between per-slot streams only whole, 8192 cells of the embedded model: bench/RESULTS.md.)
 - **Settling.** As in :mod:`workbench.models.llamacpp_state`, a cell kept for reuse is one that was
   evaluated in a batch of at least two tokens. The tokens a slot decoded alone (one-token batches) are
   evaluated again as one batch once the scheduler is idle; cells not settled are never reused.
@@ -15,6 +20,7 @@ Every method runs on the scheduler's thread, or under its step lock.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,6 +55,8 @@ class SlotCaches:
         self.saved: list[SavedState] = []  # most recently used last
         #: Times a job continued its conversation's cache (kept in a slot or brought back from a save).
         self.restores = 0
+        #: Times a job copied its prompt's prefix from another slot.
+        self.copies = 0
 
     def memory(self) -> Any:
         """The context's KV memory."""
@@ -57,36 +65,63 @@ class SlotCaches:
     def choose(self, free: list[Slot], prompt: list[int]) -> Slot:
         """The free slot sharing the longest settled prefix with ``prompt``, else the least recently used."""
         wanted = np.asarray(prompt, dtype=np.intc)
-
-        def shared(slot: Slot) -> int:
-            return common_prefix(np.asarray(slot.cached[: slot.settled], dtype=np.intc), wanted)
-
-        best = max(free, key=lambda s: (shared(s), -s.used_at))
-        if shared(best) >= MIN_GAIN_TOKENS:
+        best = max(free, key=lambda s: (settled_prefix(s, wanted), -s.used_at))
+        if settled_prefix(best, wanted) >= MIN_GAIN_TOKENS:
             return best
         return min(free, key=lambda s: (len(s.cached) > 0, s.used_at))
 
-    def prepare(self, slot: Slot, prompt: list[int]) -> int:
+    def prepare(self, slot: Slot, prompt: list[int], others: Sequence[Slot] = ()) -> int:
         """Make ``slot`` hold the longest reusable prefix of ``prompt``; return how many tokens it keeps.
 
         Saves the slot's cache first when it belongs to another conversation, and restores a saved one
-        that shares more with ``prompt``. At least :data:`MIN_BATCH_TOKENS` prompt tokens are left to
-        evaluate, so the last logits come from a batch.
+        that shares more with ``prompt``, or copies the settled cells of whichever of ``others`` (the
+        other slots, busy or free) shares more still. At least :data:`MIN_BATCH_TOKENS` prompt tokens are
+        left to evaluate, so the last logits come from a batch.
         """
         wanted = np.asarray(prompt, dtype=np.intc)
-        live = common_prefix(np.asarray(slot.cached[: slot.settled], dtype=np.intc), wanted)
+        live = settled_prefix(slot, wanted)
         if slot.settled - live >= MIN_GAIN_TOKENS:
             self.save(slot)  # another conversation's cache: keep it for that conversation's next turn
         best = max(self.saved, key=lambda s: common_prefix(s.tokens, wanted), default=None)
         best_match = 0 if best is None else common_prefix(best.tokens, wanted)
-        if best is not None and best_match - live >= MIN_GAIN_TOKENS and self.restore(best, slot):
-            live = best_match
-        if live >= MIN_GAIN_TOKENS:
-            self.restores += 1
+        source = max(others, key=lambda s: settled_prefix(s, wanted), default=None)
+        shared = 0 if source is None else settled_prefix(source, wanted)
+        if (
+            source is not None
+            and shared - max(live, best_match) >= MIN_GAIN_TOKENS
+            and self.copy(source, slot)
+        ):
+            live = shared
+            self.copies += 1
+        else:
+            if best is not None and best_match - live >= MIN_GAIN_TOKENS and self.restore(best, slot):
+                live = best_match
+            if live >= MIN_GAIN_TOKENS:
+                self.restores += 1
         keep = min(live, max(0, len(prompt) - MIN_BATCH_TOKENS))
         self._lib.llama_memory_seq_rm(self.memory(), slot.seq, keep, -1)
         slot.cached, slot.settled = list(prompt[:keep]), keep
         return keep
+
+    def copy(self, source: Slot, slot: Slot) -> bool:
+        """Make ``slot`` hold a copy of ``source``'s cells (which keeps its own); return whether it took.
+
+        The caller then trims ``slot`` to the settled prefix it shares. ``source`` may be running: this is
+        called between steps, when every cell it has is written.
+        """
+        lib = self._lib
+        ctx = self.llm.ctx
+        size = int(lib.llama_state_seq_get_size(ctx, source.seq))
+        if size <= 0:
+            return False
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(lib.llama_state_seq_get_data(ctx, buffer, size, source.seq))
+        self.drop(slot)
+        if written <= 0 or not lib.llama_state_seq_set_data(ctx, buffer, written, slot.seq):
+            self.drop(slot)
+            return False
+        slot.cached, slot.settled = list(source.cached[: source.settled]), source.settled
+        return True
 
     def drop(self, slot: Slot) -> None:
         """Empty ``slot``'s cells (a half-written or failed sequence)."""
@@ -153,3 +188,8 @@ class SlotCaches:
         slot.settled = len(slot.cached)  # only settled cells are saved
         self.saved.remove(state)
         return True
+
+
+def settled_prefix(slot: Slot, wanted: np.ndarray) -> int:
+    """How many leading tokens of ``wanted`` the settled cells of ``slot`` hold."""
+    return common_prefix(np.asarray(slot.cached[: slot.settled], dtype=np.intc), wanted)

@@ -11,6 +11,8 @@ only queues a :class:`Job` and reads its stream.
 - **Reuse.** A job takes the free slot whose cached tokens share the longest prefix with its prompt, and a
   conversation's cache is saved and restored across slots (:mod:`workbench.models.llamacpp_slot_cache`).
   The tokens a slot decoded alone are evaluated again as one batch once the scheduler is idle (*settling*).
+  A job whose prompt begins as another slot's (the same system prompt, say) copies those cells instead of
+  reading them again (*sharing*; ``WORKBENCH_SHARE_PREFIXES=0`` turns it off).
 - **Fairness.** Jobs wait in a FIFO queue of bounded length (a full queue refuses at once with
   :class:`~workbench.errors.ModelBusyError`); every step carries a token for every generating slot, so a
   long answer or a long prompt slows the others but never stops them.
@@ -24,6 +26,7 @@ bench/RESULTS.md, "Continuous batching").
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -65,6 +68,9 @@ class SlotScheduler:
         self.queue_limit = queue_limit
         #: The conversations' caches, in the slots and saved out of them.
         self.caches = SlotCaches(llama_cpp, llm, budget_bytes)
+        #: Whether a job copies the prefix of its prompt that another slot holds (``SlotCaches.copy``);
+        #: ``WORKBENCH_SHARE_PREFIXES=0`` turns it off.
+        self.share_prefixes = os.environ.get("WORKBENCH_SHARE_PREFIXES", "1") != "0"
         #: Prompt tokens evaluated so far (what the kept caches did not hold).
         self.prompt_tokens_evaluated = 0
         #: The most slots one step has carried.
@@ -110,6 +116,11 @@ class SlotScheduler:
     def restores(self) -> int:
         """Times a job continued its conversation's cache (kept in a slot or brought back from a save)."""
         return self.caches.restores
+
+    @property
+    def copies(self) -> int:
+        """Times a job copied its prompt's prefix from another slot."""
+        return self.caches.copies
 
     @property
     def saved(self) -> list[SavedState]:
@@ -202,13 +213,16 @@ class SlotScheduler:
             job.stream.stats.waited_s = round(job.started_at - job.queued_at, 3)
             try:
                 slot = self.caches.choose(free, job.tokens)
-                job.read = self.caches.prepare(slot, job.tokens)
+                others = [s for s in self.slots if s is not slot] if self.share_prefixes else []
+                job.read = self.caches.prepare(slot, job.tokens, others)
                 job.start_sampling(self.llm, self._lib)
                 slot.job, slot.used_at = job, time.perf_counter()
             except Exception as exc:  # this job's own failure (its grammar, its sampler)
                 job.stream.finish(job.stats(FinishReason.ERROR), exc)
                 continue
-            if job.media is not None:  # images (issue 26): mtmd evaluates the prompt; its first token is sampled now
+            if (
+                job.media is not None
+            ):  # images (issue 26): mtmd evaluates the prompt; its first token is sampled now
                 try:
                     slot.cached = [MEDIA_CELL] * job.media.evaluate(self.llm.ctx, slot.seq, self.n_batch)
                     reason = job.sample(self.llm, self._lib, self._vocab, -1)
