@@ -341,8 +341,8 @@ def test_a_prompts_logits_do_not_depend_on_how_it_is_cut_into_batches(llama_mode
 
     Greedy texts alone would miss a difference too small to flip a token on these prompts.
     """
-    scheduler = llama_model.backend.scheduler  # type: ignore[attr-defined]
-    tokens = llama_model.backend.tokenize("The quick brown fox jumps over the lazy dog. " * 12)  # type: ignore[attr-defined]
+    scheduler = llama_model.backend.scheduler
+    tokens = llama_model.backend.tokenize("The quick brown fox jumps over the lazy dog. " * 12)
     end = len(tokens)
     with scheduler.step_lock:
         whole = prompt_logits(scheduler, tokens, [(0, end)])
