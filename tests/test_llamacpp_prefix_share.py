@@ -111,3 +111,34 @@ def test_a_second_conversation_copies_from_a_running_one_and_leaves_it_undisturb
     assert scheduler.prompt_tokens_evaluated - evaluated < 30
     assert first.result(timeout=300) and first.stats.finish_reason in ("length", "eos")
     assert first.stats.new_tokens > 0
+
+
+def test_new_conversations_arriving_together_read_their_shared_prefix_once():
+    """Nothing holds the system prompt yet: the first reads it, the other three wait a step and copy it."""
+    model, scheduler = batched(4)
+    copies, evaluated = scheduler.copies, scheduler.prompt_tokens_evaluated
+    with scheduler.step_lock:
+        streams = [chat(model, q) for q in QUESTIONS]
+    texts = [s.result(timeout=300) for s in streams]
+    prompt = streams[0].stats.prompt_tokens
+    assert scheduler.copies - copies == 3
+    assert scheduler.prompt_tokens_evaluated - evaluated < prompt + 3 * 30
+    assert all(texts) and all(s.stats.first_token_s is not None for s in streams)
+
+
+def test_a_conversation_waiting_for_a_prefix_goes_on_when_its_reader_is_stopped():
+    model, scheduler = batched(2)
+    long_system = SYSTEM * 12  # read in several steps (n_batch tokens each)
+    messages = [Message(Role.SYSTEM, long_system), Message(Role.USER, QUESTIONS[0])]
+    evaluated = scheduler.prompt_tokens_evaluated
+    first = model.stream(messages, GREEDY)
+    deadline = time.monotonic() + 120
+    while scheduler.prompt_tokens_evaluated == evaluated and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with scheduler.step_lock:  # the first is still reading its prompt
+        assert not first.done.is_set()
+        second = model.stream([Message(Role.SYSTEM, long_system), Message(Role.USER, QUESTIONS[1])], GREEDY)
+        first.cancel()
+    assert second.result(timeout=300)
+    assert first.wait(60) and first.stats.finish_reason == "cancelled"
+    assert second.stats.finish_reason in ("length", "eos")

@@ -12,7 +12,9 @@ only queues a :class:`Job` and reads its stream.
   conversation's cache is saved and restored across slots (:mod:`workbench.models.llamacpp_slot_cache`).
   The tokens a slot decoded alone are evaluated again as one batch once the scheduler is idle (*settling*).
   A job whose prompt begins as another slot's (the same system prompt, say) copies those cells instead of
-  reading them again (*sharing*; ``WORKBENCH_SHARE_PREFIXES=0`` turns it off).
+  reading them again, and one arriving while another slot reads such a prompt waits for those cells
+  (usually one step) rather than reading the same tokens beside it (*sharing*;
+  ``WORKBENCH_SHARE_PREFIXES=0`` turns it off).
 - **Fairness.** Jobs wait in a FIFO queue of bounded length (a full queue refuses at once with
   :class:`~workbench.errors.ModelBusyError`); every step carries a token for every generating slot, so a
   long answer or a long prompt slows the others but never stops them.
@@ -32,11 +34,20 @@ import time
 from collections import deque
 from typing import Any
 
+import numpy as np
+
 from workbench.errors import GenerationError, ModelBusyError
 from workbench.models.generation import FinishReason
 from workbench.models.llamacpp_slot import Job, Slot, add_token
-from workbench.models.llamacpp_slot_cache import SlotCaches
-from workbench.models.llamacpp_state import DEFAULT_BUDGET_BYTES, MIN_BATCH_TOKENS, SavedState, batches
+from workbench.models.llamacpp_slot_cache import SlotCaches, settled_prefix
+from workbench.models.llamacpp_state import (
+    DEFAULT_BUDGET_BYTES,
+    MIN_BATCH_TOKENS,
+    MIN_GAIN_TOKENS,
+    SavedState,
+    batches,
+    common_prefix,
+)
 from workbench.models.llamacpp_vision import MEDIA_CELL
 
 __all__ = ["Job", "Slot", "SlotScheduler"]
@@ -203,7 +214,7 @@ class SlotScheduler:
         while True:
             with self._wake:
                 free = [s for s in self.slots if s.job is None]
-                if not free or not self._queue:
+                if not free or not self._queue or self._wait_for_prefix(self._queue[0]):
                     return
                 job = self._queue.popleft()
                 for ahead, waiting in enumerate(self._queue):
@@ -231,6 +242,33 @@ class SlotScheduler:
                     continue
                 if reason is not None:
                     self._end(slot, reason)
+
+    def _wait_for_prefix(self, job: Job) -> bool:
+        """Whether ``job`` should wait for the prefix of its prompt that another slot is reading now.
+
+        True while a slot reading its prompt (its cells all settled so far) shares at least
+        :data:`MIN_GAIN_TOKENS` more of ``job``'s prompt than any slot or saved cache holds: once read,
+        ``job`` copies those cells rather than reading the same tokens in the same step (four new
+        conversations with one system prompt). The wait ends when that slot has read its prompt: one
+        step for a prompt within ``n_batch``, and at once if it stops or fails.
+        """
+        if not self.share_prefixes or job.media is not None or len(job.tokens) < 2 * MIN_GAIN_TOKENS:
+            return False
+        wanted = np.asarray(job.tokens, dtype=np.intc)
+        held = max(
+            [settled_prefix(s, wanted) for s in self.slots]
+            + [common_prefix(s.tokens, wanted) for s in self.caches.saved]
+        )
+        for slot in self.slots:
+            other = slot.job
+            if other is None or other.media is not None or other.read >= len(other.tokens):
+                continue
+            if slot.settled < len(slot.cached):  # a short chunk was read: what follows is never settled
+                continue
+            ahead = common_prefix(np.asarray(other.tokens, dtype=np.intc), wanted)
+            if min(ahead, len(job.tokens) - MIN_BATCH_TOKENS) - held >= MIN_GAIN_TOKENS:
+                return True
+        return False
 
     # --- one step: one decode for every slot ----------------------------------------------------
     def _step(self) -> None:
