@@ -9,6 +9,7 @@ shares a step.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -126,19 +127,27 @@ def test_new_conversations_arriving_together_read_their_shared_prefix_once():
     assert all(texts) and all(s.stats.first_token_s is not None for s in streams)
 
 
-def test_a_conversation_waiting_for_a_prefix_goes_on_when_its_reader_is_stopped():
+def test_a_conversation_waiting_for_a_prefix_goes_on_when_its_reader_is_stopped(monkeypatch):
     model, scheduler = batched(2)
     long_system = SYSTEM * 12  # read in several steps (n_batch tokens each)
-    messages = [Message(Role.SYSTEM, long_system), Message(Role.USER, QUESTIONS[0])]
-    evaluated = scheduler.prompt_tokens_evaluated
-    first = model.stream(messages, GREEDY)
-    deadline = time.monotonic() + 120
-    while scheduler.prompt_tokens_evaluated == evaluated and time.monotonic() < deadline:
-        time.sleep(0.005)
-    with scheduler.step_lock:  # the first is still reading its prompt
-        assert not first.done.is_set()
-        second = model.stream([Message(Role.SYSTEM, long_system), Message(Role.USER, QUESTIONS[1])], GREEDY)
-        first.cancel()
+    paused, go = threading.Event(), threading.Event()
+    step = scheduler._step
+
+    def first_step_then_pause() -> None:
+        step()
+        if not paused.is_set():
+            paused.set()
+            go.wait(60)
+
+    monkeypatch.setattr(scheduler, "_step", first_step_then_pause)
+    first = model.stream([Message(Role.SYSTEM, long_system), Message(Role.USER, QUESTIONS[0])], GREEDY)
+    assert paused.wait(120)
+    reading = next(s for s in scheduler.slots if s.job is not None)
+    assert 0 < reading.job.read < len(reading.job.tokens)  # the first is still reading its prompt
+    second = model.stream([Message(Role.SYSTEM, long_system), Message(Role.USER, QUESTIONS[1])], GREEDY)
+    assert scheduler._wait_for_prefix(scheduler._queue[0])
+    first.cancel()
+    go.set()
     assert second.result(timeout=300)
     assert first.wait(60) and first.stats.finish_reason == "cancelled"
     assert second.stats.finish_reason in ("length", "eos")
