@@ -66,6 +66,18 @@ def record_ask(conversation: Conversation, model: Any) -> ConversationRecorder:
     return ConversationRecorder.attach(ConversationStore.open(), conversation, model=model)
 
 
+def discard_empty(recorder: ConversationRecorder, err: TextIO) -> None:
+    """Remove the conversation ``ask`` saved if it is empty: a question refused before its answer began.
+
+    The conversation is this run's own (a new id), so nothing saved before is touched.
+    """
+    recorder.detach()
+    try:
+        recorder.store.discard_if_empty(recorder.conversation.id)
+    except WorkbenchError as exc:  # the refusal being raised is the error to show; this is a note
+        print(f"[workbench] An empty conversation may be left in the history: {exc}", file=err)
+
+
 def report_saved(recorder: ConversationRecorder, err: TextIO) -> None:
     """Say where an ``ask`` conversation was saved, or why it was not."""
     conversation_id = recorder.conversation.id
@@ -134,6 +146,8 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         messages = runner(model, args, prompt, out, err, history)
     finally:
         if recorder is not None:
+            if not history.node_count():  # refused before answering: the question was taken back
+                discard_empty(recorder, err)
             report_saved(recorder, err)
     if args.json:
         # The transcript, and which model answered: engine, device, precision, quantization, threads.
