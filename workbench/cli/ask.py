@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from workbench.chat_model import ChatModel, text_only_refusal
+from workbench.cli.history import discard_empty
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Conversation, Mode
@@ -64,18 +65,6 @@ def record_ask(conversation: Conversation, model: Any) -> ConversationRecorder:
     from workbench.store.recorder import ConversationRecorder
 
     return ConversationRecorder.attach(ConversationStore.open(), conversation, model=model)
-
-
-def discard_empty(recorder: ConversationRecorder, err: TextIO) -> None:
-    """Remove the conversation ``ask`` saved if it is empty: a question refused before its answer began.
-
-    The conversation is this run's own (a new id), so nothing saved before is touched.
-    """
-    recorder.detach()
-    try:
-        recorder.store.discard_if_empty(recorder.conversation.id)
-    except WorkbenchError as exc:  # the refusal being raised is the error to show; this is a note
-        print(f"[workbench] An empty conversation may be left in the history: {exc}", file=err)
 
 
 def report_saved(recorder: ConversationRecorder, err: TextIO) -> None:
@@ -147,7 +136,7 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     finally:
         if recorder is not None:
             if not history.node_count():  # refused before answering: the question was taken back
-                discard_empty(recorder, err)
+                discard_empty(recorder, err)  # a new conversation: nothing saved before is touched
             report_saved(recorder, err)
     if args.json:
         # The transcript, and which model answered: engine, device, precision, quantization, threads.
