@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.documents import files
+from tests.documents.embedders import NoConnectionWhileEmbedding
 from workbench.conversation import Conversation, Mode
 from workbench.documents import DocumentCancelledError, DocumentError, attach, parse_document
 from workbench.errors import WorkbenchError
@@ -70,6 +71,16 @@ def test_attached_files_come_back_with_the_conversation(store: ConversationStore
     assert not ConversationDocuments(store.engine, _saved(store)).listing()  # another conversation's: none
     assert again.add(parse_document("copy.pdf", TURBINE)) is False  # the same content: not again
     assert len(again) == 1
+
+
+def test_search_holds_no_database_connection_while_the_query_is_embedded(store: ConversationStore) -> None:
+    embedder = NoConnectionWhileEmbedding(store.engine)
+    documents = ConversationDocuments(store.engine, _saved(store), embedder)
+    attach(documents, "turbine.pdf", TURBINE)
+    assert documents.search("How fast does the turbine spin?", 1)[0].chunk.location == "page 1"
+    assert embedder.queries == ["How fast does the turbine spin?"]
+    assert ConversationDocuments(store.engine, _saved(store), embedder).search("anything") == []
+    assert len(embedder.queries) == 1  # a conversation without files embeds nothing
 
 
 def test_they_are_not_knowledge_bases(store: ConversationStore) -> None:

@@ -7,14 +7,18 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from tests.documents import files
+from tests.documents.embedders import NoConnectionWhileEmbedding
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.documents import DocumentCancelledError, DocumentError, sources_of
-from workbench.knowledge import KnowledgeBaseError, KnowledgeBases
+from workbench.documents.chunking import Chunk
+from workbench.documents.index import Hit
+from workbench.knowledge import KnowledgeBaseError, KnowledgeBases, collections
 from workbench.modes.chat import ChatSession
 from workbench.store import ConversationStore
 
@@ -54,6 +58,53 @@ def test_add_list_search_in_english_and_chinese(bases: KnowledgeBases, tmp_path:
     assert best.chunk.source == "manual.pdf, page 1" and 0 < best.score <= 1
     assert bases.search("plant", "昆明湖在哪个园林？", k=1)[0].chunk.document == "北京.docx"
     assert _counts(bases)[1] == _counts(bases)[2]  # a vector per chunk
+
+
+def test_search_holds_no_database_connection_while_the_query_is_embedded(bases: KnowledgeBases) -> None:
+    embedder = NoConnectionWhileEmbedding(bases._engine)
+    watched = KnowledgeBases(bases._engine, embedder)
+    watched.add("plant", [("manual.txt", b"The Zephyr turbine spins at 3000 rpm."), ("menu.txt", b"Lunch.")])
+    [best, _] = watched.search("plant", "How fast does the turbine rotate?", k=2)
+    assert best.chunk.document == "manual.txt" and embedder.queries == ["How fast does the turbine rotate?"]
+    with pytest.raises(KnowledgeBaseError, match="no knowledge base called 'nope'"):
+        watched.search("nope", "anything")
+    assert len(embedder.queries) == 1  # a missing base is told before any embedding
+
+
+def test_a_base_removed_while_the_query_is_embedded_is_missing(bases: KnowledgeBases) -> None:
+    embedder = NoConnectionWhileEmbedding(bases._engine)
+    watched = KnowledgeBases(bases._engine, embedder)
+    watched.add("plant", [("manual.txt", b"The Zephyr turbine spins at 3000 rpm.")])
+
+    def remove() -> None:
+        watched.remove("plant")
+
+    embedder.during_query = remove
+    with pytest.raises(KnowledgeBaseError, match="no knowledge base called 'plant'"):
+        watched.search("plant", "turbine")
+
+
+def test_a_base_remade_with_another_embedder_meanwhile_is_embedded_for_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop of collections.search, with the database left out: the second read finds another base."""
+    looked_up = iter([(1, "e5"), (2, "minilm"), (2, "minilm")])
+    embedded: list[str] = []
+
+    def embed(embedder: str) -> np.ndarray:
+        embedded.append(embedder)
+        return np.full(3, len(embedded), dtype=np.float32)
+
+    def hits(_connection: object, kb_id: int, vector: np.ndarray, k: int) -> list[Hit]:
+        return [Hit(Chunk(f"base {kb_id}", f"vector {vector[0]:g}", "text", 0), 1.0)] * k
+
+    monkeypatch.setattr(collections, "hits", hits)
+    found = collections.search(lambda work: work(None), lambda _connection: next(looked_up), embed, 2)
+    assert embedded == ["e5", "minilm"]
+    assert (
+        found is not None
+        and [(h.chunk.document, h.chunk.location) for h in found] == [("base 2", "vector 2")] * 2
+    )
 
 
 def test_the_same_content_is_not_embedded_again(bases: KnowledgeBases) -> None:

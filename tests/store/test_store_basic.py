@@ -126,6 +126,16 @@ def test_rename_delete_restore_purge(store: ConversationStore) -> None:
         store.restore(info.id)
 
 
+def test_discard_if_empty_removes_only_a_conversation_without_messages(store: ConversationStore) -> None:
+    empty, kept = store.create("chat"), store.create("chat")
+    store.append(kept.id, 0, _user("hello"))
+    assert store.discard_if_empty(kept.id) is False
+    assert store.discard_if_empty(empty.id) is True
+    assert not store.exists(empty.id) and store.list(deleted=True) == []  # gone for good, not soft-deleted
+    assert [i.id for i in store.list()] == [kept.id] and store.get(kept.id)[1][0].content == "hello"
+    assert store.discard_if_empty(empty.id) is False  # no longer there
+
+
 def test_list_is_newest_first_by_mode_with_paging(store: ConversationStore) -> None:
     ids = []
     for number in range(5):

@@ -52,7 +52,9 @@ class OtherWriterFirst(io.StringIO):
                 if self.delete:
                     store.delete_messages(self.conversation_id, [thread[-1].id], thread[-2].id)
                 else:
-                    store.append(self.conversation_id, len(thread), Message(Role.USER, "written in a browser tab"))
+                    store.append(
+                        self.conversation_id, len(thread), Message(Role.USER, "written in a browser tab")
+                    )
         return super().readline(size if size is not None else -1)
 
 
@@ -86,7 +88,9 @@ def test_resume_while_another_program_writes_keeps_both_as_branches(
         _info, nodes, _current = store.get_tree(conversation_id)
         shown = [m.content for m in store.get(conversation_id)[1]]
     assert shown == ["Name a colour.", "Red.", "Another one?", "Blue."]
-    assert "written in a browser tab" in [m.content for m, _ in nodes]  # the other writer's kept, as a sibling
+    assert "written in a browser tab" in [
+        m.content for m, _ in nodes
+    ]  # the other writer's kept, as a sibling
     assert "goes on as a copy" not in err
 
 
@@ -166,7 +170,9 @@ def test_resume_continues_the_shown_branch(data_dir: Path, monkeypatch: pytest.M
         chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
     )
     out, err = io.StringIO(), io.StringIO()
-    status = chat_command.run_chat(_chat_args("--resume", conversation_id), io.StringIO("Another?\nstop\n"), out, err)
+    status = chat_command.run_chat(
+        _chat_args("--resume", conversation_id), io.StringIO("Another?\nstop\n"), out, err
+    )
     assert status == 0, err.getvalue()
     with ConversationStore.open() as store:
         shown = [m.content for m in store.get(conversation_id)[1]]
@@ -191,3 +197,40 @@ def test_history_show_tree_and_fork(data_dir: Path) -> None:
         assert len(store.get_tree(conversation_id)[1]) == 3  # the original is untouched
     status, _out, err = run_main("history", "fork", conversation_id[:8], "--at", "9")
     assert status != 0 and "has 2 messages; give --at between 1 and 2" in err
+
+
+def _too_long_then_stop(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """Chat with ``args``: one message too long for the (scripted) model's context, then stop."""
+    backend = ScriptedBackend("Never sent.", context_length=64)
+    monkeypatch.setattr(
+        chat_command, "load_chat_model", lambda args, err: ChatModel(backend, dialect=PlainDialect())
+    )
+    out, err = io.StringIO(), io.StringIO()
+    status = chat_command.run_chat(_chat_args(*args), io.StringIO("word " * 200 + "\nstop\n"), out, err)
+    assert status == 0 and "Assistant:" not in out.getvalue()
+    assert "Error: The conversation is too long" in err.getvalue()
+
+
+def test_a_new_chat_whose_only_message_was_refused_is_not_saved(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _too_long_then_stop(monkeypatch, "--save")
+    with ConversationStore.open() as store:
+        assert store.list() == [] and store.list(deleted=True) == []
+
+
+def test_a_resumed_chat_is_untouched_by_a_refused_message(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ConversationStore.open() as store:
+        empty = store.create("chat", title="Emptied")  # cleared earlier, say: still the user's, kept
+        colours = store.create("chat", title="Colours")
+        store.save_all(colours.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
+    _too_long_then_stop(monkeypatch, "--resume", empty.id[:8])
+    _too_long_then_stop(monkeypatch, "--resume", colours.id[:8])
+    with ConversationStore.open() as store:
+        assert {(i.id, i.title, i.message_count) for i in store.list()} == {
+            (empty.id, "Emptied", 0),
+            (colours.id, "Colours", 2),
+        }
+        assert [m.content for m in store.get(colours.id)[1]] == ["Name a colour.", "Red."]

@@ -94,3 +94,18 @@ def test_ask_save_then_chat_resume(data_dir: Path) -> None:
     assert [m.role.value for m in messages] == ["user", "assistant", "user", "assistant"]
     assert messages[2].content == "And another one?" and info.title == "Name a colour."
     assert info.model is not None and info.model["source"] == "embedded"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mode", ["chat", "tool"])
+def test_ask_save_of_a_prompt_too_long_leaves_no_conversation(saved_id: str, mode: str) -> None:
+    """Refused before the first token: the error says what to do, and no empty conversation is saved."""
+    status, out, err = run_main("ask", "--save", "--mode", mode, "--context", "512", "-", stdin="word " * 600)
+    assert (status, out) == (1, "")
+    assert "but the model's context holds 512. Clear the chat, shorten the message" in err
+    assert "Saved as" not in err
+    with ConversationStore.open() as store:
+        assert [info.id for info in store.list()] == [saved_id]  # the one saved before, and no other
+        assert store.list(deleted=True) == []
+        info, messages = store.get(saved_id)
+    assert (info.title, [m.content for m in messages]) == ("Plotting sines", ["plot a sine", "Here it is."])

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from workbench.chat_model import ChatModel, text_only_refusal
+from workbench.cli.history import discard_empty
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.cli.parser import AskMode
 from workbench.conversation import Conversation, Mode
@@ -134,6 +135,8 @@ def run_ask(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         messages = runner(model, args, prompt, out, err, history)
     finally:
         if recorder is not None:
+            if not history.node_count():  # refused before answering: the question was taken back
+                discard_empty(recorder, err)  # a new conversation: nothing saved before is touched
             report_saved(recorder, err)
     if args.json:
         # The transcript, and which model answered: engine, device, precision, quantization, threads.

@@ -7,10 +7,14 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from workbench.cli.options import chat_session_from_args, load_chat_model, spec_from_args
 from workbench.errors import USER_ERRORS
+
+if TYPE_CHECKING:
+    from workbench.modes.chat import ChatSession
+    from workbench.store.recorder import ConversationRecorder
 
 BANNER = "Workbench chat. Type 'clear' to empty the history, 'stop' or Ctrl-D to exit."
 
@@ -46,6 +50,24 @@ def _chat_loop(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO
         from workbench.cli.history import open_for_chat
 
         recorder, session.history = open_for_chat(args.resume, spec_from_args(args), out)
+    try:
+        return _turns(session, recorder, stdin, out, err, log)
+    finally:
+        if recorder is not None and not args.resume and not session.history.node_count():
+            from workbench.cli.history import discard_empty
+
+            discard_empty(recorder, err)  # a new chat whose messages were all refused (or cleared)
+
+
+def _turns(
+    session: ChatSession,
+    recorder: ConversationRecorder | None,
+    stdin: TextIO,
+    out: TextIO,
+    err: TextIO,
+    log: HeldLog,
+) -> int:
+    """The chat's read-answer loop, until 'stop' or the end of input."""
     copied_from = None
     while True:
         print("\nUser: ", end="", file=out, flush=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from workbench.conversation import Conversation, Mode
+from workbench.errors import WorkbenchError
 from workbench.messages import Message, Role
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported when a command uses it, not by the parser
@@ -196,6 +197,18 @@ def save_transcript(messages: list[Message], mode: str, model: Any, err: TextIO)
         info = store.info(info.id)
     print(f"[workbench] Saved as {info.id} (python -m workbench history show {info.id[:8]}).", file=err)
     return info
+
+
+def discard_empty(recorder: ConversationRecorder, err: TextIO) -> None:
+    """Stop saving and remove the conversation if it holds no message (its only question was refused).
+
+    For a conversation this command made (``ask --save``, ``chat --save``): one it continues is kept.
+    """
+    recorder.detach()
+    try:
+        recorder.store.discard_if_empty(recorder.conversation.id)
+    except WorkbenchError as exc:  # the error being raised, if any, is the one to show; this is a note
+        print(f"[workbench] An empty conversation may be left in the history: {exc}", file=err)
 
 
 def open_for_chat(resume: str | None, model: Any, out: TextIO) -> tuple[ConversationRecorder, Conversation]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -132,17 +133,13 @@ class ConversationDocuments:
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` attached passages nearest to ``query``, best first."""
 
-        def work(connection: Connection) -> list[Hit]:  # one transaction: few round trips
-            found = self._collection_in(connection)
-            if found is None:
-                return []
+        def embed(embedder: str) -> np.ndarray:
             try:
-                vector = self._embedder(found[1]).query(query)
+                return self._embedder(embedder).query(query)
             except WorkbenchError as exc:
                 raise DocumentError(UNREADABLE.format(error=exc)) from None
-            return collections.hits(connection, found[0], vector, k)
 
-        return self._read(work)
+        return collections.search(self._read, self._collection_in, embed, k) or []
 
     # --- changing -------------------------------------------------------------------------------
     def add(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -31,6 +32,7 @@ CONVERSATION_PREFIX = "conversation:"
 """Names starting so are the collections of conversations' attached files (hidden from the lists)."""
 NAMED = knowledge_bases.c.conversation_id.is_(None)
 """Where a query sees the named knowledge bases only (not the conversations' attached files)."""
+T = TypeVar("T")
 
 
 class KnowledgeBaseError(DocumentError):
@@ -312,14 +314,17 @@ class KnowledgeBases:
             knowledge_bases.c.name == name, NAMED
         )
 
-        def work(connection: Connection) -> Hits:  # one transaction: the query's round trips are few
-            found = connection.execute(statement).first()
-            if found is None:
-                raise self._missing(name)
-            vector = self._embedder(str(found[1])).query(query)
-            return collections.hits(connection, int(found[0]), vector, k)
+        def find(connection: Connection) -> collections.Found | None:
+            row = connection.execute(statement).first()
+            return None if row is None else (int(row[0]), str(row[1]))
 
-        return database.run_read(self._engine, work)
+        def read(work: Callable[[Connection], T]) -> T:
+            return database.run_read(self._engine, work)
+
+        hits = collections.search(read, find, lambda embedder: self._embedder(embedder).query(query), k)
+        if hits is None:
+            raise self._missing(name)
+        return hits
 
     def retriever(self, name: str) -> KnowledgeBaseRetriever:
         """What a chat session reads its sources from (``ChatSession.documents``).

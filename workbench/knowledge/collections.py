@@ -3,13 +3,16 @@
 What both kinds share: preparing a document (chunks and their vectors, before any write), writing it
 (document row, chunk rows, vectors, and for attached files the file and its pages) in the caller's
 transaction, searching, deleting, and copying a whole collection (a forked conversation keeps its
-files). Every function takes a :class:`Connection` inside a transaction of the caller's.
+files). Every function but :func:`search` takes a :class:`Connection` inside a transaction of the
+caller's; :func:`search` runs its own short reads around the query's embedding.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Protocol, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -21,6 +24,18 @@ from workbench.documents.index import Hit, IndexProgress, embed_chunks
 from workbench.documents.model import Document
 from workbench.knowledge import vectors
 from workbench.knowledge.schema import kb_chunks, kb_documents, kb_sections, knowledge_bases
+
+T = TypeVar("T")
+Found = tuple[int, str]
+"""A collection's row id and the name of its embedder."""
+
+
+class Reader(Protocol):
+    """Runs ``work`` in one read transaction (the caller's, with its own errors) and returns its result."""
+
+    def __call__(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` and return what it returns."""
+        ...
 
 
 def prepare(
@@ -88,6 +103,38 @@ def insert_document(
         )
     vectors.insert(connection, kb_id, list(zip(ids, embedded, strict=True)))
     return document_id
+
+
+def search(
+    read: Reader, find: Callable[[Connection], Found | None], embed: Callable[[str], np.ndarray], k: int
+) -> list[Hit] | None:
+    """The ``k`` chunks nearest to a query, best first; None if ``find`` finds no collection.
+
+    The query is embedded (``embed``: embedder name -> vector) between two short reads, with no
+    database connection held while the model runs. The second read finds the collection again with
+    its hits: one removed meanwhile gives None, one remade with another embedder is embedded for again.
+    """
+    found = read(find)
+    while found is not None:
+        vector = embed(found[1])  # the model runs with no connection checked out
+        found, result = read(_hits_if_same(find, found[1], vector, k))
+        if result is not None:
+            return result
+    return None
+
+
+def _hits_if_same(
+    find: Callable[[Connection], Found | None], embedder: str, vector: np.ndarray, k: int
+) -> Callable[[Connection], tuple[Found | None, list[Hit] | None]]:
+    """A read giving the collection found now, and its hits if it still has ``embedder`` (else None)."""
+
+    def work(connection: Connection) -> tuple[Found | None, list[Hit] | None]:
+        now = find(connection)
+        if now is None or now[1] != embedder:
+            return now, None
+        return now, hits(connection, now[0], vector, k)
+
+    return work
 
 
 def hits(connection: Connection, kb_id: int, vector: np.ndarray, k: int) -> list[Hit]:

@@ -75,16 +75,47 @@ _SAMPLING: dict[str, Any] = {
     "logit_bias": {"type": ["object", "null"], "maxProperties": 0},
 }
 
+_TEXT_PART: dict[str, Any] = {
+    "type": "object",
+    "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+    "required": ["type", "text"],
+}
+
+# Read by workbench.openai_messages and workbench.images.image_from_url: data URLs only, never fetched.
+_IMAGE_PART: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "An image, in a user message only, for a served model with vision (that reads images); a "
+        "text-only model answers 400 before generating."
+    ),
+    "properties": {
+        "type": {"const": "image_url"},
+        "image_url": {
+            "type": "object",
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "pattern": "^data:",
+                    "description": (
+                        "The image as a base64 data URL (data:image/png;base64,...; also jpeg, webp, gif). "
+                        "Nothing is fetched: an http(s) URL answers 400."
+                    ),
+                },
+                "detail": {"enum": ["auto", "low", "high"], "description": "Accepted, then ignored."},
+            },
+            "required": ["url"],
+        },
+    },
+    "required": ["type", "image_url"],
+}
+
 _CONTENT: dict[str, Any] = {
     "oneOf": [
         {"type": "string"},
         {
             "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
-                "required": ["type", "text"],
-            },
+            "description": "Text parts, joined; and image_url parts for a model with vision.",
+            "items": {"oneOf": [_TEXT_PART, _IMAGE_PART]},
         },
         {"type": "null"},
     ]

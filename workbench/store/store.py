@@ -431,6 +431,22 @@ class ConversationStore:
 
         return database.run_write(self._engine, work)
 
+    def discard_if_empty(self, conversation_id: str) -> bool:
+        """Remove a conversation for good if it holds no message (one whose only message was taken back).
+
+        Its attached files are left as for a conversation never saved (:meth:`purge` takes them later).
+
+        Returns:
+            Whether it was removed (False if it holds messages, or does not exist).
+        """
+        has_messages = sa.exists().where(messages.c.conversation_id == conversation_id)
+
+        def work(connection: Connection) -> int:
+            statement = conversations.delete().where(conversations.c.id == conversation_id, ~has_messages)
+            return connection.execute(statement).rowcount or 0
+
+        return database.run_write(self._engine, work) > 0
+
     # --- reading ------------------------------------------------------------------------------------
     def resolve_id(self, prefix: str) -> str:
         """Return the id of the one conversation whose id starts with ``prefix`` (as git takes hashes).
