@@ -35,8 +35,10 @@ from workbench.models.llamacpp_state import (
     common_prefix,
 )
 
-#: Tokens settled per step while idle (a request that arrives waits for one such batch at most).
-SETTLE_CHUNK = 64
+#: Tokens settled per step while idle. A request that arrives waits for one such batch at most: on one
+#: core of this machine a prompt token costs ~5.6 ms whatever the batch (4 to 256 tokens), so 16 tokens
+#: (~0.1 s) rather than 64 (~0.36 s, which the first token at 2 clients waited for; bench/RESULTS.md).
+SETTLE_CHUNK = 16
 
 
 class SlotCaches:

@@ -184,6 +184,7 @@ class SlotScheduler:
                 return False
             self._drop_cancelled_waiting()
         with self.step_lock:
+            waiting = len(self._queue)
             self._admit()
             if self._busy():
                 self._step()
@@ -191,8 +192,8 @@ class SlotScheduler:
                 unsettled = self._unsettled()
                 if unsettled is not None:
                     self.caches.settle(unsettled, self._batch)
-        if not self._busy() and self._queue:
-            time.sleep(POLL_S)  # only stopped jobs wait: look again shortly
+        if waiting and len(self._queue) == waiting and not self._busy():
+            time.sleep(POLL_S)  # no job could start: look again shortly (a job queued meanwhile starts now)
         return True
 
     def _busy(self) -> bool:
