@@ -151,3 +151,11 @@ def test_a_conversation_waiting_for_a_prefix_goes_on_when_its_reader_is_stopped(
     assert second.result(timeout=300)
     assert first.wait(60) and first.stats.finish_reason == "cancelled"
     assert second.stats.finish_reason in ("length", "eos")
+
+
+def test_a_source_larger_than_the_budget_is_not_copied(monkeypatch):
+    model, scheduler = batched(4)
+    monkeypatch.setattr(scheduler.caches, "budget_bytes", 64 << 10)  # a few tokens' cells
+    texts, copies, evaluated = together(model, scheduler, share=True)
+    assert copies == 0 and all(texts)
+    assert evaluated > 3 * 60  # the three read their whole prompts

@@ -109,12 +109,14 @@ class SlotCaches:
         """Make ``slot`` hold a copy of ``source``'s cells (which keeps its own); return whether it took.
 
         The caller then trims ``slot`` to the settled prefix it shares. ``source`` may be running: this is
-        called between steps, when every cell it has is written.
+        called between steps, when every cell it has is written. The copy takes all of ``source``'s cells
+        at once, so a source larger than the saved caches' budget (a long conversation of a large model)
+        is not copied: the job reads its prompt instead.
         """
         lib = self._lib
         ctx = self.llm.ctx
         size = int(lib.llama_state_seq_get_size(ctx, source.seq))
-        if size <= 0:
+        if not 0 < size <= self.budget_bytes:
             return False
         buffer = (ctypes.c_uint8 * size)()
         written = int(lib.llama_state_seq_get_data(ctx, buffer, size, source.seq))
