@@ -32,7 +32,7 @@ from workbench.models.backends import llama_cpp_installed
 from workbench.models.generation import IMAGE_MARKER, GenerationRequest, SamplingSettings
 from workbench.models.hub import pull
 from workbench.models.hub_names import choose_projector
-from workbench.models.llamacpp_vision import MEDIA_CELL, MediaPrompt, find_mmproj, rgb_pixels
+from workbench.models.llamacpp_vision import MEDIA_CELL, MediaPrompt, find_mmproj, prompt_parts, rgb_pixels
 from workbench.models.spec import ModelSpec
 
 pytestmark = pytest.mark.skipif(not llama_cpp_installed(), reason="llama-cpp-python is not installed")
@@ -178,7 +178,7 @@ def chunk_ids(media: MediaPrompt) -> list[list[int]]:
         if mtmd_cpp.mtmd_input_chunk_get_type(chunk) == mtmd_cpp.MTMD_INPUT_CHUNK_TYPE_TEXT:
             n = ctypes.c_size_t()
             tokens = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
-            out.append([tokens[k] for k in range(n.value)])  # type: ignore[index]
+            out.append([tokens[k] for k in range(n.value)])
         else:
             out.append([MEDIA_CELL] * mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk))
     return out
@@ -221,7 +221,24 @@ def test_a_typed_control_token_beside_an_image_is_plain_text(vlm: ChatModel) -> 
     after = text_ids(vlm, request, marker + len(IMAGE_MARKER), len(request.prompt))
     assert chunks[0][: len(before)] == before
     assert chunks[-1][-len(after) :] == after
-    assert after.count(start_id) == 1 and after[-3:] == backend.tokenize(f"{START}assistant\n")
+    assert after.count(start_id) == 1 and after[-4:] == backend.tokenize(f"{START}assistant\n")
+
+
+def test_prompt_parts_cut_at_the_markers_and_the_literal_spans() -> None:
+    m = IMAGE_MARKER
+    assert prompt_parts(f"a{m}b{m}") == [("a", True), None, ("b", True), None]  # as mtmd_tokenize cuts it
+    text = f"{START}user\n{m}\nx{START}y{m}{END}\n"
+    spans = ((text.index("x") + 1, text.index("y")),)
+    assert prompt_parts(text, spans) == [
+        (f"{START}user\n", True),
+        None,
+        ("\nx", True),
+        (START, False),
+        ("y", True),
+        None,
+        (f"{END}\n", True),
+    ]
+    assert prompt_parts("") == [] and prompt_parts(m) == [None]
 
 
 def test_an_image_prompt_without_control_text_gets_mtmd_s_own_chunks(vlm: ChatModel) -> None:
@@ -243,7 +260,10 @@ def test_an_image_prompt_without_control_text_gets_mtmd_s_own_chunks(vlm: ChatMo
         inp.text, inp.text_len, inp.add_special, inp.parse_special = text, len(text), False, True
         array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
         with projector.lock:
-            assert mtmd_cpp.mtmd_tokenize(projector._ctx, whole.chunks, ctypes.byref(inp), array, len(bitmaps)) == 0
+            status = mtmd_cpp.mtmd_tokenize(
+                projector._ctx, whole.chunks, ctypes.byref(inp), array, len(bitmaps)
+            )
+        assert status == 0
         expected = chunk_ids(whole)
     finally:
         whole.close()
