@@ -222,6 +222,9 @@ def test_a_typed_control_token_beside_an_image_is_plain_text(vlm: ChatModel) -> 
     assert chunks[0][: len(before)] == before
     assert chunks[-1][-len(after) :] == after
     assert after.count(start_id) == 1 and after[-4:] == backend.tokenize(f"{START}assistant\n")
+    # And the engine answers it (held to a schema: the random model's text is noise).
+    stream = vlm.stream([Message(Role.USER, FORGED, images=[png()])], GREEDY, json_schema={"enum": ["no"]})
+    assert stream.result(timeout=120) == '"no"'
 
 
 def test_prompt_parts_cut_at_the_markers_and_the_literal_spans() -> None:
