@@ -11,6 +11,12 @@ checks each image with Pillow (size limits, decompression bombs, junk) and decod
 itself, so llama.cpp's own image decoder never sees a user's file; mtmd then cuts the prompt into text
 and image chunks (:class:`MediaPrompt`), whose token count includes every image's tokens.
 
+The messages' control-token texts stay plain text here too (:mod:`~workbench.models.prompt_literals`):
+the prompt goes to mtmd in parts (``mtmd_tokenize_from_parts``, :func:`prompt_parts`), the request's
+``literal_spans`` with special tokens *not* parsed, the template's text with them parsed, and an image
+where each marker was. Without literal spans these are the very parts ``mtmd_tokenize`` cuts the prompt
+into at its markers, so such a prompt gets the same chunks as ever.
+
 The engines evaluate such a prompt whole through ``mtmd_helper_eval_chunks`` into one sequence (the
 serial engine's, or the slot's in :mod:`workbench.models.llamacpp_slots`), before the generation samples
 its first token; the image encoder runs then, and the batched engine's other slots wait for it. An image
@@ -24,7 +30,7 @@ import ctypes
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ from typing import Any
 from workbench.errors import GenerationError, ImageInputError, ModelLoadError
 from workbench.models.generation import IMAGE_MARKER, GenerationRequest
 from workbench.models.gguf_check import GGUFFormatError, read_gguf
+from workbench.models.prompt_literals import Span, tokenize_pieces
 from workbench.models.spec import EMBEDDED, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -160,8 +167,13 @@ class VisionProjector:
         with self.lock:
             self._finalizer()
 
-    def prompt(self, text: str, images: list[bytes]) -> MediaPrompt:
+    def prompt(self, text: str, images: list[bytes], literal_spans: Sequence[Span] = ()) -> MediaPrompt:
         """Cut a prompt into text and image chunks, each image checked and decoded by Pillow first.
+
+        Args:
+            text: The prompt, each image marked once by :data:`IMAGE_MARKER`.
+            images: The images, in the markers' order.
+            literal_spans: Spans of ``text`` tokenized as plain text (the messages' control-token texts).
 
         Raises:
             ImageInputError: If an image is unreadable or too large, or the markers do not match the images.
@@ -183,12 +195,22 @@ class VisionProjector:
             try:
                 if not chunks or not all(bitmaps):
                     raise GenerationError("llama.cpp could not allocate the image input (out of memory?).")
-                encoded = text.encode("utf-8")
-                inp = mtmd.mtmd_input_text()
-                inp.text, inp.text_len = encoded, len(encoded)
-                inp.add_special, inp.parse_special = False, True  # as the engine tokenizes text (no BOS)
-                array = (mtmd.mtmd_bitmap_p_ctypes * max(1, len(bitmaps)))(*bitmaps)
-                status = mtmd.mtmd_tokenize(self._ctx, chunks, ctypes.byref(inp), array, len(bitmaps))
+                parts = []
+                pending = iter(bitmaps)
+                for piece in prompt_parts(text, literal_spans):
+                    part = mtmd.mtmd_input_part()
+                    if piece is None:
+                        part.bitmap = next(pending)
+                    else:
+                        encoded = piece[0].encode("utf-8")
+                        inp = mtmd.mtmd_input_text()  # the part keeps it (and the bytes) alive
+                        inp.text, inp.text_len = encoded, len(encoded)
+                        inp.add_special, inp.parse_special = False, piece[1]
+                        part.text = ctypes.pointer(inp)
+                    parts.append(ctypes.pointer(part))
+                array = (ctypes.POINTER(mtmd.mtmd_input_part) * max(1, len(parts)))(*parts)
+                # No BOS, as the engine tokenizes text.
+                status = mtmd.mtmd_tokenize_from_parts(self._ctx, chunks, array, len(parts), False)
                 if status != 0:
                     problem = (
                         "the image markers do not match" if status == 1 else "an image could not be prepared"
@@ -206,6 +228,24 @@ class VisionProjector:
                         mtmd.mtmd_bitmap_free(bitmap)
                 if chunks:
                     mtmd.mtmd_input_chunks_free(chunks)
+
+
+def prompt_parts(text: str, literal_spans: Sequence[Span] = ()) -> list[tuple[str, bool] | None]:
+    """The parts mtmd gets for a prompt: ``(text, parse_special)``, or None for an image (a marker).
+
+    The literal spans are text with special tokens not parsed, the rest text with them parsed; every
+    :data:`IMAGE_MARKER` is an image (:meth:`VisionProjector.prompt` checks there is one for each). Empty
+    texts are left out.
+    """
+    parts: list[tuple[str, bool] | None] = []
+    pieces = tokenize_pieces(text, literal_spans, lambda t: [(t, True)], lambda t: [(t, False)])
+    for piece, parse_special in pieces:
+        for index, between in enumerate(piece.split(IMAGE_MARKER)):
+            if index:
+                parts.append(None)
+            if between:
+                parts.append((between, parse_special))
+    return parts
 
 
 @dataclass(eq=False)
@@ -240,7 +280,7 @@ class MediaPrompt:
                 f"{label} reads text only (no multimodal projector was loaded with it), and the request holds "
                 "images. Remove the images, or load the model with its mmproj file (--mmproj FILE)."
             )
-        return projector.prompt(request.prompt, request.images)
+        return projector.prompt(request.prompt, request.images, request.literal_spans)
 
     def close(self) -> None:
         """Free the chunks (once evaluated, or when the request is dropped)."""
