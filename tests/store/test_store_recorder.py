@@ -111,7 +111,7 @@ def test_a_new_conversation_whose_first_message_is_refused_is_not_left_in_the_li
     assert store.list() == [] and store.list(deleted=True) == []  # no empty conversation left behind
     assert page.recorder is not None and page.recorder.error is None
     list(session.send("short").text())  # the same conversation goes on, saved at its first kept message
-    assert [i.id for i in store.list()] == [session.history.id]
+    assert [(i.id, i.title) for i in store.list()] == [(session.history.id, "short")]
     assert saved(store, session.history.id) == [("user", "short"), ("assistant", "Fine.")]
 
 
