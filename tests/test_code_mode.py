@@ -349,6 +349,19 @@ def test_a_message_too_long_is_taken_back_as_in_chat_and_tool_modes(fake_kernel:
     assert not session.busy and session.active is None and fake_kernel.codes == []
 
 
+def test_the_code_page_keeps_no_conversation_for_a_refused_first_message(fake_kernel: FakeKernel) -> None:
+    from workbench.conversation import Mode
+    from workbench.store import ConversationStore
+    from workbench.store.page_history import PageHistory
+
+    session, _ = make_session(fake_kernel, "unused")
+    with ConversationStore.open(f"sqlite:///{fake_kernel.workdir / 'conversations.sqlite3'}") as store:
+        PageHistory(store, Mode.CODE).follow(session, None)  # as the Code page opens a new conversation
+        with pytest.raises(PromptTooLongError):
+            drain(session.send("word " * 5000))
+        assert store.list() == [] and store.list(deleted=True) == [] and session.history.title == ""
+
+
 def test_status_label_says_sandboxed_or_not(fake_kernel: FakeKernel) -> None:
     session, _ = make_session(fake_kernel, "unused")
     assert session.status().label == "Kernel: idle · sandboxed"
