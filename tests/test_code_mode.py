@@ -15,7 +15,7 @@ from kernel import Execution, ExecutionError, GatewayConfig, KernelSession, Outp
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.dialects import ChatGLM3Dialect, Dialect
-from workbench.errors import EmptyPromptError, KernelError, KernelLimitError
+from workbench.errors import EmptyPromptError, KernelError, KernelLimitError, PromptTooLongError
 from workbench.messages import Message, Role, transcript_from_json, transcript_to_json
 from workbench.modes.code import CodeSession, CodeSettings
 from workbench.modes.code_format import find_code_block, mark_code_turn, split_code
@@ -338,6 +338,28 @@ def test_send_refuses_blank_text_and_a_busy_kernel(fake_kernel: FakeKernel) -> N
     assert session.interrupt() is True
     assert run.result(timeout=5).execution is not None
     assert session.status().state == "idle" and session.messages == []
+
+
+def test_a_message_too_long_is_taken_back_as_in_chat_and_tool_modes(fake_kernel: FakeKernel) -> None:
+    session, _ = make_session(fake_kernel, "Plain answer.", force_code=False)
+    list(session.send("short"))
+    with pytest.raises(PromptTooLongError):
+        drain(session.send("word " * 5000))  # more than the scripted model's context
+    assert [m.content for m in session.messages] == ["short", "Plain answer."]  # nothing answered it
+    assert not session.busy and session.active is None and fake_kernel.codes == []
+
+
+def test_the_code_page_keeps_no_conversation_for_a_refused_first_message(fake_kernel: FakeKernel) -> None:
+    from workbench.conversation import Mode
+    from workbench.store import ConversationStore
+    from workbench.store.page_history import PageHistory
+
+    session, _ = make_session(fake_kernel, "unused")
+    with ConversationStore.open(f"sqlite:///{fake_kernel.workdir / 'conversations.sqlite3'}") as store:
+        PageHistory(store, Mode.CODE).follow(session, None)  # as the Code page opens a new conversation
+        with pytest.raises(PromptTooLongError):
+            drain(session.send("word " * 5000))
+        assert store.list() == [] and store.list(deleted=True) == [] and session.history.title == ""
 
 
 def test_status_label_says_sandboxed_or_not(fake_kernel: FakeKernel) -> None:

@@ -52,7 +52,9 @@ def test_every_change_is_announced_in_order():
         Appended(1, reply, hello.id),
         BranchDeleted((reply.id,), hello.id, 1),
         BranchDeleted((hello.id,), None, 0),
+        TitleChanged(""),  # the title it made goes with it
         Appended(0, hello, None),
+        TitleChanged("Hello"),
         Cleared(),
         TitleChanged("Two lines"),
     ]
@@ -64,6 +66,23 @@ def test_remove_if_last_takes_back_only_that_message():
     conversation.append(asked)
     assert not conversation.remove_if_last(other)  # equal but not the same message
     assert conversation.remove_if_last(asked) and conversation.messages == []
+
+
+def test_taking_back_the_message_that_made_the_title_takes_the_title_back():
+    conversation, refused = Conversation(), Message(Role.USER, "word " * 100)
+    conversation.append(refused)
+    assert conversation.remove_if_last(refused) and conversation.title == ""  # a new conversation again
+    conversation.append(Message(Role.USER, "Short question"))
+    assert conversation.title == "Short question"  # titled after the message kept
+    conversation.append(refused)
+    assert conversation.remove_if_last(refused) and conversation.title == "Short question"
+    named, refused = Conversation(title="Mine"), Message(Role.USER, "word " * 100)
+    named.append(refused)
+    assert named.remove_if_last(refused) and named.title == "Mine"  # a title of its own stays
+    renamed, refused = Conversation(), Message(Role.USER, "word " * 100)
+    renamed.append(refused)
+    renamed.set_title("Chosen")
+    assert renamed.remove_if_last(refused) and renamed.title == "Chosen"
 
 
 def test_messages_is_a_copy():

@@ -247,6 +247,7 @@ class Conversation:
     _parent: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
     _children: dict[str | None, list[str]] = field(default_factory=dict, init=False, repr=False)
     _path: list[str] = field(default_factory=list, init=False, repr=False)
+    _titled_by: str | None = field(default=None, init=False, repr=False)  # the message the title came from
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
@@ -510,7 +511,8 @@ class Conversation:
     def remove_if_last(self, message: Message) -> bool:
         """Remove ``message`` if it is (the same object as) the shown leaf with nothing under it.
 
-        Used to take back a message that could not be answered (the prompt grew too long).
+        Used to take back a message that could not be answered (the prompt grew too long). A title made
+        from it goes too, so the next message kept titles the conversation.
         """
         with self._lock:
             key = message.id
@@ -518,8 +520,11 @@ class Conversation:
                 return False
             if self._children.get(key):
                 return False
-            change = self._delete(key, follow_siblings=False)
-        self._announce([change])
+            changes: list[HistoryChange] = [self._delete(key, follow_siblings=False)]
+            if self._titled_by == key:
+                self.title, self._titled_by = "", None
+                changes.append(TitleChanged(""))
+        self._announce(changes)
         return True
 
     def clear(self) -> None:
@@ -533,6 +538,7 @@ class Conversation:
         """Rename the conversation (one line, as :func:`title_from` makes it)."""
         with self._lock:
             self.title = " ".join(title.split())
+            self._titled_by = None  # the user's choice
             self.updated = _now()
             change = TitleChanged(self.title)
         self._announce([change])
@@ -667,7 +673,7 @@ class Conversation:
 
     def _title_from(self, message: Message, changes: list[HistoryChange]) -> None:
         if not self.title and message.role is Role.USER and message.content.strip():
-            self.title = title_from(message.content)
+            self.title, self._titled_by = title_from(message.content), message.id
             changes.append(TitleChanged(self.title))
 
     def _announce(self, changes: list[HistoryChange]) -> None:

@@ -97,7 +97,7 @@ def test_ask_save_then_chat_resume(data_dir: Path) -> None:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("mode", ["chat", "tool"])
+@pytest.mark.parametrize("mode", ["chat", "tool", "code"])
 def test_ask_save_of_a_prompt_too_long_leaves_no_conversation(saved_id: str, mode: str) -> None:
     """Refused before the first token: the error says what to do, and no empty conversation is saved."""
     status, out, err = run_main("ask", "--save", "--mode", mode, "--context", "512", "-", stdin="word " * 600)

@@ -9,10 +9,11 @@ import pytest
 from tests.scripted import PlainDialect, ScriptedBackend
 from workbench.chat_model import ChatModel
 from workbench.conversation import Conversation, Mode
-from workbench.errors import GenerationError
+from workbench.errors import GenerationError, PromptTooLongError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession
 from workbench.store import ConversationStore
+from workbench.store.page_history import PageHistory
 from workbench.store.recorder import ConversationRecorder
 from workbench.store.reopen import code_cells, load_conversation, rerun_cells
 
@@ -95,6 +96,45 @@ def test_a_reopened_conversation_goes_on_where_it_was(store: ConversationStore) 
     recorder.detach()
     reopened.append(Message(Role.USER, "not saved"))
     assert store.info(reopened.id).message_count == 4
+
+
+TOO_LONG = "word " * 3000  # more than the scripted model's context of 10,000 characters
+
+
+def test_a_new_conversation_whose_first_message_is_refused_is_not_left_in_the_list(
+    store: ConversationStore,
+) -> None:
+    session, page = chat("Fine."), PageHistory(store, Mode.CHAT)
+    page.follow(session, None)  # the page's new conversation, as on a first visit
+    with pytest.raises(PromptTooLongError):
+        session.send(TOO_LONG)  # saved at once, then taken back: nothing answered it
+    assert store.list() == [] and store.list(deleted=True) == []  # no empty conversation left behind
+    assert page.recorder is not None and page.recorder.error is None
+    list(session.send("short").text())  # the same conversation goes on, saved at its first kept message
+    assert [(i.id, i.title) for i in store.list()] == [(session.history.id, "short")]
+    assert saved(store, session.history.id) == [("user", "short"), ("assistant", "Fine.")]
+
+
+def test_a_refused_message_never_removes_a_saved_conversation(store: ConversationStore) -> None:
+    colours, emptied = store.create("chat", title="Colours"), store.create("chat", title="Emptied")
+    store.save_all(colours.id, [Message(Role.USER, "Name a colour."), Message(Role.ASSISTANT, "Red.")])
+    for conversation_id in (colours.id, emptied.id):  # one with messages, one the user cleared earlier
+        session, page = chat("unused"), PageHistory(store, Mode.CHAT)
+        page.open(session, conversation_id)
+        with pytest.raises(PromptTooLongError):
+            session.send(TOO_LONG)
+    session, page = chat("Blue."), PageHistory(store, Mode.CHAT)
+    cleared = page.new(session)  # made here, answered, then cleared: kept, as Clear keeps it
+    list(session.send("Another colour?").text())
+    session.clear()
+    with pytest.raises(PromptTooLongError):
+        session.send(TOO_LONG)
+    assert {(i.id, i.title, i.message_count) for i in store.list()} == {
+        (colours.id, "Colours", 2),
+        (emptied.id, "Emptied", 0),
+        (cleared.id, "Another colour?", 0),
+    }
+    assert saved(store, colours.id) == [("user", "Name a colour."), ("assistant", "Red.")]
 
 
 def test_two_tabs_on_one_conversation_keep_both_as_branches(store: ConversationStore) -> None:

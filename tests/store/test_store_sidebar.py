@@ -133,3 +133,16 @@ def test_a_saved_code_conversation_opens_with_its_outputs_and_a_new_kernel(data_
     assert len(at.get("image")) == 1  # the plot, from the saved transcript
     at.button(key="code_history_rerun").click().run()
     assert any("Re-ran 1 cells: 1 ran." in s.value for s in at.success), [s.value for s in at.success]
+
+
+def test_a_new_chat_whose_first_message_is_too_long_leaves_no_conversation(data_dir: Path) -> None:
+    at = chat_fast(app())
+    at.chat_input(key="chat_input").set_value("word " * 9000).run()  # more than the context of 8192
+    assert not at.exception and "but the model's context holds 8192" in at.error[0].value
+    conversation_id = url_id(at)
+    at.run()
+    with ConversationStore.open() as store:
+        assert store.list() == [] and store.list(deleted=True) == []  # nothing saved for it
+    assert listed(at) == ["New conversation"]  # the open one, not saved, and not titled after the refused text
+    at.sidebar.button(key="chat_history_new").click().run()  # the user gives up on it
+    assert listed(at) == ["New conversation"] and url_id(at) != conversation_id

@@ -66,8 +66,11 @@ _INTERRUPT_WAIT_S = 5.0
 class CodeTurn:
     """The events of one user message; closing the turn stops the model and interrupts its code."""
 
-    def __init__(self, session: CodeSession) -> None:
+    def __init__(self, session: CodeSession, asked: Message | None = None) -> None:
         self.session = session
+        self.asked = asked
+        """The user's message this turn answers (None for an edit or a regenerate): taken back when the
+        model refuses it before its answer begins."""
         self.stopped = False
         self.closed = False
         self.stream: GenerationStream | None = None
@@ -193,7 +196,9 @@ class CodeSession(Workspace):
     def send(self, text: str, images: Sequence[bytes] = ()) -> CodeTurn:
         """Add the user's message (with its images, checked PNG bytes) and return the turn that answers it.
 
-        Iterate the turn for its events.
+        Iterate the turn for its events. A :class:`WorkbenchError` they raise before the answer begins
+        (``PromptTooLongError``: the conversation no longer fits the model's context) takes the message
+        back, as the chat and tool loops do, so nothing is half-recorded.
 
         Raises:
             EmptyPromptError: If ``text`` is blank.
@@ -208,8 +213,9 @@ class CodeSession(Workspace):
         if self._kernel is not None:
             _ = self.kernel  # notices a kernel the pool replaced, before the model is told of the files
         self._place_attached()
-        self.history.append(Message(Role.USER, text, images=list(images)))
-        self.active = CodeTurn(self)
+        asked = Message(Role.USER, text, images=list(images))
+        self.history.append(asked)
+        self.active = CodeTurn(self, asked)
         return self.active
 
     def edit(self, message_id: str, text: str) -> CodeTurn:
@@ -324,6 +330,14 @@ class CodeSession(Workspace):
         self.kernel_message_id = run.observation.id
 
     def _loop(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
+        try:
+            yield from self._answer(turn)
+        except WorkbenchError:
+            if turn.asked is not None and turn.stream is None:  # refused before any answer began
+                self.history.remove_if_last(turn.asked)
+            raise
+
+    def _answer(self, turn: CodeTurn) -> Generator[CodeEvent, None, None]:
         for note in self.pop_notices():
             yield Notice(note, "warning")
         turn.question, turn.sources = attachments.find_sources(

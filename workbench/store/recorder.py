@@ -6,7 +6,9 @@ the thread that made it: an appended message (complete, or a stopped or failed a
 text and mark, or an edited message: a sibling) is one committed row under its parent; a switch of
 branch (or a regenerate) saves the shown leaf, so a reload, another tab and a restart show that branch;
 a deleted branch, a clear and a new title are one statement each. The conversation's row is created at
-its first change, so an empty conversation is never listed.
+its first change, so an empty conversation is never listed; and when the messages it was made for are
+all taken back (a first message refused before any answer: too long for the context, images for a
+text-only model), the row this recorder made goes again, so a refused first message leaves nothing.
 
 An answer being written is checkpointed: the loops announce its text as it streams
 (:class:`~workbench.conversation.Drafted`), and about once a second (:data:`CHECKPOINT_S`) the recorder
@@ -78,6 +80,7 @@ class ConversationRecorder:
         self._unsubscribe: Callable[[], None] | None = None
         self._draft: tuple[str, str | None] | None = None  # a checkpoint row's id and parent, if one is saved
         self._draft_since: float | None = None  # when the draft being written was last saved (or began)
+        self._made_row = False  # this recorder created the row, and it has not been cleared since
 
     @classmethod
     def attach(
@@ -153,12 +156,24 @@ class ConversationRecorder:
             self._drop_draft()
             self.store.delete_messages(conversation_id, list(change.ids), change.leaf_id)
             self._saved.difference_update(change.ids)
+            if self._made_row and not self.conversation.node_count():
+                self._discard_row()
         elif isinstance(change, Cleared):
             self.store.clear(conversation_id)
             self._saved = set()
             self._draft = None
+            self._made_row = False  # cleared by the user: kept, empty, as Clear keeps it
         elif isinstance(change, TitleChanged):
             self.store.rename(conversation_id, change.title)
+
+    def _discard_row(self) -> None:
+        """Remove the row this recorder made, now that its messages were all taken back.
+
+        The store removes it only while it holds no message (another writer's are never lost); the next
+        change makes it again.
+        """
+        if self.store.discard_if_empty(self.conversation.id):
+            self._saved, self._draft, self._made_row = None, None, False
 
     def _drop_draft(self) -> None:
         """A checkpoint row whose answer will not come (the thread moved): remove it."""
@@ -200,6 +215,7 @@ class ConversationRecorder:
         conversation.title = f"{conversation.title or 'Untitled'} (copy)"  # saved below, no event needed
         self.forked_from = original
         self.store.create(conversation.mode, conversation.title, self.model, conversation_id=conversation.id)
+        self._made_row = True
         self._write_tree()
         self.store.copy_documents(original, conversation.id)  # the copy keeps the attached files
         logger.info("Conversation %s changed elsewhere; this one goes on as %s", original, conversation.id)
@@ -212,6 +228,7 @@ class ConversationRecorder:
             self.store.create(
                 conversation.mode, conversation.title, self.model, conversation_id=conversation.id
             )
+            self._made_row = True
         elif conversation.title:
             self.store.rename(conversation.id, conversation.title)
         self._write_tree()
