@@ -77,7 +77,8 @@ def unsent_controls(sending: bool, page: str = "chat") -> str | None:
         return None
     text, error = unsent
     st.error(images_as_links(error))
-    st.caption("Your message was not sent; its images are kept:")
+    kept = "; its images are kept" if pending_images(page) else ""
+    st.caption(f"Your message was not sent{kept}:")
     st.code(text, language=None, wrap_lines=True)
     left, right = st.columns(2)
     if right.button("Discard", key=f"{page}_discard_unsent", use_container_width=True):

@@ -37,7 +37,7 @@ from pages._images import (
 )
 from pages._login import login_gate
 from workbench.conversation import Mode
-from workbench.errors import ImageInputError, WorkbenchError
+from workbench.errors import EmptyPromptError, WorkbenchError
 from workbench.messages import Message, Role
 from workbench.modes.chat import ChatSession, Turn
 
@@ -115,11 +115,10 @@ if prompt is not None:
         show_markdown(prompt)
     try:
         turn = session.send(prompt, images)
-    except WorkbenchError as exc:
-        if images or isinstance(exc, ImageInputError):  # nothing is lost: the text stays, the images wait
-            refused(exc, prompt)
-        else:
-            show_error(exc)
+    except EmptyPromptError as exc:
+        show_error(exc)
+    except WorkbenchError as exc:  # taken back (too long, images for a text-only model, every slot busy):
+        refused(exc, prompt)  # nothing is lost, the text stays with Send again and Discard, the images wait
     else:
         sent()
 

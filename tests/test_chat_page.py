@@ -123,6 +123,11 @@ def test_a_prompt_longer_than_the_context_shows_an_error(app):
     assert "tokens long but the model's context holds 8192" in app.error[0].value
     assert [role for role, _ in conversation(app)][:2] == ["user", "assistant"]
     assert len(app.session_state["chat_session"].messages) == 2, "the too-long message is not recorded"
+    assert app.code[-1].value == "word " * 9000, "its text is kept, to copy or send again"
+    assert "Your message was not sent:" in [c.value for c in app.main.caption]
+    app.button(key="chat_discard_unsent").click().run()
+    assert not app.error and not any(c.value == "word " * 9000 for c in app.code)
+    assert len(app.session_state["chat_session"].messages) == 2
 
 
 def test_a_bad_model_at_start_stops_the_page_with_the_message(monkeypatch, tmp_path):
