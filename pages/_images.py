@@ -17,7 +17,8 @@ import streamlit as st
 
 from kernel.outputs import image_problem
 from pages._common import show_error, show_markdown
-from workbench.errors import USER_ERRORS, ImageInputError
+from workbench.conversation import Conversation
+from workbench.errors import USER_ERRORS, BranchError, ImageInputError
 from workbench.images import IMAGE_EXTENSIONS, prepare_image
 from workbench.messages import Message, Role
 from workbench.safe_markdown import images_as_links
@@ -121,6 +122,22 @@ def refused(exc: Exception, text: str, page: str = "chat") -> None:
     """Keep a message the model refused (its text and why) and draw the page again, where it shows."""
     st.session_state[_UNSENT.format(page)] = (text, str(exc))
     st.rerun()
+
+
+def keep_if_taken_back(history: Conversation, asked: Message | None, exc: Exception, page: str) -> None:
+    """After a turn failed: keep the user's message on the page if the session took it back.
+
+    The Tool and Code loops take back a message nothing was answered for (too long for the context,
+    every slot busy); its text then waits with **Send again** and **Discard**, its images too, as a
+    refused message does on the Chat page. A message still in the history is left alone.
+    """
+    if asked is None or asked.role is not Role.USER:
+        return
+    try:
+        history.get(asked.id)
+    except BranchError:
+        st.session_state[_PENDING.format(page)] = list(asked.images)
+        refused(exc, asked.content, page)
 
 
 def message_box_prompt(given: Any, page: str, sending: bool = False) -> str | None:

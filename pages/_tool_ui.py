@@ -149,7 +149,9 @@ def _run_or_skip(step: CallStep, server: str) -> bool | None:
     return None
 
 
-RERUNS_TOOLS = "Regenerate runs this answer's tool calls again, and so does Edit: tools may have side effects."
+RERUNS_TOOLS = (
+    "Regenerate runs this answer's tool calls again, and so does Edit: tools may have side effects."
+)
 
 
 def _show_user(message: Message) -> None:
@@ -206,7 +208,9 @@ def show_history(session: ToolSession, history: PageHistory | None = None) -> Ca
 
 
 def live_turn(
-    events: Generator[Event, None, None], running: list[tuple[CallStep, Any]] | None = None
+    events: Generator[Event, None, None],
+    running: list[tuple[CallStep, Any]] | None = None,
+    failed: Callable[[WorkbenchError], None] | None = None,
 ) -> None:
     """Show a turn as it runs: text as it streams, a running status block per call, completed on its result.
 
@@ -214,6 +218,8 @@ def live_turn(
         events: The turn's events (``session.send(...)`` or ``session.decide(...)``).
         running: Status blocks already shown for calls still waiting for their result, in order
             (a turn resumed after Run or Skip).
+        failed: Told the error that ended the turn, before it is shown (the page keeps a message the
+            session took back).
     """
     text, area = "", st.empty()
     running = list(running or [])
@@ -258,6 +264,8 @@ def live_turn(
                     label=call_label(step), state="error" if step.failed else "complete", expanded=False
                 )
     except WorkbenchError as exc:
+        if failed is not None:
+            failed(exc)
         turn_notice("error", str(exc))
     finally:
         events.close()  # also runs when Stop ends the script: the generation (or the call) halts

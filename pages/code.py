@@ -36,7 +36,14 @@ from pages._documents import (
     source_picker,
 )
 from pages._history import conversation_sidebar, reopened_code_notice, restart_for
-from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images, show_image, show_message_images
+from pages._images import (
+    IMAGE_TYPES,
+    keep_if_taken_back,
+    message_box_prompt,
+    send_with_images,
+    show_image,
+    show_message_images,
+)
 from pages._login import login_gate
 from workbench.conversation import Mode
 from workbench.errors import USER_ERRORS
@@ -368,6 +375,7 @@ with cells_tab:
             st.code(record.code, language="python")
             show_cell(record)
 
+
 def start(action: BranchAction) -> CodeTurn:
     """Run the Edit or Regenerate a click asked for (a new sibling; the old stays a page away)."""
     if action.kind == "edit":
@@ -431,6 +439,9 @@ with chat_tab:
             try:
                 show_turn(turn)
             except USER_ERRORS as exc:
+                keep_if_taken_back(
+                    session.history, turn.asked, exc, "code"
+                )  # nothing answered: the text waits
                 turn_notice("error", str(exc))
             finally:
                 turn.close()  # also runs when the script is stopped: the model halts, running code is interrupted

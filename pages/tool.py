@@ -15,7 +15,7 @@ from pages._common import (
 )
 from pages._documents import FILE_TYPES, attach_sent, attached_documents, documents_sidebar, source_picker
 from pages._history import conversation_sidebar
-from pages._images import IMAGE_TYPES, message_box_prompt, send_with_images
+from pages._images import IMAGE_TYPES, keep_if_taken_back, message_box_prompt, send_with_images
 from pages._login import login_gate
 from pages._tool_ui import (
     live_turn,
@@ -83,7 +83,9 @@ def start(action: BranchAction) -> Generator[Event, None, None]:
 
 started = run_action(take_action("tool"), start)  # before the history is drawn
 branch_error()
-resume = show_history(session, history)  # a call waiting for Run or Skip, answered in this run: the rest of the turn
+resume = show_history(
+    session, history
+)  # a call waiting for Run or Skip, answered in this run: the rest of the turn
 if isinstance(started, Generator):
     with st.chat_message("assistant"):
         live_turn(started)
@@ -102,8 +104,9 @@ if resume is not None:
     resume()
     end_turn()
 if prompt is not None and (events := send_with_images("tool", prompt, session.send)) is not None:
+    asked = session.history.last()  # the message just sent: kept on the page if the turn takes it back
     with st.chat_message("assistant"):
-        live_turn(events)
+        live_turn(events, failed=lambda exc: keep_if_taken_back(session.history, asked, exc, "tool"))
     end_turn()
 kept_notices()
 refresh_while_loading(session.registry)

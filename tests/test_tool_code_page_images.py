@@ -72,3 +72,21 @@ def test_a_text_only_model_refuses_the_image_on_the_tool_page_and_nothing_is_los
     assert at.session_state["tool_session"].messages == []  # nothing recorded
     assert at.session_state["tool_pending_images"] == [prepare_image(PHOTO)]  # the image waits
     assert at.button(key="tool_send_unsent") and at.button(key="tool_discard_unsent")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("page", ["tool", "code"])
+def test_a_message_too_long_for_the_context_waits_on_the_page_with_send_again(
+    monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """The loop takes the message back (nothing answered); the page keeps its text, as Chat does."""
+    at = _page(monkeypatch, page, None)  # the embedded SmolLM2, 8192 tokens of context
+    text = "word " * 9000
+    at.chat_input(key=f"{page}_input").set_value(text).run()
+    assert not at.exception, at.exception
+    assert any("context" in e.value for e in at.error)
+    assert at.session_state[f"{page}_session"].messages == []  # nothing recorded
+    assert any(c.value == text for c in at.main.code)  # the text waits, to copy or send again
+    assert at.button(key=f"{page}_send_unsent") and at.button(key=f"{page}_discard_unsent")
+    at.button(key=f"{page}_discard_unsent").click().run()
+    assert not at.exception and not any(c.value == text for c in at.main.code)
