@@ -159,3 +159,26 @@ def test_a_source_larger_than_the_budget_is_not_copied(monkeypatch):
     texts, copies, evaluated = together(model, scheduler, share=True)
     assert copies == 0 and all(texts)
     assert evaluated > 3 * 60  # the three read their whole prompts
+
+
+class RefusingStates:
+    """The llama_cpp module, except that llama.cpp refuses every state put back into a sequence."""
+
+    def __init__(self, lib: Any) -> None:
+        self._lib = lib
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lib, name)
+
+    @staticmethod
+    def llama_state_seq_set_data(*_args: Any) -> int:
+        return 0
+
+
+def test_a_copy_llama_cpp_refuses_leaves_the_job_reading_its_whole_prompt(monkeypatch):
+    model, scheduler = batched(4)
+    fresh_texts, _, fresh_evaluated = together(model, scheduler, share=False)
+    monkeypatch.setattr(scheduler.caches, "_lib", RefusingStates(scheduler.caches._lib))
+    texts, copies, evaluated = together(model, scheduler, share=True)
+    assert copies == 0 and evaluated == fresh_evaluated
+    assert texts == fresh_texts

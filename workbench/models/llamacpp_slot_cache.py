@@ -88,18 +88,18 @@ class SlotCaches:
         best_match = 0 if best is None else common_prefix(best.tokens, wanted)
         source = max(others, key=lambda s: settled_prefix(s, wanted), default=None)
         shared = 0 if source is None else settled_prefix(source, wanted)
-        if (
+        copied = (
             source is not None
             and shared - max(live, best_match) >= MIN_GAIN_TOKENS
             and self.copy(source, slot)
-        ):
-            live = shared
+        )
+        if copied:
             self.copies += 1
-        else:
-            if best is not None and best_match - live >= MIN_GAIN_TOKENS and self.restore(best, slot):
-                live = best_match
-            if live >= MIN_GAIN_TOKENS:
-                self.restores += 1
+        elif best is not None and best_match - live >= MIN_GAIN_TOKENS:
+            self.restore(best, slot)
+        live = settled_prefix(slot, wanted)  # what the slot holds now (a failed copy or restore left none)
+        if live >= MIN_GAIN_TOKENS and not copied:
+            self.restores += 1
         keep = min(live, max(0, len(prompt) - MIN_BATCH_TOKENS))
         self._lib.llama_memory_seq_rm(self.memory(), slot.seq, keep, -1)
         slot.cached, slot.settled = list(prompt[:keep]), keep
