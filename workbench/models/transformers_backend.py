@@ -151,6 +151,7 @@ class TransformersBackend(SerialBackend):
         self.model = model
         self.processor = processor  # an image-text model's: images and text in, input ids and pixels out
         self.image_placeholder = image_placeholder(processor) if processor is not None else ""
+        self.image_token = str(getattr(processor, "image_token", "") or "") if processor is not None else ""
         self._template: ChatTemplateSource = tokenizer
         if processor is not None and reads_only_parts(tokenizer):
             self._template = PartsTemplate(tokenizer)
@@ -232,46 +233,74 @@ class TransformersBackend(SerialBackend):
             ImageInputError: If the request holds images and this model reads text only, or an image
                 cannot be decoded.
         """
-        if request.images or self.processor is not None:
+        if request.images:
             inputs = self._vision_inputs(request)
-        elif request.literal_spans:  # the messages' control-token texts stay plain text
-            ids = tokenize_pieces(
-                request.prompt,
-                request.literal_spans,
-                lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
-                lambda text: self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)[
-                    "input_ids"
-                ],
-            )
-            inputs = BatchEncoding(
-                {
-                    "input_ids": torch.tensor([ids]),
-                    "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-                }
-            )
         else:
-            inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+            self._check_markers(request)
+            inputs = self._text_inputs(request)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
 
-    def _vision_inputs(self, request: GenerationRequest) -> Any:
-        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder."""
+    def _text_inputs(self, request: GenerationRequest) -> Any:
+        """The tokenizer's inputs for a prompt without images, its literal spans as plain text.
+
+        An image-text model's text-only prompt goes through its processor's tokenizer too, as any model's:
+        the processor would only tokenize it, and parse the messages' control-token texts with the rest.
+        """
+        if not request.literal_spans:
+            return self.tokenizer(
+                self._template_text(request.prompt), return_tensors="pt", add_special_tokens=False
+            )
+        ids = tokenize_pieces(
+            request.prompt,
+            request.literal_spans,
+            lambda text: list(
+                self.tokenizer(self._template_text(text), add_special_tokens=False)["input_ids"]
+            ),
+            self._plain_ids,
+        )
+        return BatchEncoding(
+            {
+                "input_ids": torch.tensor([ids], dtype=torch.long),
+                "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            }
+        )
+
+    def _template_text(self, text: str) -> str:
+        """Text to tokenize with special tokens parsed, less an image-text model's own image token.
+
+        That token typed in a message would stand for an image that is not there (where the tokenizer marks
+        it special it is in a literal span anyway, and never reaches this).
+        """
+        return text.replace(self.image_token, "") if self.image_token else text
+
+    def _plain_ids(self, text: str) -> list[int]:
+        """The ids of a literal span: its control-token texts as plain text."""
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    def _check_markers(self, request: GenerationRequest) -> None:
+        """Check an image-text model's prompt marks as many images as the request holds.
+
+        Raises:
+            ImageInputError: If the request holds images and this model reads text only, or the counts differ.
+        """
         if self.processor is None:
-            raise ImageInputError(f"{self.info.label} reads text only; it cannot read the images sent.")
+            if request.images:
+                raise ImageInputError(f"{self.info.label} reads text only; it cannot read the images sent.")
+            return
         count = request.prompt.count(IMAGE_MARKER)
         if count != len(request.images):
             raise ImageInputError(
                 f"The prompt marks {count} images but {len(request.images)} were given; each image needs "
                 f"one {IMAGE_MARKER} in the prompt."
             )
-        # The model's own image token typed in a message would stand for an image that is not there.
-        token = str(getattr(self.processor, "image_token", "") or "")
-        text = request.prompt.replace(token, "") if token else request.prompt
-        text = text.replace(IMAGE_MARKER, self.image_placeholder)
+
+    def _vision_inputs(self, request: GenerationRequest) -> Any:
+        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder."""
+        self._check_markers(request)
+        text = self._template_text(request.prompt).replace(IMAGE_MARKER, self.image_placeholder)
         images = [open_image(data, f"image {n}") for n, data in enumerate(request.images, 1)]
         try:
-            if not images:
-                return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
             return self.processor(text=[text], images=[images], return_tensors="pt", add_special_tokens=False)
         except ValueError as exc:  # the processor's own checks (image tokens and images that do not pair)
             raise ImageInputError(f"{self.info.label}'s processor refused the images: {exc}") from exc
