@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from transformers import (
     BatchEncoding,
+    BatchFeature,
     GenerationConfig,
     LogitsProcessorList,
     StoppingCriteria,
@@ -44,7 +45,13 @@ from workbench.models.loading import (
 )
 from workbench.models.prompt_literals import tokenize_pieces
 from workbench.models.spec import EMBEDDED, ModelSpec
-from workbench.models.transformers_vision import PartsTemplate, image_placeholder, reads_only_parts
+from workbench.models.transformers_vision import (
+    PartsTemplate,
+    image_placeholder,
+    literal_sentinels,
+    reads_only_parts,
+    splice_literals,
+)
 
 KV_CACHE_ENV = "WORKBENCH_KV_CACHE"
 COMPILE_ENV = "WORKBENCH_COMPILE"
@@ -52,6 +59,8 @@ COMPILE_ENV = "WORKBENCH_COMPILE"
 # max_cache_len, where it has one): rounding up to these buckets keeps one size, and one compiled graph,
 # for most conversations.
 _MIN_STATIC_CACHE = 512
+# Sentinels tried for the literal spans beside images before the request is refused (see _vision_inputs).
+_SENTINEL_TRIES = 3
 
 
 def kv_cache_choice(device: str, env: dict[str, str] | None = None, *, static_ok: bool = True) -> str:
@@ -296,10 +305,53 @@ class TransformersBackend(SerialBackend):
             )
 
     def _vision_inputs(self, request: GenerationRequest) -> Any:
-        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder."""
+        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder.
+
+        The literal spans stay plain text: the processor reads each as a sentinel token, whose id is then
+        replaced by the span's plain-text ids (see :mod:`~workbench.models.transformers_vision`).
+
+        Raises:
+            ImageInputError: If the images do not match the markers, cannot be read, or the processor cannot
+                keep the messages' control-token texts plain.
+        """
         self._check_markers(request)
-        text = self._template_text(request.prompt).replace(IMAGE_MARKER, self.image_placeholder)
         images = [open_image(data, f"image {n}") for n, data in enumerate(request.images, 1)]
+        pieces = tokenize_pieces(
+            request.prompt,
+            request.literal_spans,
+            lambda text: [(self._template_text(text).replace(IMAGE_MARKER, self.image_placeholder), False)],
+            lambda text: [(text, True)],
+        )
+        if not request.literal_spans:
+            return self._process(pieces[0][0], images)
+        template = "".join(text for text, literal in pieces if not literal)
+        literals = [self._plain_ids(text) for text, literal in pieces if literal]
+        for sentinel, sentinel_id in literal_sentinels(self.processor, template)[:_SENTINEL_TRIES]:
+            inputs = self._process("".join(sentinel if literal else text for text, literal in pieces), images)
+            spliced = splice_literals(inputs, sentinel_id, literals)
+            if spliced is None:
+                continue  # the sentinel did not come back once for each span: try the next one
+            # The image tokens must be the processor's: a span whose plain text is a piece of the vocabulary
+            # equal to the image token (a SentencePiece ``<image>``) would stand for an image not there.
+            if self._image_tokens(spliced) != self._image_tokens(inputs):
+                break
+            return BatchFeature(spliced)
+        typed = ", ".join(sorted({text for text, literal in pieces if literal}))
+        raise ImageInputError(
+            f"{self.info.label}'s processor cannot keep the control-token text typed in the messages "
+            f"({typed}) as plain text beside images. Remove that text from the messages, or send them "
+            "without images."
+        )
+
+    def _image_tokens(self, inputs: Any) -> int:
+        """How many of the model's image tokens ``inputs`` hold."""
+        if not self.image_token:
+            return 0
+        image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        return int((inputs["input_ids"] == image_id).sum())
+
+    def _process(self, text: str, images: list[Any]) -> Any:
+        """Run the processor on one prompt and its images."""
         try:
             return self.processor(text=[text], images=[images], return_tensors="pt", add_special_tokens=False)
         except ValueError as exc:  # the processor's own checks (image tokens and images that do not pair)
