@@ -247,6 +247,8 @@ def test_a_text_prompt_without_control_text_gets_the_processor_s_ids(vlm_model: 
     assert set(payload.keys()) == set(expected.keys()) == {"input_ids", "attention_mask"}
     for key in expected:
         assert payload[key].tolist() == expected[key].tolist()
+    # And the tokenizer, which reads a prompt with literal spans, gives the processor's ids for its text.
+    assert text_path_ids(vlm_model, request.prompt) == expected["input_ids"][0].tolist()
 
 
 def test_a_typed_control_token_beside_an_image_is_plain_text_on_transformers(vlm_model: ChatModel) -> None:

@@ -251,15 +251,17 @@ class TransformersBackend(SerialBackend):
         return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
 
     def _text_inputs(self, request: GenerationRequest) -> Any:
-        """The tokenizer's inputs for a prompt without images, its literal spans as plain text.
+        """The inputs for a prompt without images, its literal spans as plain text.
 
-        An image-text model's text-only prompt goes through its processor's tokenizer too, as any model's:
-        the processor would only tokenize it, and parse the messages' control-token texts with the rest.
+        With literal spans, an image-text model's prompt is tokenized by its processor's tokenizer as any
+        model's (the processor would parse the messages' control-token texts with the rest); without, it
+        goes through the processor as ever (some add per-token inputs, such as Qwen2-VL's token types).
         """
+        text = self._template_text(request.prompt)
+        if not request.literal_spans and self.processor is not None:
+            return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
         if not request.literal_spans:
-            return self.tokenizer(
-                self._template_text(request.prompt), return_tensors="pt", add_special_tokens=False
-            )
+            return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
         ids = tokenize_pieces(
             request.prompt,
             request.literal_spans,
