@@ -240,7 +240,8 @@ class TransformersBackend(SerialBackend):
         Raises:
             PromptTooLongError: If the prompt leaves no room to generate.
             ImageInputError: If the request holds images and this model reads text only, or an image
-                cannot be decoded.
+                cannot be decoded, or the processor cannot keep a message's control-token text plain
+                beside images.
         """
         if request.images:
             inputs = self._vision_inputs(request)

@@ -11,9 +11,12 @@ tokens parsed, and only it knows how many tokens an image becomes (Idefics3 expa
 rows of tiles), so it runs once over the prompt with each literal span replaced by a sentinel: a special
 token of the tokenizer that the prompt does not otherwise hold (:func:`literal_sentinels`). Each sentinel
 comes back as one id, which :func:`splice_literals` replaces by its span's plain-text ids. A special token
-splits the text around it, so the template's text is tokenized as the text engine's ``tokenize_pieces``
-does; if the sentinels do not come back one for each span (the processor's expansion used that token),
-the next one is tried, and at last the request is refused.
+splits the text around it, so the template's text is tokenized in the same pieces as the text engine's
+``tokenize_pieces`` cuts (the same ids for a byte-level BPE such as SmolLM2's or Qwen's; a SentencePiece
+tokenizer that prefixes a space only at the start of a text gives the piece after a span no prefix here,
+as the whole prompt would, where ``tokenize_pieces`` gives it one). If the sentinels do not come back one
+for each span (the processor's expansion used that token), the next one is tried, and at last the request
+is refused.
 """
 
 from __future__ import annotations
@@ -155,7 +158,7 @@ def splice_literals(
     for key, value in inputs.items():
         if not isinstance(value, torch.Tensor) or value.is_floating_point() or value.shape != ids.shape:
             continue
-        parts = []
+        parts: list[torch.Tensor] = []
         at = 0
         for position, literal in zip(positions, literals, strict=True):
             parts.append(value[0, at:position])
