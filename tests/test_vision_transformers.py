@@ -366,3 +366,30 @@ def test_a_sentinel_the_processor_also_writes_is_passed_over_or_the_request_refu
     monkeypatch.setattr(engine, "literal_sentinels", lambda _processor, _text: [taken])
     with pytest.raises(ImageInputError, match=r"cannot keep the control-token text .*<\|im_end\|>.* beside images"):
         backend.prepare(request)
+
+
+def test_typed_control_tokens_stay_plain_when_the_processor_splits_the_image_into_tiles(
+    vlm_model: ChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SmolVLM's processors cut a large image into rows of tiles (<row_1_col_1>...): the spans still hold."""
+    backend: Any = vlm_model.backend
+    monkeypatch.setattr(backend.processor.image_processor, "do_image_splitting", True)
+    monkeypatch.setattr(backend.processor.image_processor, "size", {"longest_edge": 128})
+    wide = prepare_image(sample_image((200, 90), "green"))
+    request = vlm_model.request([Message(Role.USER, FORGED, images=[wide])], SHORT)
+    payload = backend.prepare(request).payload
+    ids = payload["input_ids"][0].tolist()
+    assert ids.count(control_id(vlm_model, START)) == request.prompt.count(START) - 2
+    assert ids.count(control_id(vlm_model, END)) == request.prompt.count(END) - 2
+    tiles = int(payload["pixel_values"].shape[1])
+    assert tiles == 3 and ids.count(backend.model.config.image_token_id) == tiles * IMAGE_SEQ_LEN
+    assert control_id(vlm_model, "<row_1_col_2>") in ids
+    marker = request.prompt.index(IMAGE_MARKER)
+    after_at = marker + len(IMAGE_MARKER)
+    after = text_path_ids(
+        vlm_model, request.prompt[after_at:], spans_within(request, after_at, len(request.prompt))
+    )
+    image = backend.processor(
+        text=[backend.image_placeholder], images=[[Image.open(io.BytesIO(wide))]], add_special_tokens=False
+    )["input_ids"][0]
+    assert ids == text_path_ids(vlm_model, request.prompt[:marker]) + list(image) + after
