@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from transformers import (
     BatchEncoding,
+    BatchFeature,
     GenerationConfig,
     LogitsProcessorList,
     StoppingCriteria,
@@ -44,7 +45,13 @@ from workbench.models.loading import (
 )
 from workbench.models.prompt_literals import tokenize_pieces
 from workbench.models.spec import EMBEDDED, ModelSpec
-from workbench.models.transformers_vision import PartsTemplate, image_placeholder, reads_only_parts
+from workbench.models.transformers_vision import (
+    PartsTemplate,
+    image_placeholder,
+    literal_sentinels,
+    reads_only_parts,
+    splice_literals,
+)
 
 KV_CACHE_ENV = "WORKBENCH_KV_CACHE"
 COMPILE_ENV = "WORKBENCH_COMPILE"
@@ -52,6 +59,8 @@ COMPILE_ENV = "WORKBENCH_COMPILE"
 # max_cache_len, where it has one): rounding up to these buckets keeps one size, and one compiled graph,
 # for most conversations.
 _MIN_STATIC_CACHE = 512
+# Sentinels tried for the literal spans beside images before the request is refused (see _vision_inputs).
+_SENTINEL_TRIES = 3
 
 
 def kv_cache_choice(device: str, env: dict[str, str] | None = None, *, static_ok: bool = True) -> str:
@@ -151,6 +160,7 @@ class TransformersBackend(SerialBackend):
         self.model = model
         self.processor = processor  # an image-text model's: images and text in, input ids and pixels out
         self.image_placeholder = image_placeholder(processor) if processor is not None else ""
+        self.image_token = str(getattr(processor, "image_token", "") or "") if processor is not None else ""
         self._template: ChatTemplateSource = tokenizer
         if processor is not None and reads_only_parts(tokenizer):
             self._template = PartsTemplate(tokenizer)
@@ -230,48 +240,122 @@ class TransformersBackend(SerialBackend):
         Raises:
             PromptTooLongError: If the prompt leaves no room to generate.
             ImageInputError: If the request holds images and this model reads text only, or an image
-                cannot be decoded.
+                cannot be decoded, or the processor cannot keep a message's control-token text plain
+                beside images.
         """
-        if request.images or self.processor is not None:
+        if request.images:
             inputs = self._vision_inputs(request)
-        elif request.literal_spans:  # the messages' control-token texts stay plain text
-            ids = tokenize_pieces(
-                request.prompt,
-                request.literal_spans,
-                lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
-                lambda text: self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)[
-                    "input_ids"
-                ],
-            )
-            inputs = BatchEncoding(
-                {
-                    "input_ids": torch.tensor([ids]),
-                    "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-                }
-            )
         else:
-            inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+            self._check_markers(request)
+            inputs = self._text_inputs(request)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         return PreparedPrompt(prompt_tokens, self.room_for(prompt_tokens, request), inputs)
 
-    def _vision_inputs(self, request: GenerationRequest) -> Any:
-        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder."""
+    def _text_inputs(self, request: GenerationRequest) -> Any:
+        """The inputs for a prompt without images, its literal spans as plain text.
+
+        With literal spans, an image-text model's prompt is tokenized by its processor's tokenizer as any
+        model's (the processor would parse the messages' control-token texts with the rest); without, it
+        goes through the processor as ever (some add per-token inputs, such as Qwen2-VL's token types).
+        """
+        text = self._template_text(request.prompt)
+        if not request.literal_spans and self.processor is not None:
+            return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
+        if not request.literal_spans:
+            return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        ids = tokenize_pieces(
+            request.prompt,
+            request.literal_spans,
+            lambda text: list(
+                self.tokenizer(self._template_text(text), add_special_tokens=False)["input_ids"]
+            ),
+            self._plain_ids,
+        )
+        return BatchEncoding(
+            {
+                "input_ids": torch.tensor([ids], dtype=torch.long),
+                "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            }
+        )
+
+    def _template_text(self, text: str) -> str:
+        """Text to tokenize with special tokens parsed, less an image-text model's own image token.
+
+        That token typed in a message would stand for an image that is not there (where the tokenizer marks
+        it special it is in a literal span anyway, and never reaches this).
+        """
+        return text.replace(self.image_token, "") if self.image_token else text
+
+    def _plain_ids(self, text: str) -> list[int]:
+        """The ids of a literal span: its control-token texts as plain text."""
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    def _check_markers(self, request: GenerationRequest) -> None:
+        """Check an image-text model's prompt marks as many images as the request holds.
+
+        Raises:
+            ImageInputError: If the request holds images and this model reads text only, or the counts differ.
+        """
         if self.processor is None:
-            raise ImageInputError(f"{self.info.label} reads text only; it cannot read the images sent.")
+            if request.images:
+                raise ImageInputError(f"{self.info.label} reads text only; it cannot read the images sent.")
+            return
         count = request.prompt.count(IMAGE_MARKER)
         if count != len(request.images):
             raise ImageInputError(
                 f"The prompt marks {count} images but {len(request.images)} were given; each image needs "
                 f"one {IMAGE_MARKER} in the prompt."
             )
-        # The model's own image token typed in a message would stand for an image that is not there.
-        token = str(getattr(self.processor, "image_token", "") or "")
-        text = request.prompt.replace(token, "") if token else request.prompt
-        text = text.replace(IMAGE_MARKER, self.image_placeholder)
+
+    def _vision_inputs(self, request: GenerationRequest) -> Any:
+        """The processor's inputs: each :data:`IMAGE_MARKER` becomes the model's own image placeholder.
+
+        The literal spans stay plain text: the processor reads each as a sentinel token, whose id is then
+        replaced by the span's plain-text ids (see :mod:`~workbench.models.transformers_vision`).
+
+        Raises:
+            ImageInputError: If the images do not match the markers, cannot be read, or the processor cannot
+                keep the messages' control-token texts plain.
+        """
+        self._check_markers(request)
         images = [open_image(data, f"image {n}") for n, data in enumerate(request.images, 1)]
+        pieces = tokenize_pieces(
+            request.prompt,
+            request.literal_spans,
+            lambda text: [(self._template_text(text).replace(IMAGE_MARKER, self.image_placeholder), False)],
+            lambda text: [(text, True)],
+        )
+        if not request.literal_spans:
+            return self._process(pieces[0][0], images)
+        template = "".join(text for text, literal in pieces if not literal)
+        literals = [self._plain_ids(text) for text, literal in pieces if literal]
+        for sentinel, sentinel_id in literal_sentinels(self.processor, template)[:_SENTINEL_TRIES]:
+            inputs = self._process("".join(sentinel if literal else text for text, literal in pieces), images)
+            spliced = splice_literals(inputs, sentinel_id, literals)
+            if spliced is None:
+                continue  # the sentinel did not come back once for each span: try the next one
+            # The image tokens must be the processor's: a span whose plain text is a piece of the vocabulary
+            # equal to the image token (a SentencePiece ``<image>``) would stand for an image not there.
+            if self._image_tokens(spliced) != self._image_tokens(inputs):
+                break
+            return BatchFeature(spliced)
+        typed = ", ".join(sorted({text for text, literal in pieces if literal}))
+        raise ImageInputError(
+            f"{self.info.label}'s processor cannot keep the control-token text typed in the messages "
+            f"({typed}) as plain text beside images. Remove that text from the messages, or send them "
+            "without images."
+        )
+
+    def _image_tokens(self, inputs: Any) -> int:
+        """How many of the model's image tokens ``inputs`` hold."""
+        if not self.image_token:
+            return 0
+        image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        return int((inputs["input_ids"] == image_id).sum())
+
+    def _process(self, text: str, images: list[Any]) -> Any:
+        """Run the processor on one prompt and its images."""
         try:
-            if not images:
-                return self.processor(text=[text], return_tensors="pt", add_special_tokens=False)
             return self.processor(text=[text], images=[images], return_tensors="pt", add_special_tokens=False)
         except ValueError as exc:  # the processor's own checks (image tokens and images that do not pair)
             raise ImageInputError(f"{self.info.label}'s processor refused the images: {exc}") from exc
