@@ -15,6 +15,7 @@ from tests.scripted import ScriptedBackend, call, hermes
 from tools import ToolRegistry
 from workbench.chat_model import ChatModel
 from workbench.dialects import ChatGLM3Dialect, Dialect
+from workbench.documents.errors import DocumentError
 from workbench.errors import EmptyPromptError, PromptTooLongError
 from workbench.messages import Message, Role, ToolCall, transcript_to_json
 from workbench.modes.events import MessageDone, Notice, TextDelta
@@ -316,6 +317,27 @@ def test_an_empty_message_and_a_too_long_one(registry):
     with pytest.raises(PromptTooLongError):
         list(session.send("x" * 30_000))
     assert session.messages == []  # nothing was answered, so the message is taken back
+
+
+class UnreadableDocuments:
+    """Attached documents whose store cannot be read (a database gone, say)."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def sections(self) -> list[tuple[str, str, str]]:
+        raise DocumentError("The attached documents could not be read; try again.")
+
+    def search(self, query: str, k: int = 5) -> list[Any]:
+        raise DocumentError("The attached documents could not be read; try again.")
+
+
+def test_documents_that_cannot_be_searched_take_the_message_back(registry):
+    session, _ = session_with(registry, "unused")
+    session.documents = UnreadableDocuments()
+    with pytest.raises(DocumentError, match="could not be read"):
+        list(session.send("What do the files say?"))
+    assert session.messages == []  # nothing was answered: the page keeps the text to send again
 
 
 def test_the_call_schema_accepts_exactly_the_calls_validation_accepts(registry):

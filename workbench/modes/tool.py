@@ -377,9 +377,14 @@ class ToolSession:
                     "for but not enforced: the model may still answer without a call.",
                     "warning",
                 )
-            self._question, self._sources = attachments.find_sources(
-                self.model, self.settings, self.conversation(), self.documents, tools
-            )
+            try:
+                self._question, self._sources = attachments.find_sources(
+                    self.model, self.settings, self.conversation(), self.documents, tools
+                )
+            except WorkbenchError:  # the documents could not be searched: nothing was answered
+                if asked is not None:
+                    self.history.remove_if_last(asked)
+                raise
             yield from self._rounds(tools, force=force, replies=0, calls=[], asked=asked)
         finally:
             self._busy = False
